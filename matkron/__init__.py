@@ -1,0 +1,23 @@
+"""matkron: Kronecker-structured linear algebra with a compiled BLAS core.
+
+The central identity, with vec the column-stacking map (Fortran order):
+
+    (A ⊗ B) vec(C) = vec(B C Aᵀ)
+
+so a product with a Kronecker product costs GEMMs on its factors and never forms it.
+"""
+
+from ._kron import identity, kron_matvec, kron_order, unvec, vec
+from ._operator import KronOperator, kron
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "KronOperator",
+    "identity",
+    "kron",
+    "kron_matvec",
+    "kron_order",
+    "unvec",
+    "vec",
+]

@@ -1,0 +1,393 @@
+"""Kronecker products applied without forming them: kron_matvec and its plan."""
+
+import functools
+import math
+
+import numpy as np
+
+from . import _kron_cy
+from ._validation import (
+    BLAS_INT_MAX,
+    as_array,
+    blas_readable,
+    check_out,
+    operand,
+    result_dtype,
+)
+from ._workspace import workspace
+
+__all__ = ["identity", "vec", "unvec", "kron_order", "kron_matvec"]
+
+
+class IdentityFactor:
+    """The n-by-n identity as a Kronecker factor: applied without a GEMM, no dtype.
+
+    Create it with :func:`matkron.identity`.
+    """
+
+    __slots__ = ("n",)
+    ndim = 2
+
+    def __init__(self, n):
+        self.n = n
+
+    @property
+    def shape(self):
+        return (self.n, self.n)
+
+    @property
+    def T(self):
+        return self
+
+    def conj(self):
+        return self
+
+    def toarray(self, dtype=np.float64):
+        """The dense identity matrix of the given dtype."""
+        return np.eye(self.n, dtype=dtype)
+
+    def __eq__(self, other):
+        return isinstance(other, IdentityFactor) and other.n == self.n
+
+    def __hash__(self):
+        return hash((IdentityFactor, self.n))
+
+    def __repr__(self):
+        return f"identity({self.n})"
+
+
+def identity(n):
+    """The n-by-n identity as a Kronecker factor.
+
+    Parameters
+    ----------
+    n : int
+        The order of the identity, n >= 0.
+
+    Returns
+    -------
+    IdentityFactor
+        A factor with ``shape == (n, n)`` and no dtype: it takes no part in dtype
+        promotion, and applying it costs no GEMM (``kron(identity(n), B)`` costs one).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matkron
+    >>> B = np.array([[1.0, 2.0], [3.0, 4.0]])
+    >>> matkron.kron_matvec([matkron.identity(2), B], np.arange(4.0))
+    array([ 2.,  6., 12., 24.])
+    """
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"n must be an integer; got {type(n).__name__}")
+    if n < 0:
+        raise ValueError(f"n must be non-negative; got {n}")
+    return IdentityFactor(int(n))
+
+
+def vec(X):
+    """Stack the columns of a matrix into a vector: ``X.ravel(order="F")``.
+
+    Parameters
+    ----------
+    X : array_like
+        The matrix (any number of dimensions is accepted, as for ``ravel``).
+
+    Returns
+    -------
+    ndarray
+        The 1-D column-major flattening; a view when the layout allows, else a copy.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matkron
+    >>> matkron.vec(np.array([[1, 2], [3, 4]]))
+    array([1, 3, 2, 4])
+    """
+    return np.asarray(X).ravel(order="F")
+
+
+def unvec(x, shape):
+    """Inverse of :func:`vec`: refill `shape` column by column from the vector `x`.
+
+    Parameters
+    ----------
+    x : array_like
+        1-D array of length ``prod(shape)``.
+    shape : tuple of int
+        The shape of the result, e.g. ``(rows, cols)``.
+
+    Returns
+    -------
+    ndarray
+        ``x.reshape(shape, order="F")``: a view when the layout allows, else a copy.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matkron
+    >>> matkron.unvec(np.array([1, 3, 2, 4]), (2, 2))
+    array([[1, 2],
+           [3, 4]])
+    """
+    x = np.asarray(x)
+    if x.ndim != 1:
+        raise ValueError(f"x must be 1-D; got shape {x.shape}")
+    shape = tuple(int(d) for d in np.atleast_1d(shape))
+    if math.prod(shape) != x.size or any(d < 0 for d in shape):
+        raise ValueError(f"x has length {x.size}; cannot unvec it to shape {shape}")
+    return x.reshape(shape, order="F")
+
+
+def _cheaper_first(a, b):
+    """Sort comparator: applying factor a before b costs fewer flops (exchange argument).
+
+    With (p, q) the factor shapes, a goes first iff 1/q_a - 1/p_a < 1/q_b - 1/p_b; compared
+    in exact integer arithmetic. Ties keep the given order.
+    """
+    (pa, qa), (pb, qb) = a[1], b[1]
+    lhs = (pa - qa) * pb * qb
+    rhs = (pb - qb) * pa * qa
+    return -1 if lhs < rhs else (1 if lhs > rhs else 0)
+
+
+def _apply_order(shapes, skip=()):
+    """Factor indices (not in `skip`) in the order of least flops."""
+    items = [(i, s) for i, s in enumerate(shapes) if i not in skip]
+    if all(p == q for _, (p, q) in items):
+        return tuple(i for i, _ in items)
+    items.sort(key=functools.cmp_to_key(_cheaper_first))
+    return tuple(i for i, _ in items)
+
+
+def _flops(shapes, order, m):
+    size = m * math.prod(q for _, q in shapes)
+    flops = 0
+    for i in order:
+        p, q = shapes[i]
+        if q == 0:
+            return 0
+        flops += size * p
+        size = size // q * p
+    return flops
+
+
+def kron_order(shapes, m=1):
+    """The cheapest order in which to apply the factors of a Kronecker product.
+
+    Parameters
+    ----------
+    shapes : sequence of (int, int)
+        The factor shapes (p_i, q_i) of F1 ⊗ … ⊗ Fk.
+    m : int, optional
+        The number of right-hand sides.
+
+    Returns
+    -------
+    order : tuple of int
+        Factor indices in the order they are applied.
+    flops : int
+        The exact number of scalar multiplications of that order.
+
+    Notes
+    -----
+    Applying factor i to a tensor of N entries costs N p_i multiplications and scales the
+    tensor by p_i / q_i. An exchange argument shows that applying i before j is cheaper iff
+    1/q_i − 1/p_i < 1/q_j − 1/p_j, so sorting by that key is optimal.
+
+    Examples
+    --------
+    >>> import matkron
+    >>> matkron.kron_order([(2, 50), (50, 2)])
+    (0, 1)
+    """
+    shapes = [(int(p), int(q)) for p, q in shapes]
+    if not shapes:
+        raise ValueError("shapes must name at least one factor")
+    if any(p < 0 or q < 0 for p, q in shapes):
+        raise ValueError(f"shapes must be non-negative; got {shapes}")
+    order = _apply_order(shapes)
+    return order, _flops(shapes, order, int(m))
+
+
+def _factor_names(k):
+    if k <= 26:
+        return [chr(ord("A") + i) for i in range(k)]
+    return [f"F{i + 1}" for i in range(k)]
+
+
+def describe(shapes):
+    """`kron(A, B)`-style name of a product, for messages."""
+    return "kron(" + ", ".join(_factor_names(len(shapes))) + ")"
+
+
+def as_factors(factors, name="factors"):
+    """Validate a sequence of Kronecker factors: 2-D arrays or identity factors."""
+    if isinstance(factors, np.ndarray) and factors.ndim < 3:
+        raise TypeError(
+            f"{name} must be a sequence of 2-D arrays; got one array of shape "
+            f"{factors.shape} (wrap a single factor in a list)"
+        )
+    try:
+        factors = list(factors)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be a sequence of 2-D arrays; got {type(factors).__name__}"
+        ) from None
+    if not factors:
+        raise ValueError(f"{name} must contain at least one factor")
+    out = []
+    for i, f in enumerate(factors):
+        if not isinstance(f, IdentityFactor):
+            f = as_array(f, f"{name}[{i}]")
+            if f.ndim != 2:
+                raise ValueError(f"{name}[{i}] must be 2-D; got shape {f.shape}")
+        out.append(f)
+    return out
+
+
+def factor_dtype(factors):
+    """The kernel dtype of the array factors (float64 when all are identities)."""
+    dtypes = [f.dtype for f in factors if not isinstance(f, IdentityFactor)]
+    return result_dtype(*dtypes) if dtypes else np.dtype(np.float64)
+
+
+def kernel_factors(factors, dtype):
+    """The factors as the kernel takes them: BLAS-readable arrays of `dtype`, or ints."""
+    return tuple(
+        f.n if isinstance(f, IdentityFactor) else blas_readable(f, dtype) for f in factors
+    )
+
+
+def check_operand(x, shapes, name="x", columns=True):
+    """Check that x (1-D or 2-D) matches the columns (or rows) of the product of `shapes`."""
+    if x.ndim not in (1, 2):
+        raise ValueError(f"{name} must be 1-D or 2-D; got shape {x.shape}")
+    dims = [q if columns else p for p, q in shapes]
+    expected = math.prod(dims)
+    if x.shape[0] != expected:
+        count = f"{x.shape[0]} rows" if x.ndim == 2 else f"length {x.shape[0]}"
+        product = "*".join(map(str, dims))
+        eq = f" = {product}" if len(dims) > 1 else ""
+        kind = "columns" if columns else "rows"
+        raise ValueError(
+            f"{name} has {count}; expected {expected}{eq}, the number of {kind} of "
+            f"{describe(shapes)}"
+        )
+
+
+def apply(mats, shapes, order, x, out, accumulate=False):
+    """Run the kernel: out (+)= kron(mats) @ x, for coerced and checked arrays.
+
+    `order` lists the non-identity factors in application order.
+    """
+    if out.size == 0:
+        return out
+    if x.shape[0] == 0:
+        if not accumulate:
+            out.fill(0)
+        return out
+    for arr, name in ((x, "x"), (out, "out")):
+        if max(arr.size, *(abs(s) // arr.itemsize for s in arr.strides)) > BLAS_INT_MAX:
+            raise ValueError(
+                f"{name} of shape {arr.shape} is too large for the BLAS integer type "
+                f"(at most {BLAS_INT_MAX} elements)"
+            )
+    buf = workspace()
+    need = _kron_cy.kron_apply(mats, order, x, out, buf, accumulate)
+    if need:
+        if need // x.itemsize > 2 * BLAS_INT_MAX:
+            raise ValueError(
+                "an intermediate tensor is too large for the BLAS integer type "
+                f"(at most {BLAS_INT_MAX} elements)"
+            )
+        _kron_cy.kron_apply(mats, order, x, out, workspace(need), accumulate)
+    return out
+
+
+def empty_result(x, rows, dtype):
+    """A new result array for operand x: 1-D, or 2-D in the memory order of x."""
+    if x.ndim == 1:
+        return np.empty(rows, dtype=dtype)
+    order = "F" if x.flags.f_contiguous and not x.flags.c_contiguous else "C"
+    return np.empty((rows, x.shape[1]), dtype=dtype, order=order)
+
+
+def kron_matvec(factors, x, *, out=None):
+    """Compute (F1 ⊗ F2 ⊗ … ⊗ Fk) x without forming the Kronecker product.
+
+    Parameters
+    ----------
+    factors : sequence of array_like
+        k >= 1 two-dimensional factors; Fi has shape (p_i, q_i). A factor may be
+        :func:`matkron.identity`, which is applied without a GEMM.
+    x : array_like
+        1-D of length q_1 ⋯ q_k, or 2-D of shape (q_1 ⋯ q_k, m) with m right-hand sides
+        as columns. Any memory layout.
+    out : ndarray, optional
+        Where to write the result: the exact result shape and dtype, writeable, any
+        memory layout, not overlapping `x` or a factor.
+
+    Returns
+    -------
+    ndarray
+        The product, of shape (p_1 ⋯ p_k,) or (p_1 ⋯ p_k, m), equal to
+        ``np.kron(np.kron(F1, F2), …) @ x`` up to rounding; `out` when given.
+
+    Raises
+    ------
+    ValueError
+        If a factor is not 2-D, `x` does not match the factors, `out` is unsuitable, or a
+        dimension exceeds the BLAS integer range.
+    TypeError
+        If an operand has a dtype outside float, complex, integer and bool, or longdouble.
+
+    Notes
+    -----
+    With vec the column-stacking map, (A ⊗ B) vec(C) = vec(B C Aᵀ): each factor is applied
+    along its mode of x reshaped (in Fortran order) as a q_k × ⋯ × q_1 tensor, by one GEMM
+    or one sequence of GEMMs, in the order of least flops (:func:`kron_order`); for two
+    factors that is the cheaper of (B C) Aᵀ and B (C Aᵀ). The m right-hand sides share
+    those GEMMs. The result dtype is ``np.result_type`` of the arrays, with integers and
+    bool computed in float64 and float16 in float32. Operands are read through their
+    strides; `x` is copied only when neither of its strides is unit (for example a
+    negatively strided or every-other-element view), factors only when BLAS cannot read
+    them, and inputs of another dtype are cast. Intermediate tensors live in a per-thread
+    workspace reused across calls; the GIL is released during the computation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matkron
+    >>> A = np.array([[1.0, 2.0], [3.0, 4.0]])
+    >>> B = np.array([[0.0, 1.0], [1.0, 0.0]])
+    >>> x = np.arange(4.0)
+    >>> matkron.kron_matvec([A, B], x)
+    array([ 5.,  4., 11., 10.])
+    >>> np.kron(A, B) @ x
+    array([ 5.,  4., 11., 10.])
+    """
+    if out is None:
+        result = _kron_cy.kron_matvec_fast(factors, x)
+        if result is not None:
+            return result
+    factors = as_factors(factors)
+    x_in = x
+    x = as_array(x, "x")
+    dtype = result_dtype(
+        *(f.dtype for f in factors if not isinstance(f, IdentityFactor)), x.dtype
+    )
+    shapes = [f.shape for f in factors]
+    check_operand(x, shapes)
+    rows = math.prod(p for p, _ in shapes)
+    if out is None:
+        out = empty_result(x, rows, dtype)
+    else:
+        shape = (rows,) if x.ndim == 1 else (rows, x.shape[1])
+        named = [("x", x_in)] + [(f"factors[{i}]", f) for i, f in enumerate(factors)]
+        check_out(out, shape, dtype, named)
+    mats = kernel_factors(factors, dtype)
+    skip = {i for i, f in enumerate(factors) if isinstance(f, IdentityFactor)}
+    order = _apply_order(shapes, skip)
+    return apply(mats, shapes, order, operand(x, dtype), out)

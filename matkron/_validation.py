@@ -1,0 +1,109 @@
+"""Input coercion and checks shared by the public functions.
+
+All dtype policy lives here: the kernels serve float32, float64, complex64 and complex128.
+"""
+
+import numpy as np
+
+_BLAS_DTYPES = frozenset(np.dtype(t) for t in ("f4", "f8", "c8", "c16"))
+_FLOAT64 = np.dtype(np.float64)
+_FLOAT32 = np.dtype(np.float32)
+
+# Largest dimension, stride or size (in elements) that fits the BLAS integer (LP64 SciPy).
+BLAS_INT_MAX = 2**31 - 1
+
+
+def blas_dtype(dtype):
+    """Map a promoted dtype to the kernel dtype, or raise TypeError.
+
+    Integers and bool compute in float64, float16 in float32; float32/64 and complex64/128
+    are kept; everything else (longdouble, object, strings, datetimes, ...) is rejected
+    rather than silently downcast.
+    """
+    if dtype in _BLAS_DTYPES:
+        return dtype
+    if dtype.kind in "biu":
+        return _FLOAT64
+    if dtype == np.float16:
+        return _FLOAT32
+    raise TypeError(
+        f"unsupported dtype {dtype}; matkron computes in float32, float64, complex64 or "
+        "complex128 (integers and bool are promoted to float64, float16 to float32)"
+    )
+
+
+def result_dtype(*dtypes):
+    """The kernel dtype for operands of the given dtypes (numpy promotion, then blas_dtype)."""
+    try:
+        dtype = np.result_type(*dtypes)
+    except TypeError as exc:
+        raise TypeError(f"operands have no common numeric dtype: {exc}") from None
+    return blas_dtype(dtype)
+
+
+def as_array(value, name):
+    """np.asarray with a TypeError naming the argument when the value is not numeric."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biufc":
+        raise TypeError(f"{name} has dtype {arr.dtype}; expected a numeric array")
+    return arr
+
+
+def blas_readable(mat, dtype):
+    """`mat` cast to `dtype` with strides BLAS can read (one unit stride, the other positive).
+
+    Copies only when the dtype differs, the array is misaligned, or neither stride is unit.
+    """
+    mat = mat.astype(dtype, copy=False)
+    if not mat.flags.aligned:
+        return np.array(mat, order="F")
+    p, q = mat.shape
+    s0, s1 = mat.strides
+    size = mat.itemsize
+    if (p <= 1 or s0 == size) and (q <= 1 or s1 >= max(p, 1) * size):
+        return mat
+    if (q <= 1 or s1 == size) and (p <= 1 or s0 >= max(q, 1) * size):
+        return mat
+    return np.array(mat, order="F")
+
+
+def operand(x, dtype):
+    """`x` cast to the kernel dtype; misaligned arrays are copied, any strides are kept."""
+    x = x.astype(dtype, copy=False)
+    if not x.flags.aligned:
+        x = np.array(x)
+    return x
+
+
+def check_blas_size(n, what):
+    if n > BLAS_INT_MAX:
+        raise ValueError(
+            f"{what} is {n}, larger than the BLAS integer limit {BLAS_INT_MAX}"
+        )
+
+
+def overlaps(a, b):
+    """Whether arrays `a` and `b` may share memory (exact where cheap, else conservative)."""
+    if not np.may_share_memory(a, b):
+        return False
+    try:
+        return bool(np.shares_memory(a, b, max_work=10_000))
+    except np.exceptions.TooHardError:
+        return True
+
+
+def check_out(out, shape, dtype, inputs):
+    """Validate an `out=` array: exact shape and dtype, writeable, disjoint from `inputs`."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray; got {type(out).__name__}")
+    if out.shape != shape:
+        raise ValueError(f"out has shape {out.shape}; expected {shape}")
+    if out.dtype != dtype:
+        raise ValueError(f"out has dtype {out.dtype}; expected {dtype}, the result dtype")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only")
+    for name, arr in inputs:
+        if isinstance(arr, np.ndarray) and overlaps(out, arr):
+            raise ValueError(f"out overlaps {name}; pass a separate array")
+    if not out.flags.aligned:
+        raise ValueError("out is not aligned for its dtype")
