@@ -16,20 +16,28 @@ ctypedef fused blas_t:
     complex128_t
 
 
+cdef inline void gemm_scaled(char transa, char transb, blas_int m, blas_int n, blas_int k,
+                             blas_t alpha, const blas_t* a, blas_int lda,
+                             const blas_t* b, blas_int ldb,
+                             blas_t beta, blas_t* c, blas_int ldc) noexcept nogil:
+    """c = alpha * op(a) @ op(b) + beta * c, with op(a) m-by-k and op(b) k-by-n."""
+    if blas_t is float:
+        cython_blas.sgemm(&transa, &transb, &m, &n, &k, &alpha, <float*>a, &lda,
+                          <float*>b, &ldb, &beta, c, &ldc)
+    elif blas_t is double:
+        cython_blas.dgemm(&transa, &transb, &m, &n, &k, &alpha, <double*>a, &lda,
+                          <double*>b, &ldb, &beta, c, &ldc)
+    elif blas_t is complex64_t:
+        cython_blas.cgemm(&transa, &transb, &m, &n, &k, &alpha, <complex64_t*>a, &lda,
+                          <complex64_t*>b, &ldb, &beta, c, &ldc)
+    else:
+        cython_blas.zgemm(&transa, &transb, &m, &n, &k, &alpha, <complex128_t*>a, &lda,
+                          <complex128_t*>b, &ldb, &beta, c, &ldc)
+
+
 cdef inline void gemm(char transa, char transb, blas_int m, blas_int n, blas_int k,
                       const blas_t* a, blas_int lda, const blas_t* b, blas_int ldb,
                       blas_t beta, blas_t* c, blas_int ldc) noexcept nogil:
     """c = op(a) @ op(b) + beta * c, with op(a) m-by-k and op(b) k-by-n."""
     cdef blas_t one = 1
-    if blas_t is float:
-        cython_blas.sgemm(&transa, &transb, &m, &n, &k, &one, <float*>a, &lda,
-                          <float*>b, &ldb, &beta, c, &ldc)
-    elif blas_t is double:
-        cython_blas.dgemm(&transa, &transb, &m, &n, &k, &one, <double*>a, &lda,
-                          <double*>b, &ldb, &beta, c, &ldc)
-    elif blas_t is complex64_t:
-        cython_blas.cgemm(&transa, &transb, &m, &n, &k, &one, <complex64_t*>a, &lda,
-                          <complex64_t*>b, &ldb, &beta, c, &ldc)
-    else:
-        cython_blas.zgemm(&transa, &transb, &m, &n, &k, &one, <complex128_t*>a, &lda,
-                          <complex128_t*>b, &ldb, &beta, c, &ldc)
+    gemm_scaled(transa, transb, m, n, k, one, a, lda, b, ldb, beta, c, ldc)

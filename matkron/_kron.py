@@ -277,10 +277,11 @@ def check_operand(x, shapes, name="x", columns=True):
         )
 
 
-def apply(mats, shapes, order, x, out, accumulate=False):
-    """Run the kernel: out (+)= kron(mats) @ x, for coerced and checked arrays.
+def apply(terms, x, out, accumulate=False):
+    """Run the kernel: out (+)= Σ alpha · kron(mats) @ x for coerced and checked arrays.
 
-    `order` lists the non-identity factors in application order.
+    `terms` holds (alpha, mats, order) triples, `order` listing the non-identity factors
+    in application order.
     """
     if out.size == 0:
         return out
@@ -294,15 +295,14 @@ def apply(mats, shapes, order, x, out, accumulate=False):
                 f"{name} of shape {arr.shape} is too large for the BLAS integer type "
                 f"(at most {BLAS_INT_MAX} elements)"
             )
-    buf = workspace()
-    need = _kron_cy.kron_apply(mats, order, x, out, buf, accumulate)
+    need = _kron_cy.kron_apply(terms, x, out, workspace(), accumulate)
     if need:
         if need // x.itemsize > 2 * BLAS_INT_MAX:
             raise ValueError(
                 "an intermediate tensor is too large for the BLAS integer type "
                 f"(at most {BLAS_INT_MAX} elements)"
             )
-        _kron_cy.kron_apply(mats, order, x, out, workspace(need), accumulate)
+        _kron_cy.kron_apply(terms, x, out, workspace(need), accumulate)
     return out
 
 
@@ -390,4 +390,4 @@ def kron_matvec(factors, x, *, out=None):
     mats = kernel_factors(factors, dtype)
     skip = {i for i, f in enumerate(factors) if isinstance(f, IdentityFactor)}
     order = _apply_order(shapes, skip)
-    return apply(mats, shapes, order, operand(x, dtype), out)
+    return apply(((1, mats, order),), operand(x, dtype), out)

@@ -132,7 +132,7 @@ class KronOperator(LinearOperator):
             x = x.astype(dtype)
         if out is None:
             out = empty_result(x, self.shape[0], dtype)
-        return apply(self._mats(dtype), self._shapes, self.apply_order, x, out)
+        return apply(((1, self._mats(dtype), self.apply_order),), x, out)
 
     def _matvec(self, x):
         return self._product(np.asarray(x).reshape(-1))
