@@ -1,23 +1,33 @@
-# Kronecker-product application: y = (F1 ⊗ … ⊗ Fk) x without forming the product.
+# Kronecker-product application: y = Σ_t alpha_t (F1 ⊗ … ⊗ Fk)_t x without forming products.
 #
 # With vec = column stacking, a vector x of length q1*…*qk is the Fortran-ordered tensor
 # X[qk, …, q1] (the last factor varies fastest), and applying Fi is a product along the mode
-# of length qi. The kernel keeps the tensor in memory order, so each factor costs one GEMM
-# when its mode is the first one and one GEMM per slice of the following modes otherwise,
-# with operands and results read and written through their strides:
+# of length qi. The m right-hand sides of a 2-D x are one more mode, last for a
+# Fortran-ordered x ("F kind") and first for a C-ordered one ("C kind"), to which no factor
+# is applied.
 #
-#     mode 0:      Y(p, cols)   = F   @ X(q, cols)        one GEMM over all merged columns
-#     mode j > 0:  Y_r(L, p)    = X_r(L, q) @ F.T         one GEMM per outer index r
+# Each factor is applied by one GEMM on the tensor viewed as a matrix, reading and writing
+# through strides. With the factor's mode first (j = 0) or last (j = n-1) in memory, the
+# rest of the tensor is one GEMM dimension, and the result can keep the mode where it was
+# ("normal") or write it at the other end ("rotated", a GEMM with a transposed operand):
 #
-# The m right-hand sides of a 2-D x are one more mode (last for a Fortran-ordered x, first
-# for a C-ordered one) to which no factor is applied. Intermediate tensors live in a
-# caller-provided workspace; inputs are never written.
+#     normal,  j = 0:    Y(p, rest)  = F @ X(q, rest)
+#     rotated, j = 0:    Y(rest, p)  = X(q, rest).T @ F.T
+#     normal,  j = n-1:  Y(rest, p)  = X(rest, q) @ F.T
+#     rotated, j = n-1:  Y(p, rest)  = F @ X(rest, q).T
+#     normal,  0<j<n-1:  Y_r(L, p)   = X_r(L, q) @ F.T      one GEMM per outer index r
 #
-# The Python layer (matkron/_kron.py) does all coercion, dtype policy, shape checks and the
-# choice of order; this module trusts its inputs.
+# A planner picks, for the order of fewest flops, the variant of every step that needs the
+# fewest BLAS calls and leaves the result in the layout of `out` (or in a layout numpy can
+# hold, when the kernel allocates `out`). Intermediate tensors live in a reused workspace;
+# inputs are never written.
+#
+# The Python layer (matkron/_kron.py) does coercion, dtype policy and shape checks; this
+# module trusts its inputs.
 
 cimport numpy as cnp
 from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy
 
 from _blas cimport blas_t, complex64_t, complex128_t, gemm_scaled
 from _blas_int cimport blas_int
@@ -25,6 +35,20 @@ from _blas_int cimport blas_int
 from matkron._workspace import workspace as _workspace
 
 cnp.import_array()
+
+cdef extern from *:
+    # Exact comparisons of flop keys: products of three dimensions below 2**31.
+    ctypedef long long int128_t "__int128"
+
+
+cdef enum:
+    MAX_FACTORS = 32             # non-scalar factors of one Kronecker product
+    MAX_MODES = MAX_FACTORS + 1  # the factors' modes and the right-hand-side mode
+    MAX_STATES = 64              # layouts the planner tracks per step
+    STACK_WORKSPACE_BYTES = 16384
+    NORMAL = 0
+    ROTATE_FRONT = 1
+    ROTATE_BACK = 2
 
 
 cdef struct Factor:
@@ -46,14 +70,25 @@ cdef struct Operand:
     Py_ssize_t s1
 
 
-cdef struct Layout:
-    # How one product runs: the memory-order kind of the tensors, whether x and out are
-    # used in place, and the workspace it needs (two buffers of `largest` elements at most).
-    bint c_kind
-    bint x_direct
-    bint out_direct
-    Py_ssize_t largest
-    Py_ssize_t need
+cdef struct Plan:
+    # How one Kronecker product runs.
+    int nsteps
+    int order[MAX_FACTORS]       # factor applied at each step
+    char variant[MAX_FACTORS]    # NORMAL, ROTATE_FRONT or ROTATE_BACK
+    bint x_direct                # step 0 reads x in place (else a copy in the workspace)
+    bint x_c_kind                # kind of the tensor step 0 reads
+    bint out_direct              # the last step writes out in place (else copy at the end)
+    bint out_c_kind              # kind of the final tensor
+    double cost                  # BLAS calls, plus a penalty for a copy of the result
+    Py_ssize_t largest           # elements in each of the (at most two) workspace buffers
+    Py_ssize_t need              # workspace bytes
+
+
+cdef struct Search:
+    # One candidate layout sequence of the planner.
+    int perm[MAX_MODES]          # mode ids in memory order, fastest first (rhs id = k)
+    char variant[MAX_FACTORS]
+    double cost
 
 
 cdef inline Py_ssize_t _max(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
@@ -64,6 +99,8 @@ cdef inline bint _is_blas_type(int type_num) noexcept:
     return (type_num == cnp.NPY_FLOAT32 or type_num == cnp.NPY_FLOAT64
             or type_num == cnp.NPY_COMPLEX64 or type_num == cnp.NPY_COMPLEX128)
 
+
+# -- loading operands --------------------------------------------------------------------
 
 cdef void _load_operand(cnp.ndarray a, Operand* op) noexcept:
     cdef Py_ssize_t itemsize = cnp.PyArray_ITEMSIZE(a)
@@ -119,46 +156,250 @@ cdef bint _load_factor(object f, Factor* factor, int type_num, Py_ssize_t itemsi
     return True
 
 
-cdef void _plan_layout(const Factor* factors, const Py_ssize_t* order, int nsteps,
-                       const Operand* x, const Operand* out, Py_ssize_t itemsize,
-                       Layout* layout) noexcept nogil:
-    """Choose the memory-order kind and size the workspace for one product.
+# -- planning ------------------------------------------------------------------------------
 
-    Kind "F" keeps the right-hand-side mode last (its stride may be padded), kind "C" keeps
-    it first (contiguous only). Any other x is copied once into the workspace, any other
-    out is written through a workspace buffer. Every tensor of the sequence
-    x, T1, …, out that is not x or out itself lives in one of two buffers, taken in turn.
+cdef inline int _compare_keys(const Factor* a, const Factor* b) noexcept nogil:
+    """Sign of key(a) - key(b), key = 1/q - 1/p: applying a first is cheaper iff < 0."""
+    cdef int128_t lhs = <int128_t>(a.p - a.q) * b.p * b.q
+    cdef int128_t rhs = <int128_t>(b.p - b.q) * a.p * a.q
+    return -1 if lhs < rhs else (1 if lhs > rhs else 0)
+
+
+cdef int _flop_order(const Factor* factors, int k, int* order, bint ties_reversed) noexcept nogil:
+    """Non-identity factors sorted by the exchange-argument key; returns their count.
+
+    Any order of equal keys has the same flops; `ties_reversed` takes them by descending
+    index instead of ascending, which can spare BLAS calls for some layouts.
     """
+    cdef int n = 0, i, j, key, c
+    for i in range(k):
+        if factors[i].data != NULL:
+            order[n] = i
+            n += 1
+    for i in range(1, n):
+        key = order[i]
+        j = i - 1
+        while j >= 0:
+            c = _compare_keys(&factors[key], &factors[order[j]])
+            if c < 0 or (c == 0 and ties_reversed):
+                order[j + 1] = order[j]
+                j -= 1
+            else:
+                break
+        order[j + 1] = key
+    return n
+
+
+cdef int _compact(const int* perm, int nmodes, const Py_ssize_t* dims, int keep,
+                  int* ids) noexcept nogil:
+    """The mode ids of `perm` with a dimension above 1 (and `keep`), in memory order."""
+    cdef int u, n = 0
+    for u in range(nmodes):
+        if dims[perm[u]] > 1 or perm[u] == keep:
+            ids[n] = perm[u]
+            n += 1
+    return n
+
+
+cdef void _kind_perm(int k, bint c_kind, int* perm) noexcept nogil:
+    """Memory order of the modes for a tensor of the given kind (rhs id = k)."""
+    cdef int i
+    for i in range(k):
+        perm[i + 1 if c_kind else i] = k - 1 - i
+    perm[0 if c_kind else k] = k
+
+
+cdef bint _same_layout(const int* a, const int* b, int nmodes,
+                       const Py_ssize_t* dims) noexcept nogil:
+    """Whether two mode orders agree on every mode of dimension above 1."""
+    cdef int ca[MAX_MODES]
+    cdef int cb[MAX_MODES]
+    cdef int n = _compact(a, nmodes, dims, -1, ca), u
+    if _compact(b, nmodes, dims, -1, cb) != n:
+        return False
+    for u in range(n):
+        if ca[u] != cb[u]:
+            return False
+    return True
+
+
+cdef void _move(const int* perm, int nmodes, int mode, bint to_front, int* out) noexcept nogil:
+    cdef int u, n = 0
+    if to_front:
+        out[0] = mode
+        n = 1
+    for u in range(nmodes):
+        if perm[u] != mode:
+            out[n] = perm[u]
+            n += 1
+    if not to_front:
+        out[n] = mode
+
+
+cdef double _search(const Factor* factors, int k, const int* order, int nsteps,
+                    Py_ssize_t m, bint start_c_kind, bint x_padded, int out_kinds,
+                    bint out_padded, double copy_penalty, Search* best,
+                    bint* end_c_kind, bint* end_direct) noexcept nogil:
+    """Fewest-call variants for a fixed order, from a start kind to an allowed end kind.
+
+    `out_kinds` is a bit set of end kinds written in place: 1 for F, 2 for C. An end in
+    another kind costs `copy_penalty` (the result goes through the workspace). A padded x
+    (F kind with a right-hand-side stride above its length) cannot be rotated at step 0,
+    a padded out is written only by a normal step. Returns the cost (or -1 if none).
+    """
+    cdef Search states[2][MAX_STATES]
+    cdef int counts[2]
+    cdef Py_ssize_t dims[MAX_MODES]
+    cdef int ids[MAX_MODES]
+    cdef int kind_perm[MAX_MODES]
+    cdef int cur = 0, nxt, t, s, f, nc, jj, u, v, nmodes = k + 1, variant, w
+    cdef double calls, cost, best_cost = -1
+    cdef bint merged, is_f, is_c, direct
+    cdef Search cand
+    for u in range(k):
+        dims[u] = factors[u].q
+    dims[k] = m
+    _kind_perm(k, start_c_kind, states[0][0].perm)
+    states[0][0].cost = 0
+    counts[0] = 1
+    for t in range(nsteps):
+        f = order[t]
+        nxt = 1 - cur
+        counts[nxt] = 0
+        for s in range(counts[cur]):
+            nc = _compact(states[cur][s].perm, nmodes, dims, f, ids)
+            jj = 0
+            while ids[jj] != f:
+                jj += 1
+            for variant in range(3):
+                if variant != NORMAL and nc < 2:
+                    continue
+                if variant == ROTATE_FRONT and (jj != 0 or (t == 0 and x_padded)):
+                    continue
+                if variant == ROTATE_BACK and jj != nc - 1:
+                    continue
+                if variant == NORMAL:
+                    # One GEMM per index of the modes after the factor (after the merged
+                    # columns for j = 0: all of them, but for a padded x's rhs mode).
+                    calls = 1
+                    merged = jj == 0
+                    for u in range(jj + 1, nc):
+                        if merged and not (t == 0 and x_padded and ids[u] == k):
+                            continue
+                        merged = False
+                        calls *= <double>dims[ids[u]]
+                    cand.perm = states[cur][s].perm
+                else:
+                    calls = 1.001      # prefer a normal step when the counts tie
+                    _move(states[cur][s].perm, nmodes, f, variant == ROTATE_BACK, cand.perm)
+                cand.variant = states[cur][s].variant
+                cand.variant[t] = variant
+                cand.cost = states[cur][s].cost + calls
+                # Keep the cheaper of two candidates with one layout.
+                for w in range(counts[nxt]):
+                    for u in range(nmodes):
+                        if states[nxt][w].perm[u] != cand.perm[u]:
+                            break
+                    else:
+                        if cand.cost < states[nxt][w].cost:
+                            states[nxt][w] = cand
+                        break
+                else:
+                    if counts[nxt] < MAX_STATES:
+                        states[nxt][counts[nxt]] = cand
+                        counts[nxt] += 1
+        dims[f] = factors[f].p
+        cur = nxt
+    for s in range(counts[cur]):
+        _kind_perm(k, False, kind_perm)
+        is_f = _same_layout(states[cur][s].perm, kind_perm, nmodes, dims)
+        _kind_perm(k, True, kind_perm)
+        is_c = _same_layout(states[cur][s].perm, kind_perm, nmodes, dims)
+        if not (is_f or is_c):
+            continue
+        direct = (is_f and out_kinds & 1) or (is_c and out_kinds & 2)
+        if direct and out_padded and nsteps > 0:
+            # A padded out is written only by a normal GEMM whose rows stay contiguous:
+            # the last factor's mode before the right-hand-side mode.
+            if states[cur][s].variant[nsteps - 1] != NORMAL:
+                direct = False
+            for u in range(nmodes):
+                if states[cur][s].perm[u] == k:
+                    direct = False
+                if states[cur][s].perm[u] == order[nsteps - 1]:
+                    break
+        cost = states[cur][s].cost + (0 if direct else copy_penalty)
+        if best_cost < 0 or cost < best_cost:
+            best_cost = cost
+            best[0] = states[cur][s]
+            end_direct[0] = direct
+            # Prefer the end kind that `out` takes in place.
+            end_c_kind[0] = is_c and not (is_f and (not direct or out_kinds & 1))
+    return best_cost
+
+
+cdef void _plan(const Factor* factors, int k, const Operand* x, const Operand* out,
+                Py_ssize_t itemsize, Plan* plan) noexcept nogil:
+    """Plan one product; `out` NULL means the caller allocates out in plan.out_c_kind."""
     cdef Py_ssize_t m = x.m, size, largest
-    cdef int resident, i
-    cdef bint c_kind = False, x_direct, out_direct
-    x_direct = (x.s0 == itemsize and x.s1 >= x.n * itemsize and x.s1 % itemsize == 0)
-    if not x_direct and m > 1 and x.s1 == itemsize and x.s0 == m * itemsize:
-        x_direct = c_kind = True
-    if c_kind:
-        out_direct = out.s1 == itemsize and out.s0 == m * itemsize
-    else:
-        out_direct = (out.s0 == itemsize and out.s1 >= out.n * itemsize
-                      and out.s1 % itemsize == 0)
-        if not x_direct and m > 1 and out.s1 == itemsize and out.s0 == m * itemsize:
-            # x is copied anyway: copy it into the layout that `out` takes directly.
-            c_kind = out_direct = True
+    cdef int resident, i, attempt, nsteps
+    cdef int order[MAX_FACTORS]
+    cdef int out_kinds = 3
+    cdef bint x_f, x_c, out_padded = False, start_c, end_c, end_direct
+    cdef double cost, copy_penalty
+    cdef Search found
+    x_f = x.s0 == itemsize and x.s1 >= x.n * itemsize and x.s1 % itemsize == 0
+    x_c = m > 1 and x.s1 == itemsize and x.s0 == m * itemsize
+    if out != NULL:
+        out_kinds = 0
+        if out.s0 == itemsize and out.s1 >= out.n * itemsize and out.s1 % itemsize == 0:
+            out_kinds |= 1
+            out_padded = m > 1 and out.s1 != out.n * itemsize
+        if m == 1 and out_kinds & 1 or out.s1 == itemsize and out.s0 == m * itemsize:
+            out_kinds |= 2
+    # A transposing copy of the result costs about one BLAS call per 128 elements.
+    copy_penalty = 1 + <double>(x.n if out == NULL else out.n) * m / 128
+    plan.cost = -1
+    for attempt in range(4):
+        nsteps = _flop_order(factors, k, order, attempt & 1)
+        start_c = (attempt & 2) != 0
+        if attempt & 1 and nsteps < 2:
+            continue
+        if (x_f or x_c) and start_c != x_c:
+            continue
+        cost = _search(factors, k, order, nsteps, m, start_c,
+                       x_f and m > 1 and x.s1 != x.n * itemsize, out_kinds, out_padded,
+                       copy_penalty, &found, &end_c, &end_direct)
+        if cost >= 0 and (plan.cost < 0 or cost < plan.cost):
+            plan.cost = cost
+            plan.nsteps = nsteps
+            for i in range(nsteps):
+                plan.order[i] = order[i]
+                plan.variant[i] = found.variant[i]
+            plan.x_c_kind = start_c
+            plan.out_c_kind = end_c
+            plan.out_direct = end_direct
+    plan.x_direct = x_f or x_c
+    if plan.nsteps == 0:
+        plan.out_direct = True
+
+    # Every tensor of the sequence x, T1, ..., out that is not x or out itself lives in one
+    # of two workspace buffers, taken in turn.
     size = x.n * m
-    largest = 0 if x_direct else size
-    resident = 0 if x_direct else 1
-    for i in range(nsteps):
-        size = size // factors[order[i]].q * factors[order[i]].p
-        if i < nsteps - 1 or not out_direct:
+    largest = 0 if plan.x_direct else size
+    resident = 0 if plan.x_direct else 1
+    for i in range(plan.nsteps):
+        size = size // factors[plan.order[i]].q * factors[plan.order[i]].p
+        if i < plan.nsteps - 1 or not plan.out_direct:
             largest = _max(largest, size)
             resident += 1
-    if nsteps == 0:
+    if plan.nsteps == 0:
         largest = resident = 0
-    layout.c_kind = c_kind
-    layout.x_direct = x_direct
-    layout.out_direct = out_direct
-    layout.largest = largest
-    layout.need = (resident if resident < 2 else 2) * largest * itemsize
+    plan.largest = largest
+    plan.need = (resident if resident < 2 else 2) * largest * itemsize
 
+
+# -- execution -----------------------------------------------------------------------------
 
 cdef void _scale_copy(const char* src, Py_ssize_t ss0, Py_ssize_t ss1,
                       char* dst, Py_ssize_t ds0, Py_ssize_t ds1,
@@ -182,14 +423,14 @@ cdef void _scale_copy(const char* src, Py_ssize_t ss0, Py_ssize_t ss1,
                 (<blas_t*>(d + i * ds0))[0] = alpha * (<const blas_t*>(s + i * ss0))[0]
 
 
-cdef void _apply_mode(const Factor* f, const blas_t* x, const Py_ssize_t* xstr,
-                      blas_t* y, const Py_ssize_t* ystr, const Py_ssize_t* dims,
-                      int nmodes, int j, blas_t alpha, blas_t beta) noexcept nogil:
-    """Y = alpha X ×_j F + beta Y for tensors whose modes 0..j-1 are contiguous from unit
-    stride.
+cdef void _apply_normal(const Factor* f, const blas_t* x, const Py_ssize_t* xstr,
+                        blas_t* y, const Py_ssize_t* ystr, const Py_ssize_t* dims,
+                        int nmodes, int j, blas_t alpha, blas_t beta) noexcept nogil:
+    """Y = alpha X ×_j F + beta Y, the mode staying in place; modes 0..j-1 contiguous from
+    unit stride in both tensors.
 
     `dims` are the input dimensions (dims[j] = q; the output has p there). Strides are in
-    elements. The modes after the merged GEMM dimension are walked by index arithmetic.
+    elements. The modes after the GEMM's own are walked by index arithmetic.
     """
     cdef blas_int p = <blas_int>f.p, q = <blas_int>f.q
     cdef char flipped = c'T' if f.trans == c'N' else c'N'
@@ -198,21 +439,23 @@ cdef void _apply_mode(const Factor* f, const blas_t* x, const Py_ssize_t* xstr,
     if j == 0:
         # Merge the following modes into GEMM columns while both tensors stay contiguous.
         first_outer = 1
-        cols = dims[1]
-        while (first_outer + 1 < nmodes
-               and xstr[first_outer + 1] == xstr[first_outer] * dims[first_outer]
-               and ystr[first_outer + 1] == ystr[first_outer] * dims[first_outer]):
+        if nmodes > 1:
+            cols = dims[1]
+            while (first_outer + 1 < nmodes
+                   and xstr[first_outer + 1] == xstr[first_outer] * dims[first_outer]
+                   and ystr[first_outer + 1] == ystr[first_outer] * dims[first_outer]):
+                first_outer += 1
+                cols *= dims[first_outer]
             first_outer += 1
-            cols *= dims[first_outer]
-        first_outer += 1
         ldx = xstr[1] if cols > 1 else q
         ldy = ystr[1] if cols > 1 else p
     else:
         for u in range(j):
             L *= dims[u]
         first_outer = j + 1
-        ldx = xstr[j]
-        ldy = ystr[j]
+        # A single column has no column stride: BLAS still wants ld >= rows.
+        ldx = xstr[j] if q > 1 else L
+        ldy = ystr[j] if p > 1 else L
     for u in range(first_outer, nmodes):
         n_outer *= dims[u]
     for r in range(n_outer):
@@ -229,88 +472,144 @@ cdef void _apply_mode(const Factor* f, const blas_t* x, const Py_ssize_t* xstr,
                         x + off_x, <blas_int>_max(ldx, 1), beta, y + off_y,
                         <blas_int>_max(ldy, 1))
         else:
-            gemm_scaled(c'N', flipped, <blas_int>L, p, q, alpha, x + off_x, <blas_int>ldx,
-                        <blas_t*>f.data, f.ld, beta, y + off_y, <blas_int>ldy)
+            gemm_scaled(c'N', flipped, <blas_int>L, p, q, alpha, x + off_x,
+                        <blas_int>_max(ldx, 1), <blas_t*>f.data, f.ld, beta, y + off_y,
+                        <blas_int>_max(ldy, 1))
 
 
-cdef void _contiguous_strides(const Py_ssize_t* dims, int nmodes,
-                              Py_ssize_t* strides) noexcept nogil:
-    cdef int u
+cdef void _strides(const int* layout, const int* perm, int nmodes, const Py_ssize_t* dims,
+                   int rhs, Py_ssize_t rhs_stride, Py_ssize_t* strides) noexcept nogil:
+    """Strides, by position in `perm`, of a tensor stored contiguously in the mode order
+    `layout` (which agrees with `perm` on the modes of dimension above 1); a positive
+    `rhs_stride` overrides the stride of the right-hand-side mode."""
+    cdef Py_ssize_t by_id[MAX_MODES]
     cdef Py_ssize_t s = 1
+    cdef int u
     for u in range(nmodes):
-        strides[u] = s
-        s *= dims[u]
+        by_id[layout[u]] = s
+        s *= dims[layout[u]]
+    if rhs_stride > 0:
+        by_id[rhs] = rhs_stride
+    for u in range(nmodes):
+        strides[u] = by_id[perm[u]]
 
 
-cdef void _execute(const Factor* factors, int k, const Py_ssize_t* order, int nsteps,
-                   const Operand* x, const Operand* out, const Layout* layout, char* ws,
-                   blas_t alpha, bint accumulate, Py_ssize_t* ints) noexcept nogil:
-    """out = alpha kron(factors) @ x (+ out when accumulating), as planned by `layout`.
+cdef void _execute(const Factor* factors, int k, const Plan* plan, const Operand* x,
+                   const Operand* out, char* ws, blas_t alpha, bint accumulate) noexcept nogil:
+    """out = alpha kron(factors) @ x (+ out when accumulating), as planned.
 
-    `ws` holds layout.need bytes; `ints` has room for 3 * (k + 1) entries. Sizes are
-    non-zero.
+    `ws` holds plan.need bytes. Sizes are non-zero.
     """
-    cdef Py_ssize_t itemsize = sizeof(blas_t), m = x.m
-    cdef Py_ssize_t* dims = ints
-    cdef Py_ssize_t* xstr = ints + (k + 1)
-    cdef Py_ssize_t* ystr = ints + 2 * (k + 1)
-    cdef bint c_kind = layout.c_kind, out_direct = layout.out_direct
-    cdef int nmodes = k + 1, t, i, j, u, rhs = 0 if c_kind else k
+    cdef Py_ssize_t itemsize = sizeof(blas_t), m = x.m, rest
+    cdef Py_ssize_t dims[MAX_MODES]
+    cdef Py_ssize_t xstr[MAX_MODES]
+    cdef Py_ssize_t ystr[MAX_MODES]
+    cdef Py_ssize_t cdims[MAX_MODES]
+    cdef Py_ssize_t cxs[MAX_MODES]
+    cdef Py_ssize_t cys[MAX_MODES]
+    cdef int perm[MAX_MODES]
+    cdef int yperm[MAX_MODES]
+    cdef int out_perm[MAX_MODES]
+    cdef int ids[MAX_MODES]
+    cdef int nmodes = k + 1, t, f, u, w, nc, jj
+    cdef char variant, flipped
+    cdef bint last
     cdef const blas_t* src = <const blas_t*>x.data
     cdef blas_t* dst = NULL
     cdef blas_t* spare = <blas_t*>ws
-    cdef blas_t* other = <blas_t*>ws + layout.largest
+    cdef blas_t* other = <blas_t*>ws + plan.largest
     cdef blas_t* swap
-    cdef blas_t one = 1, zero = 0
-    cdef blas_t beta = 1 if accumulate and out_direct else 0
+    cdef blas_t one = 1, zero = 0, beta, alpha_step
+    cdef const Factor* fac
 
-    if nsteps == 0:
+    if plan.nsteps == 0:
         _scale_copy(x.data, x.s0, x.s1, out.data, out.s0, out.s1, x.n, m, alpha, accumulate)
         return
-    for i in range(k):
-        dims[k - i if c_kind else k - 1 - i] = factors[i].q
-    dims[rhs] = m
-    _contiguous_strides(dims, nmodes, xstr)
-    if layout.x_direct:
-        if not c_kind:
-            xstr[rhs] = x.s1 // itemsize
+    for u in range(k):
+        dims[u] = factors[u].q
+    dims[k] = m
+    _kind_perm(k, plan.x_c_kind, perm)
+    if plan.x_direct:
+        _strides(perm, perm, nmodes, dims, k,
+                 0 if plan.x_c_kind or m == 1 else x.s1 // itemsize, xstr)
     else:
-        if c_kind:
+        if plan.x_c_kind:
             _scale_copy(x.data, x.s0, x.s1, <char*>spare, m * itemsize, itemsize, x.n, m,
                         one, False)
         else:
             _scale_copy(x.data, x.s0, x.s1, <char*>spare, itemsize, x.n * itemsize, x.n, m,
                         one, False)
+        _strides(perm, perm, nmodes, dims, k, 0, xstr)
         src = spare
         spare = other
         other = <blas_t*>ws
 
-    for t in range(nsteps):
-        i = <int>order[t]
-        j = k - i if c_kind else k - 1 - i
-        dims[j] = factors[i].p
-        _contiguous_strides(dims, nmodes, ystr)
-        dims[j] = factors[i].q
-        if t == nsteps - 1 and out_direct:
+    for t in range(plan.nsteps):
+        f = plan.order[t]
+        fac = &factors[f]
+        variant = plan.variant[t]
+        last = t == plan.nsteps - 1
+        if variant == NORMAL:
+            memcpy(yperm, perm, nmodes * sizeof(int))
+        else:
+            _move(perm, nmodes, f, variant == ROTATE_BACK, yperm)
+        dims[f] = fac.p
+        if last and plan.out_direct:
             dst = <blas_t*>out.data
-            if not c_kind:
-                ystr[rhs] = out.s1 // itemsize
+            _kind_perm(k, plan.out_c_kind, out_perm)
+            _strides(out_perm, yperm, nmodes, dims, k,
+                     0 if plan.out_c_kind or m == 1 else out.s1 // itemsize, ystr)
         else:
             dst = spare
             swap = spare
             spare = other
             other = swap
-        if t < nsteps - 1:
-            _apply_mode(&factors[i], src, xstr, dst, ystr, dims, nmodes, j, one, zero)
-        else:
-            _apply_mode(&factors[i], src, xstr, dst, ystr, dims, nmodes, j, alpha, beta)
-        dims[j] = factors[i].p
+            _strides(yperm, yperm, nmodes, dims, k, 0, ystr)
+        dims[f] = fac.q
+        # Only the last GEMM scales, and accumulates into out.
+        alpha_step = alpha if last else one
+        beta = one if last and accumulate and plan.out_direct else zero
+
+        # Drop modes of dimension 1: they do not affect the layout.
+        nc = 0
         for u in range(nmodes):
-            xstr[u] = ystr[u]
+            if dims[perm[u]] > 1 or perm[u] == f:
+                ids[nc] = perm[u]
+                cdims[nc] = dims[perm[u]]
+                cxs[nc] = xstr[u]
+                for w in range(nmodes):
+                    if yperm[w] == perm[u]:
+                        cys[nc] = ystr[w]
+                        break
+                if perm[u] == f:
+                    jj = nc
+                nc += 1
+        if variant == NORMAL:
+            _apply_normal(fac, src, cxs, dst, cys, cdims, nc, jj, alpha_step, beta)
+        else:
+            rest = 1
+            for u in range(nc):
+                if u != jj:
+                    rest *= cdims[u]
+            flipped = c'T' if fac.trans == c'N' else c'N'
+            if variant == ROTATE_FRONT:
+                # Y(rest, p) = X(q, rest).T @ F.T
+                gemm_scaled(c'T', flipped, <blas_int>rest, <blas_int>fac.p, <blas_int>fac.q,
+                            alpha_step, src, <blas_int>_max(cxs[1], 1), <blas_t*>fac.data,
+                            fac.ld, beta, dst, <blas_int>rest)
+            else:
+                # Y(p, rest) = F @ X(rest, q).T
+                gemm_scaled(fac.trans, c'T', <blas_int>fac.p, <blas_int>rest,
+                            <blas_int>fac.q, alpha_step, <blas_t*>fac.data, fac.ld, src,
+                            <blas_int>_max(cxs[nc - 1], 1), beta, dst,
+                            <blas_int>_max(fac.p, 1))
+        dims[f] = fac.p
+        memcpy(perm, yperm, nmodes * sizeof(int))
+        memcpy(xstr, ystr, nmodes * sizeof(Py_ssize_t))
         src = dst
 
-    if not out_direct:
-        if c_kind:
+    if not plan.out_direct:
+        if plan.out_c_kind:
             _scale_copy(<char*>dst, m * itemsize, itemsize, out.data, out.s0, out.s1, out.n,
                         m, one, accumulate)
         else:
@@ -318,132 +617,111 @@ cdef void _execute(const Factor* factors, int k, const Py_ssize_t* order, int ns
                         out.n, m, one, accumulate)
 
 
-cdef void _execute_any(int type_num, const Factor* factors, int k, const Py_ssize_t* order,
-                       int nsteps, const Operand* x, const Operand* out,
-                       const Layout* layout, char* ws, double complex alpha,
-                       bint accumulate, Py_ssize_t* ints) noexcept nogil:
+cdef void _execute_any(int type_num, const Factor* factors, int k, const Plan* plan,
+                       const Operand* x, const Operand* out, char* ws, double complex alpha,
+                       bint accumulate) noexcept nogil:
     """_execute for the dtype `type_num` (alpha's imaginary part is dropped for reals)."""
     if type_num == cnp.NPY_FLOAT32:
-        _execute[float](factors, k, order, nsteps, x, out, layout, ws, <float>alpha.real,
-                        accumulate, ints)
+        _execute[float](factors, k, plan, x, out, ws, <float>alpha.real, accumulate)
     elif type_num == cnp.NPY_FLOAT64:
-        _execute[double](factors, k, order, nsteps, x, out, layout, ws, alpha.real,
-                         accumulate, ints)
+        _execute[double](factors, k, plan, x, out, ws, alpha.real, accumulate)
     elif type_num == cnp.NPY_COMPLEX64:
-        _execute[complex64_t](factors, k, order, nsteps, x, out, layout, ws,
-                              <complex64_t>alpha, accumulate, ints)
+        _execute[complex64_t](factors, k, plan, x, out, ws, <complex64_t>alpha, accumulate)
     else:
-        _execute[complex128_t](factors, k, order, nsteps, x, out, layout, ws, alpha,
-                               accumulate, ints)
+        _execute[complex128_t](factors, k, plan, x, out, ws, alpha, accumulate)
 
+
+# -- entry points --------------------------------------------------------------------------
 
 cdef class _Terms:
     """C descriptions of the factors of one or more Kronecker products (heap storage)."""
     cdef Factor* factors
-    cdef Py_ssize_t* steps
-    cdef Py_ssize_t* ints
     cdef int* k
-    cdef int* nsteps
     cdef double complex* alpha
-    cdef Layout* layouts
+    cdef Plan* plans
     cdef int n_terms
-    cdef int max_k
 
     def __cinit__(self, tuple terms, int type_num, Py_ssize_t itemsize):
-        cdef int total_k = 0, total_steps = 0, t, i, fi = 0, si = 0
+        cdef int total_k = 0, t, i, fi = 0
         self.n_terms = len(terms)
-        self.max_k = 0
         for term in terms:
             total_k += len(term[1])
-            total_steps += len(term[2])
-            self.max_k = max(self.max_k, len(term[1]))
         self.factors = <Factor*>malloc(_max(total_k, 1) * sizeof(Factor))
-        self.steps = <Py_ssize_t*>malloc(_max(total_steps, 1) * sizeof(Py_ssize_t))
-        self.ints = <Py_ssize_t*>malloc(3 * (self.max_k + 1) * sizeof(Py_ssize_t))
-        self.k = <int*>malloc(2 * _max(self.n_terms, 1) * sizeof(int))
-        self.nsteps = self.k + self.n_terms
+        self.k = <int*>malloc(_max(self.n_terms, 1) * sizeof(int))
         self.alpha = <double complex*>malloc(_max(self.n_terms, 1) * sizeof(double complex))
-        self.layouts = <Layout*>malloc(_max(self.n_terms, 1) * sizeof(Layout))
-        if (self.factors == NULL or self.steps == NULL or self.ints == NULL
-                or self.k == NULL or self.alpha == NULL or self.layouts == NULL):
+        self.plans = <Plan*>malloc(_max(self.n_terms, 1) * sizeof(Plan))
+        if (self.factors == NULL or self.k == NULL or self.alpha == NULL
+                or self.plans == NULL):
             raise MemoryError()
         for t in range(self.n_terms):
-            alpha, mats, order = terms[t]
+            alpha, mats = terms[t]
             self.alpha[t] = alpha
             self.k[t] = len(mats)
-            self.nsteps[t] = len(order)
+            if self.k[t] > MAX_FACTORS:
+                raise ValueError(f"kron_apply: term {t} has {self.k[t]} factors; at most "
+                                 f"{MAX_FACTORS} are supported")
             for i in range(self.k[t]):
                 if not _load_factor(mats[i], &self.factors[fi + i], type_num, itemsize):
                     raise ValueError(f"kron_apply: factor {i} of term {t} is not a "
                                      "BLAS-readable array of the dtype of x")
-            for i in range(self.nsteps[t]):
-                self.steps[si + i] = order[i]
             fi += self.k[t]
-            si += self.nsteps[t]
 
     def __dealloc__(self):
         free(self.factors)
-        free(self.steps)
-        free(self.ints)
         free(self.k)
         free(self.alpha)
-        free(self.layouts)
+        free(self.plans)
 
     cdef Py_ssize_t plan(self, const Operand* x, const Operand* out,
                          Py_ssize_t itemsize) noexcept nogil:
-        """Lay out every term; return the workspace bytes the largest one needs."""
-        cdef int t, fi = 0, si = 0
+        """Plan every term; return the workspace bytes the largest one needs."""
+        cdef int t, fi = 0
         cdef Py_ssize_t need = 0
         for t in range(self.n_terms):
-            _plan_layout(self.factors + fi, self.steps + si, self.nsteps[t], x, out,
-                         itemsize, &self.layouts[t])
-            need = _max(need, self.layouts[t].need)
+            _plan(self.factors + fi, self.k[t], x, out, itemsize, &self.plans[t])
+            need = _max(need, self.plans[t].need)
             fi += self.k[t]
-            si += self.nsteps[t]
         return need
 
     cdef void run(self, int type_num, const Operand* x, const Operand* out, char* ws,
                   bint accumulate) noexcept nogil:
         """out (+)= Σ_t alpha_t kron(term t) @ x, accumulating after the first term."""
-        cdef int t, fi = 0, si = 0
+        cdef int t, fi = 0
         for t in range(self.n_terms):
-            _execute_any(type_num, self.factors + fi, self.k[t], self.steps + si,
-                         self.nsteps[t], x, out, &self.layouts[t], ws, self.alpha[t],
-                         accumulate or t > 0, self.ints)
+            _execute_any(type_num, self.factors + fi, self.k[t], &self.plans[t], x, out, ws,
+                         self.alpha[t], accumulate or t > 0)
             fi += self.k[t]
-            si += self.nsteps[t]
 
 
-def kron_apply(tuple terms, cnp.ndarray x, cnp.ndarray out, cnp.ndarray workspace,
-               bint accumulate=False):
+def kron_apply(tuple terms, cnp.ndarray x, cnp.ndarray out, bint accumulate=False):
     """Write Σ_t alpha_t (F1 ⊗ … ⊗ Fk)_t x into `out`, or add it when `accumulate`.
 
     Parameters
     ----------
-    terms : tuple of (complex, tuple, tuple)
-        One (alpha, mats, order) triple per Kronecker product. `mats` are the factors in
-        Kronecker order: aligned 2-D arrays of the dtype of `x` with a unit stride along one
-        axis and a stride of at least the other dimension along the other, or a Python int n
-        for the n-by-n identity (applied without a GEMM). `order` lists the indices of the
-        non-identity factors in the order they are applied. Real dtypes use alpha.real.
+    terms : tuple of (complex, tuple)
+        One (alpha, mats) pair per Kronecker product. `mats` are its factors in Kronecker
+        order: aligned 2-D arrays of the dtype of `x` with a unit stride along one axis and
+        a stride of at least the other dimension along the other, or a Python int n for
+        the n-by-n identity (applied without a GEMM); at most 32 factors larger than 1x1.
+        Real dtypes use alpha.real.
     x, out : ndarray
         Both 1-D (lengths N and N') or both 2-D (shapes (N, m) and (N', m)), of one of the
         four BLAS dtypes, aligned, with N and N' the products of every term's factor column
-        and row counts, N, N', m > 0; `out` does not overlap `x` or a factor. Any strides.
-    workspace : ndarray
-        A contiguous array for intermediate tensors.
+        and row counts, N, N', m > 0 and N m, N' m < 2**31; `out` does not overlap `x` or
+        a factor. Any strides.
 
     Returns
     -------
-    int
-        0 when the result was written; otherwise the number of workspace bytes needed,
-        and nothing was written.
+    ndarray
+        `out`.
     """
     cdef int type_num = cnp.PyArray_TYPE(x)
     cdef Py_ssize_t itemsize = cnp.PyArray_ITEMSIZE(x), need
-    cdef char* ws = cnp.PyArray_BYTES(workspace)
+    cdef char stack_ws[STACK_WORKSPACE_BYTES]
+    cdef char* ws = stack_ws
     cdef Operand xo, oo
     cdef _Terms c_terms
+    cdef cnp.ndarray heap_ws
     if not _is_blas_type(type_num) or cnp.PyArray_TYPE(out) != type_num:
         raise TypeError("kron_apply: x and out must share one BLAS dtype")
     c_terms = _Terms(terms, type_num, itemsize)
@@ -451,42 +729,62 @@ def kron_apply(tuple terms, cnp.ndarray x, cnp.ndarray out, cnp.ndarray workspac
     _load_operand(out, &oo)
     with nogil:
         need = c_terms.plan(&xo, &oo, itemsize)
-        if need <= cnp.PyArray_NBYTES(workspace):
-            c_terms.run(type_num, &xo, &oo, ws, accumulate)
-            need = 0
-    return need
+    if need > STACK_WORKSPACE_BYTES:
+        heap_ws = <cnp.ndarray>_workspace(need)
+        ws = cnp.PyArray_BYTES(heap_ws)
+    with nogil:
+        c_terms.run(type_num, &xo, &oo, ws, accumulate)
+    return out
 
 
-# Problems up to this many factors, and workspaces up to this many doubles, run on the stack.
-cdef enum:
-    STACK_FACTORS = 8
-    STACK_WORKSPACE_DOUBLES = 2048
+def kron_plan(tuple mats, cnp.ndarray x):
+    """The order and step variants the kernel uses for kron(mats) @ x, for inspection.
 
-
-cdef inline bint _cheaper_first(const Factor* a, const Factor* b) noexcept:
-    # Applying a before b costs fewer flops iff 1/q_a - 1/p_a < 1/q_b - 1/p_b.
-    return (a.p - a.q) * b.p * b.q < (b.p - b.q) * a.p * a.q
+    Returns
+    -------
+    order : tuple of int
+        Factor indices in the order they are applied.
+    variants : tuple of str
+        "normal", "rotate-front" or "rotate-back" for each step.
+    c_ordered : bool
+        Whether a result the kernel allocates is C-ordered.
+    """
+    cdef Factor factors[MAX_FACTORS]
+    cdef Plan plan
+    cdef Operand xo
+    cdef int i, k = len(mats)
+    names = ("normal", "rotate-front", "rotate-back")
+    if k > MAX_FACTORS:
+        raise ValueError(f"kron_plan: at most {MAX_FACTORS} factors are supported")
+    for i in range(k):
+        if not _load_factor(mats[i], &factors[i], cnp.PyArray_TYPE(x), cnp.PyArray_ITEMSIZE(x)):
+            raise ValueError(f"kron_plan: factor {i} is not a BLAS-readable array of the "
+                             "dtype of x")
+    _load_operand(x, &xo)
+    _plan(factors, k, &xo, NULL, cnp.PyArray_ITEMSIZE(x), &plan)
+    return (tuple(plan.order[i] for i in range(plan.nsteps)),
+            tuple(names[plan.variant[i]] for i in range(plan.nsteps)),
+            bool(plan.out_c_kind))
 
 
 def kron_matvec_fast(object mats, object x, bint ints_are_identities=False):
-    """The common case of kron_matvec, with no Python-level overhead, or None.
+    """kron(mats) @ x into a new array, or None where the caller must validate first.
 
-    Handles a list or tuple of at most 8 factors that are aligned, BLAS-readable arrays of
-    one BLAS dtype with all dimensions in [1, 2**20), and an aligned, non-empty 1-D or 2-D
-    `x` of that dtype and matching length. Returns None (having done nothing) for anything
-    else, which the caller then validates and runs in full. With `ints_are_identities`, a
-    Python int n in `mats` stands for the n-by-n identity.
+    Runs without Python-level overhead when `mats` is a list or tuple of at most 32
+    aligned, BLAS-readable arrays of one BLAS dtype with all dimensions in [1, 2**20), and
+    `x` is an aligned, non-empty 1-D or 2-D array of that dtype and matching length, with
+    N m and N' m below 2**31. Returns None, having done nothing, for anything else. With
+    `ints_are_identities`, a Python int n in `mats` stands for the n-by-n identity. The
+    result is 1-D for a 1-D x; for a 2-D x it is C- or Fortran-ordered, whichever the
+    kernel writes with the fewest BLAS calls.
     """
-    cdef Factor factors[STACK_FACTORS]
-    cdef Py_ssize_t steps[STACK_FACTORS]
-    cdef Py_ssize_t ints[3 * (STACK_FACTORS + 1)]
-    cdef double stack_ws[STACK_WORKSPACE_DOUBLES]
-    cdef Py_ssize_t n_in = 1, n_out = 1, itemsize, key
-    cdef int k, nsteps = 0, i, j, type_num, ndim
-    cdef bint square = True
-    cdef char* ws = <char*>stack_ws
+    cdef Factor factors[MAX_FACTORS]
+    cdef char stack_ws[STACK_WORKSPACE_BYTES]
+    cdef Py_ssize_t n_in = 1, n_out = 1, itemsize
+    cdef int k, i, type_num, ndim
+    cdef char* ws = stack_ws
     cdef Operand xo, oo
-    cdef Layout layout
+    cdef Plan plan
     cdef cnp.ndarray xa, out, heap_ws
     cdef cnp.npy_intp shape[2]
     if type(x) is not cnp.ndarray or (type(mats) is not tuple and type(mats) is not list):
@@ -495,7 +793,7 @@ def kron_matvec_fast(object mats, object x, bint ints_are_identities=False):
     type_num = cnp.PyArray_TYPE(xa)
     ndim = cnp.PyArray_NDIM(xa)
     k = len(mats)
-    if (k == 0 or k > STACK_FACTORS or not _is_blas_type(type_num) or ndim < 1 or ndim > 2
+    if (k == 0 or k > MAX_FACTORS or not _is_blas_type(type_num) or ndim < 1 or ndim > 2
             or not cnp.PyArray_ISALIGNED(xa) or cnp.PyArray_SIZE(xa) == 0):
         return None
     itemsize = cnp.PyArray_ITEMSIZE(xa)
@@ -512,34 +810,20 @@ def kron_matvec_fast(object mats, object x, bint ints_are_identities=False):
         n_out *= factors[i].p
         if n_in > 2147483647 or n_out > 2147483647:
             return None
-        if factors[i].data != NULL:
-            steps[nsteps] = i
-            nsteps += 1
-            square = square and factors[i].p == factors[i].q
     if cnp.PyArray_DIM(xa, 0) != n_in:
         return None
-    # Insertion sort by the exchange-argument key (stable, so square factors keep order).
-    if not square:
-        for i in range(1, nsteps):
-            key = steps[i]
-            j = i - 1
-            while j >= 0 and _cheaper_first(&factors[key], &factors[steps[j]]):
-                steps[j + 1] = steps[j]
-                j -= 1
-            steps[j + 1] = key
     _load_operand(xa, &xo)
     if xo.m * n_in > 2147483647 or xo.m * n_out > 2147483647:
         return None
+    with nogil:
+        _plan(factors, k, &xo, NULL, itemsize, &plan)
     shape[0] = n_out
     shape[1] = xo.m
-    out = cnp.PyArray_EMPTY(ndim, shape, type_num,
-                            ndim == 2 and xo.m > 1 and xo.s0 == itemsize)
+    out = cnp.PyArray_EMPTY(ndim, shape, type_num, ndim == 2 and not plan.out_c_kind)
     _load_operand(out, &oo)
-    _plan_layout(factors, steps, nsteps, &xo, &oo, itemsize, &layout)
-    if layout.need > sizeof(stack_ws):
-        heap_ws = <cnp.ndarray>_workspace(layout.need)
+    if plan.need > STACK_WORKSPACE_BYTES:
+        heap_ws = <cnp.ndarray>_workspace(plan.need)
         ws = cnp.PyArray_BYTES(heap_ws)
     with nogil:
-        _execute_any(type_num, factors, k, steps, nsteps, &xo, &oo, &layout, ws, 1, False,
-                     ints)
+        _execute_any(type_num, factors, k, &plan, &xo, &oo, ws, 1, False)
     return out

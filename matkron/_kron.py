@@ -14,7 +14,6 @@ from ._validation import (
     operand,
     result_dtype,
 )
-from ._workspace import workspace
 
 __all__ = ["identity", "vec", "unvec", "kron_order", "kron_matvec"]
 
@@ -280,8 +279,7 @@ def check_operand(x, shapes, name="x", columns=True):
 def apply(terms, x, out, accumulate=False):
     """Run the kernel: out (+)= Σ alpha · kron(mats) @ x for coerced and checked arrays.
 
-    `terms` holds (alpha, mats, order) triples, `order` listing the non-identity factors
-    in application order.
+    `terms` holds (alpha, mats) pairs, `mats` as made by :func:`kernel_factors`.
     """
     if out.size == 0:
         return out
@@ -295,15 +293,7 @@ def apply(terms, x, out, accumulate=False):
                 f"{name} of shape {arr.shape} is too large for the BLAS integer type "
                 f"(at most {BLAS_INT_MAX} elements)"
             )
-    need = _kron_cy.kron_apply(terms, x, out, workspace(), accumulate)
-    if need:
-        if need // x.itemsize > 2 * BLAS_INT_MAX:
-            raise ValueError(
-                "an intermediate tensor is too large for the BLAS integer type "
-                f"(at most {BLAS_INT_MAX} elements)"
-            )
-        _kron_cy.kron_apply(terms, x, out, workspace(need), accumulate)
-    return out
+    return _kron_cy.kron_apply(terms, x, out, accumulate)
 
 
 def empty_result(x, rows, dtype):
@@ -388,6 +378,4 @@ def kron_matvec(factors, x, *, out=None):
         named = [("x", x_in)] + [(f"factors[{i}]", f) for i, f in enumerate(factors)]
         check_out(out, shape, dtype, named)
     mats = kernel_factors(factors, dtype)
-    skip = {i for i, f in enumerate(factors) if isinstance(f, IdentityFactor)}
-    order = _apply_order(shapes, skip)
-    return apply(((1, mats, order),), operand(x, dtype), out)
+    return apply(((1, mats),), operand(x, dtype), out)

@@ -1,12 +1,14 @@
 import numpy as np
 
 def kron_apply(
-    terms: tuple[tuple[complex, tuple[np.ndarray | int, ...], tuple[int, ...]], ...],
+    terms: tuple[tuple[complex, tuple[np.ndarray | int, ...]], ...],
     x: np.ndarray,
     out: np.ndarray,
-    workspace: np.ndarray,
     accumulate: bool = ...,
-) -> int: ...
+) -> np.ndarray: ...
+def kron_plan(
+    mats: tuple[np.ndarray | int, ...], x: np.ndarray
+) -> tuple[tuple[int, ...], tuple[str, ...], bool]: ...
 def kron_matvec_fast(
     mats: list[np.ndarray] | tuple[np.ndarray | int, ...],
     x: np.ndarray,

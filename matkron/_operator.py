@@ -17,7 +17,7 @@ from ._kron import (
     factor_dtype,
     kernel_factors,
 )
-from ._kron_cy import kron_matvec_fast
+from ._kron_cy import kron_matvec_fast, kron_plan
 from ._validation import as_array, result_dtype
 
 __all__ = ["KronOperator", "kron"]
@@ -100,7 +100,6 @@ class KronOperator(LinearOperator):
         self._identities = frozenset(
             i for i, f in enumerate(self.factors) if isinstance(f, IdentityFactor)
         )
-        self.apply_order = _apply_order(self._shapes, self._identities)
         self._kernel_factors = {dtype: kernel_factors(self.factors, dtype)}
         self._adjoint_op = None
         self._lu = None
@@ -109,6 +108,14 @@ class KronOperator(LinearOperator):
             math.prod(q for _, q in self._shapes),
         )
         super().__init__(dtype, shape)
+
+    @property
+    def apply_order(self):
+        """The order in which matvec applies the non-identity factors to a vector."""
+        if 0 in self.shape:
+            return _apply_order(self._shapes, self._identities)
+        probe = np.empty(self.shape[1], dtype=self.dtype)
+        return kron_plan(self._mats(self.dtype), probe)[0]
 
     # -- products -----------------------------------------------------------------------
 
@@ -132,7 +139,7 @@ class KronOperator(LinearOperator):
             x = x.astype(dtype)
         if out is None:
             out = empty_result(x, self.shape[0], dtype)
-        return apply(((1, self._mats(dtype), self.apply_order),), x, out)
+        return apply(((1, self._mats(dtype)),), x, out)
 
     def _matvec(self, x):
         return self._product(np.asarray(x).reshape(-1))
