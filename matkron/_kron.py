@@ -296,12 +296,20 @@ def apply(terms, x, out, accumulate=False):
     return _kron_cy.kron_apply(terms, x, out, accumulate)
 
 
-def empty_result(x, rows, dtype):
-    """A new result array for operand x: 1-D, or 2-D in the memory order of x."""
-    if x.ndim == 1:
-        return np.empty(rows, dtype=dtype)
-    order = "F" if x.flags.f_contiguous and not x.flags.c_contiguous else "C"
-    return np.empty((rows, x.shape[1]), dtype=dtype, order=order)
+def product(mats, x, rows, out=None):
+    """kron(mats) @ x for checked operands of the kernel dtype, into `out` or a new array.
+
+    A new 2-D result is C- or Fortran-ordered, whichever the kernel writes with fewer BLAS
+    calls (it may apply a factor by a GEMM that writes its output transposed).
+    """
+    if out is None:
+        result = _kron_cy.kron_matvec_fast(mats, x, True)
+        if result is not None:
+            return result
+        # Empty, huge or many-factor operands: the kernel fills a C-ordered array.
+        shape = (rows,) if x.ndim == 1 else (rows, x.shape[1])
+        out = np.empty(shape, dtype=x.dtype)
+    return apply(((1, mats),), x, out)
 
 
 def kron_matvec(factors, x, *, out=None):
@@ -339,7 +347,8 @@ def kron_matvec(factors, x, *, out=None):
     along its mode of x reshaped (in Fortran order) as a q_k × ⋯ × q_1 tensor, by one GEMM
     or one sequence of GEMMs, in the order of least flops (:func:`kron_order`); for two
     factors that is the cheaper of (B C) Aᵀ and B (C Aᵀ). The m right-hand sides share
-    those GEMMs. The result dtype is ``np.result_type`` of the arrays, with integers and
+    those GEMMs. A GEMM may write its result transposed when that spares BLAS calls, so a
+    new 2-D result may be Fortran-ordered. The result dtype is ``np.result_type`` of the arrays, with integers and
     bool computed in float64 and float16 in float32. Operands are read through their
     strides; `x` is copied only when neither of its strides is unit (for example a
     negatively strided or every-other-element view), factors only when BLAS cannot read
@@ -371,11 +380,8 @@ def kron_matvec(factors, x, *, out=None):
     shapes = [f.shape for f in factors]
     check_operand(x, shapes)
     rows = math.prod(p for p, _ in shapes)
-    if out is None:
-        out = empty_result(x, rows, dtype)
-    else:
+    if out is not None:
         shape = (rows,) if x.ndim == 1 else (rows, x.shape[1])
         named = [("x", x_in)] + [(f"factors[{i}]", f) for i, f in enumerate(factors)]
         check_out(out, shape, dtype, named)
-    mats = kernel_factors(factors, dtype)
-    return apply(((1, mats),), operand(x, dtype), out)
+    return product(kernel_factors(factors, dtype), operand(x, dtype), rows, out)

@@ -9,16 +9,15 @@ from scipy.sparse.linalg import LinearOperator
 from ._kron import (
     IdentityFactor,
     _apply_order,
-    apply,
     as_factors,
     check_operand,
     describe,
-    empty_result,
     factor_dtype,
     kernel_factors,
+    product,
 )
 from ._kron_cy import kron_matvec_fast, kron_plan
-from ._validation import as_array, result_dtype
+from ._validation import as_array, operand, result_dtype
 
 __all__ = ["KronOperator", "kron"]
 
@@ -125,21 +124,18 @@ class KronOperator(LinearOperator):
             mats = self._kernel_factors[dtype] = kernel_factors(self.factors, dtype)
         return mats
 
-    def _product(self, x, out=None):
+    def _product(self, x):
         """self @ x for an ndarray x of 1 or 2 dimensions, checked here."""
-        if out is None:
-            result = kron_matvec_fast(self._mats(x.dtype if x.dtype == self.dtype else
-                                                 self.dtype), x, True)
+        if x.dtype == self.dtype:
+            result = kron_matvec_fast(self._mats(self.dtype), x, True)
             if result is not None:
                 return result
-        dtype = self.dtype if x.dtype == self.dtype else result_dtype(self.dtype, x.dtype)
+            dtype = self.dtype
+        else:
+            dtype = result_dtype(self.dtype, x.dtype)
         if x.ndim not in (1, 2) or x.shape[0] != self.shape[1]:
             check_operand(x, self._shapes)
-        if x.dtype != dtype or not x.flags.aligned:
-            x = x.astype(dtype)
-        if out is None:
-            out = empty_result(x, self.shape[0], dtype)
-        return apply(((1, self._mats(dtype)),), x, out)
+        return product(self._mats(dtype), operand(x, dtype), self.shape[0])
 
     def _matvec(self, x):
         return self._product(np.asarray(x).reshape(-1))
