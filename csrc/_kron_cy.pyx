@@ -702,7 +702,7 @@ def kron_apply(tuple terms, cnp.ndarray x, cnp.ndarray out, bint accumulate=Fals
         One (alpha, mats) pair per Kronecker product. `mats` are its factors in Kronecker
         order: aligned 2-D arrays of the dtype of `x` with a unit stride along one axis and
         a stride of at least the other dimension along the other, or a Python int n for
-        the n-by-n identity (applied without a GEMM); at most 32 factors larger than 1x1.
+        the n-by-n identity (applied without a GEMM); at most 32 factors.
         Real dtypes use alpha.real.
     x, out : ndarray
         Both 1-D (lengths N and N') or both 2-D (shapes (N, m) and (N', m)), of one of the
@@ -729,6 +729,9 @@ def kron_apply(tuple terms, cnp.ndarray x, cnp.ndarray out, bint accumulate=Fals
     _load_operand(out, &oo)
     with nogil:
         need = c_terms.plan(&xo, &oo, itemsize)
+    if need // itemsize > 2 * <Py_ssize_t>2147483647:
+        raise ValueError(f"an intermediate tensor of the product has {need // itemsize // 2} "
+                         "elements, more than the BLAS integer type can index")
     if need > STACK_WORKSPACE_BYTES:
         heap_ws = <cnp.ndarray>_workspace(need)
         ws = cnp.PyArray_BYTES(heap_ws)
@@ -817,6 +820,8 @@ def kron_matvec_fast(object mats, object x, bint ints_are_identities=False):
         return None
     with nogil:
         _plan(factors, k, &xo, NULL, itemsize, &plan)
+    if plan.largest > 2147483647:
+        return None
     shape[0] = n_out
     shape[1] = xo.m
     out = cnp.PyArray_EMPTY(ndim, shape, type_num, ndim == 2 and not plan.out_c_kind)

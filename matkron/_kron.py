@@ -17,6 +17,9 @@ from ._validation import (
 
 __all__ = ["identity", "vec", "unvec", "kron_order", "kron_matvec"]
 
+# The kernel's limit on the factors of one Kronecker product.
+MAX_FACTORS = 32
+
 
 class IdentityFactor:
     """The n-by-n identity as a Kronecker factor: applied without a GEMM, no dtype.
@@ -236,6 +239,10 @@ def as_factors(factors, name="factors"):
         ) from None
     if not factors:
         raise ValueError(f"{name} must contain at least one factor")
+    if len(factors) > MAX_FACTORS:
+        raise ValueError(
+            f"{name} has {len(factors)} factors; matkron supports at most {MAX_FACTORS}"
+        )
     out = []
     for i, f in enumerate(factors):
         if not isinstance(f, IdentityFactor):
@@ -254,9 +261,19 @@ def factor_dtype(factors):
 
 def kernel_factors(factors, dtype):
     """The factors as the kernel takes them: BLAS-readable arrays of `dtype`, or ints."""
-    return tuple(
-        f.n if isinstance(f, IdentityFactor) else blas_readable(f, dtype) for f in factors
-    )
+    mats = []
+    for i, f in enumerate(factors):
+        if isinstance(f, IdentityFactor):
+            mats.append(f.n)
+            continue
+        f = blas_readable(f, dtype)
+        if max(f.shape + tuple(abs(s) // f.itemsize for s in f.strides)) > BLAS_INT_MAX:
+            raise ValueError(
+                f"factors[{i}] of shape {f.shape} is too large for the BLAS integer type "
+                f"(at most {BLAS_INT_MAX} rows, columns and stride)"
+            )
+        mats.append(f)
+    return tuple(mats)
 
 
 def check_operand(x, shapes, name="x", columns=True):
