@@ -119,21 +119,36 @@ def test_operator_dtype(dtypes, expected, rng):
     assert_product(K @ x, factors, x, expected)
 
 
-@pytest.mark.parametrize("x_dtype", ["float32", "complex64", "float64", "complex128"])
+@pytest.mark.parametrize("x_dtype", ["float32", "complex64", "float64", "complex128", "int8"])
 @pytest.mark.parametrize("m", [None, 2, 0], ids=lambda m: f"m={m}")
 @pytest.mark.parametrize("n", [3, 0])
-def test_identity_only_operator_dtype(n, m, x_dtype):
-    # Identity factors take no part in promotion, so an operator made only of identities
-    # returns the dtype of the operand, as kron_matvec does, whatever the operand's size.
-    shape = operand_shape(n, m)
-    K = matkron.kron(matkron.identity(n))
-    x = np.arange(np.prod(shape)).reshape(shape).astype(x_dtype)
-    expected = matkron.kron_matvec([matkron.identity(n)], x)
-    assert expected.dtype == np.dtype(x_dtype)
-    for y in (K @ x, K.dot(x), K.H @ x, K.T @ x):
-        assert y.dtype == np.dtype(x_dtype)
+@pytest.mark.parametrize("kind", ["identities", "float32", "complex64"])
+def test_product_dtype_does_not_depend_on_size(kind, n, m, x_dtype):
+    # A product's dtype is np.result_type of the operator and the operand, for empty and
+    # non-empty operands alike (no shortcut with its own dtype rule).
+    factors = [matkron.identity(n)]
+    if kind != "identities":
+        factors.append(np.array([[2.0]], dtype=kind))
+    K = matkron.kron(*factors)
+    if kind != "identities":
+        assert np.dtype(K.dtype) == np.dtype(kind)
+    expected = np.result_type(K.dtype, x_dtype)
+    if expected.kind in "biu":
+        expected = np.dtype(np.float64)
+    scale = 1 if kind == "identities" else 2
+    x = np.arange(np.prod(operand_shape(n, m))).reshape(operand_shape(n, m)).astype(x_dtype)
+    for y in (K @ x, K.dot(x), K.H @ x, K.T @ x, K.adjoint().dot(x)):
+        assert y.dtype == expected
         assert y.shape == x.shape
-        np.testing.assert_array_equal(y, x)
+        np.testing.assert_array_equal(y, scale * x)
+    if m is None:
+        for y in (K.matvec(x), K.rmatvec(x)):
+            assert y.dtype == expected
+            np.testing.assert_array_equal(y, scale * x)
+    else:
+        for y in (K.matmat(x), K.rmatmat(x)):
+            assert y.dtype == expected
+            np.testing.assert_array_equal(y, scale * x)
 
 
 @pytest.mark.parametrize("bad", ["longdouble", "object", "str", "datetime64[D]"])
@@ -359,7 +374,8 @@ def test_adjoint_identity(spec, dtype, rng):
     st.integers(0, 2**32 - 1),
 )
 def test_property_operator(spec, dtype, seed):
-    # (Operators of identity factors only are covered by test_identity_only_operator_dtype.)
+    # An operator of identity factors only has a dtype of its own (an array-free operator
+    # has nothing to promote); test_product_dtype_does_not_depend_on_size covers it.
     assume(any(s[0] != "I" for s in spec))
     rng = np.random.default_rng(seed)
     factors = make_factors(rng, spec, dtype)
