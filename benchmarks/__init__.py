@@ -1,0 +1,1 @@
+"""asv-style benchmarks of matkron; see README.md in this folder."""

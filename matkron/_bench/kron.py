@@ -1,0 +1,395 @@
+"""The kron suite: y = (A ⊗ B) x for square n-by-n factors, side by side with its baselines.
+
+Every cell (n, layout of x) times, on the same operands and interleaved:
+
+- ``kron_matvec([A, B], x)`` and ``K @ x`` for ``K = matkron.kron(A, B)``;
+- the NumPy vec trick, (A ⊗ B) vec(C) = vec(B C Aᵀ), written as the fastest NumPy
+  expression found for the layout of x (:data:`VEC_TRICK`), and the same expression
+  wrapped in a :class:`scipy.sparse.linalg.LinearOperator`;
+- the naive ``np.kron(A, B) @ x`` with the dense matrix built beforehand (its build is
+  timed once per n), while the dense matrix fits under the memory cap;
+- the GEMM floor: the two GEMMs of the method alone, ``np.matmul`` into preallocated
+  buffers, with the method's shapes and flop count.
+"""
+
+import functools
+import operator
+
+import numpy as np
+from scipy.sparse.linalg import LinearOperator
+
+import matkron
+from matkron import _workspace
+
+from .report import Progress, format_bytes, format_value
+from .suite import Check, Column, Outcome, PlotSpec, Suite
+from .timing import measure, traced_peak
+
+__all__ = ["SUITE", "Case", "dense_bytes", "factors"]
+
+SIZES = (4, 8, 16, 32, 64, 128, 256, 512)
+QUICK_SIZES = (4, 8, 16, 32, 64, 128, 256)
+# x is a vector (m = 1), or an (n², RHS) array in C or Fortran order.
+LAYOUTS = ("1-D", "C", "F")
+RHS = 16
+LAYOUT_NAMES = {"1-D": "m = 1", "C": f"m = {RHS}, C-ordered x", "F": f"m = {RHS}, F-ordered x"}
+
+# The NumPy vec trick for each layout of x, as timed (and as the LinearOperator wraps it).
+#   1-D: x = vec(C) with C = x.reshape(n, n, order="F"); y = vec(B C Aᵀ).
+#   C:   x.reshape(n, n, m)[b, a, r] = C_r[a, b]; B @ it is n batched GEMMs giving
+#        (B C_r)[c, b] at [b, c, r]; A @ that as (n, n·m) is one GEMM giving
+#        (B C_r Aᵀ)[c, d] at [d, c, r], the C-ordered (n², m) result.
+#   F:   x as (n, n·m) is [C_1 … C_m]; B @ it is one GEMM; A @ (B C_r)ᵀ is m batched
+#        GEMMs giving (B C_r Aᵀ)ᵀ at [r, d, c], whose memory is the F-ordered result.
+VEC_TRICK = {
+    "1-D": "(B @ x.reshape(n, n, order='F') @ A.T).ravel(order='F')",
+    "C": "(A @ (B @ x.reshape(n, n, m)).reshape(n, n * m)).reshape(n * n, m)",
+    "F": (
+        "(A @ (B @ x.reshape(n, n * m, order='F')).reshape(n, n, m, order='F')"
+        ".transpose(2, 1, 0)).reshape(m, n * n).T"
+    ),
+}
+
+# The GEMM floor: X is x as (n, n·m) and T2 is T as (n·m, n), both views in the memory order
+# of x, so the two GEMMs have the method's shapes; for m = 1 they compute vec(B C Aᵀ) in Y.
+FLOOR = "matmul(B, X, out=T); matmul(T2, At, out=Y)"
+
+COLUMNS = [
+    Column("n", "n", "int"),
+    Column("m", "m", "int"),
+    Column("x", "x", "text"),
+    Column("kron_matvec_s", "kron_matvec", "time"),
+    Column("kron_operator_s", "K @ x", "time"),
+    Column("vec_trick_s", "vec trick", "time"),
+    Column("linear_operator_s", "LinOp @ x", "time"),
+    Column("naive_build_s", "np.kron", "time"),
+    Column("naive_matvec_s", "dense @ x", "time"),
+    Column("gemm_floor_s", "GEMM floor", "time"),
+    Column("kron_matvec/floor", "kv/floor", "ratio"),
+    Column("kron_operator/floor", "K/floor", "ratio"),
+    Column("vec_trick/kron_matvec", "vec/kv", "ratio"),
+    Column("linear_operator/kron_operator", "LinOp/K", "ratio"),
+    Column("naive_matvec/kron_matvec", "dense/kv", "ratio"),
+    Column("naive_peak_bytes", "mem dense", "bytes"),
+    Column("kron_matvec_peak_bytes", "mem kv", "bytes"),
+]
+
+# Ratio column: (numerator time column, denominator time column).
+RATIOS = {
+    "kron_matvec/floor": ("kron_matvec_s", "gemm_floor_s"),
+    "kron_operator/floor": ("kron_operator_s", "gemm_floor_s"),
+    "vec_trick/kron_matvec": ("vec_trick_s", "kron_matvec_s"),
+    "linear_operator/kron_operator": ("linear_operator_s", "kron_operator_s"),
+    "naive_matvec/kron_matvec": ("naive_matvec_s", "kron_matvec_s"),
+}
+
+LEGEND = [
+    "kron_matvec  matkron.kron_matvec([A, B], x)",
+    "K @ x        K = matkron.kron(A, B), a KronOperator made once per n",
+    "vec trick    NumPy, the fastest expression found for the layout of x:",
+    *(f"               {layout:3}  {expr}" for layout, expr in VEC_TRICK.items()),
+    "LinOp @ x    scipy.sparse.linalg.LinearOperator(matvec=, matmat=) wrapping the vec trick",
+    "np.kron      building the dense np.kron(A, B), timed once per n (not in dense @ x)",
+    "dense @ x    np.kron(A, B) @ x with the dense matrix built beforehand",
+    "GEMM floor   the two GEMMs alone into preallocated buffers, with the method's shapes:",
+    "               np.matmul(B, X, out=T); np.matmul(T2, A.T, out=Y), X = x as (n, n*m),",
+    "               T2 = T as (n*m, n); NumPy's OpenBLAS (matkron calls SciPy's)",
+    "ratios       kv/floor = kron_matvec / GEMM floor, K/floor = K @ x / GEMM floor,",
+    "             vec/kv = vec trick / kron_matvec, LinOp/K = LinOp @ x / K @ x,",
+    "             dense/kv = dense @ x / kron_matvec (above 1: the second is faster)",
+    "mem dense    tracemalloc peak of the naive route: building np.kron(A, B), then the product",
+    "mem kv       tracemalloc peak of a kron_matvec call after matkron._workspace.release(),",
+    "             so the workspace it allocates counts (both include the result)",
+]
+
+
+def factors(n):
+    """Random float64 factors A and B of order `n`, the same in every run.
+
+    Examples
+    --------
+    >>> A, B = factors(4)
+    >>> A.shape, B.shape, A.dtype
+    ((4, 4), (4, 4), dtype('float64'))
+    """
+    rng = np.random.default_rng(n)
+    return rng.standard_normal((n, n)), rng.standard_normal((n, n))
+
+
+def dense_bytes(n):
+    """The size in bytes of the dense float64 ``np.kron(A, B)`` for factors of order `n`."""
+    return np.dtype(np.float64).itemsize * n**4
+
+
+class Case:
+    """The operands of one cell, with every method ready to run.
+
+    Parameters
+    ----------
+    A, B : ndarray
+        Square float64 factors of order n.
+    layout : {"1-D", "C", "F"}
+        x is a random vector of length n² (m = 1) or a random (n², 16) array in C or
+        Fortran order.
+    dense : ndarray, optional
+        ``np.kron(A, B)``, for the naive route; without it that route is left out.
+
+    Attributes
+    ----------
+    n, m : int
+        The factor order and the number of right-hand sides.
+    x : ndarray
+        The operand.
+    K : KronOperator
+        ``matkron.kron(A, B)``.
+    op : scipy.sparse.linalg.LinearOperator
+        The vec trick wrapped as an operator: matvec for vectors, matmat for x.
+    vec_trick : callable
+        ``vec_trick(x)``: the NumPy vec trick expression of `layout` (:data:`VEC_TRICK`).
+    statements : dict of str to str
+        The :mod:`timeit` statement of each method, by name.
+    namespace : dict
+        The names the statements use: A, B, x, K, op, dense, the floor buffers.
+    A, B, dense, layout
+        As given.
+
+    Examples
+    --------
+    >>> case = Case(*factors(4), "C")
+    >>> case.x.shape, sorted(case.statements)[:2]
+    ((16, 16), ['gemm_floor', 'kron_matvec'])
+    >>> case.check()
+    """
+
+    def __init__(self, A, B, layout, dense=None):
+        n = A.shape[0]
+        m = 1 if layout == "1-D" else RHS
+        rng = np.random.default_rng([n, LAYOUTS.index(layout)])
+        x = rng.standard_normal(n * n if m == 1 else (n * n, m))
+        order = "C" if layout == "C" else "F"
+        x = np.asarray(x, order=order)
+        self.n, self.m, self.layout = n, m, layout
+        self.A, self.B, self.x, self.dense = A, B, x, dense
+        self.K = matkron.kron(A, B)
+        names = {"A": A, "B": B, "n": n, "m": m}
+        self.vec_trick = eval(f"lambda x: {VEC_TRICK[layout]}", names)
+        self.op = LinearOperator(
+            (n * n, n * n),
+            matvec=eval(f"lambda x: {VEC_TRICK['1-D']}", names),
+            matmat=self.vec_trick if m > 1 else None,
+            dtype=np.float64,
+        )
+        T = np.empty((n, n * m), order=order)
+        self.namespace = {
+            "kron_matvec": matkron.kron_matvec,
+            "matmul": np.matmul,
+            **names,
+            "At": A.T,
+            "x": x,
+            "K": self.K,
+            "op": self.op,
+            "dense": dense,
+            "X": x.reshape(n, n * m, order=order),
+            "T": T,
+            "T2": T.reshape(n * m, n, order=order),
+            "Y": np.empty((n * m, n), order=order),
+        }
+        self.statements = {
+            "kron_matvec": "kron_matvec([A, B], x)",
+            "kron_operator": "K @ x",
+            "vec_trick": VEC_TRICK[layout],
+            "linear_operator": "op @ x",
+            "gemm_floor": FLOOR,
+        }
+        if dense is not None:
+            self.statements["naive_matvec"] = "dense @ x"
+        self._floor = compile(FLOOR, "<GEMM floor>", "exec")
+
+    def floor(self):
+        """Run the GEMM floor once (:data:`FLOOR`); return its output buffer Y."""
+        exec(self._floor, self.namespace)  # noqa: S102 (the timed statement itself)
+        return self.namespace["Y"]
+
+    def check(self):
+        """Check that every method computes (A ⊗ B) x, the floor too when m = 1.
+
+        The reference is the dense product when `dense` was given, else the vec trick.
+
+        Raises
+        ------
+        RuntimeError
+            Naming the method and the cell, if a result differs beyond rounding.
+        """
+        results = {
+            name: eval(stmt, self.namespace)
+            for name, stmt in self.statements.items()
+            if name != "gemm_floor"
+        }
+        if self.m == 1:
+            results["gemm_floor"] = self.floor().ravel(order="F")
+        reference = results.get("naive_matvec", results["vec_trick"])
+        atol = 1e-10 * np.abs(reference).max()
+        for name, y in results.items():
+            if y.shape != reference.shape or not np.allclose(y, reference, 1e-10, atol):
+                raise RuntimeError(
+                    f"{name} does not compute (A ⊗ B) x for n={self.n}, x {self.layout}"
+                )
+
+
+def _sizes(config):
+    return QUICK_SIZES if config.quick else SIZES
+
+
+def plan(config):
+    """What a run with `config` measures, as lines for the report header."""
+    sizes = _sizes(config)
+    dense_sizes = [n for n in sizes if dense_bytes(n) <= config.mem_cap]
+    reach = f"n <= {dense_sizes[-1]}" if dense_sizes else "no n"
+    return [
+        "kron suite: y = (A ⊗ B) x for random float64 n×n factors A and B",
+        (
+            f"  n in {', '.join(map(str, sizes))}; x a vector (m = 1) or an (n², {RHS}) array "
+            "in C or Fortran order"
+        ),
+        (
+            f"  median of {config.repeat} samples per method, each a loop of calls lasting "
+            f">= {config.min_time * 1e3:g} ms; methods interleaved within each cell"
+        ),
+        (
+            "  naive np.kron route while the dense matrix fits in "
+            f"{format_bytes(config.mem_cap)} ({reach})"
+        ),
+    ]
+
+
+def _measure_case(case, config, build_time, build_peak):
+    """Time and trace one cell; its row."""
+    case.check()
+    times = measure(case.statements, case.namespace, config.repeat, config.min_time)
+    _workspace.release()
+    kron_peak, _ = traced_peak(functools.partial(matkron.kron_matvec, [case.A, case.B], case.x))
+    naive_peak = None
+    if case.dense is not None:
+        product_peak, _ = traced_peak(functools.partial(np.matmul, case.dense, case.x))
+        naive_peak = max(build_peak, case.dense.nbytes + product_peak)
+    row = {
+        "n": case.n,
+        "m": case.m,
+        "x": case.layout,
+        "case": LAYOUT_NAMES[case.layout],
+        **{f"{name}_s": times.get(name) for name in (
+            "kron_matvec", "kron_operator", "vec_trick", "linear_operator", "naive_matvec",
+            "gemm_floor",
+        )},
+        "naive_build_s": build_time,
+        "naive_peak_bytes": naive_peak,
+        "kron_matvec_peak_bytes": kron_peak,
+    }
+    for key, (num, den) in RATIOS.items():
+        row[key] = None if row[num] is None else row[num] / row[den]
+    return row
+
+
+def _cell(row):
+    return f"n={row['n']}" + ("" if row["m"] == 1 else f" (x {row['x']})")
+
+
+def _check(rows, key, target, compare, bound):
+    """Check ``compare(row[key], bound)`` over the rows where `key` was measured."""
+    measured = [row for row in rows if row[key] is not None]
+    unmeasured = sorted({row["n"] for row in rows if row[key] is None})
+    misses = [row for row in measured if not compare(row[key], bound)]
+    pick_worst = max if compare is operator.le else min
+    parts = []
+    if measured:
+        worst = pick_worst(measured, key=lambda row: row[key])
+        parts.append(f"worst {format_value(worst[key], 'ratio')} at {_cell(worst)}")
+    if misses:
+        parts.append("missed at " + ", ".join(
+            f"{_cell(row)} ({format_value(row[key], 'ratio')})" for row in misses
+        ))
+    if unmeasured:
+        parts.append(f"not run for n = {', '.join(map(str, unmeasured))}")
+    return Check(bool(measured) and not misses, target, "; ".join(parts))
+
+
+def _checks(rows):
+    """The issue's targets for the kron suite."""
+    checks = []
+    for layout in LAYOUTS:
+        selected = [row for row in rows if row["n"] >= 64 and row["x"] == layout]
+        checks.append(_check(
+            selected, "kron_matvec/floor",
+            f"n >= 64, {LAYOUT_NAMES[layout]}: kron_matvec / GEMM floor <= 1.10",
+            operator.le, 1.10,
+        ))
+    small = [row for row in rows if row["n"] <= 16 and row["m"] == 1]
+    checks.append(_check(
+        small, "vec_trick/kron_matvec",
+        "n <= 16, m = 1: kron_matvec >= 3x faster than the NumPy vec trick",
+        operator.ge, 3.0,
+    ))
+    checks.append(_check(
+        small, "linear_operator/kron_operator",
+        "n <= 16, m = 1: K @ x >= 2x faster than the LinearOperator-wrapped vec trick",
+        operator.ge, 2.0,
+    ))
+    checks.append(_check(
+        [row for row in rows if row["n"] >= 8], "naive_matvec/kron_matvec",
+        "n >= 8: kron_matvec faster than np.kron(A, B) @ x without its construction",
+        operator.gt, 1.0,
+    ))
+    return checks
+
+
+def run(config):
+    """Run the kron suite with `config` (see :class:`~.suite.Config`); its outcome."""
+    sizes = _sizes(config)
+    rows = []
+    skipped = []
+    with Progress(len(sizes) * (1 + len(LAYOUTS))) as progress:
+        for n in sizes:
+            A, B = factors(n)
+            progress.step(f"n={n}: np.kron(A, B)")
+            dense = build_time = build_peak = None
+            if dense_bytes(n) <= config.mem_cap:
+                build_peak, dense = traced_peak(functools.partial(np.kron, A, B))
+                build_time = measure(
+                    {"np.kron": "kron(A, B)"}, {"kron": np.kron, "A": A, "B": B},
+                    config.repeat, config.min_time,
+                )["np.kron"]
+            else:
+                skipped.append(n)
+            for layout in LAYOUTS:
+                progress.step(f"n={n}: {LAYOUT_NAMES[layout]}")
+                case = Case(A, B, layout, dense)
+                rows.append(_measure_case(case, config, build_time, build_peak))
+            del dense, case
+    notes = list(LEGEND)
+    if skipped:
+        needed = ", ".join(format_bytes(dense_bytes(n)) for n in skipped)
+        notes.append(
+            f"skipped      np.kron and dense @ x for n = {', '.join(map(str, skipped))}: "
+            f"the dense matrix would take {needed}, over the cap of "
+            f"{format_bytes(config.mem_cap)} (--mem-cap-gb)"
+        )
+    return Outcome(COLUMNS, rows, notes, _checks(rows), PLOT)
+
+
+PLOT = PlotSpec(
+    x="n",
+    panel="case",
+    series=(
+        "kron_matvec_s", "kron_operator_s", "vec_trick_s", "linear_operator_s",
+        "naive_matvec_s", "naive_build_s", "gemm_floor_s",
+    ),
+    title="(A ⊗ B) x for n×n float64 factors: median time per call",
+    dashed=("gemm_floor_s",),
+)
+
+SUITE = Suite(
+    name="kron",
+    summary="(A ⊗ B) x against the vec trick, LinearOperator, np.kron and the GEMM floor",
+    plan=plan,
+    run=run,
+)

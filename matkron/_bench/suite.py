@@ -1,0 +1,144 @@
+"""What a benchmark suite is: its run configuration, and the outcome it hands back.
+
+A suite is a module of this package exporting ``SUITE``, a :class:`Suite`; the command line
+(:mod:`matkron._bench.cli`) names it in its registry, runs it, and prints, saves and plots
+its :class:`Outcome` the same way for every suite.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+__all__ = ["Check", "Column", "Config", "Outcome", "PlotSpec", "Suite"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """How a suite is asked to run.
+
+    Attributes
+    ----------
+    quick : bool
+        Run a shorter sweep.
+    repeat : int
+        Timed samples per measurement, of which the median is reported.
+    min_time : float
+        The shortest sample in seconds (the number of calls per sample is calibrated).
+    mem_cap : int
+        The largest dense matrix, in bytes, that a naive baseline may build.
+    """
+
+    quick: bool
+    repeat: int
+    min_time: float
+    mem_cap: int
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the results: a row key, its table header and how to format it.
+
+    Attributes
+    ----------
+    key : str
+        The row key, also the CSV header.
+    header : str
+        The table header.
+    kind : {"int", "text", "time", "ratio", "bytes"}
+        How values print: integers, text, seconds, dimensionless ratios or byte counts.
+    """
+
+    key: str
+    header: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class Check:
+    """A performance target and whether the run met it.
+
+    Attributes
+    ----------
+    passed : bool
+        Whether every measured case met the target.
+    target : str
+        The target, in words.
+    detail : str
+        The deciding numbers (the worst case, the cases that missed, what was not run).
+    """
+
+    passed: bool
+    target: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class PlotSpec:
+    """A plot of times: one panel per value of `panel`, one line per series.
+
+    Attributes
+    ----------
+    x : str
+        The row key on the (logarithmic) x axis.
+    panel : str
+        The row key whose values each get a panel, in order of appearance.
+    series : tuple of str
+        The keys of the time columns drawn, labelled with their table headers.
+    title : str
+        The figure title.
+    dashed : tuple of str, optional
+        The series drawn as dashed lines, such as a floor.
+    """
+
+    x: str
+    panel: str
+    series: tuple
+    title: str
+    dashed: tuple = ()
+
+
+@dataclass
+class Outcome:
+    """What a suite run hands back to the command line.
+
+    Attributes
+    ----------
+    columns : list of Column
+        The columns of the table and the CSV, in order.
+    rows : list of dict
+        One dict per case, keyed by column key (None where not measured); a row may carry
+        further keys, such as a plot's panel label.
+    notes : list of str
+        Lines printed under the table: legend, skipped cases.
+    checks : list of Check
+        The targets, printed as PASS/MISS at the end.
+    plot : PlotSpec or None
+        What to plot, if anything.
+    """
+
+    columns: list
+    rows: list
+    notes: list = field(default_factory=list)
+    checks: list = field(default_factory=list)
+    plot: PlotSpec | None = None
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A benchmark suite.
+
+    Attributes
+    ----------
+    name : str
+        The name on the command line (``python -m matkron bench NAME``).
+    summary : str
+        One line for ``--help``.
+    plan : callable
+        ``plan(config) -> list of str``: what a run with `config` measures, printed first.
+    run : callable
+        ``run(config) -> Outcome``: runs the suite, showing progress on stderr.
+    """
+
+    name: str
+    summary: str
+    plan: Callable
+    run: Callable

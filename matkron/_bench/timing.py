@@ -1,0 +1,120 @@
+"""Timing and memory primitives: auto-calibrated loops, interleaved medians, traced peaks."""
+
+import gc
+import itertools
+import statistics
+import timeit
+import tracemalloc
+
+__all__ = ["calibrate", "measure", "traced_peak"]
+
+
+def calibrate(timer, min_time):
+    """The number of calls for one sample of `timer` to last at least `min_time` seconds.
+
+    Parameters
+    ----------
+    timer : timeit.Timer
+        The statement to time.
+    min_time : float
+        The shortest sample, in seconds.
+
+    Returns
+    -------
+    int
+        The first of 1, 2, 5, 10, 20, 50, ... calls whose loop lasts `min_time` or more
+        (as :meth:`timeit.Timer.autorange`, with a chosen duration). The loops run here
+        also serve as the warm-up.
+
+    Examples
+    --------
+    >>> import timeit
+    >>> calibrate(timeit.Timer("sum(range(10))"), 1e-4) >= 1
+    True
+    """
+    for exponent in itertools.count():
+        for mantissa in (1, 2, 5):
+            number = mantissa * 10**exponent
+            if timer.timeit(number) >= min_time:
+                return number
+
+
+def measure(statements, namespace, repeat, min_time):
+    """Median time per call of each statement, the statements interleaved.
+
+    Parameters
+    ----------
+    statements : dict of str to str or callable
+        The code to time by name: a :mod:`timeit` statement evaluated in `namespace`, or a
+        callable without arguments.
+    namespace : dict or None
+        The globals of the statements.
+    repeat : int
+        The number of samples per statement.
+    min_time : float
+        The shortest sample in seconds; each sample times a loop of as many calls as
+        :func:`calibrate` finds.
+
+    Returns
+    -------
+    dict of str to float
+        The median over the samples of the time per call, in seconds, by name.
+
+    Notes
+    -----
+    Each round takes one sample of every statement, starting one statement later than the
+    round before, so slow drifts of the machine (frequency, other load) hit all statements
+    alike. Times are taken with :func:`time.perf_counter`; garbage collection is off
+    during a sample, as in :mod:`timeit`.
+
+    Examples
+    --------
+    >>> times = measure({"sum": "sum(v)", "max": "max(v)"}, {"v": list(range(100))}, 3, 1e-4)
+    >>> sorted(times)
+    ['max', 'sum']
+    """
+    timers = {name: timeit.Timer(stmt, globals=namespace) for name, stmt in statements.items()}
+    numbers = {name: calibrate(timer, min_time) for name, timer in timers.items()}
+    samples = {name: [] for name in timers}
+    names = list(timers)
+    for round_ in range(repeat):
+        start = round_ % len(names)
+        for name in names[start:] + names[:start]:
+            elapsed = timers[name].timeit(numbers[name])
+            samples[name].append(elapsed / numbers[name])
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def traced_peak(func):
+    """Call `func` and return the peak of the memory it allocated, and its result.
+
+    Parameters
+    ----------
+    func : callable
+        Called once without arguments.
+
+    Returns
+    -------
+    peak : int
+        The highest number of bytes traced by :mod:`tracemalloc` during the call, above
+        the traced memory at its start: every NumPy array allocated in the call counts,
+        freed or not, including the result.
+    result : object
+        What `func` returned.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> peak, a = traced_peak(lambda: np.zeros(1000))
+    >>> peak >= a.nbytes
+    True
+    """
+    gc.collect()
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        result = func()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return peak - start, result
