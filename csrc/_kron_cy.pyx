@@ -141,16 +141,15 @@ cdef bint _load_factor(object f, Factor* factor, int type_num, Py_ssize_t itemsi
     factor.data = cnp.PyArray_BYTES(a)
     s0 = cnp.PyArray_STRIDE(a, 0)
     s1 = cnp.PyArray_STRIDE(a, 1)
-    if p <= 1:
-        s0 = itemsize if q <= 1 else q * itemsize
-    if q <= 1:
-        s1 = itemsize if p <= 1 else p * itemsize
-    if s0 == itemsize and s1 >= p * itemsize and s1 % itemsize == 0:
+    # The stride along an axis of length 1 is never used; BLAS wants ld >= rows.
+    if ((p <= 1 or s0 == itemsize)
+            and (q <= 1 or (s1 >= p * itemsize and s1 % itemsize == 0))):
         factor.trans = c'N'
-        factor.ld = <blas_int>_max(s1 // itemsize, 1)
-    elif s1 == itemsize and s0 >= q * itemsize and s0 % itemsize == 0:
+        factor.ld = <blas_int>(s1 // itemsize if q > 1 else _max(p, 1))
+    elif ((q <= 1 or s1 == itemsize)
+            and (p <= 1 or (s0 >= q * itemsize and s0 % itemsize == 0))):
         factor.trans = c'T'
-        factor.ld = <blas_int>_max(s0 // itemsize, 1)
+        factor.ld = <blas_int>(s0 // itemsize if p > 1 else _max(q, 1))
     else:
         return False
     return True

@@ -1,6 +1,7 @@
 """KronOperator: a Kronecker product as a SciPy LinearOperator."""
 
 import math
+import threading
 
 import numpy as np
 import scipy.linalg
@@ -20,6 +21,10 @@ from ._kron_cy import kron_matvec_fast, kron_plan
 from ._validation import as_array, operand, result_dtype
 
 __all__ = ["KronOperator", "kron"]
+
+# SciPy's bundled OpenBLAS (0.3.30) can corrupt memory when getrf/getrs run in several
+# threads at once; the LAPACK calls of solve() take turns (products need no lock).
+_LAPACK_LOCK = threading.Lock()
 
 
 def kron(*factors):
@@ -238,7 +243,8 @@ class KronOperator(LinearOperator):
                     lus.append(None)
                     continue
                 getrf, = scipy.linalg.get_lapack_funcs(("getrf",), (f,))
-                lu, piv, info = getrf(f)
+                with _LAPACK_LOCK:
+                    lu, piv, info = getrf(f)
                 if info > 0:
                     raise np.linalg.LinAlgError(
                         f"factor {i} of {describe(self._shapes)} is singular"
@@ -270,7 +276,9 @@ class KronOperator(LinearOperator):
         Notes
         -----
         Each factor is LU-factorized once (cached on the operator) and applied along its
-        mode of b reshaped as a tensor: O(N Σ n_i) work after the factorizations.
+        mode of b reshaped as a tensor: O(N Σ n_i) work after the factorizations. The
+        LAPACK calls of concurrent solves run one at a time (SciPy's OpenBLAS is not safe
+        otherwise).
 
         Examples
         --------
@@ -295,7 +303,8 @@ class KronOperator(LinearOperator):
             moved = np.moveaxis(x, axis, 0)
             mat = moved.reshape(dims[axis], -1)
             getrs, = scipy.linalg.get_lapack_funcs(("getrs",), (lu[0], mat))
-            solved, info = getrs(lu[0].astype(dtype, copy=False), lu[1], mat)
+            with _LAPACK_LOCK:
+                solved, _ = getrs(lu[0].astype(dtype, copy=False), lu[1], mat)
             x = np.moveaxis(solved.reshape(moved.shape), 0, axis)
         return x.reshape(b.shape, order="F")
 

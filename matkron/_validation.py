@@ -60,9 +60,9 @@ def blas_readable(mat, dtype):
     p, q = mat.shape
     s0, s1 = mat.strides
     size = mat.itemsize
-    if (p <= 1 or s0 == size) and (q <= 1 or s1 >= max(p, 1) * size):
+    if (p <= 1 or s0 == size) and (q <= 1 or (s1 >= p * size and s1 % size == 0)):
         return mat
-    if (q <= 1 or s1 == size) and (p <= 1 or s0 >= max(q, 1) * size):
+    if (q <= 1 or s1 == size) and (p <= 1 or (s0 >= q * size and s0 % size == 0)):
         return mat
     return np.array(mat, order="F")
 
