@@ -13,6 +13,7 @@ from threadpoolctl import threadpool_limits
 import matkron
 from matkron import _workspace
 from matkron._bench import kron
+from matkron._bench.report import format_bytes
 from matkron._bench.timing import traced_peak
 
 # The largest dense np.kron(A, B) that the naive route builds: n <= 128 (as the full suite).
@@ -73,7 +74,10 @@ class DenseKron(_OneThread):
 
     def setup(self, n, x):
         if kron.dense_bytes(n) > DENSE_CAP:
-            raise NotImplementedError(f"np.kron(A, B) would take {kron.dense_bytes(n)} bytes")
+            raise NotImplementedError(
+                f"np.kron(A, B) would take {format_bytes(kron.dense_bytes(n))}, "
+                f"over DENSE_CAP = {format_bytes(DENSE_CAP)}"
+            )
         A, B = kron.factors(n)
         self.A, self.B = A, B
         self.dense = np.kron(A, B)
