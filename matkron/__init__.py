@@ -9,15 +9,34 @@ so a product with a Kronecker product costs GEMMs on its factors and never forms
 
 from ._kron import identity, kron_matvec, kron_order, unvec, vec
 from ._operator import KronOperator, kron
+from ._power import PowerJacobian, frechet_power, polynomial_jacobian, power_jacobian
+from ._sum import (
+    KronSumOperator,
+    SumOfKronOperator,
+    kronsum,
+    lyapunov,
+    sum_of_kron,
+    sylvester,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "KronOperator",
+    "KronSumOperator",
+    "PowerJacobian",
+    "SumOfKronOperator",
+    "frechet_power",
     "identity",
     "kron",
     "kron_matvec",
     "kron_order",
+    "kronsum",
+    "lyapunov",
+    "polynomial_jacobian",
+    "power_jacobian",
+    "sum_of_kron",
+    "sylvester",
     "unvec",
     "vec",
 ]

@@ -392,6 +392,35 @@ class KronOperator(LinearOperator):
             result *= math.sqrt(f.n) if isinstance(f, IdentityFactor) else np.linalg.norm(f)
         return result
 
+    # -- arithmetic: sums and scalar multiples are sums of Kronecker products ------------
+
+    def __add__(self, other):
+        from ._sum import combine
+
+        result = combine(self, other, 1)
+        return super().__add__(other) if result is None else result
+
+    def __sub__(self, other):
+        from ._sum import combine
+
+        result = combine(self, other, -1)
+        return super().__sub__(other) if result is None else result
+
+    def __neg__(self):
+        from ._sum import scale
+
+        return scale(self, -1)
+
+    def __mul__(self, other):
+        from ._sum import _is_scalar, scale
+
+        return scale(self, other) if _is_scalar(other) else super().__mul__(other)
+
+    def __rmul__(self, other):
+        from ._sum import _is_scalar, scale
+
+        return scale(self, other) if _is_scalar(other) else super().__rmul__(other)
+
     def __repr__(self):
         shapes = ", ".join(f"{p}x{q}" for p, q in self._shapes)
         return (

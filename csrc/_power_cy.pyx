@@ -1,0 +1,358 @@
+# Application loops of the Jacobian of the matrix power and of matrix polynomials.
+#
+# For A m-by-m, the derivative of A ↦ Aⁿ in the direction E is
+#
+#     d(Aⁿ)[E] = Σ_{k=0}^{n-1} A^k E A^{n-1-k}
+#
+# and every method here evaluates it with a fixed sequence of m-by-m GEMMs whose
+# E-independent operands (powers of A, eigenvectors, divided differences) were computed once
+# by the Python layer (matkron/_power.py) when the operator was built:
+#
+#     horner   L_1 = E, L_{j+1} = A L_j + W_j with W_j = E A^j carried as a running product
+#              (W_{j+1} = W_j A): 2(n-1) GEMMs, no stored powers
+#     binary   (P, D) pairs with P = A^a, D = d(A^a)[E], left-to-right binary powering:
+#              squaring D <- P D + D P, multiplication D <- A D + E P, the P precomputed:
+#              2 GEMMs per bit
+#     stored   T <- alpha E, then T <- A T + E R_s for precomputed R_s (the Horner scheme of a
+#              polynomial, R_s the partial Horner sums of p(A)): 2 GEMMs per degree
+#     eig      A = V Λ Vᴴ: V (Γ ∘ (Vᴴ E V)) Vᴴ, 4 GEMMs whatever n
+#     dense    the m²-by-m² matrix times all right-hand sides: one GEMM
+#
+# Matrices are column-major with leading dimension m; each right-hand side of x is vec(E),
+# one contiguous column. Intermediates live on the stack for small m and in the calling
+# thread's workspace otherwise, so one plan may be applied from several threads at once.
+# All loops and GEMMs run inside one `with nogil:` block.
+
+cimport numpy as cnp
+from libc.string cimport memcpy
+
+from _blas cimport blas_t, complex64_t, complex128_t, gemm, gemm_scaled
+from _blas_int cimport blas_int
+
+from matkron._workspace import workspace as _workspace
+
+cnp.import_array()
+
+
+cdef enum:
+    ZERO = 0
+    COPY = 1
+    HORNER = 2
+    BINARY = 3
+    EIG = 4
+    DENSE = 5
+    STORED = 6
+
+# Workspaces up to this many doubles (16 KiB) live on the stack.
+cdef enum:
+    STACK_DOUBLES = 2048
+
+_METHODS = {"zero": ZERO, "copy": COPY, "horner": HORNER, "binary": BINARY, "eig": EIG,
+            "dense": DENSE, "stored": STORED}
+
+
+cdef struct Plan:
+    int method
+    blas_int m
+    Py_ssize_t mm          # m * m
+    Py_ssize_t count       # horner: n; binary, stored: number of steps
+    char* a                # A, column-major
+    char* mats             # binary: P per step; stored: R per step; eig: V; dense: the matrix
+    char* gamma            # eig: Γ
+    const char* codes      # binary: 0 = squaring, 1 = multiplication by (A, E)
+    double complex alpha   # stored: the scale of the first Horner term
+
+
+cdef inline bint _is_blas_type(int type_num) noexcept:
+    return (type_num == cnp.NPY_FLOAT32 or type_num == cnp.NPY_FLOAT64
+            or type_num == cnp.NPY_COMPLEX64 or type_num == cnp.NPY_COMPLEX128)
+
+
+cdef inline void _swap(blas_t** a, blas_t** b) noexcept nogil:
+    cdef blas_t* t = a[0]
+    a[0] = b[0]
+    b[0] = t
+
+
+cdef void _horner(const Plan* p, const blas_t* e, blas_t* out, blas_t* ws) noexcept nogil:
+    """out = d(Aⁿ)[E] by L_{j+1} = A L_j + E A^j (n = p.count >= 2)."""
+    cdef blas_int m = p.m
+    cdef Py_ssize_t mm = p.mm, j, n = p.count
+    cdef const blas_t* a = <const blas_t*>p.a
+    cdef const blas_t* l = e
+    cdef blas_t* l_next = ws
+    cdef blas_t* l_spare = ws + mm
+    cdef blas_t* w = ws + 2 * mm
+    cdef blas_t* w_next = ws + 3 * mm
+    cdef blas_t* dst
+    gemm(c'N', c'N', m, m, m, e, m, a, m, 0, w, m)               # W_1 = E A
+    for j in range(1, n):
+        dst = out if j == n - 1 else l_next
+        memcpy(dst, w, mm * sizeof(blas_t))
+        gemm(c'N', c'N', m, m, m, a, m, l, m, 1, dst, m)         # L_{j+1} = A L_j + W_j
+        if j < n - 1:
+            gemm(c'N', c'N', m, m, m, w, m, a, m, 0, w_next, m)  # W_{j+1} = W_j A
+            _swap(&w, &w_next)
+            l = dst
+            _swap(&l_next, &l_spare)
+
+
+cdef void _binary(const Plan* p, const blas_t* e, blas_t* out, blas_t* ws) noexcept nogil:
+    """out = d(Aⁿ)[E] by binary powering of (A, E) with precomputed powers P."""
+    cdef blas_int m = p.m
+    cdef Py_ssize_t mm = p.mm, s
+    cdef const blas_t* a = <const blas_t*>p.a
+    cdef const blas_t* mats = <const blas_t*>p.mats
+    cdef const blas_t* pw
+    cdef const blas_t* d = e
+    cdef blas_t* dst
+    for s in range(p.count):
+        pw = mats + s * mm
+        dst = out if s == p.count - 1 else ws + (s % 2) * mm
+        if p.codes[s] == 0:
+            gemm(c'N', c'N', m, m, m, pw, m, d, m, 0, dst, m)    # P D
+            gemm(c'N', c'N', m, m, m, d, m, pw, m, 1, dst, m)    # + D P
+        else:
+            gemm(c'N', c'N', m, m, m, a, m, d, m, 0, dst, m)     # A D
+            gemm(c'N', c'N', m, m, m, e, m, pw, m, 1, dst, m)    # + E P
+        d = dst
+
+
+cdef void _stored(const Plan* p, const blas_t* e, blas_t* out, blas_t* ws) noexcept nogil:
+    """out = alpha-scaled Horner scheme T <- A T + E R_s over the stored R_s."""
+    cdef blas_int m = p.m
+    cdef Py_ssize_t mm = p.mm, s, i
+    cdef const blas_t* a = <const blas_t*>p.a
+    cdef const blas_t* mats = <const blas_t*>p.mats
+    cdef blas_t alpha
+    cdef blas_t* t = out if p.count == 0 else ws + mm
+    cdef blas_t* dst
+    if blas_t is float or blas_t is double:
+        alpha = <blas_t>p.alpha.real
+    else:
+        alpha = <blas_t>p.alpha
+    for i in range(mm):
+        t[i] = alpha * e[i]
+    for s in range(p.count):
+        dst = out if s == p.count - 1 else ws + (s % 2) * mm
+        gemm(c'N', c'N', m, m, m, a, m, t, m, 0, dst, m)                 # A T
+        gemm(c'N', c'N', m, m, m, e, m, mats + s * mm, m, 1, dst, m)     # + E R_s
+        t = dst
+
+
+cdef void _eig(const Plan* p, const blas_t* e, blas_t* out, blas_t* ws) noexcept nogil:
+    """out = V (Γ ∘ (Vᴴ E V)) Vᴴ."""
+    cdef blas_int m = p.m
+    cdef Py_ssize_t mm = p.mm, i
+    cdef const blas_t* v = <const blas_t*>p.mats
+    cdef const blas_t* gamma = <const blas_t*>p.gamma
+    cdef blas_t* t1 = ws
+    cdef blas_t* t2 = ws + mm
+    cdef char h = c'T' if (blas_t is float or blas_t is double) else c'C'
+    gemm(h, c'N', m, m, m, v, m, e, m, 0, t1, m)
+    gemm(c'N', c'N', m, m, m, t1, m, v, m, 0, t2, m)
+    for i in range(mm):
+        t2[i] = t2[i] * gamma[i]
+    gemm(c'N', c'N', m, m, m, v, m, t2, m, 0, t1, m)
+    gemm(c'N', h, m, m, m, t1, m, v, m, 0, out, m)
+
+
+cdef void _run(const Plan* p, const blas_t* xs, blas_t* os, Py_ssize_t r,
+               char* ws) noexcept nogil:
+    """os[:, t] = J xs[:, t] for the r contiguous columns of length m² of xs and os."""
+    cdef Py_ssize_t t, mm = p.mm, i
+    cdef blas_int n2 = <blas_int>mm
+    if p.method == ZERO:
+        for i in range(mm * r):
+            os[i] = 0
+        return
+    if p.method == COPY:
+        memcpy(os, xs, mm * r * sizeof(blas_t))
+        return
+    if p.method == DENSE:
+        gemm(c'N', c'N', n2, <blas_int>r, n2, <const blas_t*>p.mats, n2, xs, n2, 0, os, n2)
+        return
+    for t in range(r):
+        if p.method == HORNER:
+            _horner(p, xs + t * mm, os + t * mm, <blas_t*>ws)
+        elif p.method == BINARY:
+            _binary(p, xs + t * mm, os + t * mm, <blas_t*>ws)
+        elif p.method == STORED:
+            _stored(p, xs + t * mm, os + t * mm, <blas_t*>ws)
+        else:
+            _eig(p, xs + t * mm, os + t * mm, <blas_t*>ws)
+
+
+cdef void _run_any(int type_num, const Plan* p, const char* x, char* out, Py_ssize_t r,
+                   char* ws) noexcept nogil:
+    if type_num == cnp.NPY_FLOAT32:
+        _run(p, <const float*>x, <float*>out, r, ws)
+    elif type_num == cnp.NPY_FLOAT64:
+        _run(p, <const double*>x, <double*>out, r, ws)
+    elif type_num == cnp.NPY_COMPLEX64:
+        _run(p, <const complex64_t*>x, <complex64_t*>out, r, ws)
+    else:
+        _run(p, <const complex128_t*>x, <complex128_t*>out, r, ws)
+
+
+cdef char* _matrix_data(object arr, str name, int type_num, Py_ssize_t min_size) except? NULL:
+    """The data pointer of a Fortran-contiguous array of `type_num` with >= min_size items."""
+    cdef cnp.ndarray a
+    if arr is None:
+        if min_size == 0:
+            return NULL
+        raise ValueError(f"PowerPlan: {name} is required for this method")
+    if type(arr) is not cnp.ndarray:
+        raise TypeError(f"PowerPlan: {name} must be a numpy.ndarray")
+    a = <cnp.ndarray>arr
+    if (cnp.PyArray_TYPE(a) != type_num or not cnp.PyArray_ISFARRAY_RO(a)
+            or cnp.PyArray_SIZE(a) < min_size):
+        raise ValueError(f"PowerPlan: {name} must be a Fortran-contiguous, aligned array "
+                         f"of the plan dtype with at least {min_size} elements")
+    return cnp.PyArray_BYTES(a)
+
+
+cdef class PowerPlan:
+    """A prepared application of d(Aⁿ) or of the Jacobian of a matrix polynomial.
+
+    Parameters
+    ----------
+    method : str
+        One of "zero", "copy", "horner", "binary", "stored", "eig", "dense".
+    m : int
+        The order of A; the operator acts on vectors of length m².
+    dtype_array : ndarray
+        Any array of the plan dtype (only its dtype is used).
+    a : ndarray or None
+        A, m-by-m Fortran-contiguous (horner, binary, stored).
+    mats : ndarray or None
+        binary and stored: `count` m-by-m matrices back to back in one Fortran-contiguous
+        array; eig: V; dense: the m²-by-m² matrix.
+    gamma : ndarray or None
+        eig: the m-by-m divided differences Γ.
+    codes : bytes
+        binary: one byte per step, 0 for squaring, 1 for multiplication by (A, E).
+    count : int
+        horner: n >= 2; binary, stored: the number of steps.
+    alpha : complex
+        stored: the scale of the first term (the real part for real dtypes).
+
+    Notes
+    -----
+    The plan keeps references to its arrays, which must not be modified afterwards. The
+    Python layer validates everything; this class checks only what would make the kernel
+    read out of bounds.
+    """
+
+    cdef Plan plan
+    cdef int type_num
+    cdef Py_ssize_t itemsize
+    cdef Py_ssize_t ws_items
+    cdef readonly str method
+    cdef readonly Py_ssize_t m
+    cdef object _refs
+
+    def __init__(self, str method, Py_ssize_t m, cnp.ndarray dtype_array, a=None,
+                 mats=None, gamma=None, bytes codes=b"", Py_ssize_t count=0,
+                 double complex alpha=1):
+        cdef int code
+        cdef int type_num = cnp.PyArray_TYPE(dtype_array)
+        cdef Py_ssize_t mm = m * m
+        if method not in _METHODS:
+            raise ValueError(f"PowerPlan: unknown method {method!r}")
+        if not _is_blas_type(type_num):
+            raise TypeError("PowerPlan: the dtype must be float32, float64, complex64 or "
+                            "complex128")
+        if m <= 0 or mm > 2147483647:
+            raise ValueError(f"PowerPlan: m = {m} is out of range")
+        code = _METHODS[method]
+        self.method = method
+        self.m = m
+        self.type_num = type_num
+        self.itemsize = cnp.PyArray_ITEMSIZE(dtype_array)
+        self.plan.method = code
+        self.plan.m = <blas_int>m
+        self.plan.mm = mm
+        self.plan.count = count
+        self.plan.alpha = alpha
+        self.plan.a = NULL
+        self.plan.mats = NULL
+        self.plan.gamma = NULL
+        self.plan.codes = NULL
+        self.ws_items = 0
+        if code == HORNER:
+            if count < 2:
+                raise ValueError("PowerPlan: horner needs count >= 2")
+            self.plan.a = _matrix_data(a, "a", type_num, mm)
+            self.ws_items = 4 * mm
+        elif code == BINARY or code == STORED:
+            if count < 0 or (code == BINARY and (count < 1 or len(codes) != count)):
+                raise ValueError("PowerPlan: codes must give one byte per step")
+            self.plan.a = _matrix_data(a, "a", type_num, mm)
+            self.plan.mats = _matrix_data(mats, "mats", type_num, count * mm)
+            self.plan.codes = codes
+            self.ws_items = 2 * mm
+        elif code == EIG:
+            self.plan.mats = _matrix_data(mats, "mats", type_num, mm)
+            self.plan.gamma = _matrix_data(gamma, "gamma", type_num, mm)
+            self.ws_items = 2 * mm
+        elif code == DENSE:
+            if mm * mm > 2147483647:
+                raise ValueError(f"PowerPlan: the dense matrix of m = {m} is too large")
+            self.plan.mats = _matrix_data(mats, "mats", type_num, mm * mm)
+        self._refs = (a, mats, gamma, codes)
+
+    cdef int _execute(self, cnp.ndarray x, cnp.ndarray out) except -1:
+        cdef double stack_ws[STACK_DOUBLES]
+        cdef char* ws = <char*>stack_ws
+        cdef cnp.ndarray heap_ws
+        cdef Py_ssize_t need = self.ws_items * self.itemsize
+        cdef Py_ssize_t r = 1 if cnp.PyArray_NDIM(x) == 1 else cnp.PyArray_DIM(x, 1)
+        cdef const char* xd = cnp.PyArray_BYTES(x)
+        cdef char* od = cnp.PyArray_BYTES(out)
+        if r == 0:
+            return 0
+        if need > <Py_ssize_t>sizeof(stack_ws):
+            heap_ws = <cnp.ndarray>_workspace(need)
+            ws = cnp.PyArray_BYTES(heap_ws)
+        with nogil:
+            _run_any(self.type_num, &self.plan, xd, od, r, ws)
+        return 0
+
+    cdef bint _accepts(self, cnp.ndarray a) noexcept:
+        cdef int nd = cnp.PyArray_NDIM(a)
+        if (cnp.PyArray_TYPE(a) != self.type_num or nd < 1 or nd > 2
+                or not cnp.PyArray_ISFARRAY_RO(a) or cnp.PyArray_DIM(a, 0) != self.plan.mm):
+            return False
+        if nd == 2 and cnp.PyArray_DIM(a, 1) > 2147483647 // self.plan.mm:
+            return False
+        return True
+
+    def apply(self, cnp.ndarray x, cnp.ndarray out):
+        """Write J x into `out`.
+
+        `x` and `out` are both 1-D of length m², or both 2-D (m², r), Fortran-contiguous,
+        aligned, of the plan dtype, not overlapping. Returns `out`.
+        """
+        if not self._accepts(x) or not self._accepts(out) or not cnp.PyArray_ISWRITEABLE(out):
+            raise ValueError("PowerPlan.apply: x and out must be Fortran-contiguous arrays "
+                             f"of the plan dtype with {self.plan.mm} rows")
+        if (cnp.PyArray_NDIM(x) != cnp.PyArray_NDIM(out)
+                or cnp.PyArray_SIZE(x) != cnp.PyArray_SIZE(out)):
+            raise ValueError("PowerPlan.apply: x and out must have the same shape")
+        self._execute(x, out)
+        return out
+
+    def matvec_fast(self, object x):
+        """J x for a 1-D contiguous aligned x of the plan dtype and length m², else None."""
+        cdef cnp.ndarray xa, out
+        cdef cnp.npy_intp shape[1]
+        if type(x) is not cnp.ndarray:
+            return None
+        xa = <cnp.ndarray>x
+        if cnp.PyArray_NDIM(xa) != 1 or not self._accepts(xa):
+            return None
+        shape[0] = self.plan.mm
+        out = cnp.PyArray_EMPTY(1, shape, self.type_num, 0)
+        self._execute(xa, out)
+        return out

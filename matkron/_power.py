@@ -1,0 +1,591 @@
+"""The Jacobian of the matrix power, d(Aⁿ)[E] = Σₖ A^k E A^{n-1-k}, and of matrix polynomials."""
+
+import numbers
+
+import numpy as np
+import scipy.linalg
+from scipy.sparse.linalg import LinearOperator
+
+from ._kron import identity
+from ._power_cy import PowerPlan
+from ._sum import SumOfKronOperator, _is_hermitian, _is_scalar
+from ._validation import BLAS_INT_MAX, as_array, result_dtype
+
+__all__ = ["PowerJacobian", "frechet_power", "polynomial_jacobian", "power_jacobian"]
+
+METHODS = ("auto", "naive", "horner", "binary", "eig", "dense")
+
+# The cost of one BLAS call in multiply-add equivalents, beyond its m³ multiply-adds: call
+# overhead and the low efficiency of tiny GEMMs. Calibrated with `python -m matkron bench
+# power`; it decides between the dense matrix and GEMM methods for small m.
+_CALL_COST = 2000
+# The dense m²×m² matrix is considered for m up to this order (8 MiB in float64).
+_DENSE_MAX_M = 32
+# Multiply-add equivalents of one Hermitian eigendecomposition, in units of m³.
+_EIGH_COST = 12
+
+
+def _check_matrix(A):
+    A = as_array(A, "A")
+    if A.ndim != 2 or A.shape[0] != A.shape[1]:
+        raise ValueError(f"A must be a square matrix; got shape {A.shape}")
+    return A
+
+
+def _check_power(n):
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (numbers.Integral, np.integer)):
+        raise TypeError(f"n must be an integer; got {type(n).__name__}")
+    n = int(n)
+    if n < 0:
+        raise ValueError(f"n must be non-negative; got {n}")
+    return n
+
+
+def _check_coeffs(coeffs):
+    """The coefficients as a 1-D array, and what they add to dtype promotion.
+
+    An array's dtype takes part in promotion; Python numbers in a list are weak scalars
+    (as in NumPy), so float coefficients keep a float32 A in float32.
+    """
+    if _is_scalar(coeffs):
+        raise TypeError("coeffs must be a sequence of numbers c_0, c_1, …; got a scalar")
+    c = as_array(coeffs, "coeffs")
+    if c.ndim != 1:
+        raise ValueError(f"coeffs must be 1-D; got shape {c.shape}")
+    if isinstance(coeffs, np.ndarray):
+        return c, [c.dtype]
+    return c, list(coeffs)
+
+
+def _binary_gemms(n):
+    """GEMMs per application of binary powering: 2 per squaring and per multiplication."""
+    return 2 * (n.bit_length() - 1 + bin(n).count("1") - 1)
+
+
+def _choose(m, n, hermitian, polynomial, applications=None):
+    """The method of least estimated cost for an m×m A and degree n >= 2."""
+    gemm = m**3 + _CALL_COST
+    costs = {}
+    if polynomial:
+        costs["horner"] = 2 * (n - 1) * gemm
+    else:
+        costs["binary"] = _binary_gemms(n) * gemm
+    if hermitian:
+        build = _EIGH_COST * m**3 / applications if applications else 0
+        costs["eig"] = 4 * gemm + m * m + build
+    if m <= _DENSE_MAX_M and (applications is None or applications >= m * m):
+        costs["dense"] = m**4 + _CALL_COST
+    return min(costs, key=costs.get)
+
+
+def _power_divided_differences(lam, n):
+    """Γᵢⱼ = (λᵢⁿ − λⱼⁿ) / (λᵢ − λⱼ) = Σₖ λᵢᵏ λⱼ^{n-1-k} for real λ, n >= 1.
+
+    Close eigenvalues of one sign use λⱼ^{n-1} expm1(n log1p(r)) / r with r = (λᵢ − λⱼ)/λⱼ,
+    which has no cancellation and gives n λ^{n-1} for equal ones; other pairs use the
+    quotient, whose denominator is then at least half the larger modulus.
+    """
+    li = lam[:, None]
+    lj = lam[None, :]
+    with np.errstate(all="ignore"):
+        delta = li - lj
+        gamma = (li**n - lj**n) / delta
+        close = (li * lj > 0) & (np.abs(delta) <= 0.5 * np.maximum(np.abs(li), np.abs(lj)))
+        r = np.where(close, delta / np.where(lj == 0, 1, lj), 0.0)
+        ratio = np.where(r == 0, float(n), np.expm1(n * np.log1p(r)) / np.where(r == 0, 1, r))
+        gamma = np.where(close, lj ** (n - 1) * ratio, gamma)
+        gamma = np.where((li == 0) & (lj == 0), 1.0 if n == 1 else 0.0, gamma)
+    return gamma
+
+
+def _poly_divided_differences(lam, coeffs):
+    """Γᵢⱼ = (p(λᵢ) − p(λⱼ)) / (λᵢ − λⱼ) (p'(λ) when equal) by synthetic division.
+
+    With b_d = c_d, b_k = c_k + λⱼ b_{k+1} (Horner at λⱼ), p(x) − p(λⱼ) = (x − λⱼ) q(x),
+    q(x) = Σ_{k>=1} b_k x^{k-1}, evaluated by Horner at λᵢ: no division, no cancellation
+    beyond that of evaluating p.
+    """
+    x = lam[:, None]
+    y = lam[None, :]
+    d = len(coeffs) - 1
+    b = np.full((1, 1), coeffs[d], dtype=np.result_type(lam, coeffs))
+    q = b
+    for k in range(d - 1, 0, -1):
+        b = coeffs[k] + y * b
+        q = q * x + b
+    return np.broadcast_to(q, (lam.size, lam.size))
+
+
+def power_jacobian(A, n, *, method="auto"):
+    """The Jacobian of A ↦ Aⁿ at A, as a :class:`PowerJacobian` acting on vec(E).
+
+    Parameters
+    ----------
+    A : array_like
+        The m×m matrix at which the derivative is taken.
+    n : int
+        The power, n >= 0.
+    method : {"auto", "naive", "horner", "binary", "eig", "dense"}, optional
+        How products are computed (see Notes); "auto" picks the cheapest by an operation
+        count.
+
+    Returns
+    -------
+    PowerJacobian
+        The (m², m²) operator vec(E) ↦ vec(d(Aⁿ)[E]), d(Aⁿ)[E] = Σ_{k=0}^{n-1} A^k E A^{n-1-k}.
+
+    Raises
+    ------
+    TypeError
+        If `n` is not an integer, or `A` is not numeric.
+    ValueError
+        If `n` is negative, `A` is not square, `method` is unknown, or "eig" is asked for a
+        non-Hermitian `A`.
+
+    Notes
+    -----
+    On vec(E) the operator is the sum of Kronecker products
+    Σ_{k=0}^{n-1} (A^{n-1-k})ᵀ ⊗ A^k (:meth:`PowerJacobian.kron_terms`). Methods, with the
+    work of one product with an m×m E in GEMMs of m×m matrices:
+
+    - "naive": that sum with the powers precomputed, in one call of the Kronecker kernel:
+      2(n − 1) GEMMs, n m² stored entries.
+    - "horner": L₁ = E, L_{j+1} = A L_j + E A^j, with E A^j carried as a running product:
+      2(n − 1) GEMMs, nothing stored.
+    - "binary": binary powering of [[A, E], [0, A]], whose n-th power holds d(Aⁿ)[E] in its
+      upper-right block, on (power, derivative) pairs: 2 GEMMs per bit of n,
+      2(⌊log₂ n⌋ + popcount(n) − 1) in all; the powers of A are computed once, at
+      construction.
+    - "eig": for Hermitian A = V Λ Vᴴ, d(Aⁿ)[E] = V (Γ ∘ (Vᴴ E V)) Vᴴ with the divided
+      differences Γᵢⱼ = (λᵢⁿ − λⱼⁿ)/(λᵢ − λⱼ) (computed without cancellation for close or
+      equal eigenvalues): 4 GEMMs whatever n.
+    - "dense": the m²×m² matrix, built once (by one of the above on the m² unit vectors) and
+      applied by one GEMM; for small m.
+
+    n = 0 gives the zero operator, n = 1 the identity. Products run in compiled loops with
+    the GIL released and the workspace reused (per thread); a 2-D operand is copied to
+    Fortran order when its columns are not contiguous.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matkron
+    >>> X = np.array([[1.0, 2.0], [3.0, 4.0]])
+    >>> J = matkron.power_jacobian(X, 2)
+    >>> np.allclose(J.todense(), np.kron(np.eye(2), X) + np.kron(X.T, np.eye(2)))
+    True
+    >>> E = np.array([[0.0, 1.0], [0.0, 0.0]])
+    >>> matkron.unvec(J @ matkron.vec(E), (2, 2))
+    array([[3., 5.],
+           [0., 3.]])
+    >>> X @ E + E @ X
+    array([[3., 5.],
+           [0., 3.]])
+    """
+    return PowerJacobian(A, n, method=method)
+
+
+def polynomial_jacobian(A, coeffs, *, method="auto"):
+    """The Jacobian of A ↦ p(A) = Σⱼ coeffs[j] Aʲ at A, as a :class:`PowerJacobian`.
+
+    Parameters
+    ----------
+    A : array_like
+        The m×m matrix at which the derivative is taken.
+    coeffs : sequence of scalars
+        c₀, c₁, …, c_d (increasing degree).
+    method : {"auto", "naive", "horner", "eig", "dense"}, optional
+        As for :func:`power_jacobian`; "horner" is the Horner scheme of p on
+        (value, derivative) pairs with the E-independent values precomputed (2(d − 1) GEMMs),
+        "eig" uses the divided differences of p, and "binary" does not apply.
+
+    Returns
+    -------
+    PowerJacobian
+        vec(E) ↦ vec(Σⱼ cⱼ d(Aʲ)[E]).
+
+    Raises
+    ------
+    ValueError
+        If `A` is not square, `coeffs` is not 1-D, or the method does not apply.
+    TypeError
+        If `coeffs` is a scalar or not numeric.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matkron
+    >>> A = np.array([[1.0, 2.0], [0.0, 3.0]])
+    >>> E = np.array([[0.0, 0.0], [1.0, 0.0]])
+    >>> J = matkron.polynomial_jacobian(A, [5.0, 1.0, 2.0])  # p(A) = 5 I + A + 2 A²
+    >>> got = matkron.unvec(J @ matkron.vec(E), (2, 2))
+    >>> np.allclose(got, E + 2 * (A @ E + E @ A))
+    True
+    """
+    return PowerJacobian(A, coeffs=coeffs, method=method)
+
+
+def frechet_power(A, E, n, *, method="auto"):
+    """The Fréchet derivative of the matrix power: d(Aⁿ)[E] = Σ_{k=0}^{n-1} A^k E A^{n-1-k}.
+
+    Parameters
+    ----------
+    A : array_like
+        m×m.
+    E : array_like
+        The direction: m×m, or a stack of shape (b, m, m).
+    n : int
+        The power, n >= 0.
+    method : str, optional
+        As for :func:`power_jacobian`.
+
+    Returns
+    -------
+    ndarray
+        The derivative, of the shape of `E`, in ``np.result_type`` of `A` and `E`.
+
+    Raises
+    ------
+    ValueError
+        If `A` is not square or `E` does not match it; as :func:`power_jacobian` otherwise.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matkron
+    >>> A = np.array([[0.0, 1.0], [0.0, 0.0]])
+    >>> E = np.eye(2)
+    >>> matkron.frechet_power(A, E, 3)  # 3 A² = 0 for this nilpotent A
+    array([[0., 0.],
+           [0., 0.]])
+    >>> matkron.frechet_power(A, E, 2)
+    array([[0., 2.],
+           [0., 0.]])
+    """
+    A = _check_matrix(A)
+    n = _check_power(n)
+    E = as_array(E, "E")
+    m = A.shape[0]
+    if E.ndim not in (2, 3) or E.shape[-2:] != (m, m):
+        raise ValueError(
+            f"E has shape {E.shape}; expected ({m}, {m}) or (b, {m}, {m}) to match A of "
+            f"shape {A.shape}"
+        )
+    dtype = result_dtype(A.dtype, E.dtype)
+    batch = 1 if E.ndim == 2 else E.shape[0]
+    J = PowerJacobian(A.astype(dtype, copy=False), n, method=method, _applications=batch)
+    if E.ndim == 2:
+        return J.matvec(E.ravel(order="F")).reshape(m, m, order="F")
+    x = np.moveaxis(E, 0, -1).reshape(m * m, batch, order="F")
+    y = J.matmat(np.asfortranarray(x, dtype=dtype))
+    return np.moveaxis(y.reshape(m, m, batch, order="F"), -1, 0)
+
+
+class PowerJacobian(LinearOperator):
+    """The Jacobian of A ↦ Aⁿ (or of a matrix polynomial) at A, acting on vec(E).
+
+    Create it with :func:`power_jacobian` or :func:`polynomial_jacobian`. It is a
+    :class:`scipy.sparse.linalg.LinearOperator` of shape (m², m²) that works inside SciPy's
+    iterative solvers; ``rmatvec`` applies the adjoint, which is the same Jacobian at Aᴴ
+    (with conjugated coefficients).
+
+    Parameters
+    ----------
+    A : array_like
+        The m×m matrix (kept without a copy when it has the operator's dtype; do not modify
+        it afterwards).
+    n : int, optional
+        The power; give this or `coeffs`.
+    coeffs : sequence of scalars, optional
+        The coefficients c₀, …, c_d of a polynomial p(A) = Σⱼ cⱼ Aʲ.
+    method : str, optional
+        See :func:`power_jacobian`.
+
+    Attributes
+    ----------
+    A : ndarray
+        The matrix, in the operator's dtype.
+    n : int or None
+        The power (None for a polynomial).
+    coeffs : ndarray or None
+        The polynomial coefficients (None for a power).
+    method : str
+        The method in use ("auto" resolved).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matkron
+    >>> A = np.diag([1.0, 2.0])
+    >>> J = matkron.power_jacobian(A, 3)
+    >>> J.method in ("binary", "eig", "dense")
+    True
+    >>> J @ np.array([1.0, 0.0, 0.0, 0.0])  # E = e₁e₁ᵀ: 3 A₁₁² = 3
+    array([3., 0., 0., 0.])
+    """
+
+    def __init__(self, A, n=None, *, coeffs=None, method="auto", _applications=None):
+        A = _check_matrix(A)
+        if (n is None) == (coeffs is None):
+            raise TypeError("give exactly one of n and coeffs")
+        if not isinstance(method, str) or method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}; got {method!r}")
+        if n is not None:
+            n = _check_power(n)
+            dtype = result_dtype(A.dtype)
+            degree = n
+        else:
+            coeffs, promote = _check_coeffs(coeffs)
+            dtype = result_dtype(A.dtype, *promote)
+            coeffs = coeffs.astype(dtype)
+            nonzero = np.flatnonzero(coeffs)
+            degree = int(nonzero[-1]) if nonzero.size else 0
+            if method == "binary":
+                raise ValueError("method='binary' applies to matrix powers only")
+        self.A = A.astype(dtype, copy=False)
+        self.n = n
+        self.coeffs = coeffs
+        self._degree = degree
+        m = A.shape[0]
+        self._m = m
+        if m * m > BLAS_INT_MAX or (method == "dense" and m**4 > BLAS_INT_MAX):
+            raise ValueError(
+                f"A of order {m} is too large for the BLAS integer type (at most "
+                f"{BLAS_INT_MAX} elements per matrix)"
+            )
+        hermitian = None
+        if method == "eig" or (method == "auto" and degree >= 2):
+            hermitian = _is_hermitian(self.A)
+            if method == "eig" and not hermitian:
+                raise ValueError("method='eig' needs a Hermitian (real symmetric) A")
+        if method == "auto":
+            if degree < 2 or m == 0:
+                method = "horner" if coeffs is not None else "binary"
+            else:
+                method = _choose(m, degree, hermitian, coeffs is not None, _applications)
+        self.method = method
+        self._plans = {}
+        self._kron_op = None
+        self._adjoint_op = None
+        super().__init__(dtype, (m * m, m * m))
+        self._fast = None if method == "naive" or m == 0 else self._plan(dtype)
+
+    # -- construction of the E-independent data ------------------------------------------
+
+    def _build_parts(self, dtype):
+        """The kernel method and the arrays of the plan, computed in `dtype`."""
+        A = np.asfortranarray(self.A, dtype=dtype)
+        m, d = self._m, self._degree
+        polynomial = self.coeffs is not None
+        if d == 0:
+            return "zero", {}
+        if not polynomial and d == 1:
+            return "copy", {}
+        if self.method == "eig":
+            lam, V = scipy.linalg.eigh(A)
+            lam = lam.astype(np.float64)
+            if polynomial:
+                gamma = _poly_divided_differences(lam, self.coeffs.astype(np.complex128))
+                if dtype.kind != "c":
+                    gamma = gamma.real
+            else:
+                gamma = _power_divided_differences(lam, d)
+            return "eig", {"mats": np.asfortranarray(V),
+                           "gamma": np.asfortranarray(gamma, dtype=dtype)}
+        if self.method == "dense":
+            helper = "horner" if polynomial else "binary"
+            if not polynomial and _is_hermitian(A) and _choose(
+                    m, d, True, False, None) == "eig":
+                helper = "eig"
+            coeffs = None if self.coeffs is None else self.coeffs.astype(dtype)
+            plan = PowerJacobian(A, self.n, coeffs=coeffs, method=helper)._fast
+            eye = np.eye(m * m, dtype=dtype, order="F")
+            dense = plan.apply(eye, np.empty_like(eye, order="F"))
+            return "dense", {"mats": dense}
+        if polynomial:
+            # Horner: S_d = c_d I, S_k = A S_{k+1} + c_k I; the steps use S_{d-1}, …, S_1.
+            c = self.coeffs.astype(dtype)
+            mats = np.empty((m, m, d - 1), dtype=dtype, order="F")
+            S = c[d] * np.eye(m, dtype=dtype)
+            for s, k in enumerate(range(d - 1, 0, -1)):
+                S = A @ S
+                S[np.diag_indices(m)] += c[k]
+                mats[:, :, s] = S
+            return "stored", {"a": A, "mats": mats, "count": d - 1, "alpha": complex(c[d])}
+        if self.method == "horner":
+            return "horner", {"a": A, "count": d}
+        # binary: left-to-right over the bits of n after the leading one.
+        P = A
+        powers, codes = [], []
+        for bit in bin(d)[3:]:
+            powers.append(P)
+            codes.append(0)
+            P = P @ P
+            if bit == "1":
+                powers.append(P)
+                codes.append(1)
+                P = A @ P
+        mats = np.empty((m, m, len(powers)), dtype=dtype, order="F")
+        for s, pw in enumerate(powers):
+            mats[:, :, s] = pw
+        return "binary", {"a": A, "mats": mats, "codes": bytes(codes), "count": len(codes)}
+
+    def _plan(self, dtype):
+        plan = self._plans.get(dtype)
+        if plan is None:
+            kind, parts = self._build_parts(dtype)
+            plan = self._plans[dtype] = PowerPlan(
+                kind, self._m, np.empty(0, dtype=dtype), **parts
+            )
+        return plan
+
+    # -- products -----------------------------------------------------------------------
+
+    def _product(self, x):
+        """self @ x for an ndarray x of 1 or 2 dimensions."""
+        dtype = self.dtype if x.dtype == self.dtype else result_dtype(self.dtype, x.dtype)
+        n = self.shape[1]
+        if x.ndim not in (1, 2) or x.shape[0] != n:
+            m = self._m
+            raise ValueError(
+                f"x has shape {x.shape}; expected ({n},) or ({n}, k), vec(E) for E of "
+                f"shape ({m}, {m}) like A"
+            )
+        if self.method == "naive":
+            return self.kron_terms()._product(x)
+        if x.size == 0:
+            return np.zeros(x.shape, dtype=dtype)
+        x = np.require(x, dtype=dtype, requirements=["F", "A"])
+        out = np.empty(x.shape, dtype=dtype, order="F")
+        return self._plan(dtype).apply(x, out)
+
+    def _matvec(self, x):
+        return self._product(np.asarray(x).reshape(-1))
+
+    def _matmat(self, X):
+        return self._product(np.asarray(X))
+
+    def _rmatvec(self, x):
+        return self._adjoint()._matvec(x)
+
+    def _rmatmat(self, X):
+        return self._adjoint()._matmat(X)
+
+    def matvec(self, x):
+        if self._fast is not None:
+            y = self._fast.matvec_fast(x)
+            if y is not None:
+                return y
+        if type(x) is np.ndarray and x.ndim == 1:
+            return self._product(x)
+        return super().matvec(x)
+
+    def matmat(self, X):
+        if type(X) is np.ndarray and X.ndim == 2:
+            return self._product(X)
+        return super().matmat(X)
+
+    def dot(self, x):
+        if type(x) is np.ndarray and x.ndim in (1, 2):
+            return self.matvec(x) if x.ndim == 1 else self._product(x)
+        return super().dot(x)
+
+    def __matmul__(self, other):
+        if type(other) is np.ndarray and other.ndim in (1, 2):
+            return self.matvec(other) if other.ndim == 1 else self._product(other)
+        return super().__matmul__(other)
+
+    def _derived(self, A, coeffs):
+        return PowerJacobian(A, self.n, coeffs=coeffs, method=self.method)
+
+    def _adjoint(self):
+        if self._adjoint_op is None:
+            coeffs = None if self.coeffs is None else self.coeffs.conj()
+            A = self.A.conj().T
+            if self.method == "eig":
+                A = (A + self.A) / 2  # Hermitian up to rounding: use the exact average
+            self._adjoint_op = self._derived(A, coeffs)
+            self._adjoint_op._adjoint_op = self
+        return self._adjoint_op
+
+    def _transpose(self):
+        return self._derived(self.A.T, self.coeffs)
+
+    # -- structure ----------------------------------------------------------------------
+
+    def kron_terms(self):
+        """The operator as the sum of Kronecker products it is on vec(E).
+
+        For the power, Σ_{k=0}^{n-1} (A^{n-1-k})ᵀ ⊗ A^k, term k being (1, (A^{n-1-k})ᵀ, A^k)
+        with A⁰ = :func:`matkron.identity`; for a polynomial of degree d,
+        Σ_{a=0}^{d-1} Q_aᵀ ⊗ A^a with Q_a = Σ_b c_{a+b+1} A^b. n = 0 (or d <= 0) gives an
+        empty sum.
+
+        Returns
+        -------
+        SumOfKronOperator
+            The sum; it stores the powers of A (n m² entries).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> X = np.array([[1.0, 2.0], [3.0, 4.0]])
+        >>> S = matkron.power_jacobian(X, 3).kron_terms()
+        >>> len(S.terms)
+        3
+        >>> dense = (np.kron(np.eye(2), X @ X) + np.kron(X.T, X)
+        ...          + np.kron((X @ X).T, np.eye(2)))
+        >>> np.allclose(S.todense(), dense)
+        True
+        """
+        if self._kron_op is None:
+            m, d = self._m, self._degree
+            shape = (m * m, m * m)
+            if d == 0:
+                self._kron_op = SumOfKronOperator([], shape=shape, dtype=self.dtype)
+                return self._kron_op
+            powers = [identity(m)]
+            for _ in range(1, d):
+                prev = powers[-1]
+                powers.append(self.A.copy() if len(powers) == 1 else prev @ self.A)
+            if self.coeffs is None:
+                terms = [(powers[d - 1 - k].T, powers[k]) for k in range(d)]
+                coeffs = [1] * d
+            else:
+                c = self.coeffs
+                terms, coeffs = [], []
+                # Q_{d-1} = c_d I; Q_a = c_{a+1} I + A Q_{a+1}.
+                Q = None
+                for a in range(d - 1, -1, -1):
+                    if Q is None:
+                        terms.append((identity(m), powers[a]))
+                        coeffs.append(c[d])
+                        Q = c[d] * np.eye(m, dtype=self.dtype)
+                    else:
+                        Q = self.A @ Q
+                        Q[np.diag_indices(m)] += c[a + 1]
+                        terms.append((Q.T, powers[a]))
+                        coeffs.append(1)
+            self._kron_op = SumOfKronOperator(terms, coeffs, shape=shape, dtype=self.dtype)
+        return self._kron_op
+
+    def todense(self):
+        """The dense m²×m² matrix (small m only).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> matkron.power_jacobian(np.array([[2.0]]), 3).todense()
+        array([[12.]])
+        """
+        N = self.shape[0]
+        return self._product(np.eye(N, dtype=self.dtype, order="F"))
+
+    def __repr__(self):
+        what = f"n={self.n}" if self.coeffs is None else f"degree {self._degree} polynomial"
+        return (
+            f"<{self.shape[0]}x{self.shape[1]} PowerJacobian of a {self._m}x{self._m} A, "
+            f"{what}, method={self.method!r}, dtype={self.dtype}>"
+        )

@@ -1,0 +1,721 @@
+"""Sums of Kronecker products Σ cᵢ (Aᵢ ⊗ Bᵢ), and Kronecker sums A ⊕ B, as LinearOperators."""
+
+import functools
+import math
+import numbers
+
+import numpy as np
+import scipy.linalg
+from scipy.sparse.linalg import LinearOperator
+
+from ._kron import (
+    IdentityFactor,
+    apply,
+    as_factors,
+    describe,
+    identity,
+    kernel_factors,
+    kron_matvec,
+)
+from ._validation import as_array, operand, result_dtype
+
+__all__ = [
+    "KronSumOperator",
+    "SumOfKronOperator",
+    "kronsum",
+    "lyapunov",
+    "sum_of_kron",
+    "sylvester",
+]
+
+
+def _is_scalar(value):
+    """Whether `value` is a single number (Python or NumPy scalar, not an array)."""
+    if isinstance(value, np.generic):
+        return value.dtype.kind in "biufc"
+    return isinstance(value, numbers.Number)
+
+
+def _dense(f, dtype):
+    """A factor as a dense array of `dtype` (identity factors as np.eye)."""
+    return f.toarray(dtype) if isinstance(f, IdentityFactor) else f.astype(dtype, copy=False)
+
+
+def _adjoint_factor(f):
+    if isinstance(f, IdentityFactor):
+        return f
+    return f.T.conj() if f.dtype.kind == "c" else f.T
+
+
+def _new_result(x, rows, dtype):
+    """A result array for operand x: 1-D, or 2-D in the memory order of x."""
+    if x.ndim == 1:
+        return np.empty(rows, dtype=dtype)
+    order = "F" if x.flags.f_contiguous and not x.flags.c_contiguous else "C"
+    return np.empty((rows, x.shape[1]), dtype=dtype, order=order)
+
+
+def _product_shape(factors):
+    return (
+        math.prod(f.shape[0] for f in factors),
+        math.prod(f.shape[1] for f in factors),
+    )
+
+
+def sum_of_kron(terms, coeffs=None):
+    """The sum of Kronecker products Σᵢ cᵢ (Aᵢ ⊗ Bᵢ) as a :class:`SumOfKronOperator`.
+
+    Parameters
+    ----------
+    terms : sequence of (array_like, array_like)
+        The pairs (Aᵢ, Bᵢ). The products Aᵢ ⊗ Bᵢ must all have the same shape; the factors'
+        own shapes may differ from term to term. A factor may be :func:`matkron.identity`.
+        (Longer tuples (Aᵢ, Bᵢ, Cᵢ, …) are accepted too and mean Aᵢ ⊗ Bᵢ ⊗ Cᵢ ⊗ ….)
+    coeffs : sequence of scalars, optional
+        The coefficients cᵢ; all ones by default.
+
+    Returns
+    -------
+    SumOfKronOperator
+        The lazy operator; nothing is formed.
+
+    Raises
+    ------
+    ValueError
+        If `terms` is empty, a factor is not 2-D, the products differ in shape, or `coeffs`
+        has the wrong length.
+    TypeError
+        If a term is not a sequence of matrices or a coefficient is not a number.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matkron
+    >>> A = np.array([[1.0, 2.0], [3.0, 4.0]])
+    >>> B = np.array([[0.0, 1.0], [1.0, 0.0]])
+    >>> S = matkron.sum_of_kron([(A, B), (B, matkron.identity(2))], coeffs=[2.0, -1.0])
+    >>> x = np.arange(4.0)
+    >>> S @ x
+    array([12.,  5., 30., 15.])
+    >>> (2 * np.kron(A, B) - np.kron(B, np.eye(2))) @ x
+    array([12.,  5., 30., 15.])
+    """
+    return SumOfKronOperator(terms, coeffs)
+
+
+class SumOfKronOperator(LinearOperator):
+    """A sum of Kronecker products Σᵢ cᵢ (Aᵢ ⊗ Bᵢ), applied term by term in one kernel call.
+
+    Create it with :func:`sum_of_kron`, or by adding, subtracting and scaling
+    :class:`matkron.KronOperator` objects. It is a :class:`scipy.sparse.linalg.LinearOperator`.
+
+    Parameters
+    ----------
+    terms : sequence of sequences of array_like
+        One sequence of Kronecker factors per term; usually pairs (Aᵢ, Bᵢ). Arrays are kept
+        without a copy when they already have the operator's dtype (do not modify them).
+    coeffs : sequence of scalars, optional
+        The coefficients cᵢ; all ones by default.
+    shape : tuple of int, optional
+        The operator shape; required only for an empty sum (the zero operator).
+    dtype : dtype, optional
+        A dtype the operator's dtype must include (used for an empty sum).
+
+    Attributes
+    ----------
+    terms : tuple
+        One tuple (cᵢ, Aᵢ, Bᵢ) per term (cᵢ followed by all of the term's factors), the
+        factors as arrays of the operator's dtype or identity factors.
+
+    Notes
+    -----
+    With vec the column-stacking map, (A ⊗ B) vec(C) = vec(B C Aᵀ). A product runs in the
+    compiled kernel of :func:`matkron.kron_matvec` in one call for all terms: each term's
+    last GEMM is scaled by cᵢ and accumulates into the result through GEMM's beta = 1, the
+    intermediates of every term share one per-thread workspace, and identity factors cost
+    no GEMM. The GIL is released; one operator may be used from several threads at once.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matkron
+    >>> A = np.array([[2.0, 1.0], [0.0, 3.0]])
+    >>> S = matkron.kron(A, np.eye(2)) + 2 * matkron.kron(np.eye(2), A)
+    >>> type(S).__name__, len(S.terms)
+    ('SumOfKronOperator', 2)
+    >>> np.allclose(S.todense(), np.kron(A, np.eye(2)) + 2 * np.kron(np.eye(2), A))
+    True
+    """
+
+    def __init__(self, terms, coeffs=None, *, shape=None, dtype=None):
+        if isinstance(terms, np.ndarray):
+            raise TypeError(
+                f"terms must be a sequence of (A, B) pairs; got one array of shape "
+                f"{terms.shape}"
+            )
+        try:
+            terms = list(terms)
+        except TypeError:
+            raise TypeError(
+                f"terms must be a sequence of (A, B) pairs; got {type(terms).__name__}"
+            ) from None
+        if coeffs is None:
+            coeffs = [1.0] * len(terms)
+        else:
+            if isinstance(coeffs, np.ndarray):
+                coeffs = list(coeffs.reshape(-1)) if coeffs.ndim <= 1 else None
+            if coeffs is None or _is_scalar(coeffs):
+                raise TypeError("coeffs must be a sequence of numbers, one per term")
+            coeffs = list(coeffs)
+            if len(coeffs) != len(terms):
+                raise ValueError(
+                    f"coeffs has {len(coeffs)} entries; expected {len(terms)}, one per term"
+                )
+        for i, c in enumerate(coeffs):
+            if not _is_scalar(c):
+                raise TypeError(f"coeffs[{i}] must be a number; got {type(c).__name__}")
+        if not terms and shape is None:
+            raise ValueError("terms must contain at least one (A, B) pair")
+        parsed = []
+        for i, term in enumerate(terms):
+            if isinstance(term, (np.ndarray, str, bytes)) or not isinstance(
+                term, (tuple, list)
+            ):
+                raise TypeError(
+                    f"terms[{i}] must be an (A, B) pair of matrices; got "
+                    f"{type(term).__name__}"
+                )
+            parsed.append(as_factors(term, f"terms[{i}]"))
+        shapes = [_product_shape(factors) for factors in parsed]
+        expected = tuple(shape) if shape is not None else shapes[0]
+        for i, s in enumerate(shapes):
+            if s != expected:
+                inner = ", ".join(str(f.shape) for f in parsed[i])
+                first = "the given shape" if shape is not None else "terms[0]"
+                raise ValueError(
+                    f"terms[{i}] is {describe([f.shape for f in parsed[i]])} of shape {s} "
+                    f"(factors {inner}); expected {expected} like {first}"
+                )
+        dtypes = [f.dtype for factors in parsed for f in factors
+                  if not isinstance(f, IdentityFactor)]
+        if dtype is not None:
+            dtypes.append(np.dtype(dtype))
+        dtype = result_dtype(*dtypes, *coeffs) if (dtypes or coeffs) else np.dtype("f8")
+        self._terms = tuple(
+            (
+                dtype.type(c),
+                tuple(f if isinstance(f, IdentityFactor) else f.astype(dtype, copy=False)
+                      for f in factors),
+            )
+            for c, factors in zip(coeffs, parsed)
+        )
+        self._kernel = {}
+        super().__init__(dtype, expected)
+
+    @property
+    def terms(self):
+        """One tuple (cᵢ, Aᵢ, Bᵢ) per term: the coefficient and the factors."""
+        return tuple((c, *factors) for c, factors in self._terms)
+
+    # -- products -----------------------------------------------------------------------
+
+    def _kernel_terms(self, dtype):
+        terms = self._kernel.get(dtype)
+        if terms is None:
+            real = dtype.kind != "c"
+            terms = self._kernel[dtype] = tuple(
+                (float(c.real) if real else complex(c), kernel_factors(factors, dtype))
+                for c, factors in self._terms
+            )
+        return terms
+
+    def _product(self, x):
+        """self @ x for an ndarray x of 1 or 2 dimensions."""
+        dtype = self.dtype if x.dtype == self.dtype else result_dtype(self.dtype, x.dtype)
+        n = self.shape[1]
+        if x.ndim not in (1, 2) or x.shape[0] != n:
+            raise ValueError(
+                f"x has shape {x.shape}; expected ({n},) or ({n}, k), the number of "
+                f"columns of the {self.shape[0]}x{n} sum of Kronecker products"
+            )
+        x = operand(x, dtype)
+        out = _new_result(x, self.shape[0], dtype)
+        if not self._terms:
+            out.fill(0)
+            return out
+        return apply(self._kernel_terms(dtype), x, out)
+
+    def _matvec(self, x):
+        return self._product(np.asarray(x).reshape(-1))
+
+    def _matmat(self, X):
+        return self._product(np.asarray(X))
+
+    def _rmatvec(self, x):
+        return self._adjoint()._matvec(x)
+
+    def _rmatmat(self, X):
+        return self._adjoint()._matmat(X)
+
+    def matvec(self, x):
+        if type(x) is np.ndarray and x.ndim == 1:
+            return self._product(x)
+        return super().matvec(x)
+
+    def matmat(self, X):
+        if type(X) is np.ndarray and X.ndim == 2:
+            return self._product(X)
+        return super().matmat(X)
+
+    def dot(self, x):
+        if type(x) is np.ndarray and x.ndim in (1, 2):
+            return self._product(x)
+        return super().dot(x)
+
+    def __matmul__(self, other):
+        if type(other) is np.ndarray and other.ndim in (1, 2):
+            return self._product(other)
+        return super().__matmul__(other)
+
+    def _with_terms(self, terms, shape):
+        """A SumOfKronOperator of (c, factors) pairs, of the given shape."""
+        return SumOfKronOperator(
+            [factors for _, factors in terms],
+            [c for c, _ in terms],
+            shape=shape,
+            dtype=self.dtype,
+        )
+
+    def _adjoint(self):
+        return self._with_terms(
+            [(np.conj(c), tuple(_adjoint_factor(f) for f in factors))
+             for c, factors in self._terms],
+            self.shape[::-1],
+        )
+
+    def _transpose(self):
+        return self._with_terms(
+            [(c, tuple(f.T for f in factors)) for c, factors in self._terms],
+            self.shape[::-1],
+        )
+
+    def todense(self):
+        """The dense matrix Σ cᵢ kron(Aᵢ, Bᵢ) (small sizes only).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> matkron.sum_of_kron([(np.eye(1), np.ones((1, 2)))], [3]).todense()
+        array([[3., 3.]])
+        """
+        result = np.zeros(self.shape, dtype=self.dtype)
+        for c, factors in self._terms:
+            dense = functools.reduce(np.kron, [_dense(f, self.dtype) for f in factors])
+            result += c * dense
+        return result
+
+    # -- arithmetic ---------------------------------------------------------------------
+
+    def __add__(self, other):
+        result = combine(self, other, 1)
+        return super().__add__(other) if result is None else result
+
+    def __radd__(self, other):
+        result = combine(other, self, 1)
+        return NotImplemented if result is None else result
+
+    def __sub__(self, other):
+        result = combine(self, other, -1)
+        return super().__sub__(other) if result is None else result
+
+    def __rsub__(self, other):
+        result = combine(other, self, -1)
+        return NotImplemented if result is None else result
+
+    def __neg__(self):
+        return scale(self, -1)
+
+    def __mul__(self, other):
+        if _is_scalar(other):
+            return scale(self, other)
+        return super().__mul__(other)
+
+    def __rmul__(self, other):
+        if _is_scalar(other):
+            return scale(self, other)
+        return super().__rmul__(other)
+
+    def __truediv__(self, other):
+        if _is_scalar(other):
+            return scale(self, 1 / other)
+        return super().__truediv__(other)
+
+    def __repr__(self):
+        return (
+            f"<{self.shape[0]}x{self.shape[1]} {type(self).__name__} of {len(self._terms)} "
+            f"terms with dtype={self.dtype}>"
+        )
+
+
+def _as_terms(op):
+    """The (c, factors) pairs of a KronOperator or SumOfKronOperator, else None."""
+    from ._operator import KronOperator
+
+    if isinstance(op, SumOfKronOperator):
+        return list(op._terms)
+    if isinstance(op, KronOperator):
+        return [(1, op.factors)]
+    return None
+
+
+def combine(left, right, sign):
+    """left + sign * right as a SumOfKronOperator, or None when that does not apply."""
+    a, b = _as_terms(left), _as_terms(right)
+    if a is None or b is None or left.shape != right.shape:
+        return None
+    terms = a + [(sign * c, factors) for c, factors in b]
+    return SumOfKronOperator(
+        [factors for _, factors in terms],
+        [c for c, _ in terms],
+        shape=left.shape,
+        dtype=result_dtype(left.dtype, right.dtype),
+    )
+
+
+def scale(op, c):
+    """c * op as a SumOfKronOperator for a KronOperator or SumOfKronOperator op."""
+    terms = _as_terms(op)
+    return SumOfKronOperator(
+        [factors for _, factors in terms],
+        [c * t for t, _ in terms],
+        shape=op.shape,
+        dtype=op.dtype,
+    )
+
+
+# -- Kronecker sums ---------------------------------------------------------------------
+
+
+def _square_factor(f, name):
+    f = as_array(f, name) if not isinstance(f, IdentityFactor) else f
+    if f.ndim != 2 or f.shape[0] != f.shape[1]:
+        raise ValueError(f"{name} must be a square matrix; got shape {f.shape}")
+    return f
+
+
+def _is_hermitian(f):
+    if isinstance(f, IdentityFactor):
+        return True
+    scale_ = np.abs(f).max(initial=0.0)
+    eps = np.finfo(f.dtype).eps if f.dtype.kind in "fc" else np.finfo(np.float64).eps
+    return bool(np.abs(f - f.conj().T).max(initial=0.0) <= 16 * eps * scale_)
+
+
+def kronsum(*mats):
+    """The Kronecker sum A ⊕ B = kron(I_n, A) + kron(B, I_m) as a :class:`KronSumOperator`.
+
+    Parameters
+    ----------
+    *mats : array_like
+        Square matrices A1 (m×m), A2 (n×n), …. Two matrices A, B give the operator
+        vec(X) ↦ vec(A X + X Bᵀ) for X m×n, as ``scipy.sparse.kronsum(A, B)``; three or more
+        are taken left to right, ``kronsum(kronsum(A1, A2), A3)``, which is the Laplacian-like
+        operator Σᵢ I ⊗ … ⊗ Aᵢ ⊗ … ⊗ I of a grid with A1 along the fastest axis.
+
+    Returns
+    -------
+    KronSumOperator
+        The lazy operator, with :meth:`KronSumOperator.solve`.
+
+    Raises
+    ------
+    ValueError
+        If no matrix is given or one is not square.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.sparse
+    >>> import matkron
+    >>> A = np.array([[2.0, 1.0], [0.0, 3.0]])
+    >>> B = np.array([[1.0]])
+    >>> K = matkron.kronsum(A, B)
+    >>> np.allclose(K.todense(), scipy.sparse.kronsum(A, B).toarray())
+    True
+    """
+    if not mats:
+        raise ValueError("kronsum needs at least one matrix")
+    return KronSumOperator(
+        [_square_factor(a, f"mats[{i}]") for i, a in enumerate(mats)]
+    )
+
+
+def sylvester(A, B):
+    """The Sylvester operator X ↦ A X + X B on vec(X), as a :class:`KronSumOperator`.
+
+    Parameters
+    ----------
+    A : array_like
+        m×m.
+    B : array_like
+        n×n; X is m×n.
+
+    Returns
+    -------
+    KronSumOperator
+        kronsum(A, Bᵀ) = I ⊗ A + Bᵀ ⊗ I; its :meth:`~KronSumOperator.solve` solves the
+        Sylvester equation A X + X B = C for b = vec(C).
+
+    Raises
+    ------
+    ValueError
+        If A or B is not square.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.linalg
+    >>> import matkron
+    >>> A = np.array([[4.0, 1.0], [0.0, 3.0]])
+    >>> B = np.array([[2.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 5.0]])
+    >>> C = np.arange(6.0).reshape(2, 3)
+    >>> X = matkron.unvec(matkron.sylvester(A, B).solve(matkron.vec(C)), (2, 3))
+    >>> np.allclose(X, scipy.linalg.solve_sylvester(A, B, C))
+    True
+    """
+    A = _square_factor(A, "A")
+    B = _square_factor(B, "B")
+    return KronSumOperator([A, B.T])
+
+
+def lyapunov(A):
+    """The Lyapunov operator X ↦ A X + X Aᴴ on vec(X), as a :class:`KronSumOperator`.
+
+    Parameters
+    ----------
+    A : array_like
+        m×m.
+
+    Returns
+    -------
+    KronSumOperator
+        kronsum(A, conj(A)) = I ⊗ A + conj(A) ⊗ I; its :meth:`~KronSumOperator.solve`
+        solves the continuous Lyapunov equation A X + X Aᴴ = C for b = vec(C).
+
+    Raises
+    ------
+    ValueError
+        If A is not square.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.linalg
+    >>> import matkron
+    >>> A = np.array([[-2.0, 1.0], [0.0, -3.0]])
+    >>> Q = np.eye(2)
+    >>> X = matkron.unvec(matkron.lyapunov(A).solve(matkron.vec(Q)), (2, 2))
+    >>> np.allclose(X, scipy.linalg.solve_continuous_lyapunov(A, Q))
+    True
+    """
+    A = _square_factor(A, "A")
+    return KronSumOperator([A, A.conj()])
+
+
+class KronSumOperator(SumOfKronOperator):
+    """The Kronecker sum A1 ⊕ A2 ⊕ … = Σᵢ I ⊗ … ⊗ Aᵢ ⊗ … ⊗ I of square matrices.
+
+    Create it with :func:`kronsum`, :func:`sylvester` or :func:`lyapunov`. A
+    :class:`SumOfKronOperator` (products run in the compiled kernel, identity factors cost no
+    GEMM) with a direct :meth:`solve`.
+
+    Parameters
+    ----------
+    factors : sequence of array_like
+        The square matrices A1, A2, …; A1 acts along the fastest-varying index of vec.
+
+    Attributes
+    ----------
+    factors : tuple
+        The matrices A1, A2, … as arrays of the operator's dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matkron
+    >>> T = np.array([[2.0, -1.0], [-1.0, 2.0]])
+    >>> L = matkron.kronsum(T, T, T)  # the 3-D grid Laplacian of a 2x2x2 grid
+    >>> L.shape
+    (8, 8)
+    >>> np.allclose(L @ L.solve(np.ones(8)), 1.0)
+    True
+    """
+
+    def __init__(self, factors):
+        factors = as_factors(factors)
+        for i, f in enumerate(factors):
+            _square_factor(f, f"factors[{i}]")
+        dims = [f.shape[0] for f in factors]
+        k = len(factors)
+        terms = []
+        for i, f in enumerate(factors):
+            # Kronecker position p holds A_{k-p}: A_k is the leftmost factor.
+            term = [identity(dims[k - 1 - p]) for p in range(k)]
+            term[k - 1 - i] = f
+            terms.append(term)
+        super().__init__(terms)
+        self.factors = tuple(
+            f if isinstance(f, IdentityFactor) else f.astype(self.dtype, copy=False)
+            for f in factors
+        )
+        self._hermitian = None
+        self._cache = {}
+
+    def _adjoint(self):
+        return KronSumOperator([_adjoint_factor(f) for f in self.factors])
+
+    def _transpose(self):
+        return KronSumOperator([f.T for f in self.factors])
+
+    # -- solve ----------------------------------------------------------------------------
+
+    def solve(self, b):
+        """Solve (A1 ⊕ A2 ⊕ …) x = b on the factors, never on the dense matrix.
+
+        Parameters
+        ----------
+        b : array_like
+            1-D of length N (a vec, like a matvec input), or 2-D of shape (N, r) with one
+            right-hand side per column.
+
+        Returns
+        -------
+        ndarray
+            x, of the shape of `b`, in ``np.result_type`` of the operator and `b`.
+
+        Raises
+        ------
+        ValueError
+            If `b` does not match the operator.
+        numpy.linalg.LinAlgError
+            If the operator is singular: eigenvalues λ of the factors with
+            λ(A1) + λ(A2) + … = 0.
+
+        Notes
+        -----
+        When every factor is Hermitian, the eigendecompositions Aᵢ = Vᵢ Λᵢ Vᵢᴴ give
+        x = V (Λ⁻¹ ∘ Vᴴ b) with V = ⊗ Vᵢ applied through :func:`matkron.kron_matvec` and Λ
+        the grid of eigenvalue sums (the fast diagonalization method; any number of
+        factors). Otherwise two factors are solved by Bartels–Stewart through
+        :func:`scipy.linalg.solve_sylvester` (one call per right-hand side), and one or
+        three and more by complex Schur forms Aᵢ = Zᵢ Tᵢ Zᵢᴴ and back substitution along
+        the last factor, recursively. The decompositions are computed once and cached.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> K = matkron.kronsum(np.diag([1.0, 2.0]), np.diag([10.0, 20.0]))
+        >>> K.solve([11.0, 12.0, 21.0, 22.0])
+        array([1., 1., 1., 1.])
+        """
+        b = as_array(b, "b")
+        n = self.shape[0]
+        if b.ndim not in (1, 2) or b.shape[0] != n:
+            raise ValueError(
+                f"b has shape {b.shape}; expected ({n},) or ({n}, r), the number of rows "
+                f"of the {n}x{n} Kronecker sum"
+            )
+        dtype = result_dtype(self.dtype, b.dtype)
+        rhs = b.reshape(n, -1) if b.ndim == 1 else b
+        if rhs.size == 0:
+            return np.zeros(b.shape, dtype=dtype)
+        if self._hermitian is None:
+            self._hermitian = all(_is_hermitian(f) for f in self.factors)
+        if self._hermitian:
+            x = self._solve_eigh(rhs)
+        elif len(self.factors) == 2:
+            x = self._solve_sylvester(rhs, dtype)
+        else:
+            x = self._solve_schur(rhs)
+        if dtype.kind != "c":
+            x = x.real
+        return np.asarray(x, dtype=dtype).reshape(b.shape)
+
+    def _singular_check(self, grid, scales):
+        n = max(f.shape[0] for f in self.factors)
+        eps = np.finfo(self.dtype).eps
+        tol = 4 * len(self.factors) * n * eps * sum(scales)
+        smallest = np.abs(grid).min()
+        if not smallest > tol:
+            raise np.linalg.LinAlgError(
+                "the Kronecker sum is singular: eigenvalues of its factors sum to "
+                f"{smallest:.3g} (tolerance {tol:.3g})"
+            )
+
+    def _solve_eigh(self, rhs):
+        if "eigh" not in self._cache:
+            pairs = [scipy.linalg.eigh(_dense(f, self.dtype)) for f in self.factors]
+            lams = [lam.astype(np.float64) for lam, _ in pairs]
+            grid = functools.reduce(np.add.outer, lams[::-1]).ravel()
+            self._singular_check(grid, [np.abs(lam).max() for lam in lams])
+            self._cache["eigh"] = (grid, [v for _, v in pairs][::-1])
+        grid, vs = self._cache["eigh"]
+        y = kron_matvec([_adjoint_factor(v) for v in vs], rhs)
+        y /= grid[:, None]
+        return kron_matvec(vs, y)
+
+    def _solve_sylvester(self, rhs, dtype):
+        a, b = (_dense(f, dtype) for f in self.factors)
+        if "eigvals" not in self._cache:
+            la = scipy.linalg.eigvals(a)
+            lb = scipy.linalg.eigvals(b)
+            grid = np.add.outer(lb, la)
+            self._singular_check(grid, [np.abs(la).max(), np.abs(lb).max()])
+            self._cache["eigvals"] = True
+        m, n = a.shape[0], b.shape[0]
+        x = np.empty(rhs.shape, dtype=dtype)
+        for t in range(rhs.shape[1]):
+            c = rhs[:, t].astype(dtype, copy=False).reshape(m, n, order="F")
+            x[:, t] = scipy.linalg.solve_sylvester(a, b.T, c).ravel(order="F")
+        return x
+
+    def _solve_schur(self, rhs):
+        if "schur" not in self._cache:
+            ctype = np.result_type(self.dtype, np.complex64)
+            forms = [scipy.linalg.schur(_dense(f, ctype), output="complex")
+                     for f in self.factors]
+            diags = [np.diag(t) for t, _ in forms]
+            grid = functools.reduce(np.add.outer, diags[::-1]).ravel()
+            self._singular_check(grid, [np.abs(d).max() for d in diags])
+            self._cache["schur"] = ([t for t, _ in forms], [z for _, z in forms][::-1])
+        ts, zs = self._cache["schur"]
+        c = kron_matvec([_adjoint_factor(z) for z in zs], rhs)
+        y = _triangular_kronsum_solve(ts, c, 0)
+        return kron_matvec(zs, y)
+
+
+def _triangular_kronsum_solve(ts, c, shift):
+    """Solve (T1 ⊕ … ⊕ Tk + shift I) y = c for upper-triangular Tᵢ; c is (N, r).
+
+    Along the last (slowest) factor Tk the system is block upper triangular: block j is
+    (T1 ⊕ … ⊕ T(k-1) + (shift + Tk[j, j]) I) y_j = c_j − Σ_{l>j} Tk[j, l] y_l, solved from the
+    last block up, recursively; one factor is a triangular solve.
+    """
+    if len(ts) == 1:
+        t = ts[0]
+        if shift:
+            t = t + shift * np.eye(t.shape[0], dtype=t.dtype)
+        return scipy.linalg.solve_triangular(t, c)
+    tk = ts[-1]
+    nk = tk.shape[0]
+    r = c.shape[1]
+    blocks = c.reshape(nk, -1, r)
+    y = np.empty(blocks.shape, dtype=np.result_type(c.dtype, tk.dtype))
+    for j in range(nk - 1, -1, -1):
+        rhs = blocks[j]
+        if j + 1 < nk:
+            rhs = rhs - np.tensordot(tk[j, j + 1:], y[j + 1:], axes=1)
+        y[j] = _triangular_kronsum_solve(ts[:-1], rhs, shift + tk[j, j])
+    return y.reshape(c.shape)

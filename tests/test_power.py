@@ -1,0 +1,354 @@
+"""power_jacobian, PowerJacobian, frechet_power and polynomial_jacobian.
+
+Oracles: np.kron of explicit powers (the worked examples), central differences and complex
+steps of A ↦ Aⁿ computed with np.linalg.matrix_power, the n-th power of the block-triangular
+matrix [[A, E], [0, A]] (np.linalg.matrix_power), and scipy.linalg.fractional_matrix_power
+for Newton's method; never matkron itself.
+"""
+
+import threading
+
+import numpy as np
+import pytest
+import scipy.linalg
+from scipy.sparse.linalg import gmres
+
+import matkron
+
+from .conftest import DTYPES, random_array, rtol
+
+METHODS = ("naive", "horner", "binary", "dense", "auto")
+POWERS = (0, 1, 2, 3, 7, 64, 1000)
+# Looser tolerances, keyed by dtype: a derivative of Aⁿ sums n terms.
+LOOSE = {np.dtype("float32"): 2e-3, np.dtype("complex64"): 2e-3,
+         np.dtype("float64"): 1e-9, np.dtype("complex128"): 1e-9}
+
+
+def unit_spectrum(rng, m, dtype, hermitian=False):
+    """A random m×m matrix of `dtype` with spectral radius 0.95 (powers stay bounded)."""
+    A = random_array(rng, (m, m), np.complex128 if np.dtype(dtype).kind == "c" else np.float64)
+    if hermitian:
+        A = (A + A.conj().T) / 2
+    radius = np.abs(np.linalg.eigvals(A)).max()
+    return (0.95 * A / radius).astype(dtype)
+
+
+def block_oracle(A, E, n):
+    """d(Aⁿ)[E], the upper-right block of [[A, E], [0, A]]ⁿ, in complex128."""
+    m = A.shape[0]
+    if n == 0:
+        return np.zeros((m, m), dtype=np.complex128)
+    M = np.zeros((2 * m, 2 * m), dtype=np.complex128)
+    M[:m, :m] = A
+    M[m:, m:] = A
+    M[:m, m:] = E
+    return np.linalg.matrix_power(M, n)[:m, m:]
+
+
+def fd_oracle(A, E, n):
+    """d(Aⁿ)[E] by a complex step (real A, E) or central differences, in complex128."""
+    A = A.astype(np.complex128)
+    E = E.astype(np.complex128)
+    if n == 0:
+        return np.zeros_like(A)
+    if not A.imag.any() and not E.imag.any():
+        h = 1e-30
+        return np.linalg.matrix_power(A.real + 1j * h * E.real, n).imag / h + 0j
+    h = 1e-5 / n
+    return (np.linalg.matrix_power(A + h * E, n)
+            - np.linalg.matrix_power(A - h * E, n)) / (2 * h)
+
+
+def scale_of(A, E, n):
+    """A bound on the size of d(Aⁿ)[E]: n ‖E‖ max_{k<n} ‖A^k‖², Frobenius norms."""
+    A = np.asarray(A, dtype=np.complex128)
+    power, largest = np.eye(A.shape[0]), 1.0
+    for _ in range(max(n - 1, 0)):
+        power = power @ A
+        largest = max(largest, np.linalg.norm(power))
+    return max(1, n) * np.linalg.norm(E) * largest**2
+
+
+def vec(E):
+    return E.ravel(order="F")
+
+
+def unvec(x, m):
+    return x.reshape(m, m, order="F")
+
+
+# -- the worked examples ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_worked_examples(method):
+    X = np.array([[1.0, 2.0], [3.0, 4.0]])
+    I2 = np.eye(2)
+    J2 = matkron.power_jacobian(X, 2, method=method)
+    expected2 = np.kron(I2, X) + np.kron(X.T, I2)
+    np.testing.assert_allclose(J2.todense(), expected2, rtol=1e-14)
+    np.testing.assert_allclose(J2.kron_terms().todense(), expected2, rtol=1e-14)
+    J3 = matkron.power_jacobian(X, 3, method=method)
+    expected3 = np.kron(I2, X @ X) + np.kron(X.T, X) + np.kron((X @ X).T, I2)
+    np.testing.assert_allclose(J3.todense(), expected3, rtol=1e-14)
+    np.testing.assert_allclose(J3.kron_terms().todense(), J3.todense(), rtol=1e-14)
+
+
+def test_kron_terms_are_the_sum_of_kronecker_products(rng):
+    A = random_array(rng, (3, 3), np.float64)
+    S = matkron.power_jacobian(A, 4).kron_terms()
+    assert isinstance(S, matkron.SumOfKronOperator)
+    powers = [np.linalg.matrix_power(A, k) for k in range(4)]
+    assert len(S.terms) == 4
+    for k, (c, left, right) in enumerate(S.terms):
+        assert c == 1
+        dense_left = np.eye(3) if k == 3 else np.asarray(left)
+        dense_right = np.eye(3) if k == 0 else np.asarray(right)
+        np.testing.assert_allclose(dense_left, powers[3 - k].T, rtol=1e-13)
+        np.testing.assert_allclose(dense_right, powers[k], rtol=1e-13)
+    assert matkron.power_jacobian(A, 0).kron_terms().terms == ()
+
+
+# -- every method against independent oracles ------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", POWERS)
+@pytest.mark.parametrize("m", [1, 3, 6])
+def test_methods_against_finite_differences(rng, dtype, n, m):
+    A = unit_spectrum(rng, m, dtype)
+    E = random_array(rng, (m, m), dtype)
+    fd = fd_oracle(A, E, n)
+    exact = block_oracle(A, E, n)
+    scale = scale_of(A.astype(np.complex128), E, n)
+    # The oracles agree with each other first.
+    assert np.abs(fd - exact).max() <= 1e-7 * scale
+    for method in METHODS:
+        J = matkron.power_jacobian(A, n, method=method)
+        assert J.shape == (m * m, m * m) and J.dtype == dtype
+        y = J @ vec(E)
+        assert y.dtype == dtype, method
+        err = np.abs(unvec(y, m) - exact).max()
+        assert err <= LOOSE[np.dtype(dtype)] * scale, (method, err, scale)
+        assert np.abs(unvec(y, m) - fd).max() <= (LOOSE[np.dtype(dtype)] + 1e-7) * scale
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", POWERS)
+def test_eig_method_on_hermitian_matrices(rng, dtype, n):
+    m = 5
+    # Repeated and nearly equal eigenvalues, a zero one and both signs.
+    lam = np.array([0.9, 0.9, 0.9 + 1e-9, -0.9, 0.0])
+    Q, _ = np.linalg.qr(random_array(rng, (m, m), np.complex128 if np.dtype(dtype).kind == "c"
+                                     else np.float64))
+    A = (Q * lam) @ Q.conj().T
+    A = ((A + A.conj().T) / 2).astype(dtype)
+    E = random_array(rng, (m, m), dtype)
+    exact = block_oracle(A, E, n)
+    scale = scale_of(A.astype(np.complex128), E, n)
+    for method in ("eig", "auto", "binary"):
+        y = matkron.power_jacobian(A, n, method=method) @ vec(E)
+        assert y.dtype == dtype
+        err = np.abs(unvec(y, m) - exact).max()
+        assert err <= LOOSE[np.dtype(dtype)] * scale, (method, err, scale)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("method", METHODS)
+def test_matmat_rmatvec_and_adjoint_identity(rng, dtype, method):
+    m, n = 4, 5
+    A = unit_spectrum(rng, m, dtype)
+    J = matkron.power_jacobian(A, n, method=method)
+    X = random_array(rng, (m * m, 3), dtype)
+    for layout in (X, np.asfortranarray(X), X[::-1], np.ascontiguousarray(X).T.T[:, ::2]):
+        Y = J.matmat(layout)
+        for j in range(layout.shape[1]):
+            exact = block_oracle(A, unvec(layout[:, j], m), n)
+            assert np.abs(unvec(Y[:, j], m) - exact).max() <= 10 * rtol(dtype) * scale_of(
+                A, unvec(layout[:, j], m), n)
+    # The adjoint is the Jacobian at Aᴴ: <J x, y> = <x, Jᴴ y>.
+    x, y = random_array(rng, m * m, dtype), random_array(rng, m * m, dtype)
+    lhs = np.vdot(y, J @ x)
+    rhs = np.vdot(J.rmatvec(y), x)
+    assert abs(lhs - rhs) <= 100 * rtol(dtype) * (abs(lhs) + np.linalg.norm(x) * np.linalg.norm(y))
+    exact_adj = block_oracle(A.conj().T, unvec(y, m), n)
+    assert np.abs(unvec(J.H @ y, m) - exact_adj).max() <= 10 * rtol(dtype) * scale_of(
+        A, unvec(y, m), n)
+    exact_t = block_oracle(A.T, unvec(y, m), n)
+    assert np.abs(unvec(J.T @ y, m) - exact_t).max() <= 10 * rtol(dtype) * scale_of(
+        A, unvec(y, m), n)
+    Z = J.rmatmat(np.stack([y, x], axis=1))
+    assert np.allclose(Z[:, 0], J.rmatvec(y), rtol=10 * rtol(dtype), atol=10 * rtol(dtype))
+
+
+def test_zero_and_identity_powers(rng):
+    A = random_array(rng, (3, 3), np.float64)
+    x = random_array(rng, 9, np.float64)
+    for method in METHODS:
+        J0 = matkron.power_jacobian(A, 0, method=method)
+        np.testing.assert_array_equal(J0 @ x, np.zeros(9))
+        J1 = matkron.power_jacobian(A, 1, method=method)
+        np.testing.assert_array_equal(J1 @ x, x)
+    assert matkron.power_jacobian(np.zeros((0, 0)), 3).shape == (0, 0)
+    assert (matkron.power_jacobian(np.zeros((0, 0)), 3) @ np.zeros(0)).shape == (0,)
+
+
+def test_mixed_dtype_operand_promotes(rng):
+    A = unit_spectrum(rng, 3, np.float32)
+    E = random_array(rng, (3, 3), np.complex128)
+    J = matkron.power_jacobian(A, 4)
+    y = J @ vec(E)
+    assert y.dtype == np.complex128
+    exact = block_oracle(A, E, 4)
+    assert np.abs(unvec(y, 3) - exact).max() <= 1e-12 * scale_of(A, E, 4)
+    assert matkron.power_jacobian(np.eye(2, dtype=int), 3).dtype == np.float64
+
+
+def test_inputs_not_modified(rng):
+    A = unit_spectrum(rng, 4, np.float64)
+    x = random_array(rng, 16, np.float64)
+    A0, x0 = A.copy(), x.copy()
+    for method in METHODS:
+        J = matkron.power_jacobian(A, 9, method=method)
+        J @ x
+        J.rmatvec(x)
+        J.matmat(np.stack([x, x], axis=1))
+    np.testing.assert_array_equal(A, A0)
+    np.testing.assert_array_equal(x, x0)
+
+
+def test_threads_share_one_operator(rng):
+    A = unit_spectrum(rng, 20, np.float64)
+    xs = [random_array(rng, 400, np.float64) for _ in range(8)]
+    for method in ("binary", "horner"):
+        J = matkron.power_jacobian(A, 37, method=method)
+        results = [None] * len(xs)
+
+        def work(i):
+            for _ in range(10):
+                results[i] = J @ xs[i]
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(len(xs))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for x, y in zip(xs, results):
+            exact = block_oracle(A, unvec(x, 20), 37)
+            assert np.abs(unvec(y, 20) - exact).max() <= 1e-10 * scale_of(A, unvec(x, 20), 37)
+
+
+def test_power_jacobian_errors():
+    A = np.eye(3)
+    with pytest.raises(TypeError, match="n must be an integer"):
+        matkron.power_jacobian(A, 2.0)
+    with pytest.raises(TypeError, match="n must be an integer"):
+        matkron.power_jacobian(A, True)
+    with pytest.raises(TypeError, match="n must be an integer"):
+        matkron.power_jacobian(A, "3")
+    with pytest.raises(ValueError, match="n must be non-negative"):
+        matkron.power_jacobian(A, -1)
+    with pytest.raises(ValueError, match="A must be a square matrix"):
+        matkron.power_jacobian(np.ones((2, 3)), 2)
+    with pytest.raises(ValueError, match="A must be a square matrix"):
+        matkron.power_jacobian(np.ones(3), 2)
+    with pytest.raises(ValueError, match="Hermitian"):
+        matkron.power_jacobian(np.array([[1.0, 2.0], [0.0, 1.0]]), 3, method="eig")
+    with pytest.raises(ValueError, match="method must be one of"):
+        matkron.power_jacobian(A, 3, method="fast")
+    with pytest.raises(TypeError, match="A has dtype"):
+        matkron.power_jacobian(np.array([["a"]]), 2)
+    with pytest.raises(ValueError, match="x has shape"):
+        matkron.power_jacobian(A, 3) @ np.ones(4)
+    assert isinstance(matkron.power_jacobian(A, np.int64(3)), matkron.PowerJacobian)
+
+
+# -- frechet_power and polynomial_jacobian -----------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_frechet_power(rng, dtype):
+    A = unit_spectrum(rng, 4, dtype)
+    E = random_array(rng, (4, 4), dtype)
+    D = matkron.frechet_power(A, E, 6)
+    assert D.shape == (4, 4) and D.dtype == dtype
+    assert np.abs(D - block_oracle(A, E, 6)).max() <= LOOSE[np.dtype(dtype)] * scale_of(A, E, 6)
+    stack = random_array(rng, (3, 4, 4), dtype)
+    Ds = matkron.frechet_power(A, stack, 6)
+    assert Ds.shape == (3, 4, 4)
+    for b in range(3):
+        assert np.abs(Ds[b] - block_oracle(A, stack[b], 6)).max() <= (
+            LOOSE[np.dtype(dtype)] * scale_of(A, stack[b], 6))
+    with pytest.raises(ValueError, match="E has shape"):
+        matkron.frechet_power(A, np.ones((3, 3)), 2)
+
+
+def poly_value(A, coeffs):
+    return sum(c * np.linalg.matrix_power(A, j) for j, c in enumerate(coeffs))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_polynomial_jacobian_against_finite_differences(rng, dtype):
+    m = 4
+    A = unit_spectrum(rng, m, dtype)
+    E = random_array(rng, (m, m), dtype)
+    coeffs = [0.5, -1.0, 2.0, 0.0, 0.25, -0.75]
+    Ac, Ec = A.astype(np.complex128), E.astype(np.complex128)
+    h = 1e-6
+    fd = (poly_value(Ac + h * Ec, coeffs) - poly_value(Ac - h * Ec, coeffs)) / (2 * h)
+    exact = sum(c * block_oracle(A, E, j) for j, c in enumerate(coeffs))
+    assert np.abs(fd - exact).max() <= 1e-7 * np.abs(exact).max()
+    scale = 10 * np.abs(exact).max() + 1
+    for method in ("naive", "horner", "dense", "auto"):
+        J = matkron.polynomial_jacobian(A, coeffs, method=method)
+        y = unvec(J @ vec(E), m)
+        assert y.dtype == dtype
+        assert np.abs(y - fd).max() <= (LOOSE[np.dtype(dtype)] + 1e-6) * scale, method
+    np.testing.assert_allclose(J.kron_terms().todense(), J.todense(),
+                               rtol=LOOSE[np.dtype(dtype)], atol=LOOSE[np.dtype(dtype)])
+    H = unit_spectrum(rng, m, dtype, hermitian=True)
+    exact_h = sum(c * block_oracle(H, E, j) for j, c in enumerate(coeffs))
+    yh = unvec(matkron.polynomial_jacobian(H, coeffs, method="eig") @ vec(E), m)
+    assert np.abs(yh - exact_h).max() <= LOOSE[np.dtype(dtype)] * scale
+
+
+def test_polynomial_jacobian_special_cases(rng):
+    A = random_array(rng, (3, 3), np.float64)
+    x = random_array(rng, 9, np.float64)
+    np.testing.assert_array_equal(matkron.polynomial_jacobian(A, [4.0]) @ x, np.zeros(9))
+    np.testing.assert_allclose(matkron.polynomial_jacobian(A, [1.0, 3.0]) @ x, 3 * x)
+    Jc = matkron.polynomial_jacobian(A, [0, 1j, 0, 2])
+    assert Jc.dtype == np.complex128
+    E = unvec(x, 3)
+    exact = 1j * E + 2 * block_oracle(A, E, 3)
+    np.testing.assert_allclose(unvec(Jc @ x, 3), exact, rtol=1e-12, atol=1e-12)
+    y = random_array(rng, 9, np.complex128)
+    assert abs(np.vdot(y, Jc @ x) - np.vdot(Jc.rmatvec(y), x)) <= 1e-10 * np.abs(y).sum()
+    with pytest.raises(ValueError, match="binary"):
+        matkron.polynomial_jacobian(A, [1, 2, 3], method="binary")
+    with pytest.raises(TypeError, match="coeffs"):
+        matkron.polynomial_jacobian(A, 3.0)
+    with pytest.raises(ValueError, match="coeffs must be 1-D"):
+        matkron.polynomial_jacobian(A, [[1.0, 2.0]])
+
+
+# -- a real use: Newton's method for the matrix n-th root ---------------------------------
+
+
+@pytest.mark.parametrize("n", [3, 5])
+def test_newton_matrix_root_with_gmres(rng, n):
+    m = 6
+    M = 2.0 * np.eye(m) + 0.3 * random_array(rng, (m, m), np.float64) / np.sqrt(m)
+    X = np.eye(m)
+    for _ in range(30):
+        residual = np.linalg.matrix_power(X, n) - M
+        if np.linalg.norm(residual) <= 1e-13 * np.linalg.norm(M):
+            break
+        J = matkron.power_jacobian(X, n)
+        step, info = gmres(J, -vec(residual), rtol=1e-13, atol=0, restart=m * m,
+                           maxiter=10)
+        assert info == 0
+        X = X + unvec(step, m)
+    expected = np.real_if_close(scipy.linalg.fractional_matrix_power(M, 1.0 / n))
+    np.testing.assert_allclose(X, expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(np.linalg.matrix_power(X, n), M, rtol=1e-11, atol=1e-12)

@@ -1,0 +1,373 @@
+"""sum_of_kron, SumOfKronOperator arithmetic, kronsum, sylvester and lyapunov.
+
+Oracles: dense matrices built with np.kron in complex128, scipy.sparse.kronsum,
+scipy.linalg.solve_sylvester / solve_continuous_lyapunov and np.linalg.solve on the dense
+matrix; never matkron itself.
+"""
+
+import threading
+
+import numpy as np
+import pytest
+import scipy.linalg
+import scipy.sparse
+from scipy.sparse.linalg import LinearOperator, gmres
+
+import matkron
+
+from .conftest import DTYPES, random_array, rtol, with_layout
+
+LAYOUTS_1D = ("C", "strided", "negative", "readonly", "unaligned")
+LAYOUTS_2D = ("C", "F", "strided", "mixed", "readonly")
+
+
+def dense_of(terms, coeffs):
+    """Σ c kron(A, B) in complex128; identity factors as np.eye."""
+    total = 0
+    for c, factors in zip(coeffs, terms):
+        mats = [np.eye(f.shape[0]) if isinstance(f, type(matkron.identity(1)))
+                else np.asarray(f, dtype=np.complex128) for f in factors]
+        prod = mats[0]
+        for f in mats[1:]:
+            prod = np.kron(prod, f)
+        total = total + c * prod
+    return total
+
+
+def dense_abs(terms, coeffs):
+    return dense_of([[np.abs(np.asarray(f)) if not isinstance(f, type(matkron.identity(1)))
+                      else f for f in t] for t in terms], np.abs(coeffs))
+
+
+def assert_matches(y, dense, absdense, x, dtype):
+    """y == dense @ x up to rtol(dtype) times the forward-error bound |dense| |x|."""
+    assert y.dtype == dtype, (y.dtype, dtype)
+    ref = dense @ np.asarray(x, dtype=np.complex128)
+    bound = absdense @ np.abs(np.asarray(x, dtype=np.complex128))
+    assert y.shape == ref.shape
+    assert np.all(np.abs(y - ref) <= rtol(dtype) * (bound + 1)), np.abs(y - ref).max()
+
+
+def mixed_terms(rng, dtype):
+    """Three terms whose factor shapes differ but whose products are all 6×12."""
+    terms = [
+        (random_array(rng, (2, 3), dtype), random_array(rng, (3, 4), dtype)),
+        (random_array(rng, (6, 12), dtype), random_array(rng, (1, 1), dtype)),
+        (matkron.identity(3), random_array(rng, (2, 4), dtype)),
+    ]
+    return terms
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", LAYOUTS_1D)
+def test_sum_of_kron_matvec_matches_dense(rng, dtype, layout):
+    terms = mixed_terms(rng, dtype)
+    coeffs = [2.0, -0.5, 1.5]
+    S = matkron.sum_of_kron(terms, coeffs)
+    assert S.shape == (6, 12) and S.dtype == dtype
+    x = with_layout(random_array(rng, 12, dtype), layout)
+    y = S @ x
+    assert_matches(y, dense_of(terms, coeffs), dense_abs(terms, coeffs), x, dtype)
+    assert_matches(S.matvec(x), dense_of(terms, coeffs), dense_abs(terms, coeffs), x, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", LAYOUTS_2D)
+def test_sum_of_kron_matmat_and_adjoint(rng, dtype, layout):
+    terms = mixed_terms(rng, dtype)
+    coeffs = [1.0, 2.0, -1.0]
+    S = matkron.sum_of_kron(terms, coeffs)
+    D, Dabs = dense_of(terms, coeffs), dense_abs(terms, coeffs)
+    X = with_layout(random_array(rng, (12, 5), dtype), layout)
+    assert_matches(S.matmat(X), D, Dabs, X, dtype)
+    Y = with_layout(random_array(rng, (6, 3), dtype), layout)
+    assert_matches(S.rmatmat(Y), D.conj().T, Dabs.T, Y, dtype)
+    assert_matches(S.H @ Y, D.conj().T, Dabs.T, Y, dtype)
+    assert_matches(S.T @ Y, D.T, Dabs.T, Y, dtype)
+    y = random_array(rng, 6, dtype)
+    assert_matches(S.rmatvec(y), D.conj().T, Dabs.T, y, dtype)
+    # <S x, y> = <x, Sᴴ y>
+    x = random_array(rng, 12, dtype)
+    lhs = np.vdot(y, S @ x)
+    rhs = np.vdot(S.rmatvec(y), x)
+    assert abs(lhs - rhs) <= 100 * rtol(dtype) * (1 + abs(lhs))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_todense_and_terms(rng, dtype):
+    terms = mixed_terms(rng, dtype)
+    S = matkron.sum_of_kron(terms)
+    np.testing.assert_allclose(S.todense(), dense_of(terms, [1, 1, 1]),
+                               rtol=rtol(dtype), atol=rtol(dtype))
+    assert len(S.terms) == 3
+    for (c, A, B), (A0, B0) in zip(S.terms, terms):
+        assert c == 1
+        assert A.shape == A0.shape and B.shape == B0.shape
+
+
+def test_coefficient_dtype_policy(rng):
+    A = random_array(rng, (2, 2), np.float32)
+    B = random_array(rng, (3, 3), np.float32)
+    assert matkron.sum_of_kron([(A, B)], [2.0]).dtype == np.float32
+    S = matkron.sum_of_kron([(A, B)], [1j])
+    assert S.dtype == np.complex64
+    x = random_array(rng, 6, np.float32)
+    np.testing.assert_allclose(S @ x, 1j * (np.kron(A, B) @ x), rtol=1e-5, atol=1e-5)
+    # ints are computed in float64; a complex operand promotes the result
+    Si = matkron.sum_of_kron([(np.eye(2, dtype=int), np.ones((3, 3), dtype=int))])
+    assert Si.dtype == np.float64
+    z = random_array(rng, 6, np.complex128)
+    np.testing.assert_allclose(Si @ z, np.kron(np.eye(2), np.ones((3, 3))) @ z, rtol=1e-13)
+
+
+def test_zero_size_and_empty_rhs(rng):
+    S = matkron.sum_of_kron([(np.zeros((0, 2)), np.ones((3, 3)))])
+    assert S.shape == (0, 6)
+    assert (S @ np.ones(6)).shape == (0,)
+    assert (S.rmatvec(np.ones(0)) == 0).all() and S.rmatvec(np.ones(0)).shape == (6,)
+    T = matkron.sum_of_kron([(np.ones((2, 2)), np.ones((2, 2)))])
+    assert T.matmat(np.ones((4, 0))).shape == (4, 0)
+
+
+def test_inputs_not_modified(rng):
+    A, B = random_array(rng, (3, 3), np.float64), random_array(rng, (2, 2), np.float64)
+    x = random_array(rng, 6, np.float64)
+    copies = [a.copy() for a in (A, B, x)]
+    S = matkron.sum_of_kron([(A, B), (matkron.identity(3), B)], [1.0, 3.0])
+    S @ x
+    S.rmatvec(x)
+    for a, c in zip((A, B, x), copies):
+        np.testing.assert_array_equal(a, c)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_kron_operator_arithmetic(rng, dtype):
+    A, B, C, D = (random_array(rng, s, dtype) for s in ((2, 3), (4, 2), (2, 3), (4, 2)))
+    K1, K2 = matkron.kron(A, B), matkron.kron(C, D)
+    d1, d2 = np.kron(A, B).astype(np.complex128), np.kron(C, D).astype(np.complex128)
+    x = random_array(rng, 6, dtype)
+    cases = {
+        "K1 + K2": (K1 + K2, d1 + d2),
+        "K1 - K2": (K1 - K2, d1 - d2),
+        "-K1": (-K1, -d1),
+        "2 * K1": (2 * K1, 2 * d1),
+        "K1 * 3": (K1 * 3, 3 * d1),
+        "(K1 + K2) - K2 * 0.5": ((K1 + K2) - K2 * 0.5, d1 + 0.5 * d2),
+        "-(K1 + K2) / 2": (-(K1 + K2) / 2, -(d1 + d2) / 2),
+        "K1 + (2 * K2)": (K1 + (2 * K2), d1 + 2 * d2),
+    }
+    bound = (np.abs(np.kron(A, B)) + np.abs(np.kron(C, D))) @ np.abs(x) * 3 + 1
+    for name, (op, dense) in cases.items():
+        assert isinstance(op, matkron.SumOfKronOperator), name
+        y = op @ x
+        assert y.dtype == dtype, name
+        assert np.all(np.abs(y - dense @ x) <= rtol(dtype) * bound), name
+
+
+def test_kron_operator_arithmetic_falls_back(rng):
+    A, B = random_array(rng, (2, 2), np.float64), random_array(rng, (3, 3), np.float64)
+    K = matkron.kron(A, B)
+    M = random_array(rng, (6, 6), np.float64)
+    L = LinearOperator((6, 6), matvec=lambda v: M @ v, dtype=np.float64)
+    S = K + L
+    assert not isinstance(S, matkron.SumOfKronOperator)
+    x = random_array(rng, 6, np.float64)
+    np.testing.assert_allclose(S @ x, (np.kron(A, B) + M) @ x, rtol=1e-12)
+    np.testing.assert_allclose(K @ np.eye(6), np.kron(A, B), rtol=1e-12)
+    with pytest.raises(ValueError):
+        K + matkron.kron(A, A)
+
+
+def test_sum_of_kron_errors(rng):
+    A = np.ones((2, 2))
+    with pytest.raises(ValueError, match="at least one"):
+        matkron.sum_of_kron([])
+    with pytest.raises(ValueError, match=r"terms\[1\]"):
+        matkron.sum_of_kron([(A, A), (A, np.ones((3, 3)))])
+    with pytest.raises(ValueError, match="coeffs has 1 entries"):
+        matkron.sum_of_kron([(A, A), (A, A)], [1.0])
+    with pytest.raises(TypeError, match=r"coeffs\[0\]"):
+        matkron.sum_of_kron([(A, A)], ["a"])
+    with pytest.raises(TypeError, match=r"terms\[0\]"):
+        matkron.sum_of_kron([A])
+    with pytest.raises(TypeError, match="terms"):
+        matkron.sum_of_kron(np.ones((2, 2)))
+    with pytest.raises(ValueError, match=r"terms\[0\]"):
+        matkron.sum_of_kron([(np.ones(3), A)])
+    with pytest.raises(TypeError):
+        matkron.sum_of_kron([(np.array(["a"]).reshape(1, 1), A)])
+    S = matkron.sum_of_kron([(A, A)])
+    with pytest.raises(ValueError, match="x has shape"):
+        S @ np.ones(3)
+
+
+def test_threads_share_one_operator(rng):
+    terms = [(random_array(rng, (8, 8), np.float64), random_array(rng, (9, 9), np.float64)),
+             (matkron.identity(8), random_array(rng, (9, 9), np.float64))]
+    S = matkron.sum_of_kron(terms, [1.0, -2.0])
+    dense = dense_of(terms, [1.0, -2.0]).real
+    xs = [random_array(rng, (72, 3), np.float64) for _ in range(8)]
+    results = [None] * len(xs)
+
+    def work(i):
+        for _ in range(20):
+            results[i] = S @ xs[i]
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(xs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for x, y in zip(xs, results):
+        np.testing.assert_allclose(y, dense @ x, rtol=1e-12, atol=1e-12)
+
+
+# -- Kronecker sums ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_kronsum_matches_scipy(rng, dtype):
+    A, B, C = (random_array(rng, (k, k), dtype) for k in (3, 4, 2))
+    K = matkron.kronsum(A, B)
+    ref = scipy.sparse.kronsum(A.astype(np.complex128), B.astype(np.complex128)).toarray()
+    np.testing.assert_allclose(K.todense(), ref, rtol=rtol(dtype), atol=rtol(dtype))
+    x = random_array(rng, 12, dtype)
+    X = x.reshape(3, 4, order="F").astype(np.complex128)
+    vec_ref = (A @ X + X @ B.T).ravel(order="F")
+    np.testing.assert_allclose(K @ x, vec_ref, rtol=10 * rtol(dtype), atol=10 * rtol(dtype))
+    K3 = matkron.kronsum(A, B, C)
+    ref3 = scipy.sparse.kronsum(scipy.sparse.kronsum(A, B), C).toarray()
+    np.testing.assert_allclose(K3.todense(), ref3, rtol=rtol(dtype), atol=rtol(dtype))
+    y = random_array(rng, 24, dtype)
+    np.testing.assert_allclose(K3 @ y, ref3.astype(np.complex128) @ y,
+                               rtol=10 * rtol(dtype), atol=10 * rtol(dtype))
+    np.testing.assert_allclose(K3.rmatvec(y), ref3.conj().T.astype(np.complex128) @ y,
+                               rtol=10 * rtol(dtype), atol=10 * rtol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sylvester_and_lyapunov_operators(rng, dtype):
+    A, B = random_array(rng, (3, 3), dtype), random_array(rng, (5, 5), dtype)
+    X = random_array(rng, (3, 5), dtype)
+    S = matkron.sylvester(A, B)
+    ref = (A.astype(complex) @ X + X @ B.astype(complex)).ravel(order="F")
+    np.testing.assert_allclose(S @ X.ravel(order="F"), ref, rtol=10 * rtol(dtype),
+                               atol=10 * rtol(dtype))
+    L = matkron.lyapunov(A)
+    Y = random_array(rng, (3, 3), dtype)
+    Ac = A.astype(complex)
+    ref = (Ac @ Y + Y @ Ac.conj().T).ravel(order="F")
+    np.testing.assert_allclose(L @ Y.ravel(order="F"), ref, rtol=10 * rtol(dtype),
+                               atol=10 * rtol(dtype))
+    dense = L.todense()
+    np.testing.assert_allclose(L.H.todense(), dense.conj().T, rtol=rtol(dtype), atol=0)
+
+
+def solve_tol(dtype):
+    """Tolerance of a solve of a well-conditioned system in `dtype`."""
+    return 1e-3 if np.dtype(dtype) in (np.float32, np.complex64) else 1e-9
+
+
+def well_conditioned(rng, k, dtype):
+    """A random k×k matrix with eigenvalues' real parts in [2, 4]."""
+    return (random_array(rng, (k, k), dtype) * 0.3 / np.sqrt(k)
+            + 3 * np.eye(k, dtype=dtype)).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sylvester_solve_matches_scipy(rng, dtype):
+    A, B = well_conditioned(rng, 4, dtype), well_conditioned(rng, 3, dtype)
+    C = random_array(rng, (4, 3), dtype)
+    S = matkron.sylvester(A, B)
+    x = S.solve(C.ravel(order="F"))
+    assert x.dtype == dtype and x.shape == (12,)
+    ref = scipy.linalg.solve_sylvester(A.astype(np.complex128), B.astype(np.complex128),
+                                       C.astype(np.complex128))
+    np.testing.assert_allclose(x.reshape(4, 3, order="F"), ref, rtol=solve_tol(dtype),
+                               atol=solve_tol(dtype))
+    # several right-hand sides as columns
+    Bs = random_array(rng, (12, 3), dtype)
+    Xs = S.solve(Bs)
+    assert Xs.shape == (12, 3)
+    for j in range(3):
+        r = scipy.linalg.solve_sylvester(A.astype(complex), B.astype(complex),
+                                         Bs[:, j].reshape(4, 3, order="F").astype(complex))
+        np.testing.assert_allclose(Xs[:, j], r.ravel(order="F"), rtol=solve_tol(dtype),
+                                   atol=solve_tol(dtype))
+
+
+def test_gmres_on_sylvester_reaches_the_same_solution(rng):
+    A, B = well_conditioned(rng, 6, np.float64), well_conditioned(rng, 5, np.float64)
+    C = random_array(rng, (6, 5), np.float64)
+    S = matkron.sylvester(A, B)
+    b = C.ravel(order="F")
+    x, info = gmres(S, b, rtol=1e-12, atol=0, restart=30, maxiter=200)
+    assert info == 0
+    ref = scipy.linalg.solve_sylvester(A, B, C).ravel(order="F")
+    np.testing.assert_allclose(x, ref, rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(S.solve(b), ref, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_lyapunov_solve_matches_scipy(rng, dtype):
+    A = -well_conditioned(rng, 4, dtype)
+    Q = random_array(rng, (4, 4), dtype)
+    X = matkron.lyapunov(A).solve(Q.ravel(order="F")).reshape(4, 4, order="F")
+    ref = scipy.linalg.solve_continuous_lyapunov(A.astype(complex), Q.astype(complex))
+    np.testing.assert_allclose(X, ref, rtol=solve_tol(dtype), atol=solve_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hermitian", [True, False])
+def test_kronsum_solve_three_factors(rng, dtype, hermitian):
+    mats = []
+    for k in (3, 2, 4):
+        M = well_conditioned(rng, k, dtype)
+        if hermitian:
+            M = ((M + M.conj().T) / 2).astype(dtype)
+        mats.append(M)
+    K = matkron.kronsum(*mats)
+    dense = scipy.sparse.kronsum(scipy.sparse.kronsum(mats[0], mats[1]), mats[2]).toarray()
+    b = random_array(rng, (24, 2), dtype)
+    x = K.solve(b)
+    assert x.dtype == dtype and x.shape == (24, 2)
+    ref = np.linalg.solve(dense.astype(np.complex128), b.astype(np.complex128))
+    np.testing.assert_allclose(x, ref, rtol=solve_tol(dtype), atol=solve_tol(dtype))
+    x1 = K.solve(b[:, 0])
+    np.testing.assert_allclose(x1, ref[:, 0], rtol=solve_tol(dtype), atol=solve_tol(dtype))
+
+
+def test_kronsum_solve_one_factor_and_adjoint(rng):
+    A = well_conditioned(rng, 5, np.float64)
+    b = random_array(rng, 5, np.float64)
+    np.testing.assert_allclose(matkron.kronsum(A).solve(b), np.linalg.solve(A, b), rtol=1e-12)
+    K = matkron.kronsum(A, well_conditioned(rng, 3, np.float64), A)
+    dense = K.todense()
+    c = random_array(rng, 75, np.float64)
+    np.testing.assert_allclose(K.H.solve(c), np.linalg.solve(dense.T, c), rtol=1e-9)
+
+
+def test_singular_kronsum_raises():
+    A = np.diag([1.0, 2.0])
+    B = np.diag([-1.0, 3.0])  # λ(A) + λ(B) = 0
+    with pytest.raises(np.linalg.LinAlgError, match="singular"):
+        matkron.kronsum(A, B).solve(np.ones(4))           # Hermitian factors
+    N = np.array([[1.0, 5.0], [0.0, 2.0]])
+    with pytest.raises(np.linalg.LinAlgError, match="singular"):
+        matkron.sylvester(N, np.array([[-2.0, 0.0], [1.0, 4.0]])).solve(np.ones(4))
+    with pytest.raises(np.linalg.LinAlgError, match="singular"):
+        matkron.kronsum(N, np.array([[-1.0, 1.0], [0.0, 7.0]]), np.zeros((2, 2))).solve(
+            np.ones(8))
+
+
+def test_kronsum_errors():
+    with pytest.raises(ValueError, match="at least one"):
+        matkron.kronsum()
+    with pytest.raises(ValueError, match=r"mats\[1\] must be a square matrix"):
+        matkron.kronsum(np.eye(2), np.ones((2, 3)))
+    with pytest.raises(ValueError, match="B must be a square matrix"):
+        matkron.sylvester(np.eye(2), np.ones((2, 3)))
+    with pytest.raises(ValueError, match="A must be a square matrix"):
+        matkron.lyapunov(np.ones(3))
+    with pytest.raises(ValueError, match="b has shape"):
+        matkron.kronsum(np.eye(2), np.eye(2)).solve(np.ones(3))
