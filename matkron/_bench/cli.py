@@ -16,6 +16,7 @@ __all__ = ["SUITES", "main"]
 # Suite name -> the module that exports it as SUITE; imported only when run.
 SUITES = {
     "kron": "matkron._bench.kron",
+    "chain": "matkron._bench.chain",
     "power": "matkron._bench.power",
 }
 DEFAULT_SUITE = "kron"

@@ -1,0 +1,721 @@
+# Matrix chains: the optimal parenthesization of M0 M1 … M_{k-1} and its execution.
+#
+# M_i has shape d_i × d_{i+1}. The classic O(k³) dynamic program computes m[i][j], the least
+# number of scalar multiplications for M_i … M_j:
+#
+#     m[i][i] = 0,   m[i][j] = min_{i <= s < j}  m[i][s] + m[s+1][j] + d_i d_{s+1} d_{j+1}.
+#
+# The table lives in one k × k array T with m[i][j] (i < j) stored twice: at T[i, j] (upper
+# triangle, so the row m[i][i..j-1] is contiguous) and at T[j, i] (lower triangle, so the
+# column m[i+1..j][j] is contiguous as well). Filling it column by column (j ascending, i
+# descending) keeps row j hot in cache, and the inner loop is a min-reduction over two
+# contiguous runs with four independent accumulators. Splits are not stored: the tree is
+# recovered afterwards by re-scanning the k - 1 nodes of the optimal tree only, taking the
+# smallest split that attains the optimum (so ties are broken deterministically).
+#
+# Costs are exact. The Python layer picks the narrowest cost type in which no value can
+# overflow: every candidate is at most (k - 1) max(d)³, so doubles are exact below 2⁵³,
+# then uint64 below 2⁶⁴, then unsigned __int128 below 2¹²⁸ (where the compiler has it).
+#
+# The executor evaluates the tree in post-order with one GEMM per node; intermediates live
+# in a caller-provided workspace, placed first-fit among the live ones, and the root writes
+# the result directly. The Python layer (matkron/_chain.py) does all coercion, dtype policy
+# and shape checks; the kernels trust their inputs.
+
+cimport numpy as cnp
+from libc.stdlib cimport malloc, free
+from libc.stdint cimport uint64_t
+
+from _blas cimport blas_t, complex64_t, complex128_t, gemm
+from _blas_int cimport blas_int
+
+from matkron._workspace import workspace as _workspace
+
+cnp.import_array()
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #if defined(__SIZEOF_INT128__)
+    typedef unsigned __int128 matkron_u128;
+    #define MATKRON_HAVE_U128 1
+    static inline uint64_t matkron_u128_hi(matkron_u128 x) { return (uint64_t)(x >> 64); }
+    #else
+    /* Placeholder so that the code compiles; the Python layer never selects the 128-bit
+       kernels when MATKRON_HAVE_U128 is 0 and uses exact Python integers instead. */
+    typedef unsigned long long matkron_u128;
+    #define MATKRON_HAVE_U128 0
+    static inline uint64_t matkron_u128_hi(matkron_u128 x) { (void)x; return 0; }
+    #endif
+    """
+    # Declared to Cython as a type distinct from uint64_t; only C operators and casts touch it.
+    ctypedef unsigned long u128 "matkron_u128"
+    const int MATKRON_HAVE_U128
+    uint64_t u128_hi "matkron_u128_hi"(u128 x) noexcept nogil
+
+HAVE_INT128 = bool(MATKRON_HAVE_U128)
+
+# The inner loop of the DP in doubles, min over s < n of r[s] + c[s] + dij * q[s]: written
+# with SIMD intrinsics (SSE2 on x86-64, AVX2 chosen at run time where the CPU has it, NEON on
+# 64-bit ARM) because compilers do not vectorize a floating-point min-reduction without
+# -ffast-math. All values are exact integers below 2**53, so every variant gives the same,
+# exact result.
+cdef extern from *:
+    """
+    typedef double (*matkron_minrun_t)(const double*, const double*, const double*, double,
+                                       Py_ssize_t);
+
+    static double matkron_minrun_scalar(const double* r, const double* c, const double* q,
+                                        double dij, Py_ssize_t n) {
+        double b0 = r[0] + c[0] + dij * q[0], b1 = b0, b2 = b0, b3 = b0, v;
+        Py_ssize_t s = 1;
+        for (; s + 4 <= n; s += 4) {
+            v = r[s] + c[s] + dij * q[s];             b0 = v < b0 ? v : b0;
+            v = r[s + 1] + c[s + 1] + dij * q[s + 1]; b1 = v < b1 ? v : b1;
+            v = r[s + 2] + c[s + 2] + dij * q[s + 2]; b2 = v < b2 ? v : b2;
+            v = r[s + 3] + c[s + 3] + dij * q[s + 3]; b3 = v < b3 ? v : b3;
+        }
+        for (; s < n; s++) {
+            v = r[s] + c[s] + dij * q[s];             b0 = v < b0 ? v : b0;
+        }
+        b0 = b1 < b0 ? b1 : b0;
+        b2 = b3 < b2 ? b3 : b2;
+        return b2 < b0 ? b2 : b0;
+    }
+
+    #if defined(__SSE2__) || defined(_M_X64) || (defined(_M_IX86_FP) && _M_IX86_FP >= 2)
+    #include <emmintrin.h>
+    #define MATKRON_SIMD_MINRUN matkron_minrun_sse2
+    #define MATKRON_TERM2(s) _mm_add_pd(_mm_add_pd(_mm_loadu_pd(r + (s)), _mm_loadu_pd(c + (s))), \
+                                        _mm_mul_pd(d, _mm_loadu_pd(q + (s))))
+    static double matkron_minrun_sse2(const double* r, const double* c, const double* q,
+                                      double dij, Py_ssize_t n) {
+        __m128d d, b0, b1, b2, b3;
+        double t[2], best;
+        Py_ssize_t s;
+        if (n < 8) return matkron_minrun_scalar(r, c, q, dij, n);
+        d = _mm_set1_pd(dij);
+        b0 = b1 = b2 = b3 = MATKRON_TERM2(0);
+        for (s = 0; s + 8 <= n; s += 8) {
+            b0 = _mm_min_pd(b0, MATKRON_TERM2(s));
+            b1 = _mm_min_pd(b1, MATKRON_TERM2(s + 2));
+            b2 = _mm_min_pd(b2, MATKRON_TERM2(s + 4));
+            b3 = _mm_min_pd(b3, MATKRON_TERM2(s + 6));
+        }
+        b0 = _mm_min_pd(_mm_min_pd(b0, b1), _mm_min_pd(b2, b3));
+        _mm_storeu_pd(t, b0);
+        best = t[1] < t[0] ? t[1] : t[0];
+        if (s < n) {
+            double rest = matkron_minrun_scalar(r + s, c + s, q + s, dij, n - s);
+            best = rest < best ? rest : best;
+        }
+        return best;
+    }
+    #elif defined(__aarch64__) && defined(__ARM_NEON)
+    #include <arm_neon.h>
+    #define MATKRON_SIMD_MINRUN matkron_minrun_neon
+    #define MATKRON_TERM2(s) vaddq_f64(vaddq_f64(vld1q_f64(r + (s)), vld1q_f64(c + (s))), \
+                                       vmulq_f64(d, vld1q_f64(q + (s))))
+    static double matkron_minrun_neon(const double* r, const double* c, const double* q,
+                                      double dij, Py_ssize_t n) {
+        float64x2_t d, b0, b1, b2, b3;
+        double best;
+        Py_ssize_t s;
+        if (n < 8) return matkron_minrun_scalar(r, c, q, dij, n);
+        d = vdupq_n_f64(dij);
+        b0 = b1 = b2 = b3 = MATKRON_TERM2(0);
+        for (s = 0; s + 8 <= n; s += 8) {
+            b0 = vminq_f64(b0, MATKRON_TERM2(s));
+            b1 = vminq_f64(b1, MATKRON_TERM2(s + 2));
+            b2 = vminq_f64(b2, MATKRON_TERM2(s + 4));
+            b3 = vminq_f64(b3, MATKRON_TERM2(s + 6));
+        }
+        best = vminvq_f64(vminq_f64(vminq_f64(b0, b1), vminq_f64(b2, b3)));
+        if (s < n) {
+            double rest = matkron_minrun_scalar(r + s, c + s, q + s, dij, n - s);
+            best = rest < best ? rest : best;
+        }
+        return best;
+    }
+    #else
+    #define MATKRON_SIMD_MINRUN matkron_minrun_scalar
+    #endif
+
+    #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+    #include <immintrin.h>
+    #define MATKRON_TERM4(s) _mm256_add_pd(_mm256_add_pd(_mm256_loadu_pd(r + (s)), \
+                                                         _mm256_loadu_pd(c + (s))), \
+                                           _mm256_mul_pd(d, _mm256_loadu_pd(q + (s))))
+    /* All of it is compiled for AVX2, the scalar tail included, and it clears the upper
+       halves of the vector registers before returning: SSE code run while they are dirty
+       (here, or anywhere in the process afterwards) is several times slower. */
+    __attribute__((target("avx2")))
+    static double matkron_minrun_avx2(const double* r, const double* c, const double* q,
+                                      double dij, Py_ssize_t n) {
+        __m256d d, b0, b1, b2, b3;
+        __m128d h;
+        double t[2], best, v;
+        Py_ssize_t s = 0;
+        best = r[0] + c[0] + dij * q[0];
+        if (n >= 16) {
+            d = _mm256_set1_pd(dij);
+            b0 = b1 = b2 = b3 = MATKRON_TERM4(0);
+            for (; s + 16 <= n; s += 16) {
+                b0 = _mm256_min_pd(b0, MATKRON_TERM4(s));
+                b1 = _mm256_min_pd(b1, MATKRON_TERM4(s + 4));
+                b2 = _mm256_min_pd(b2, MATKRON_TERM4(s + 8));
+                b3 = _mm256_min_pd(b3, MATKRON_TERM4(s + 12));
+            }
+            b0 = _mm256_min_pd(_mm256_min_pd(b0, b1), _mm256_min_pd(b2, b3));
+            h = _mm_min_pd(_mm256_castpd256_pd128(b0), _mm256_extractf128_pd(b0, 1));
+            _mm_storeu_pd(t, h);
+            best = t[1] < t[0] ? t[1] : t[0];
+        }
+        for (; s < n; s++) {
+            v = r[s] + c[s] + dij * q[s];
+            best = v < best ? v : best;
+        }
+        _mm256_zeroupper();
+        return best;
+    }
+    #define MATKRON_AVX2_MINRUN (__builtin_cpu_supports("avx2") ? matkron_minrun_avx2 : NULL)
+    #else
+    #define MATKRON_AVX2_MINRUN NULL
+    #endif
+
+    /* 0: the fastest for this CPU; 1: scalar; 2: the baseline SIMD of the target (or
+       scalar); 3: AVX2, or NULL where the CPU or compiler has none. */
+    static matkron_minrun_t matkron_minrun_get(int which) {
+        matkron_minrun_t avx2 = MATKRON_AVX2_MINRUN;
+        if (which == 1) return matkron_minrun_scalar;
+        if (which == 2) return MATKRON_SIMD_MINRUN;
+        if (which == 3) return avx2;
+        return avx2 != NULL ? avx2 : MATKRON_SIMD_MINRUN;
+    }
+    """
+    ctypedef double (*minrun_t "matkron_minrun_t")(const double*, const double*, const double*,
+                                                   double, Py_ssize_t) noexcept nogil
+    minrun_t minrun_get "matkron_minrun_get"(int which) noexcept nogil
+
+ctypedef fused cost_t:
+    double
+    uint64_t
+    u128
+
+
+# ---------------------------------------------------------------------------------------
+# The dynamic program
+
+
+cdef inline cost_t _min(cost_t a, cost_t b) noexcept nogil:
+    return b if b < a else a
+
+
+cdef inline cost_t _minrun(const cost_t* r, const cost_t* c, const cost_t* q, cost_t dij,
+                           Py_ssize_t n) noexcept nogil:
+    """min over s < n of r[s] + c[s] + dij * q[s] (n >= 1), with four accumulators."""
+    cdef cost_t b0 = r[0] + c[0] + dij * q[0], b1 = b0, b2 = b0, b3 = b0
+    cdef Py_ssize_t s = 1
+    while s + 4 <= n:
+        b0 = _min(b0, r[s] + c[s] + dij * q[s])
+        b1 = _min(b1, r[s + 1] + c[s + 1] + dij * q[s + 1])
+        b2 = _min(b2, r[s + 2] + c[s + 2] + dij * q[s + 2])
+        b3 = _min(b3, r[s + 3] + c[s + 3] + dij * q[s + 3])
+        s += 4
+    while s < n:
+        b0 = _min(b0, r[s] + c[s] + dij * q[s])
+        s += 1
+    return _min(_min(b0, b1), _min(b2, b3))
+
+
+cdef void _dp_fill(cost_t* T, const cost_t* d, Py_ssize_t k, minrun_t minrun) noexcept nogil:
+    """Fill T (k × k) with m[i][j] at T[i, j] and T[j, i]; `d` holds the k + 1 dims.
+
+    `minrun` is the inner loop used for doubles.
+    """
+    cdef Py_ssize_t i, j
+    cdef cost_t best
+    for i in range(k):
+        T[i * k + i] = 0
+    for j in range(1, k):
+        for i in range(j - 1, -1, -1):
+            # r = m[i][s] and c = m[s+1][j] for s = i .. j-1, both contiguous; q = d[s+1].
+            if cost_t is double:
+                best = minrun(T + i * k + i, T + j * k + i + 1, d + i + 1, d[i] * d[j + 1],
+                              j - i)
+            else:
+                best = _minrun(T + i * k + i, T + j * k + i + 1, d + i + 1, d[i] * d[j + 1],
+                               j - i)
+            T[i * k + j] = best
+            T[j * k + i] = best
+
+
+cdef Py_ssize_t _dp_split(const cost_t* T, const cost_t* d, Py_ssize_t k,
+                          Py_ssize_t i, Py_ssize_t j) noexcept nogil:
+    """The smallest split s of M_i … M_j (i < j) that attains m[i][j]."""
+    cdef Py_ssize_t s
+    cdef cost_t target = T[i * k + j], dij = d[i] * d[j + 1]
+    for s in range(i, j - 1):
+        if T[i * k + s] + T[j * k + s + 1] + dij * d[s + 1] == target:
+            return s
+    return j - 1
+
+
+cdef void _dp_steps(const cost_t* T, const cost_t* d, Py_ssize_t k, Py_ssize_t* steps,
+                    Py_ssize_t* stack) noexcept nogil:
+    """Write the k - 1 products of the optimal tree in post-order as (i, s, j) triples.
+
+    Each triple multiplies the product of M_i … M_s by that of M_{s+1} … M_j. The tree is
+    walked as node, right, left with an explicit stack (room for 2k entries) and the nodes
+    are written from the end, which gives left, right, node: post-order.
+    """
+    cdef Py_ssize_t top = 0, pos = k - 1, i, j, s
+    stack[0] = 0
+    stack[1] = k - 1
+    top = 2
+    while top > 0:
+        top -= 2
+        i = stack[top]
+        j = stack[top + 1]
+        if i == j:
+            continue
+        s = _dp_split(T, d, k, i, j)
+        pos -= 1
+        steps[3 * pos] = i
+        steps[3 * pos + 1] = s
+        steps[3 * pos + 2] = j
+        stack[top] = i
+        stack[top + 1] = s
+        stack[top + 2] = s + 1
+        stack[top + 3] = j
+        top += 4
+
+
+cdef int _dp_solve(const uint64_t* dims, Py_ssize_t k, Py_ssize_t* steps, cost_t* cost,
+                   cost_t* T, minrun_t minrun) noexcept nogil:
+    """Optimal cost and post-order steps for the chain with dims[0..k]; returns -1 on no memory.
+
+    `T` is a k × k table (or NULL to allocate one).
+    """
+    cdef cost_t* d = <cost_t*>malloc((k + 1) * sizeof(cost_t))
+    cdef Py_ssize_t* stack = <Py_ssize_t*>malloc(2 * (k + 1) * sizeof(Py_ssize_t))
+    cdef bint own = T == NULL
+    cdef Py_ssize_t i
+    if own:
+        T = <cost_t*>malloc(k * k * sizeof(cost_t))
+    if d == NULL or stack == NULL or T == NULL:
+        free(d)
+        free(stack)
+        if own:
+            free(T)
+        return -1
+    for i in range(k + 1):
+        d[i] = <cost_t>dims[i]
+    _dp_fill(T, d, k, minrun)
+    cost[0] = T[k - 1]
+    _dp_steps(T, d, k, steps, stack)
+    free(d)
+    free(stack)
+    if own:
+        free(T)
+    return 0
+
+
+def dp_plan(object dims, int tier, int kernel=0):
+    """Optimal cost and order of the chain with the given dims, by the O(k³) DP.
+
+    Parameters
+    ----------
+    dims : sequence of int
+        d_0 … d_k (k >= 1), each in [0, 2**63).
+    tier : int
+        The cost type: 0 double, 1 uint64, 2 unsigned 128-bit; the caller guarantees that
+        (k - 1) max(dims)³ fits it (below 2**53, 2**64, 2**128 respectively).
+    kernel : int, optional
+        The inner loop of tier 0, for tests: 0 the fastest for this CPU, 1 scalar, 2 the
+        baseline SIMD of the target, 3 AVX2 (ValueError where there is none).
+
+    Returns
+    -------
+    cost : int
+        The optimal number of scalar multiplications, exact.
+    steps : ndarray of intp, shape (k - 1, 3)
+        The products in post-order as rows (i, s, j): the product of M_i … M_s times that
+        of M_{s+1} … M_j. Among optimal splits the smallest is taken.
+    """
+    cdef Py_ssize_t k = len(dims) - 1, i
+    cdef uint64_t* d
+    cdef cnp.npy_intp shape[2]
+    cdef cnp.ndarray steps
+    cdef Py_ssize_t* sp
+    cdef int status = 0
+    cdef double c_double = 0
+    cdef uint64_t c_u64 = 0
+    cdef u128 c_u128 = 0
+    cdef minrun_t minrun = minrun_get(kernel)
+    if k < 1 or not 0 <= tier <= 2 or (tier == 2 and not MATKRON_HAVE_U128):
+        raise ValueError("dp_plan: need k >= 1 and a supported tier")
+    if minrun == NULL or not 0 <= kernel <= 3:
+        raise ValueError(f"dp_plan: kernel {kernel} is not available")
+    shape[0] = k - 1
+    shape[1] = 3
+    steps = cnp.PyArray_EMPTY(2, shape, cnp.NPY_INTP, 0)
+    if k == 1:
+        return 0, steps
+    d = <uint64_t*>malloc((k + 1) * sizeof(uint64_t))
+    if d == NULL:
+        raise MemoryError()
+    try:
+        for i in range(k + 1):
+            d[i] = <uint64_t>dims[i]
+        sp = <Py_ssize_t*>cnp.PyArray_DATA(steps)
+        with nogil:
+            if tier == 0:
+                status = _dp_solve[double](d, k, sp, &c_double, NULL, minrun)
+            elif tier == 1:
+                status = _dp_solve[uint64_t](d, k, sp, &c_u64, NULL, minrun)
+            else:
+                status = _dp_solve[u128](d, k, sp, &c_u128, NULL, minrun)
+    finally:
+        free(d)
+    if status:
+        raise MemoryError(f"no memory for the {k} x {k} cost table of the chain DP")
+    if tier == 0:
+        return int(c_double), steps
+    if tier == 1:
+        return int(c_u64), steps
+    return (int(u128_hi(c_u128)) << 64) | int(<uint64_t>c_u128), steps
+
+
+# ---------------------------------------------------------------------------------------
+# Executing a plan
+
+
+cdef struct Mat:
+    # A matrix as BLAS sees it: the column-major matrix at `data` is M ('N') or M.T ('T').
+    char* data
+    char trans
+    blas_int ld
+    Py_ssize_t rows
+    Py_ssize_t cols
+
+
+cdef inline Py_ssize_t _max(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    return a if a > b else b
+
+
+cdef inline bint _is_blas_type(int type_num) noexcept nogil:
+    return (type_num == cnp.NPY_FLOAT32 or type_num == cnp.NPY_FLOAT64
+            or type_num == cnp.NPY_COMPLEX64 or type_num == cnp.NPY_COMPLEX128)
+
+
+cdef bint _describe(char* data, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t s0,
+                    Py_ssize_t s1, Py_ssize_t itemsize, Mat* m) noexcept nogil:
+    """Describe a rows × cols matrix with byte strides (s0, s1); False if BLAS cannot read it."""
+    m.data = data
+    m.rows = rows
+    m.cols = cols
+    # A dimension of length 1 has no meaningful stride: a single row is read as column-major
+    # with its element stride as leading dimension, a single column as row-major.
+    if rows <= 1:
+        s0 = itemsize
+    if cols <= 1:
+        s1 = itemsize
+    if s0 == itemsize and s1 >= rows * itemsize and s1 % itemsize == 0:
+        m.trans = c'N'
+        m.ld = <blas_int>_max(s1 // itemsize, 1)
+    elif s1 == itemsize and s0 >= cols * itemsize and s0 % itemsize == 0:
+        m.trans = c'T'
+        m.ld = <blas_int>_max(s0 // itemsize, 1)
+    else:
+        return False
+    return True
+
+
+cdef bint _load(cnp.ndarray a, Py_ssize_t rows, Py_ssize_t cols, Mat* m) noexcept:
+    """Describe the 1-D or 2-D array `a` as a rows × cols matrix (a 1-D array is a row
+    when rows == 1, else a column)."""
+    cdef Py_ssize_t itemsize = cnp.PyArray_ITEMSIZE(a), s0, s1
+    if cnp.PyArray_NDIM(a) == 2:
+        s0 = cnp.PyArray_STRIDE(a, 0)
+        s1 = cnp.PyArray_STRIDE(a, 1)
+    elif rows == 1:
+        s0 = itemsize
+        s1 = cnp.PyArray_STRIDE(a, 0)
+    else:
+        s0 = cnp.PyArray_STRIDE(a, 0)
+        s1 = itemsize
+    return _describe(cnp.PyArray_BYTES(a), rows, cols, s0, s1, itemsize, m)
+
+
+cdef void _gemm_typed(int type_num, char ta, char tb, blas_int m, blas_int n, blas_int kk,
+                      const char* a, blas_int lda, const char* b, blas_int ldb,
+                      char* c, blas_int ldc) noexcept nogil:
+    if type_num == cnp.NPY_FLOAT32:
+        gemm[float](ta, tb, m, n, kk, <const float*>a, lda, <const float*>b, ldb,
+                    0, <float*>c, ldc)
+    elif type_num == cnp.NPY_FLOAT64:
+        gemm[double](ta, tb, m, n, kk, <const double*>a, lda, <const double*>b, ldb,
+                     0, <double*>c, ldc)
+    elif type_num == cnp.NPY_COMPLEX64:
+        gemm[complex64_t](ta, tb, m, n, kk, <const complex64_t*>a, lda,
+                          <const complex64_t*>b, ldb, 0, <complex64_t*>c, ldc)
+    else:
+        gemm[complex128_t](ta, tb, m, n, kk, <const complex128_t*>a, lda,
+                           <const complex128_t*>b, ldb, 0, <complex128_t*>c, ldc)
+
+
+cdef void _multiply(int type_num, const Mat* x, const Mat* y, const Mat* p) noexcept nogil:
+    """p = x @ y, with p either column-major ('N') or row-major ('T', via p.T = y.T @ x.T)."""
+    cdef char tx = c'T' if x.trans == c'N' else c'N'
+    cdef char ty = c'T' if y.trans == c'N' else c'N'
+    if p.trans == c'N':
+        _gemm_typed(type_num, x.trans, y.trans, <blas_int>x.rows, <blas_int>y.cols,
+                    <blas_int>x.cols, x.data, x.ld, y.data, y.ld, p.data, p.ld)
+    else:
+        _gemm_typed(type_num, ty, tx, <blas_int>y.cols, <blas_int>x.rows,
+                    <blas_int>x.cols, y.data, y.ld, x.data, x.ld, p.data, p.ld)
+
+
+cdef Py_ssize_t _place(Py_ssize_t* live, Py_ssize_t* nlive, Py_ssize_t size) noexcept nogil:
+    """First-fit placement of `size` elements among the live intervals (sorted pairs
+    [start, end) in `live`); records the new interval and returns its start."""
+    cdef Py_ssize_t n = nlive[0], t, u, start = 0
+    for t in range(n + 1):
+        if t == n or live[2 * t] - start >= size:
+            break
+        start = live[2 * t + 1]
+    for u in range(n, t, -1):
+        live[2 * u] = live[2 * u - 2]
+        live[2 * u + 1] = live[2 * u - 1]
+    live[2 * t] = start
+    live[2 * t + 1] = start + size
+    nlive[0] = n + 1
+    return start
+
+
+cdef void _release(Py_ssize_t* live, Py_ssize_t* nlive, Py_ssize_t start) noexcept nogil:
+    cdef Py_ssize_t n = nlive[0], t, u
+    for t in range(n):
+        if live[2 * t] == start:
+            for u in range(t, n - 1):
+                live[2 * u] = live[2 * u + 2]
+                live[2 * u + 1] = live[2 * u + 3]
+            nlive[0] = n - 1
+            return
+
+
+cdef Py_ssize_t _layout(const Mat* mats, const Py_ssize_t* steps, Py_ssize_t k,
+                        Py_ssize_t* offsets, Py_ssize_t* live,
+                        Py_ssize_t* start_of) noexcept nogil:
+    """Place the intermediates of `steps`; return the workspace size in elements.
+
+    offsets[t] is where step t (t < k - 2; the last step writes the result) puts its
+    product. `live` has room for 2k entries, `start_of` for k.
+    """
+    cdef Py_ssize_t nlive = 0, t, i, s, j, need = 0, size
+    for i in range(k):
+        start_of[i] = -1
+    for t in range(k - 2):
+        i = steps[3 * t]
+        s = steps[3 * t + 1]
+        j = steps[3 * t + 2]
+        size = mats[i].rows * mats[j].cols
+        offsets[t] = _place(live, &nlive, size)
+        need = _max(need, offsets[t] + size)
+        if start_of[i] >= 0:
+            _release(live, &nlive, start_of[i])
+        if start_of[s + 1] >= 0:
+            _release(live, &nlive, start_of[s + 1])
+        start_of[i] = offsets[t]
+    return need
+
+
+cdef void _run(int type_num, Py_ssize_t itemsize, Mat* vals, const Py_ssize_t* steps,
+               Py_ssize_t k, const Py_ssize_t* offsets, char* ws, const Mat* out) noexcept nogil:
+    """Evaluate the steps; vals[i] starts as M_i and holds the latest product from i on."""
+    cdef Py_ssize_t t, i, s
+    cdef Mat p
+    for t in range(k - 1):
+        i = steps[3 * t]
+        s = steps[3 * t + 1]
+        if t == k - 2:
+            _multiply(type_num, &vals[i], &vals[s + 1], out)
+            return
+        p.rows = vals[i].rows
+        p.cols = vals[s + 1].cols
+        p.trans = c'N'
+        p.ld = <blas_int>_max(p.rows, 1)
+        p.data = ws + offsets[t] * itemsize
+        _multiply(type_num, &vals[i], &vals[s + 1], &p)
+        vals[i] = p
+
+
+cdef Py_ssize_t _execute(int type_num, Py_ssize_t itemsize, Mat* vals, const Py_ssize_t* steps,
+                         Py_ssize_t k, const Mat* out, char* ws, Py_ssize_t ws_bytes,
+                         Py_ssize_t* ints) noexcept nogil:
+    """Compute the product into `out`; returns 0, or the workspace bytes needed (nothing
+    done). `ints` has room for 4k entries; all dimensions are non-zero."""
+    cdef Py_ssize_t* offsets = ints
+    cdef Py_ssize_t* live = ints + k
+    cdef Py_ssize_t* start_of = ints + 3 * k
+    cdef Py_ssize_t need = _layout(vals, steps, k, offsets, live, start_of) * itemsize
+    if need > ws_bytes:
+        return need
+    _run(type_num, itemsize, vals, steps, k, offsets, ws, out)
+    return 0
+
+
+def execute(tuple mats, cnp.ndarray steps, cnp.ndarray out, cnp.ndarray workspace):
+    """Write the product M_0 … M_{k-1} into `out`, multiplying in the order of `steps`.
+
+    Parameters
+    ----------
+    mats : tuple of ndarray
+        k >= 2 aligned 2-D arrays of the dtype of `out` (one of the four BLAS dtypes), with
+        chained non-zero shapes, each with a unit stride along one axis and a stride of at
+        least the other dimension along the other.
+    steps : ndarray of intp, shape (k - 1, 3)
+        C-contiguous post-order products (i, s, j), as returned by :func:`dp_plan`.
+    out : ndarray
+        Aligned 2-D array of the result shape with such strides, not overlapping `mats`.
+    workspace : ndarray
+        A contiguous array used for the intermediate products.
+
+    Returns
+    -------
+    int
+        0 when the product was written; otherwise the number of workspace bytes needed,
+        and nothing was written.
+    """
+    cdef Py_ssize_t k = len(mats), i, need
+    cdef int type_num = cnp.PyArray_TYPE(out)
+    cdef Py_ssize_t itemsize = cnp.PyArray_ITEMSIZE(out)
+    cdef Mat* vals
+    cdef Mat o
+    cdef cnp.ndarray a
+    if (k < 2 or not _is_blas_type(type_num) or cnp.PyArray_NDIM(steps) != 2
+            or cnp.PyArray_DIM(steps, 0) != k - 1 or cnp.PyArray_DIM(steps, 1) != 3
+            or cnp.PyArray_TYPE(steps) != cnp.NPY_INTP
+            or not cnp.PyArray_IS_C_CONTIGUOUS(steps)):
+        raise ValueError("execute: need k >= 2 matrices and a (k - 1, 3) intp step array")
+    if not _load(out, cnp.PyArray_DIM(out, 0), cnp.PyArray_DIM(out, 1), &o):
+        raise ValueError("execute: out is not BLAS-writable")
+    vals = <Mat*>malloc(k * sizeof(Mat) + 4 * k * sizeof(Py_ssize_t))
+    if vals == NULL:
+        raise MemoryError()
+    try:
+        for i in range(k):
+            a = <cnp.ndarray?>mats[i]
+            if (cnp.PyArray_NDIM(a) != 2 or cnp.PyArray_TYPE(a) != type_num
+                    or not _load(a, cnp.PyArray_DIM(a, 0), cnp.PyArray_DIM(a, 1), &vals[i])):
+                raise ValueError(f"execute: mats[{i}] is not a BLAS-readable 2-D array of "
+                                 "the dtype of out")
+        with nogil:
+            need = _execute(type_num, itemsize, vals, <Py_ssize_t*>cnp.PyArray_DATA(steps),
+                            k, &o, cnp.PyArray_BYTES(workspace),
+                            cnp.PyArray_NBYTES(workspace), <Py_ssize_t*>(vals + k))
+    finally:
+        free(vals)
+    return need
+
+
+# ---------------------------------------------------------------------------------------
+# multi_dot without Python-level overhead
+
+
+# Chains up to this many matrices, and workspaces up to this many doubles, run on the stack.
+cdef enum:
+    STACK_CHAIN = 32
+    STACK_WORKSPACE_DOUBLES = 2048
+
+
+def multi_dot_fast(object arrays):
+    """The common case of multi_dot, with no Python-level overhead, or None.
+
+    Handles a list or tuple of 2 to 32 exact ndarrays of one BLAS dtype, aligned and
+    BLAS-readable, 2-D except that the first and the last may be 1-D, with chained shapes,
+    every dimension in [1, 2**31) and (k - 1) max(d)³ < 2**52. Returns None (having done
+    nothing) for anything else, which the caller then validates and runs in full.
+    """
+    cdef Mat vals[STACK_CHAIN]
+    cdef Mat o
+    cdef uint64_t d[STACK_CHAIN + 1]
+    cdef double table[STACK_CHAIN * STACK_CHAIN]
+    cdef Py_ssize_t steps[3 * STACK_CHAIN]
+    cdef Py_ssize_t ints[4 * STACK_CHAIN]
+    cdef double stack_ws[STACK_WORKSPACE_DOUBLES]
+    cdef double cost = 0, dmax = 0
+    cdef Py_ssize_t k, i, rows, cols, itemsize, need
+    cdef int type_num, ndim, first_ndim = 2, last_ndim = 2, status
+    cdef cnp.ndarray a, out, ws
+    cdef cnp.npy_intp shape[2]
+    cdef char* data
+    if type(arrays) is not list and type(arrays) is not tuple:
+        return None
+    k = len(arrays)
+    if k < 2 or k > STACK_CHAIN:
+        return None
+    obj = arrays[0]
+    if type(obj) is not cnp.ndarray:
+        return None
+    type_num = cnp.PyArray_TYPE(<cnp.ndarray>obj)
+    if not _is_blas_type(type_num):
+        return None
+    itemsize = cnp.PyArray_ITEMSIZE(<cnp.ndarray>obj)
+    for i in range(k):
+        obj = arrays[i]
+        if type(obj) is not cnp.ndarray:
+            return None
+        a = <cnp.ndarray>obj
+        ndim = cnp.PyArray_NDIM(a)
+        if cnp.PyArray_TYPE(a) != type_num or not cnp.PyArray_ISALIGNED(a):
+            return None
+        if ndim == 2:
+            rows = cnp.PyArray_DIM(a, 0)
+            cols = cnp.PyArray_DIM(a, 1)
+        elif ndim == 1 and i == 0:
+            rows = 1
+            cols = cnp.PyArray_DIM(a, 0)
+            first_ndim = 1
+        elif ndim == 1 and i == k - 1:
+            rows = cnp.PyArray_DIM(a, 0)
+            cols = 1
+            last_ndim = 1
+        else:
+            return None
+        if rows < 1 or cols < 1 or rows > 2147483647 or cols > 2147483647:
+            return None
+        if i > 0 and <uint64_t>rows != d[i]:
+            return None
+        d[i] = <uint64_t>rows
+        d[i + 1] = <uint64_t>cols
+        if not _load(a, rows, cols, &vals[i]):
+            return None
+    for i in range(k + 1):
+        if d[i] > dmax:
+            dmax = <double>d[i]
+    if (k - 1) * dmax * dmax * dmax >= 4503599627370496.0:   # 2**52
+        return None
+    ndim = first_ndim + last_ndim - 2
+    shape[0] = <cnp.npy_intp>(d[0] if first_ndim == 2 else d[k])
+    shape[1] = <cnp.npy_intp>d[k]
+    out = cnp.PyArray_EMPTY(ndim, shape, type_num, 0)
+    data = cnp.PyArray_BYTES(out)
+    # The result is C-ordered: its transpose is column-major with leading dimension d[k].
+    _describe(data, <Py_ssize_t>d[0], <Py_ssize_t>d[k], <Py_ssize_t>d[k] * itemsize,
+              itemsize, itemsize, &o)
+    with nogil:
+        status = _dp_solve[double](d, k, steps, &cost, table, minrun_get(0))
+    if status:
+        raise MemoryError()
+    with nogil:
+        need = _execute(type_num, itemsize, vals, steps, k, &o, <char*>stack_ws,
+                        sizeof(stack_ws), ints)
+    if need:
+        ws = <cnp.ndarray>_workspace(need)
+        with nogil:
+            _execute(type_num, itemsize, vals, steps, k, &o, cnp.PyArray_BYTES(ws), need, ints)
+    if ndim == 0:
+        return out[()]
+    return out

@@ -1,0 +1,507 @@
+"""Matrix chains: the optimal parenthesization (chain_order, ChainPlan) and multi_dot."""
+
+import numpy as np
+
+from . import _chain_cy
+from ._validation import _BLAS_DTYPES, BLAS_INT_MAX, blas_readable, check_blas_size, check_out
+from ._workspace import workspace
+
+__all__ = ["ChainPlan", "chain_order", "multi_dot"]
+
+# The largest dimension chain_order accepts.
+DIM_MAX = 2**63 - 1
+
+# Upper limits (exclusive) of the cost types of the compiled DP: every value it computes is
+# at most (k - 1) max(d)³, and the narrowest type that holds that bound is used.
+_TIERS = ((2**53, 0), (2**64, 1), (2**128, 2))
+
+_METHODS = ("dp",)
+
+
+def _show(value):
+    """`value` for an error message: numbers as text, anything else as its repr."""
+    if isinstance(value, (int, float, np.number)):
+        return str(value)
+    return repr(value)
+
+
+def _check_dims(dims):
+    """`dims` as a tuple of Python ints, or a ValueError naming the first bad entry."""
+    if isinstance(dims, np.ndarray):
+        if dims.ndim != 1:
+            raise ValueError(f"dims must be 1-D; got an array of shape {dims.shape}")
+        dims = dims.tolist()
+    elif isinstance(dims, (str, bytes)) or not hasattr(dims, "__iter__"):
+        raise TypeError(f"dims must be a sequence of integers; got {type(dims).__name__}")
+    checked = []
+    for i, d in enumerate(dims):
+        if type(d) is not int:
+            if isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer)):
+                raise ValueError(f"dims[{i}] = {_show(d)} must be a non-negative integer")
+            d = int(d)
+        if d < 0:
+            raise ValueError(f"dims[{i}] = {d} must be a non-negative integer")
+        if d > DIM_MAX:
+            raise ValueError(f"dims[{i}] = {d} is larger than 2**63 - 1")
+        checked.append(d)
+    if len(checked) < 2:
+        raise ValueError(
+            "dims must have at least two entries, d_0 ... d_k for k >= 1 matrices; "
+            f"got {len(checked)}"
+        )
+    return tuple(checked)
+
+
+def _dp_python(dims):
+    """The DP with exact Python integers: the same costs, splits and step order as the
+    compiled one. Used only where the compiler has no 128-bit integer, or for costs of
+    128 bits or more."""
+    k = len(dims) - 1
+    m = [[0] * k for _ in range(k)]
+    for j in range(1, k):
+        for i in range(j - 1, -1, -1):
+            dij = dims[i] * dims[j + 1]
+            m[i][j] = min(m[i][s] + m[s + 1][j] + dij * dims[s + 1] for s in range(i, j))
+    steps = []
+    stack = [(0, k - 1)]
+    while stack:
+        i, j = stack.pop()
+        if i == j:
+            continue
+        dij = dims[i] * dims[j + 1]
+        s = next(
+            s for s in range(i, j) if m[i][s] + m[s + 1][j] + dij * dims[s + 1] == m[i][j]
+        )
+        steps.append((i, s, j))
+        stack.append((i, s))
+        stack.append((s + 1, j))
+    steps.reverse()
+    return m[0][k - 1], np.array(steps, dtype=np.intp).reshape(k - 1, 3)
+
+
+def _dp(dims):
+    """Optimal cost and post-order steps, in the narrowest exact cost type."""
+    k = len(dims) - 1
+    bound = (k - 1) * max(dims) ** 3
+    for limit, tier in _TIERS:
+        if bound < limit and (tier < 2 or _chain_cy.HAVE_INT128):
+            return _chain_cy.dp_plan(dims, tier)
+    return _dp_python(dims)
+
+
+def chain_order(dims, *, method="dp"):
+    """The cheapest parenthesization of the matrix chain M0 M1 … M(k-1).
+
+    Parameters
+    ----------
+    dims : sequence of int
+        The dimensions d_0, …, d_k: matrix Mi has shape (d_i, d_{i+1}). At least two
+        entries (k >= 1 matrices), each an integer in [0, 2**63 - 1]; a zero dimension
+        makes every product through it free.
+    method : {"dp"}, optional
+        The algorithm: "dp" is the classic O(k³) dynamic program, in compiled code.
+
+    Returns
+    -------
+    ChainPlan
+        The optimal order, its exact cost, and the costs of the plain left-to-right
+        (reverse mode) and right-to-left (forward mode) orders.
+
+    Raises
+    ------
+    ValueError
+        If `dims` has fewer than two entries, or an entry is not a non-negative integer
+        or exceeds 2**63 - 1 (the message names its 0-based position), or `method` is
+        unknown.
+
+    See Also
+    --------
+    multi_dot : multiply a chain of arrays in its optimal order.
+
+    Notes
+    -----
+    Multiplying a p × q by a q × r matrix costs p q r scalar multiplications. With
+    m[i][j] the least cost of M_i … M_j, the dynamic program computes
+
+        m[i][j] = min over i <= s < j of  m[i][s] + m[s+1][j] + d_i d_{s+1} d_{j+1}
+
+    in O(k³) time and O(k²) memory, without the GIL. The table is stored both row- and
+    column-wise so that the inner loop reads contiguous memory. Among splits of equal cost
+    the smallest s is taken at every node, so the plan is deterministic. Costs are exact
+    integers: the DP runs in doubles while every value is below 2**53, then in 64-bit and
+    128-bit unsigned integers, and beyond that (dimensions near 2**63) in Python integers.
+
+    For a chain of Jacobians f' = a' b' c' of f = a ∘ b ∘ c, multiplying left to right is
+    reverse mode (backpropagation) and right to left is forward mode; the optimal order is
+    never costlier than either.
+
+    Examples
+    --------
+    >>> import matkron
+    >>> plan = matkron.chain_order([10, 100, 5, 50])
+    >>> plan.cost
+    7500
+    >>> plan.tree
+    ((0, 1), 2)
+    >>> print(plan)
+    ((M0 M1) M2)
+    >>> plan.left_to_right_cost, plan.right_to_left_cost
+    (7500, 75000)
+    """
+    dims = _check_dims(dims)
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {', '.join(map(repr, _METHODS))}; got {method!r}")
+    cost, steps = _dp(dims)
+    return ChainPlan(dims, cost, steps, method)
+
+
+class ChainPlan:
+    """An order in which to multiply a matrix chain, with its cost.
+
+    Create it with :func:`matkron.chain_order`.
+
+    Attributes
+    ----------
+    dims : tuple of int
+        The chain dimensions d_0, …, d_k.
+    k : int
+        The number of matrices.
+    cost : int
+        The number of scalar multiplications of the planned order (exact).
+    method : str
+        The algorithm that made the plan.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matkron
+    >>> plan = matkron.chain_order([2, 3, 4, 1])
+    >>> print(plan)
+    (M0 (M1 M2))
+    >>> plan.cost, plan.left_to_right_cost, plan.right_to_left_cost
+    (18, 32, 18)
+    >>> arrays = [np.ones((2, 3)), np.ones((3, 4)), np.ones((4, 1))]
+    >>> plan.execute(arrays)
+    array([[12.],
+           [12.]])
+    """
+
+    __slots__ = ("_cost", "_dims", "_method", "_steps")
+
+    def __init__(self, dims, cost, steps, method):
+        self._dims = dims
+        self._cost = cost
+        self._steps = steps
+        self._method = method
+
+    @property
+    def dims(self):
+        return self._dims
+
+    @property
+    def k(self):
+        return len(self._dims) - 1
+
+    @property
+    def cost(self):
+        return self._cost
+
+    @property
+    def method(self):
+        return self._method
+
+    @property
+    def tree(self):
+        """The parenthesization as nested 2-tuples of matrix indices; ``0`` when k = 1.
+
+        For example ``((0, 1), 2)`` is (M0 M1) M2.
+        """
+        built = list(range(self.k))
+        for i, s, _ in self._steps.tolist():
+            built[i] = (built[i], built[s + 1])
+        return built[0]
+
+    @property
+    def left_to_right_cost(self):
+        """The cost of ((M0 M1) M2) …: reverse mode for a chain of Jacobians (exact)."""
+        d = self._dims
+        return d[0] * sum(d[t] * d[t + 1] for t in range(1, len(d) - 1))
+
+    @property
+    def right_to_left_cost(self):
+        """The cost of … (M(k-3) (M(k-2) M(k-1))): forward mode for Jacobians (exact)."""
+        d = self._dims
+        return d[-1] * sum(d[t] * d[t + 1] for t in range(len(d) - 2))
+
+    def __str__(self):
+        k = self.k
+        opens = [0] * k
+        closes = [0] * k
+        for i, _, j in self._steps.tolist():
+            opens[i] += 1
+            closes[j] += 1
+        return " ".join(
+            "(" * o + f"M{t}" + ")" * c for t, (o, c) in enumerate(zip(opens, closes))
+        )
+
+    def __repr__(self):
+        if self.k <= 16:
+            return f"<ChainPlan {self} cost={self._cost}>"
+        return f"<ChainPlan k={self.k} cost={self._cost}>"
+
+    def execute(self, arrays, *, out=None):
+        """Multiply the chain in the planned order.
+
+        Parameters
+        ----------
+        arrays : sequence of array_like
+            k arrays matching :attr:`dims`: array i of shape (d_i, d_{i+1}); the first may
+            be 1-D of length d_1 when d_0 = 1 (a row vector) and the last 1-D of length
+            d_{k-1} when d_k = 1 (a column vector), as in :func:`multi_dot`.
+        out : ndarray, optional
+            Where to write the result: its exact shape and dtype, writeable, any memory
+            layout, not overlapping an input.
+
+        Returns
+        -------
+        ndarray or scalar
+            The product, as :func:`multi_dot` returns it; `out` when given.
+
+        Raises
+        ------
+        ValueError
+            If the number of arrays or an array's shape does not match :attr:`dims` (the
+            message names its 0-based position), or `out` is unsuitable.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> plan = matkron.chain_order([1, 3, 3, 1])
+        >>> plan.execute([np.ones(3), np.eye(3), np.arange(3.0)])
+        np.float64(3.0)
+        """
+        arrays = _as_list(arrays)
+        if len(arrays) != self.k:
+            raise ValueError(
+                f"arrays has {len(arrays)} arrays; the plan is for k = {self.k} matrices "
+                f"(dims {self._dims})"
+            )
+        arrs = [np.asarray(a) for a in arrays]
+        mats = _as_matrices(arrs)
+        d = self._dims
+        for i, m in enumerate(mats):
+            if m.shape != (d[i], d[i + 1]):
+                raise ValueError(
+                    f"arrays[{i}] has shape {arrs[i].shape}; expected ({d[i]}, {d[i + 1]}) "
+                    f"= (dims[{i}], dims[{i + 1}])"
+                )
+        return _product(self._steps, arrs, mats, out)
+
+
+def _as_list(arrays):
+    if isinstance(arrays, np.ndarray) and arrays.ndim < 3:
+        raise TypeError(
+            f"arrays must be a sequence of arrays; got one array of shape {arrays.shape}"
+        )
+    try:
+        return list(arrays)
+    except TypeError:
+        raise TypeError(
+            f"arrays must be a sequence of arrays; got {type(arrays).__name__}"
+        ) from None
+
+
+def _as_matrices(arrs):
+    """2-D views of the chain: a 1-D first array as a row, a 1-D last one as a column."""
+    k = len(arrs)
+    mats = []
+    for i, a in enumerate(arrs):
+        if a.ndim == 1 and i == 0:
+            a = a[np.newaxis, :]
+        elif a.ndim == 1 and i == k - 1:
+            a = a[:, np.newaxis]
+        elif a.ndim != 2:
+            ends = "; only the first and the last may be 1-D" if a.ndim == 1 else ""
+            # LinAlgError is a ValueError, and what numpy.linalg.multi_dot raises here.
+            raise np.linalg.LinAlgError(
+                f"arrays[{i}] is {a.ndim}-dimensional (shape {a.shape}); the arrays must "
+                f"be two-dimensional{ends}"
+            )
+        mats.append(a)
+    return mats
+
+
+def _check_chain(arrs, mats):
+    for i in range(len(mats) - 1):
+        cols, rows = mats[i].shape[1], mats[i + 1].shape[0]
+        if cols != rows:
+            raise ValueError(
+                f"arrays[{i}] of shape {arrs[i].shape} and arrays[{i + 1}] of shape "
+                f"{arrs[i + 1].shape} are not aligned: {cols} (dim {arrs[i].ndim - 1}) != "
+                f"{rows} (dim 0)"
+            )
+
+
+def _result_shape(arrs, rows, cols):
+    first, last = arrs[0].ndim == 1, arrs[-1].ndim == 1 and len(arrs) > 1
+    return tuple(n for n, vec in ((rows, first), (cols, last)) if not vec)
+
+
+def _blas_writable(a):
+    """Whether BLAS can write the 2-D array `a` in place (one unit stride)."""
+    if not a.flags.aligned:
+        return False
+    (p, q), (s0, s1), size = a.shape, a.strides, a.itemsize
+    if (p <= 1 or s0 == size) and (q <= 1 or s1 >= p * size):
+        return True
+    return (q <= 1 or s1 == size) and (p <= 1 or s0 >= q * size)
+
+
+def _kernel_matrix(m, dtype):
+    """`m` cast to `dtype` and readable by BLAS (copied only when it is not)."""
+    m = blas_readable(m, dtype)
+    if max((abs(s) // m.itemsize for s in m.strides), default=0) > BLAS_INT_MAX:
+        m = np.array(m, order="F")
+    return m
+
+
+def _multiply_blas(steps, mats, dtype, out2d):
+    """out2d = M0 … M(k-1) in the compiled kernel (k >= 2)."""
+    dims = [m.shape[0] for m in mats] + [mats[-1].shape[1]]
+    if out2d.size == 0:
+        return
+    if 0 in dims:
+        out2d.fill(0)
+        return
+    for i, d in enumerate(dims):
+        check_blas_size(d, f"dims[{i}]")
+    mats = tuple(_kernel_matrix(m, dtype) for m in mats)
+    target = out2d if _blas_writable(out2d) else np.empty(out2d.shape, dtype=dtype)
+    need = _chain_cy.execute(mats, steps, target, workspace())
+    if need:
+        _chain_cy.execute(mats, steps, target, workspace(need))
+    if target is not out2d:
+        out2d[...] = target
+
+
+def _multiply_numpy(steps, mats, dtype):
+    """M0 … M(k-1) by numpy.dot in the planned order, for dtypes BLAS does not serve."""
+    if dtype.kind in "biufcO":
+        mats = [m.astype(dtype, copy=False) for m in mats]
+    vals = list(mats)
+    for i, s, _ in steps.tolist():
+        vals[i] = np.dot(vals[i], vals[s + 1])
+    return vals[0]
+
+
+def _product(steps, arrs, mats, out):
+    """The chain product with numpy.linalg.multi_dot's result conventions."""
+    k = len(mats)
+    dtype = np.result_type(*arrs)
+    rows, cols = mats[0].shape[0], mats[-1].shape[1]
+    shape = _result_shape(arrs, rows, cols)
+    compat = False
+    if out is not None:
+        # numpy.linalg.multi_dot takes the 2-D result of a chain with a 1-D end as `out`.
+        compat = (
+            isinstance(out, np.ndarray) and len(shape) < 2 and k >= 3
+            and out.shape == (rows, cols)
+        )
+        named = [(f"arrays[{i}]", a) for i, a in enumerate(arrs)]
+        check_out(out, (rows, cols) if compat else shape, dtype, named)
+        out2d = out if compat else out.reshape(rows, cols)
+    if dtype in _BLAS_DTYPES:
+        if out is None:
+            out2d = np.empty((rows, cols), dtype=dtype)
+        if k == 1:
+            out2d[...] = mats[0]
+        else:
+            _multiply_blas(steps, mats, dtype, out2d)
+        result = out2d
+    else:
+        result = _multiply_numpy(steps, mats, dtype) if k > 1 else np.array(mats[0], dtype)
+        if out is not None:
+            out2d[...] = result
+            result = out2d
+    if out is not None and not compat:
+        return out
+    if not shape:
+        return result[0, 0]
+    return result.reshape(shape)
+
+
+def multi_dot(arrays, *, out=None):
+    """Multiply two or more arrays in the cheapest order: a drop-in for numpy's multi_dot.
+
+    Parameters
+    ----------
+    arrays : sequence of array_like
+        Two or more arrays. If the first is 1-D it is treated as a row vector, if the last
+        is 1-D as a column vector; the others must be 2-D.
+    out : ndarray, optional
+        Where to write the result: its exact shape and the result dtype, writeable, any
+        memory layout, not overlapping an input. (The 2-D shape that
+        ``numpy.linalg.multi_dot`` requires when an end is 1-D is accepted too.)
+
+    Returns
+    -------
+    ndarray or scalar
+        The product, as ``numpy.linalg.multi_dot`` returns it: 2-D, 1-D when one end is
+        1-D, a scalar when both are; `out` when given.
+
+    Raises
+    ------
+    ValueError
+        If fewer than two arrays are given, or adjacent shapes do not match (naming both
+        positions and shapes), or `out` is unsuitable.
+    numpy.linalg.LinAlgError
+        (a ValueError) if an array other than the first or the last is not 2-D.
+
+    See Also
+    --------
+    chain_order : the optimal order and its cost, without multiplying.
+    numpy.linalg.multi_dot
+
+    Notes
+    -----
+    The order is the one of :func:`chain_order`. The result dtype is ``np.result_type`` of
+    the arrays. Float32, float64, complex64 and complex128 chains run in compiled code: one
+    GEMM per product without the GIL, intermediates in a per-thread workspace reused across
+    calls, the result written directly. Operands are read through their strides and copied
+    only when BLAS cannot read them (neither stride unit, or negative) or when they have
+    another dtype than the result. Every other dtype (integers, bool, float16, longdouble,
+    object) is cast to the result dtype and multiplied with ``numpy.dot`` in the planned
+    order, so integer results match numpy exactly. Two arrays of which one has neither one
+    nor two dimensions are passed to ``numpy.dot``, as numpy does.
+
+    Short chains of small matrices, the common case, skip all Python-level validation:
+    the whole call (checks, plan, GEMMs) runs in one compiled function.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matkron
+    >>> A = np.arange(6.0).reshape(2, 3)
+    >>> B = np.ones((3, 4))
+    >>> x = np.arange(4.0)
+    >>> matkron.multi_dot([A, B, x])
+    array([18., 72.])
+    >>> np.linalg.multi_dot([A, B, x])
+    array([18., 72.])
+    """
+    if out is None:
+        result = _chain_cy.multi_dot_fast(arrays)
+        if result is not None:
+            return result
+    arrays = _as_list(arrays)
+    if len(arrays) < 2:
+        raise ValueError(f"multi_dot needs at least two arrays; got {len(arrays)}")
+    arrs = [np.asarray(a) for a in arrays]
+    if len(arrs) == 2 and (arrs[0].ndim not in (1, 2) or arrs[1].ndim not in (1, 2)):
+        return np.dot(arrs[0], arrs[1], out=out)
+    mats = _as_matrices(arrs)
+    _check_chain(arrs, mats)
+    dims = [m.shape[0] for m in mats] + [mats[-1].shape[1]]
+    _, steps = _dp(dims)
+    return _product(steps, arrs, mats, out)
