@@ -26,7 +26,7 @@ class _OneThread:
 class ChainOrder(_OneThread):
     """matkron.chain_order on k random dimensions in [1, 1000]."""
 
-    params = tuple(chain.PLAN_KS)
+    params = tuple(k for k in chain.PLAN_KS if k <= chain.DP_MAX_K)
     param_names = ("k",)
     timeout = 300
 
@@ -47,6 +47,21 @@ class ChainOrder(_OneThread):
     def track_forward_mode_over_optimal(self, k):
         plan = matkron.chain_order(self.dims)
         return plan.right_to_left_cost / plan.cost
+
+
+class HuShingChainOrder(_OneThread):
+    """matkron.chain_order(..., method="hu-shing"), which alone reaches k = 100 000."""
+
+    params = tuple(chain.PLAN_KS)
+    param_names = ("k",)
+    timeout = 300
+
+    def setup(self, k):
+        self.dims = chain.chain_dims(k)
+        self._pin()
+
+    def time_hu_shing(self, k):
+        matkron.chain_order(self.dims, method="hu-shing")
 
 
 class NumpyChainOrder(_OneThread):

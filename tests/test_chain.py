@@ -129,10 +129,10 @@ def right_deep(k):
 def random_dims(rng, k, kind):
     if kind == "small":      # many ties
         return rng.integers(1, 4, k + 1).tolist()
-    if kind == "ones":
-        return [1 if u < 0.5 else int(v) for u, v in zip(rng.random(k + 1), rng.integers(2, 9, k + 1))]
-    if kind == "zeros":
-        return [0 if u < 0.2 else int(v) for u, v in zip(rng.random(k + 1), rng.integers(1, 9, k + 1))]
+    if kind in ("ones", "zeros"):
+        special, share, low = (1, 0.5, 2) if kind == "ones" else (0, 0.2, 1)
+        values = rng.integers(low, 9, k + 1)
+        return [special if u < share else int(v) for u, v in zip(rng.random(k + 1), values)]
     return rng.integers(1, 100, k + 1).tolist()
 
 
@@ -240,7 +240,8 @@ def test_exact_in_every_cost_type(scale, rng):
         assert plan.tree in optimal
         assert plan.tree == smallest_split_tree(dims)
         check_plan(plan, dims)
-    dims = [scale * int(d) + int(e) for d, e in zip(rng.integers(1, 7, 41), rng.integers(0, 9, 41))]
+    dims = [scale * int(d) + int(e)
+            for d, e in zip(rng.integers(1, 7, 41), rng.integers(0, 9, 41))]
     assert matkron.chain_order(dims).cost == reference_cost(dims)
 
 
@@ -295,6 +296,99 @@ def test_dp_inner_loops(kernel, rng):
             assert plan.tree == expected.tree
 
 
+# ---------------------------------------------------------------------------------------
+# method="hu-shing"
+
+
+def mountain(k, rng):
+    """Dimensions rising to a peak and falling again: deeply nested potential h-arcs."""
+    top = int(rng.integers(0, k + 1))
+    return [int(1 + min(i, 2 * top - i) * rng.integers(1, 3)) if i <= 2 * top else i + 1
+            for i in range(k + 1)]
+
+
+@pytest.mark.parametrize("k", range(1, 10))
+@pytest.mark.parametrize("kind", ["small", "ones", "zeros", "wide"])
+def test_hu_shing_is_brute_force_minimum(k, kind, rng):
+    for _ in range(25 if k <= 7 else 8):
+        dims = random_dims(rng, k, kind)
+        plan = matkron.chain_order(dims, method="hu-shing")
+        best, optimal = brute_force(dims)
+        assert plan.cost == best
+        assert plan.tree in optimal
+        assert plan.method == "hu-shing"
+        check_plan(plan, dims)
+
+
+def test_hu_shing_matches_dp_on_many_instances(rng):
+    # Ties (tiny ranges), zeros, nested arcs (mountains), monotone runs, wide ranges.
+    for trial in range(4000):
+        k = int(rng.integers(2, 40))
+        kind = trial % 6
+        if kind == 0:
+            dims = rng.integers(1, 4, k + 1).tolist()
+        elif kind == 1:
+            dims = rng.integers(0, 3, k + 1).tolist()
+        elif kind == 2:
+            dims = mountain(k, rng)
+        elif kind == 3:
+            dims = sorted(rng.integers(1, 30, k + 1).tolist(), reverse=bool(trial % 2))
+        elif kind == 4:
+            dims = rng.integers(1, 1000, k + 1).tolist()
+        else:
+            dims = [int(v) for v in rng.choice([1, 2, 5, 2**20], k + 1)]
+        plan = matkron.chain_order(dims, method="hu-shing")
+        assert plan.cost == matkron.chain_order(dims).cost, dims
+        check_plan(plan, dims)
+
+
+def test_hu_shing_huge_dimensions(rng):
+    dims = [10**9 + int(v) for v in rng.integers(-1000, 1000, 51)]
+    plan = matkron.chain_order(dims, method="hu-shing")
+    assert plan.cost == reference_cost(dims)
+    check_plan(plan, dims)
+    top = 2**63 - 1
+    for k in range(1, 8):
+        dims = [top - int(v) for v in rng.integers(0, 3, k + 1)]
+        assert matkron.chain_order(dims, method="hu-shing").cost == brute_force(dims)[0]
+
+
+def test_hu_shing_long_chains(rng):
+    dims = rng.integers(1, 1000, 1201).tolist()
+    plan = matkron.chain_order(dims, method="hu-shing")
+    assert plan.cost == matkron.chain_order(dims).cost
+    for dims in (rng.integers(1, 1000, 20001).tolist(), mountain(20000, rng)):
+        plan = matkron.chain_order(dims, method="hu-shing")
+        assert plan.cost <= min(plan.left_to_right_cost, plan.right_to_left_cost)
+        steps = plan._steps
+        assert steps.shape == (20000 - 1, 3)
+        d = np.array(dims, dtype=object)
+        assert plan.cost == int(np.sum(d[steps[:, 0]] * d[steps[:, 1] + 1] * d[steps[:, 2] + 1]))
+    assert str(matkron.chain_order(dims, method="hu-shing")) == str(plan)   # deterministic
+
+
+def test_hu_shing_execute(rng):
+    dims = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5]
+    arrays = chain_arrays(rng, dims, "float64")
+    assert_matches_numpy(matkron.chain_order(dims, method="hu-shing").execute(arrays), arrays)
+
+
+def test_multi_dot_past_the_dp_limit(rng):
+    # More than 1000 arrays: planned by Hu–Shing. Every row of every matrix holds one 1, so
+    # each product does too and the results are exact in any order.
+    k = 1200
+    dims = rng.integers(1, 4, k + 1).tolist()
+    arrays = []
+    for i in range(k):
+        m = np.zeros((dims[i], dims[i + 1]))
+        m[np.arange(dims[i]), rng.integers(0, dims[i + 1], dims[i])] = 1.0
+        arrays.append(m)
+    expected = functools.reduce(np.dot, arrays)
+    np.testing.assert_array_equal(matkron.multi_dot(arrays), expected)
+    ints = [a.astype(np.int64) for a in arrays]
+    np.testing.assert_array_equal(matkron.multi_dot(ints), expected.astype(np.int64))
+
+
 def test_deterministic():
     dims = [2] * 12 + [1] * 5 + [2] * 8
     plans = [matkron.chain_order(dims) for _ in range(3)]
@@ -334,8 +428,11 @@ def test_dims_errors(dims, message):
 def test_argument_errors():
     with pytest.raises(TypeError, match="dims must be a sequence"):
         matkron.chain_order(5)
-    with pytest.raises(ValueError, match="method must be one of"):
+    with pytest.raises(ValueError, match="method must be one of 'dp', 'hu-shing'; got 'greedy'"):
         matkron.chain_order([2, 3, 4], method="greedy")
+    for method in ("dp", "hu-shing"):
+        with pytest.raises(ValueError, match=re.escape("dims[3] = -2 must be a non-negative")):
+            matkron.chain_order([3, 4, 5, -2], method=method)
 
 
 def test_threads_share_nothing(rng):

@@ -2,7 +2,8 @@
 
 Two parts, one table:
 
-- plan: ``matkron.chain_order(dims)`` for k random dimensions in [1, 1000] against numpy's
+- plan: ``matkron.chain_order(dims)`` (the DP, and ``method="hu-shing"``, which alone runs
+  for k beyond :data:`DP_MAX_K`) for k random dimensions in [1, 1000] against numpy's
   pure-Python DP (``numpy.linalg._linalg._multi_dot_matrix_chain_order``, private, the one
   ``numpy.linalg.multi_dot`` runs) and, when installed, ``opt_einsum.contract_path(...,
   optimize="dp")``; both baselines are skipped above a k where they take minutes
@@ -27,7 +28,9 @@ from .timing import measure
 
 __all__ = ["SUITE", "chain_dims", "multi_dot_case", "numpy_dp", "opt_einsum_call"]
 
-PLAN_KS = (10, 100, 500, 1000)
+PLAN_KS = (10, 100, 500, 1000, 10_000, 100_000)
+# Beyond this k only Hu–Shing is timed: the DP's table would take 800 MB at k = 10 000.
+DP_MAX_K = 1000
 MAX_DIM = 1000
 
 # Above these k the baselines take minutes per call; set the environment variables to a
@@ -49,11 +52,13 @@ COLUMNS = [
     Column("case", "case", "text"),
     Column("k", "k", "int"),
     Column("matkron_s", "matkron", "time"),
+    Column("hu_shing_s", "hu-shing", "time"),
     Column("numpy_s", "numpy", "time"),
     Column("opt_einsum_s", "opt_einsum", "time"),
     Column("left_to_right_s", "A@B@…", "time"),
     Column("floor_s", "GEMM floor", "time"),
     Column("numpy/matkron", "np/mk", "ratio"),
+    Column("numpy/hu_shing", "np/hs", "ratio"),
     Column("opt_einsum/matkron", "oe/mk", "ratio"),
     Column("left_to_right/matkron", "ltr/mk", "ratio"),
     Column("matkron/floor", "mk/floor", "ratio"),
@@ -63,6 +68,7 @@ COLUMNS = [
 
 RATIOS = {
     "numpy/matkron": ("numpy_s", "matkron_s"),
+    "numpy/hu_shing": ("numpy_s", "hu_shing_s"),
     "opt_einsum/matkron": ("opt_einsum_s", "matkron_s"),
     "left_to_right/matkron": ("left_to_right_s", "matkron_s"),
     "matkron/floor": ("matkron_s", "floor_s"),
@@ -71,6 +77,7 @@ RATIOS = {
 LEGEND = [
     "plan rows (k matrices, dims random in [1, 1000], the same in every run):",
     "  matkron     matkron.chain_order(dims): validation, the compiled DP, the plan",
+    "  hu-shing    matkron.chain_order(dims, method='hu-shing'), O(k log² k), pure Python",
     "  numpy       numpy's DP alone, numpy.linalg._linalg._multi_dot_matrix_chain_order",
     "  opt_einsum  opt_einsum.contract_path(subscripts, *shapes, shapes=True, optimize='dp')",
     "  rev cost    cost of the left-to-right order (reverse mode) / the optimal cost",
@@ -80,7 +87,8 @@ LEGEND = [
     "  numpy       numpy.linalg.multi_dot(arrays)",
     "  A@B@…       functools.reduce(np.matmul, arrays), left to right",
     "  GEMM floor  np.matmul only, in the planned order, into preallocated buffers",
-    "ratios        np/mk = numpy / matkron, oe/mk = opt_einsum / matkron,",
+    "ratios        np/mk = numpy / matkron, np/hs = numpy / hu-shing,",
+    "              oe/mk = opt_einsum / matkron,",
     "              ltr/mk = A@B@… / matkron (above 1: matkron is faster),",
     "              mk/floor = matkron / GEMM floor",
 ]
@@ -142,16 +150,14 @@ def _time_baseline(func, config):
 
 def _plan_row(k, config):
     dims = chain_dims(k)
-    times = measure(
-        {"matkron": functools.partial(matkron.chain_order, dims)}, None,
-        config.repeat, config.min_time,
-    )
-    plan = matkron.chain_order(dims)
+    hu_shing = functools.partial(matkron.chain_order, dims, method="hu-shing")
+    plan = hu_shing()
     row = {
         "case": f"plan k={k}",
         "panel": "chain_order: plan time",
         "k": k,
-        "matkron_s": times["matkron"],
+        "matkron_s": None,
+        "hu_shing_s": _time_baseline(hu_shing, config),
         "numpy_s": None,
         "opt_einsum_s": None,
         "left_to_right_s": None,
@@ -159,6 +165,13 @@ def _plan_row(k, config):
         "reverse/optimal": plan.left_to_right_cost / plan.cost,
         "forward/optimal": plan.right_to_left_cost / plan.cost,
     }
+    if k <= DP_MAX_K:
+        row["matkron_s"] = measure(
+            {"matkron": functools.partial(matkron.chain_order, dims)}, None,
+            config.repeat, config.min_time,
+        )["matkron"]
+        if matkron.chain_order(dims).cost != plan.cost:
+            raise RuntimeError(f"the DP and Hu–Shing disagree on the cost at k={k}")
     if k <= NUMPY_DP_MAX_K:
         row["numpy_s"] = _time_baseline(functools.partial(numpy_dp, dims), config)
         # numpy's chosen order must cost what ours does (both are optimal).
@@ -250,6 +263,7 @@ def _multi_dot_row(name, config):
         "k": len(arrays),
         **{f"{key}_s": times[key] for key in statements},
         "opt_einsum_s": None,
+        "hu_shing_s": None,
         "reverse/optimal": None,
         "forward/optimal": None,
     }
@@ -267,6 +281,7 @@ def plan(config):
         "chain suite: matrix-chain plans (chain_order) and products (multi_dot)",
         (
             f"  plan: k in {', '.join(map(str, PLAN_KS))}, dims random in [1, {MAX_DIM}]; "
+            f"the DP for k <= {DP_MAX_K}, Hu–Shing for all; "
             f"numpy's DP for k <= {NUMPY_DP_MAX_K} (MATKRON_BENCH_NUMPY_DP_MAX_K), {oe} "
             "(MATKRON_BENCH_OPT_EINSUM_MAX_K)"
         ),
@@ -333,6 +348,12 @@ def run(config):
         for key, (num, den) in RATIOS.items():
             row[key] = None if row[num] is None or row[den] is None else row[num] / row[den]
     notes = list(LEGEND)
+    skipped = [k for k in PLAN_KS if k > DP_MAX_K]
+    if skipped:
+        notes.append(
+            f"skipped       matkron's DP for k = {', '.join(map(str, skipped))} (a k x k table; "
+            "cubic time)"
+        )
     skipped = [k for k in PLAN_KS if k > NUMPY_DP_MAX_K]
     if skipped:
         notes.append(
@@ -354,13 +375,16 @@ def run(config):
 PLOT = PlotSpec(
     x="k",
     panel="panel",
-    series=("matkron_s", "numpy_s", "opt_einsum_s", "left_to_right_s", "floor_s"),
+    series=(
+        "matkron_s", "hu_shing_s", "numpy_s", "opt_einsum_s", "left_to_right_s", "floor_s",
+    ),
     title="Matrix chains: median time per call",
 )
 
 SUITE = Suite(
     name="chain",
-    summary="chain_order against numpy's and opt_einsum's DP; multi_dot against numpy's",
+    summary="chain_order (DP, Hu–Shing) against numpy's and opt_einsum's DP; multi_dot "
+    "against numpy's",
     plan=plan,
     run=run,
 )
