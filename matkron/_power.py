@@ -59,7 +59,7 @@ def _check_coeffs(coeffs):
 
 def _binary_gemms(n):
     """GEMMs per application of binary powering: 2 per squaring and per multiplication."""
-    return 2 * (n.bit_length() - 1 + bin(n).count("1") - 1)
+    return 2 * (n.bit_length() - 1 + n.bit_count() - 1)
 
 
 def _choose(m, n, hermitian, polynomial, applications=None):

@@ -224,7 +224,7 @@ def test_threads_share_one_operator(rng):
         J = matkron.power_jacobian(A, 37, method=method)
         results = [None] * len(xs)
 
-        def work(i):
+        def work(i, J=J, results=results):
             for _ in range(10):
                 results[i] = J @ xs[i]
 

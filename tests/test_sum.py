@@ -9,6 +9,8 @@ import threading
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import scipy.linalg
 import scipy.sparse
 from scipy.sparse.linalg import LinearOperator, gmres
@@ -103,6 +105,33 @@ def test_todense_and_terms(rng, dtype):
     for (c, A, B), (A0, B0) in zip(S.terms, terms):
         assert c == 1
         assert A.shape == A0.shape and B.shape == B0.shape
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    dims=st.lists(st.integers(0, 4), min_size=4, max_size=4),
+    coeffs=st.lists(st.floats(-3, 3, allow_nan=False), min_size=3, max_size=3),
+    seed=st.integers(0, 2**32 - 1),
+    columns=st.sampled_from([None, 1, 3]),
+)
+def test_sum_of_kron_hypothesis(dims, coeffs, seed, columns):
+    """Random shapes, including empty ones: three terms with one product shape."""
+    rng = np.random.default_rng(seed)
+    p1, q1, p2, q2 = dims
+    terms = [
+        (rng.standard_normal((p1, q1)), rng.standard_normal((p2, q2))),
+        (rng.standard_normal((p1 * p2, q1 * q2)), rng.standard_normal((1, 1))),
+        (rng.standard_normal((1, 1)), rng.standard_normal((p1 * p2, q1 * q2))),
+    ]
+    S = matkron.sum_of_kron(terms, coeffs)
+    assert S.shape == (p1 * p2, q1 * q2)
+    shape = (q1 * q2,) if columns is None else (q1 * q2, columns)
+    x = rng.standard_normal(shape)
+    dense = dense_of(terms, coeffs).real
+    bound = dense_abs(terms, coeffs).real @ np.abs(x)
+    y = S @ x
+    assert y.shape == (p1 * p2,) + shape[1:]
+    assert np.all(np.abs(y - dense @ x) <= 1e-12 * (bound + 1))
 
 
 def test_coefficient_dtype_policy(rng):
