@@ -27,7 +27,7 @@
 
 cimport numpy as cnp
 from libc.stdlib cimport malloc, free
-from libc.string cimport memcpy
+from libc.string cimport memcmp, memcpy
 
 from _blas cimport blas_t, complex64_t, complex128_t, gemm_scaled
 from _blas_int cimport blas_int
@@ -337,25 +337,46 @@ cdef double _search(const Factor* factors, int k, const int* order, int nsteps,
     return best_cost
 
 
-cdef void _plan(const Factor* factors, int k, const Operand* x, const Operand* out,
-                Py_ssize_t itemsize, Plan* plan) noexcept nogil:
-    """Plan one product; `out` NULL means the caller allocates out in plan.out_c_kind."""
+cdef enum:
+    # Layout flags of the operands, as the planner sees them.
+    X_F = 1              # x is read in place in F kind
+    X_C = 2              # x is read in place in C kind
+    X_PADDED = 4         # ... with a right-hand-side stride above its length
+    OUT_F = 8            # out is written in place in F kind
+    OUT_C = 16           # out is written in place in C kind
+    OUT_PADDED = 32      # ... with a right-hand-side stride above its length
+    OUT_NEW = 64         # out is allocated after planning, in the kind the plan picks
+
+
+cdef int _layout_flags(const Operand* x, const Operand* out, Py_ssize_t itemsize) noexcept nogil:
+    """The planner's view of x and out (NULL: to be allocated) as X_* and OUT_* flags."""
+    cdef Py_ssize_t m = x.m
+    cdef int flags = 0
+    if x.s0 == itemsize and x.s1 >= x.n * itemsize and x.s1 % itemsize == 0:
+        flags |= X_F | (X_PADDED if m > 1 and x.s1 != x.n * itemsize else 0)
+    elif m > 1 and x.s1 == itemsize and x.s0 == m * itemsize:
+        flags |= X_C
+    if out == NULL:
+        return flags | OUT_NEW | OUT_F | OUT_C
+    if out.s0 == itemsize and out.s1 >= out.n * itemsize and out.s1 % itemsize == 0:
+        flags |= OUT_F | (OUT_PADDED if m > 1 and out.s1 != out.n * itemsize else 0)
+    if (m == 1 and flags & OUT_F) or (out.s1 == itemsize and out.s0 == m * itemsize):
+        flags |= OUT_C
+    return flags
+
+
+cdef void _make_plan(const Factor* factors, int k, const Operand* x, const Operand* out,
+                     int flags, Py_ssize_t itemsize, Plan* plan) noexcept nogil:
+    """Plan one product for operands with the given layout flags (see _plan)."""
     cdef Py_ssize_t m = x.m, size, largest
     cdef int resident, i, attempt, nsteps
     cdef int order[MAX_FACTORS]
-    cdef int out_kinds = 3
-    cdef bint x_f, x_c, out_padded = False, start_c, end_c, end_direct
+    cdef int out_kinds = (1 if flags & OUT_F else 0) | (2 if flags & OUT_C else 0)
+    cdef bint x_f = (flags & X_F) != 0, x_c = (flags & X_C) != 0
+    cdef bint x_padded = (flags & X_PADDED) != 0, out_padded = (flags & OUT_PADDED) != 0
+    cdef bint start_c, end_c, end_direct
     cdef double cost, copy_penalty
     cdef Search found
-    x_f = x.s0 == itemsize and x.s1 >= x.n * itemsize and x.s1 % itemsize == 0
-    x_c = m > 1 and x.s1 == itemsize and x.s0 == m * itemsize
-    if out != NULL:
-        out_kinds = 0
-        if out.s0 == itemsize and out.s1 >= out.n * itemsize and out.s1 % itemsize == 0:
-            out_kinds |= 1
-            out_padded = m > 1 and out.s1 != out.n * itemsize
-        if m == 1 and out_kinds & 1 or out.s1 == itemsize and out.s0 == m * itemsize:
-            out_kinds |= 2
     # A transposing copy of the result costs about one BLAS call per 128 elements.
     copy_penalty = 1 + <double>(x.n if out == NULL else out.n) * m / 128
     plan.cost = -1
@@ -366,9 +387,8 @@ cdef void _plan(const Factor* factors, int k, const Operand* x, const Operand* o
             continue
         if (x_f or x_c) and start_c != x_c:
             continue
-        cost = _search(factors, k, order, nsteps, m, start_c,
-                       x_f and m > 1 and x.s1 != x.n * itemsize, out_kinds, out_padded,
-                       copy_penalty, &found, &end_c, &end_direct)
+        cost = _search(factors, k, order, nsteps, m, start_c, x_padded, out_kinds,
+                       out_padded, copy_penalty, &found, &end_c, &end_direct)
         if cost >= 0 and (plan.cost < 0 or cost < plan.cost):
             plan.cost = cost
             plan.nsteps = nsteps
@@ -396,6 +416,56 @@ cdef void _plan(const Factor* factors, int k, const Operand* x, const Operand* o
         largest = resident = 0
     plan.largest = largest
     plan.need = (resident if resident < 2 else 2) * largest * itemsize
+
+
+cdef enum:
+    PLAN_CACHE_SLOTS = 64
+    PLAN_KEY_LEN = 3 * MAX_FACTORS + 5
+
+
+cdef struct CachedPlan:
+    Py_ssize_t key[PLAN_KEY_LEN]
+    int key_len
+    Plan plan
+
+# Plans of recent products, so a repeated product skips the search. Read and written only
+# with the GIL held.
+cdef CachedPlan _plan_cache[PLAN_CACHE_SLOTS]
+
+
+cdef void _plan(const Factor* factors, int k, const Operand* x, const Operand* out,
+                Py_ssize_t itemsize, Plan* plan) noexcept:
+    """Plan one product, from the cache when the same shapes and layouts were seen.
+
+    `out` NULL means the caller allocates out in plan.out_c_kind. Call with the GIL held.
+    """
+    cdef Py_ssize_t key[PLAN_KEY_LEN]
+    cdef Py_ssize_t n_out = x.n if out == NULL else out.n
+    cdef int flags = _layout_flags(x, out, itemsize), i, n = 0, slot
+    cdef size_t digest = 2166136261, prime = 16777619      # FNV-1a, wrapping in size_t
+    cdef CachedPlan* entry
+    key[0] = k
+    key[1] = itemsize
+    key[2] = x.m
+    key[3] = flags
+    key[4] = n_out
+    n = 5
+    for i in range(k):
+        key[n] = factors[i].p
+        key[n + 1] = factors[i].q
+        key[n + 2] = factors[i].data == NULL
+        n += 3
+    for i in range(n):
+        digest = (digest ^ <size_t>key[i]) * prime
+    slot = <int>(digest % PLAN_CACHE_SLOTS)
+    entry = &_plan_cache[slot]
+    if entry.key_len == n and memcmp(entry.key, key, n * sizeof(Py_ssize_t)) == 0:
+        plan[0] = entry.plan
+        return
+    _make_plan(factors, k, x, out, flags, itemsize, plan)
+    memcpy(entry.key, key, n * sizeof(Py_ssize_t))
+    entry.key_len = n
+    entry.plan = plan[0]
 
 
 # -- execution -----------------------------------------------------------------------------
@@ -672,7 +742,7 @@ cdef class _Terms:
         free(self.plans)
 
     cdef Py_ssize_t plan(self, const Operand* x, const Operand* out,
-                         Py_ssize_t itemsize) noexcept nogil:
+                         Py_ssize_t itemsize) noexcept:
         """Plan every term; return the workspace bytes the largest one needs."""
         cdef int t, fi = 0
         cdef Py_ssize_t need = 0
@@ -726,8 +796,7 @@ def kron_apply(tuple terms, cnp.ndarray x, cnp.ndarray out, bint accumulate=Fals
     c_terms = _Terms(terms, type_num, itemsize)
     _load_operand(x, &xo)
     _load_operand(out, &oo)
-    with nogil:
-        need = c_terms.plan(&xo, &oo, itemsize)
+    need = c_terms.plan(&xo, &oo, itemsize)
     if need // itemsize > 2 * <Py_ssize_t>2147483647:
         raise ValueError(f"an intermediate tensor of the product has {need // itemsize // 2} "
                          "elements, more than the BLAS integer type can index")
@@ -817,8 +886,7 @@ def kron_matvec_fast(object mats, object x, bint ints_are_identities=False):
     _load_operand(xa, &xo)
     if xo.m * n_in > 2147483647 or xo.m * n_out > 2147483647:
         return None
-    with nogil:
-        _plan(factors, k, &xo, NULL, itemsize, &plan)
+    _plan(factors, k, &xo, NULL, itemsize, &plan)
     if plan.largest > 2147483647:
         return None
     shape[0] = n_out
