@@ -133,7 +133,8 @@ def chain_order(dims, *, method="dp"):
 
         m[i][j] = min over i <= s < j of  m[i][s] + m[s+1][j] + d_i d_{s+1} d_{j+1}
 
-    in O(k³) time and O(k²) memory, without the GIL. The table is stored both row- and
+    in O(k³) time and O(k²) memory (a k × k table: 8 MB at k = 1000), without the GIL;
+    for chains longer than a few thousand matrices use ``method="hu-shing"``. The table is stored both row- and
     column-wise so that the inner loop reads contiguous memory. Among splits of equal cost
     the smallest s is taken at every node, so the plan is deterministic. Costs are exact
     integers: the DP runs in doubles while every value is below 2**53, then in 64-bit and
@@ -499,7 +500,8 @@ def multi_dot(arrays, *, out=None):
     another dtype than the result. Every other dtype (integers, bool, float16, longdouble,
     object) is cast to the result dtype and multiplied with ``numpy.dot`` in the planned
     order, so integer results match numpy exactly. Two arrays of which one has neither one
-    nor two dimensions are passed to ``numpy.dot``, as numpy does.
+    nor two dimensions are passed to ``numpy.dot``, as numpy does. Array subclasses (such
+    as ``numpy.matrix``) are multiplied as plain arrays.
 
     Short chains of small matrices, the common case, skip all Python-level validation:
     the whole call (checks, plan, GEMMs) runs in one compiled function.
