@@ -96,6 +96,11 @@ class KronOperator(LinearOperator):
     def __init__(self, factors):
         factors = as_factors(factors)
         dtype = factor_dtype(factors)
+        # Products promote with the factors' own dtypes, as kron_matvec does (an int8
+        # operator times float32 is float32), though the operator computes in `dtype`.
+        self._factor_dtypes = tuple(
+            f.dtype for f in factors if not isinstance(f, IdentityFactor)
+        )
         self.factors = tuple(
             f if isinstance(f, IdentityFactor) else f.astype(dtype, copy=False)
             for f in factors
@@ -137,7 +142,7 @@ class KronOperator(LinearOperator):
                 return result
             dtype = self.dtype
         else:
-            dtype = result_dtype(self.dtype, x.dtype)
+            dtype = result_dtype(*self._factor_dtypes, x.dtype)
         if x.ndim not in (1, 2) or x.shape[0] != self.shape[1]:
             check_operand(x, self._shapes)
         return product(self._mats(dtype), operand(x, dtype), self.shape[0])
@@ -177,12 +182,15 @@ class KronOperator(LinearOperator):
     def _adjoint(self):
         if self._adjoint_op is None:
             adj = KronOperator([f.conj().T for f in self.factors])
+            adj._factor_dtypes = self._factor_dtypes
             adj._adjoint_op = self
             self._adjoint_op = adj
         return self._adjoint_op
 
     def _transpose(self):
-        return KronOperator([f.T for f in self.factors])
+        transposed = KronOperator([f.T for f in self.factors])
+        transposed._factor_dtypes = self._factor_dtypes
+        return transposed
 
     # -- structure ----------------------------------------------------------------------
 
@@ -291,7 +299,7 @@ class KronOperator(LinearOperator):
         lus = self._factorizations()
         b = as_array(b, "b")
         check_operand(b, self._shapes, name="b", columns=False)
-        dtype = result_dtype(self.dtype, b.dtype)
+        dtype = result_dtype(*self._factor_dtypes, b.dtype)
         m = 1 if b.ndim == 1 else b.shape[1]
         dims = [q for _, q in reversed(self._shapes)]
         x = np.array(b, dtype=dtype, order="F").reshape((*dims, m), order="F")

@@ -124,17 +124,18 @@ def test_operator_dtype(dtypes, expected, rng):
 @pytest.mark.parametrize("n", [3, 0])
 @pytest.mark.parametrize("kind", ["identities", "float32", "complex64"])
 def test_product_dtype_does_not_depend_on_size(kind, n, m, x_dtype):
-    # A product's dtype is np.result_type of the operator and the operand, for empty and
-    # non-empty operands alike (no shortcut with its own dtype rule).
+    # A product's dtype is np.result_type of the array factors and the operand, as for
+    # kron_matvec (identity factors take no part), for empty and non-empty operands alike.
     factors = [matkron.identity(n)]
     if kind != "identities":
         factors.append(np.array([[2.0]], dtype=kind))
     K = matkron.kron(*factors)
     if kind != "identities":
         assert np.dtype(K.dtype) == np.dtype(kind)
-    expected = np.result_type(K.dtype, x_dtype)
+    expected = np.result_type(*(f.dtype for f in factors[1:]), x_dtype)
     if expected.kind in "biu":
         expected = np.dtype(np.float64)
+    assert matkron.kron_matvec(factors, np.zeros(K.shape[1], x_dtype)).dtype == expected
     scale = 1 if kind == "identities" else 2
     x = np.arange(np.prod(operand_shape(n, m))).reshape(operand_shape(n, m)).astype(x_dtype)
     for y in (K @ x, K.dot(x), K.H @ x, K.T @ x, K.adjoint().dot(x)):
@@ -676,3 +677,17 @@ def test_property_structure(problem):
         assert np.linalg.norm(K.solve(b) - x_ref) <= tol * np.linalg.norm(x_ref)
         inv_ref = np.linalg.inv(dense)
         assert np.linalg.norm(K.inv().todense() - inv_ref) <= tol * np.linalg.norm(inv_ref)
+
+
+@pytest.mark.parametrize("x_dtype", ["float32", "int16", "complex64"])
+def test_integer_operator_promotes_like_kron_matvec(x_dtype):
+    # An int8 operator computes in float64 but promotes as int8: int8 with float32 is float32.
+    A = np.array([[1, 2], [3, 4]], dtype=np.int8)
+    K = matkron.kron(A, matkron.identity(2))
+    x = np.arange(4).astype(x_dtype)
+    expected = matkron.kron_matvec([A, matkron.identity(2)], x).dtype
+    assert np.dtype(K.dtype) == np.float64
+    dense = np.kron(A, np.eye(2))
+    for y, M in ((K @ x, dense), (K.matvec(x), dense), (K.H @ x, dense.T), (K.T @ x, dense.T)):
+        assert y.dtype == expected
+        np.testing.assert_array_equal(y, M @ x.astype(np.complex128))
