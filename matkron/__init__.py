@@ -7,6 +7,42 @@ The central identity, with vec the column-stacking map (Fortran order):
 so a product with a Kronecker product costs GEMMs on its factors and never forms it.
 """
 
+
+def _use_installed_package():
+    """In a source checkout, put the installed (compiled) matkron in this module's place.
+
+    From the repository root, ``python -m matkron`` and ``import matkron`` find the source
+    folder first, which has no compiled kernels. Then the installed package is loaded as
+    ``sys.modules["matkron"]``, which the import system hands to the importer; the imports
+    below then resolve inside it, through its ``__path__``. Without an installed package,
+    say how to install it.
+    """
+    import importlib.machinery
+    import importlib.util
+    import os
+    import sys
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    if any(
+        os.path.exists(os.path.join(here, "_kron_cy" + suffix))
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES
+    ):
+        return
+    checkout = os.path.dirname(here)
+    elsewhere = [p for p in sys.path if os.path.abspath(p or os.curdir) != checkout]
+    spec = importlib.machinery.PathFinder.find_spec(__name__, elsewhere)
+    if spec is None or os.path.dirname(os.path.abspath(spec.origin)) == here:
+        raise ImportError(
+            f"matkron is being imported from its source folder {here}, which has no "
+            "compiled kernels; install it first with `pip install .`"
+        )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[__name__] = module
+    spec.loader.exec_module(module)
+
+
+_use_installed_package()
+
 from ._chain import ChainPlan, chain_order, multi_dot
 from ._kron import identity, kron_matvec, kron_order, unvec, vec
 from ._operator import KronOperator, kron
