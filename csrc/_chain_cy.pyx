@@ -15,7 +15,8 @@
 #
 # Costs are exact. The Python layer picks the narrowest cost type in which no value can
 # overflow: every candidate is at most (k - 1) max(d)³, so doubles are exact below 2⁵³,
-# then uint64 below 2⁶⁴, then unsigned __int128 below 2¹²⁸ (where the compiler has it).
+# then uint64 below 2⁶⁴, unsigned __int128 below 2¹²⁸ and pairs of them below 2²⁵⁶, which
+# covers every dimension below 2⁶³ (where the compiler has a 128-bit integer).
 #
 # The executor evaluates the tree in post-order with one GEMM per node; intermediates live
 # in a caller-provided workspace, placed first-fit among the live ones, and the root writes
@@ -41,17 +42,62 @@ cdef extern from *:
     #define MATKRON_HAVE_U128 1
     static inline uint64_t matkron_u128_hi(matkron_u128 x) { return (uint64_t)(x >> 64); }
     #else
-    /* Placeholder so that the code compiles; the Python layer never selects the 128-bit
-       kernels when MATKRON_HAVE_U128 is 0 and uses exact Python integers instead. */
+    /* Placeholder so that the code compiles; the Python layer never selects the 128- and
+       256-bit kernels when MATKRON_HAVE_U128 is 0 and uses exact Python integers instead. */
     typedef unsigned long long matkron_u128;
     #define MATKRON_HAVE_U128 0
     static inline uint64_t matkron_u128_hi(matkron_u128 x) { (void)x; return 0; }
     #endif
+
+    /* Unsigned 256-bit integers as two 128-bit halves: enough for every DP value, which
+       is at most (k - 1) max(d)^3 < 2^67 * 2^189. */
+    typedef struct { matkron_u128 lo, hi; } matkron_u256;
+
+    static inline matkron_u256 matkron_u256_of(uint64_t x) {
+        matkron_u256 r;
+        r.lo = x;
+        r.hi = 0;
+        return r;
+    }
+    static inline matkron_u256 matkron_u256_add(matkron_u256 a, matkron_u256 b) {
+        matkron_u256 r;
+        r.lo = a.lo + b.lo;
+        r.hi = a.hi + b.hi + (r.lo < a.lo);
+        return r;
+    }
+    /* a * b for a 128-bit a and a 64-bit b */
+    static inline matkron_u256 matkron_u256_mul(matkron_u128 a, uint64_t b) {
+        matkron_u256 r;
+    #if MATKRON_HAVE_U128
+        matkron_u128 low = (matkron_u128)(uint64_t)a * b;
+        matkron_u128 mid = (a >> 64) * (matkron_u128)b;
+        r.lo = low + (mid << 64);
+        r.hi = (mid >> 64) + (r.lo < low);
+    #else
+        r.lo = a * b;
+        r.hi = 0;
+    #endif
+        return r;
+    }
+    static inline int matkron_u256_lt(matkron_u256 a, matkron_u256 b) {
+        return a.hi < b.hi || (a.hi == b.hi && a.lo < b.lo);
+    }
+    static inline int matkron_u256_eq(matkron_u256 a, matkron_u256 b) {
+        return a.hi == b.hi && a.lo == b.lo;
+    }
     """
     # Declared to Cython as a type distinct from uint64_t; only C operators and casts touch it.
     ctypedef unsigned long u128 "matkron_u128"
+    ctypedef struct u256 "matkron_u256":
+        u128 lo
+        u128 hi
     const int MATKRON_HAVE_U128
     uint64_t u128_hi "matkron_u128_hi"(u128 x) noexcept nogil
+    u256 u256_of "matkron_u256_of"(uint64_t x) noexcept nogil
+    u256 u256_add "matkron_u256_add"(u256 a, u256 b) noexcept nogil
+    u256 u256_mul "matkron_u256_mul"(u128 a, uint64_t b) noexcept nogil
+    bint u256_lt "matkron_u256_lt"(u256 a, u256 b) noexcept nogil
+    bint u256_eq "matkron_u256_eq"(u256 a, u256 b) noexcept nogil
 
 HAVE_INT128 = bool(MATKRON_HAVE_U128)
 
@@ -201,6 +247,7 @@ ctypedef fused cost_t:
     double
     uint64_t
     u128
+    u256
 
 
 # ---------------------------------------------------------------------------------------
@@ -208,22 +255,44 @@ ctypedef fused cost_t:
 
 
 cdef inline cost_t _min(cost_t a, cost_t b) noexcept nogil:
-    return b if b < a else a
+    if cost_t is u256:
+        return b if u256_lt(b, a) else a
+    else:
+        return b if b < a else a
+
+
+cdef inline cost_t _term(cost_t r, cost_t c, cost_t dij, cost_t q) noexcept nogil:
+    """r + c + dij * q: the cost of one split (for u256, dij < 2**128 and q < 2**64)."""
+    if cost_t is u256:
+        return u256_add(u256_add(r, c), u256_mul(dij.lo, <uint64_t>q.lo))
+    else:
+        return r + c + dij * q
+
+
+cdef inline cost_t _product(cost_t a, cost_t b) noexcept nogil:
+    """a * b for two dimensions (below 2**63)."""
+    cdef cost_t p
+    if cost_t is u256:
+        p.lo = a.lo * b.lo
+        p.hi = 0
+        return p
+    else:
+        return a * b
 
 
 cdef inline cost_t _minrun(const cost_t* r, const cost_t* c, const cost_t* q, cost_t dij,
                            Py_ssize_t n) noexcept nogil:
     """min over s < n of r[s] + c[s] + dij * q[s] (n >= 1), with four accumulators."""
-    cdef cost_t b0 = r[0] + c[0] + dij * q[0], b1 = b0, b2 = b0, b3 = b0
+    cdef cost_t b0 = _term(r[0], c[0], dij, q[0]), b1 = b0, b2 = b0, b3 = b0
     cdef Py_ssize_t s = 1
     while s + 4 <= n:
-        b0 = _min(b0, r[s] + c[s] + dij * q[s])
-        b1 = _min(b1, r[s + 1] + c[s + 1] + dij * q[s + 1])
-        b2 = _min(b2, r[s + 2] + c[s + 2] + dij * q[s + 2])
-        b3 = _min(b3, r[s + 3] + c[s + 3] + dij * q[s + 3])
+        b0 = _min(b0, _term(r[s], c[s], dij, q[s]))
+        b1 = _min(b1, _term(r[s + 1], c[s + 1], dij, q[s + 1]))
+        b2 = _min(b2, _term(r[s + 2], c[s + 2], dij, q[s + 2]))
+        b3 = _min(b3, _term(r[s + 3], c[s + 3], dij, q[s + 3]))
         s += 4
     while s < n:
-        b0 = _min(b0, r[s] + c[s] + dij * q[s])
+        b0 = _min(b0, _term(r[s], c[s], dij, q[s]))
         s += 1
     return _min(_min(b0, b1), _min(b2, b3))
 
@@ -236,7 +305,10 @@ cdef void _dp_fill(cost_t* T, const cost_t* d, Py_ssize_t k, minrun_t minrun) no
     cdef Py_ssize_t i, j
     cdef cost_t best
     for i in range(k):
-        T[i * k + i] = 0
+        if cost_t is u256:
+            T[i * k + i] = u256_of(0)
+        else:
+            T[i * k + i] = 0
     for j in range(1, k):
         for i in range(j - 1, -1, -1):
             # r = m[i][s] and c = m[s+1][j] for s = i .. j-1, both contiguous; q = d[s+1].
@@ -244,8 +316,8 @@ cdef void _dp_fill(cost_t* T, const cost_t* d, Py_ssize_t k, minrun_t minrun) no
                 best = minrun(T + i * k + i, T + j * k + i + 1, d + i + 1, d[i] * d[j + 1],
                               j - i)
             else:
-                best = _minrun(T + i * k + i, T + j * k + i + 1, d + i + 1, d[i] * d[j + 1],
-                               j - i)
+                best = _minrun(T + i * k + i, T + j * k + i + 1, d + i + 1,
+                               _product(d[i], d[j + 1]), j - i)
             T[i * k + j] = best
             T[j * k + i] = best
 
@@ -254,10 +326,15 @@ cdef Py_ssize_t _dp_split(const cost_t* T, const cost_t* d, Py_ssize_t k,
                           Py_ssize_t i, Py_ssize_t j) noexcept nogil:
     """The smallest split s of M_i … M_j (i < j) that attains m[i][j]."""
     cdef Py_ssize_t s
-    cdef cost_t target = T[i * k + j], dij = d[i] * d[j + 1]
+    cdef cost_t target = T[i * k + j], dij = _product(d[i], d[j + 1]), value
     for s in range(i, j - 1):
-        if T[i * k + s] + T[j * k + s + 1] + dij * d[s + 1] == target:
-            return s
+        value = _term(T[i * k + s], T[j * k + s + 1], dij, d[s + 1])
+        if cost_t is u256:
+            if u256_eq(value, target):
+                return s
+        else:
+            if value == target:
+                return s
     return j - 1
 
 
@@ -310,7 +387,10 @@ cdef int _dp_solve(const uint64_t* dims, Py_ssize_t k, Py_ssize_t* steps, cost_t
             free(T)
         return -1
     for i in range(k + 1):
-        d[i] = <cost_t>dims[i]
+        if cost_t is u256:
+            d[i] = u256_of(dims[i])
+        else:
+            d[i] = <cost_t>dims[i]
     _dp_fill(T, d, k, minrun)
     cost[0] = T[k - 1]
     _dp_steps(T, d, k, steps, stack)
@@ -329,8 +409,9 @@ def dp_plan(object dims, int tier, int kernel=0):
     dims : sequence of int
         d_0 … d_k (k >= 1), each in [0, 2**63).
     tier : int
-        The cost type: 0 double, 1 uint64, 2 unsigned 128-bit; the caller guarantees that
-        (k - 1) max(dims)³ fits it (below 2**53, 2**64, 2**128 respectively).
+        The cost type: 0 double, 1 uint64, 2 unsigned 128-bit, 3 unsigned 256-bit; the
+        caller guarantees that (k - 1) max(dims)³ fits it (below 2**53, 2**64, 2**128,
+        2**256 respectively). Tiers 2 and 3 need HAVE_INT128.
     kernel : int, optional
         The inner loop of tier 0, for tests: 0 the fastest for this CPU, 1 scalar, 2 the
         baseline SIMD of the target, 3 AVX2 (ValueError where there is none).
@@ -352,8 +433,9 @@ def dp_plan(object dims, int tier, int kernel=0):
     cdef double c_double = 0
     cdef uint64_t c_u64 = 0
     cdef u128 c_u128 = 0
+    cdef u256 c_u256 = u256_of(0)
     cdef minrun_t minrun = minrun_get(kernel)
-    if k < 1 or not 0 <= tier <= 2 or (tier == 2 and not MATKRON_HAVE_U128):
+    if k < 1 or not 0 <= tier <= 3 or (tier >= 2 and not MATKRON_HAVE_U128):
         raise ValueError("dp_plan: need k >= 1 and a supported tier")
     if minrun == NULL or not 0 <= kernel <= 3:
         raise ValueError(f"dp_plan: kernel {kernel} is not available")
@@ -374,8 +456,10 @@ def dp_plan(object dims, int tier, int kernel=0):
                 status = _dp_solve[double](d, k, sp, &c_double, NULL, minrun)
             elif tier == 1:
                 status = _dp_solve[uint64_t](d, k, sp, &c_u64, NULL, minrun)
-            else:
+            elif tier == 2:
                 status = _dp_solve[u128](d, k, sp, &c_u128, NULL, minrun)
+            else:
+                status = _dp_solve[u256](d, k, sp, &c_u256, NULL, minrun)
     finally:
         free(d)
     if status:
@@ -384,7 +468,13 @@ def dp_plan(object dims, int tier, int kernel=0):
         return int(c_double), steps
     if tier == 1:
         return int(c_u64), steps
-    return (int(u128_hi(c_u128)) << 64) | int(<uint64_t>c_u128), steps
+    if tier == 2:
+        return _to_int(c_u128), steps
+    return (_to_int(c_u256.hi) << 128) | _to_int(c_u256.lo), steps
+
+
+cdef object _to_int(u128 x):
+    return (int(u128_hi(x)) << 64) | int(<uint64_t>x)
 
 
 # ---------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ DIM_MAX = 2**63 - 1
 
 # Upper limits (exclusive) of the cost types of the compiled DP: every value it computes is
 # at most (k - 1) max(d)³, and the narrowest type that holds that bound is used.
-_TIERS = ((2**53, 0), (2**64, 1), (2**128, 2))
+_TIERS = ((2**53, 0), (2**64, 1), (2**128, 2), (2**256, 3))
 
 _METHODS = ("dp", "hu-shing")
 
@@ -59,8 +59,8 @@ def _check_dims(dims):
 
 def _dp_python(dims):
     """The DP with exact Python integers: the same costs, splits and step order as the
-    compiled one. Used only where the compiler has no 128-bit integer, or for costs of
-    128 bits or more."""
+    compiled one. Used only for costs of 64 bits or more where the compiler has no 128-bit
+    integer type."""
     k = len(dims) - 1
     m = [[0] * k for _ in range(k)]
     for j in range(1, k):
@@ -137,8 +137,8 @@ def chain_order(dims, *, method="dp"):
     for chains longer than a few thousand matrices use ``method="hu-shing"``. The table is stored both row- and
     column-wise so that the inner loop reads contiguous memory. Among splits of equal cost
     the smallest s is taken at every node, so the plan is deterministic. Costs are exact
-    integers: the DP runs in doubles while every value is below 2**53, then in 64-bit and
-    128-bit unsigned integers, and beyond that (dimensions near 2**63) in Python integers.
+    integers: the DP runs in doubles while every value is below 2**53, then in 64-, 128-
+    and 256-bit unsigned integers (enough for any dimension below 2**63).
 
     ``method="hu-shing"`` views the chain as a convex polygon with vertex weights d_0 … d_k,
     whose triangulations are the parenthesizations, and uses the structure theorem of

@@ -266,6 +266,18 @@ def test_python_fallback_matches_brute_force(rng):
             assert plan.tree == smallest_split_tree(dims)
 
 
+def test_dp_cost_types_agree(rng):
+    # Every cost type of the compiled DP (double, uint64, 128- and 256-bit where the
+    # compiler has them) on the same small inputs: the same optimum and the same splits.
+    tiers = (0, 1, 2, 3) if _chain_cy.HAVE_INT128 else (0, 1)
+    for k in (1, 2, 3, 5, 9, 20, 41):
+        for kind in ("small", "zeros", "wide"):
+            dims = random_dims(rng, k, kind)
+            results = [_chain_cy.dp_plan(dims, tier) for tier in tiers]
+            assert all(cost == reference_cost(dims) for cost, _ in results)
+            assert all(np.array_equal(steps, results[0][1]) for _, steps in results)
+
+
 def _inner_loops():
     """The inner loops of the compiled DP in doubles that this CPU has (1 scalar,
     2 SSE2/NEON, 3 AVX2; the last is missing on some CPUs and compilers)."""
