@@ -134,9 +134,10 @@ def chain_order(dims, *, method="dp"):
         m[i][j] = min over i <= s < j of  m[i][s] + m[s+1][j] + d_i d_{s+1} d_{j+1}
 
     in O(k³) time and O(k²) memory (a k × k table: 8 MB at k = 1000), without the GIL;
-    for chains longer than a few thousand matrices use ``method="hu-shing"``. The table is stored both row- and
-    column-wise so that the inner loop reads contiguous memory. Among splits of equal cost
-    the smallest s is taken at every node, so the plan is deterministic. Costs are exact
+    for chains longer than a few thousand matrices use ``method="hu-shing"``. The table is
+    stored both row- and column-wise so that the inner loop reads contiguous memory. Among
+    splits of equal cost the smallest s is taken at every node, so the plan is
+    deterministic. Costs are exact
     integers: the DP runs in doubles while every value is below 2**53, then in 64-, 128-
     and 256-bit unsigned integers (enough for any dimension below 2**63).
 
