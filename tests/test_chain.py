@@ -534,6 +534,21 @@ def test_multi_dot_matches_numpy(dims, dtype, ends, rng):
     assert_matches_numpy(plan.execute(arrays), arrays)
 
 
+@settings(max_examples=80, deadline=None)
+@given(
+    dims=st.lists(st.integers(0, 4), min_size=3, max_size=8),
+    ends=st.sampled_from(["mm", "vm", "mv", "vv"]),
+    dtype=st.sampled_from(["float64", "complex64", "int32"]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_multi_dot_hypothesis(dims, ends, dtype, seed):
+    vf, vl = ends[0] == "v", ends[1] == "v"
+    dims[0] = 1 if vf else dims[0]
+    dims[-1] = 1 if vl else dims[-1]
+    arrays = chain_arrays(np.random.default_rng(seed), dims, dtype, vf, vl)
+    assert_matches_numpy(matkron.multi_dot(arrays), arrays)
+
+
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("dtype", BLAS_DTYPES + (np.dtype("int64"),), ids=str)
 def test_multi_dot_layouts(layout, dtype, rng):
