@@ -105,7 +105,7 @@ def chain_order(dims, *, method="dp"):
         makes every product through it free.
     method : {"dp", "hu-shing"}, optional
         The algorithm: "dp" is the classic O(k³) dynamic program, in compiled code;
-        "hu-shing" is the O(k log k)-type algorithm of Hu and Shing (see Notes), for long
+        "hu-shing" is the near-linear algorithm of Hu and Shing (see Notes), for long
         chains. Both find the optimal cost; among orders of equal cost they may choose
         different ones.
 
