@@ -42,10 +42,11 @@ cdef extern from *:
 
 
 cdef enum:
-    MAX_FACTORS = 32             # non-scalar factors of one Kronecker product
+    MAX_FACTORS = 32             # factors of one Kronecker product
     MAX_MODES = MAX_FACTORS + 1  # the factors' modes and the right-hand-side mode
     MAX_STATES = 64              # layouts the planner tracks per step
     STACK_WORKSPACE_BYTES = 16384
+    BLAS_INT_MAX = 2147483647    # the LP64 BLAS of SciPy; dimensions, strides and sizes
     NORMAL = 0
     ROTATE_FRONT = 1
     ROTATE_BACK = 2
@@ -125,7 +126,7 @@ cdef bint _load_factor(object f, Factor* factor, int type_num, Py_ssize_t itemsi
     Returns False when `f` is not of `type_num` or its strides are not BLAS-readable.
     """
     cdef cnp.ndarray a
-    cdef Py_ssize_t p, q, s0, s1
+    cdef Py_ssize_t p, q, s0, s1, ld
     if type(f) is int:
         factor.data = NULL
         factor.p = factor.q = <Py_ssize_t>f
@@ -145,13 +146,16 @@ cdef bint _load_factor(object f, Factor* factor, int type_num, Py_ssize_t itemsi
     if ((p <= 1 or s0 == itemsize)
             and (q <= 1 or (s1 >= p * itemsize and s1 % itemsize == 0))):
         factor.trans = c'N'
-        factor.ld = <blas_int>(s1 // itemsize if q > 1 else _max(p, 1))
+        ld = s1 // itemsize if q > 1 else _max(p, 1)
     elif ((q <= 1 or s1 == itemsize)
             and (p <= 1 or (s0 >= q * itemsize and s0 % itemsize == 0))):
         factor.trans = c'T'
-        factor.ld = <blas_int>(s0 // itemsize if p > 1 else _max(q, 1))
+        ld = s0 // itemsize if p > 1 else _max(q, 1)
     else:
         return False
+    if ld > BLAS_INT_MAX or p > BLAS_INT_MAX or q > BLAS_INT_MAX:
+        return False
+    factor.ld = <blas_int>ld
     return True
 
 
@@ -352,13 +356,15 @@ cdef int _layout_flags(const Operand* x, const Operand* out, Py_ssize_t itemsize
     """The planner's view of x and out (NULL: to be allocated) as X_* and OUT_* flags."""
     cdef Py_ssize_t m = x.m
     cdef int flags = 0
-    if x.s0 == itemsize and x.s1 >= x.n * itemsize and x.s1 % itemsize == 0:
+    if (x.s0 == itemsize and x.s1 >= x.n * itemsize and x.s1 % itemsize == 0
+            and x.s1 // itemsize <= BLAS_INT_MAX):
         flags |= X_F | (X_PADDED if m > 1 and x.s1 != x.n * itemsize else 0)
     elif m > 1 and x.s1 == itemsize and x.s0 == m * itemsize:
         flags |= X_C
     if out == NULL:
         return flags | OUT_NEW | OUT_F | OUT_C
-    if out.s0 == itemsize and out.s1 >= out.n * itemsize and out.s1 % itemsize == 0:
+    if (out.s0 == itemsize and out.s1 >= out.n * itemsize and out.s1 % itemsize == 0
+            and out.s1 // itemsize <= BLAS_INT_MAX):
         flags |= OUT_F | (OUT_PADDED if m > 1 and out.s1 != out.n * itemsize else 0)
     if (m == 1 and flags & OUT_F) or (out.s1 == itemsize and out.s0 == m * itemsize):
         flags |= OUT_C
@@ -741,6 +747,21 @@ cdef class _Terms:
         free(self.alpha)
         free(self.plans)
 
+    cdef int check_shapes(self, const Operand* x, const Operand* out) except -1:
+        """Raise unless every term maps x's length to out's (the kernel trusts them)."""
+        cdef int t, i, fi = 0
+        cdef Py_ssize_t n_in, n_out
+        for t in range(self.n_terms):
+            n_in = n_out = 1
+            for i in range(self.k[t]):
+                n_in *= self.factors[fi + i].q
+                n_out *= self.factors[fi + i].p
+            if n_in != x.n or n_out != out.n or x.m != out.m:
+                raise ValueError(f"kron_apply: term {t} maps length {n_in} to {n_out}; "
+                                 f"x has {x.n} rows and out {out.n}")
+            fi += self.k[t]
+        return 0
+
     cdef Py_ssize_t plan(self, const Operand* x, const Operand* out,
                          Py_ssize_t itemsize) noexcept:
         """Plan every term; return the workspace bytes the largest one needs."""
@@ -748,6 +769,8 @@ cdef class _Terms:
         cdef Py_ssize_t need = 0
         for t in range(self.n_terms):
             _plan(self.factors + fi, self.k[t], x, out, itemsize, &self.plans[t])
+            if self.plans[t].largest > BLAS_INT_MAX:
+                return -1
             need = _max(need, self.plans[t].need)
             fi += self.k[t]
         return need
@@ -793,13 +816,22 @@ def kron_apply(tuple terms, cnp.ndarray x, cnp.ndarray out, bint accumulate=Fals
     cdef cnp.ndarray heap_ws
     if not _is_blas_type(type_num) or cnp.PyArray_TYPE(out) != type_num:
         raise TypeError("kron_apply: x and out must share one BLAS dtype")
+    if (cnp.PyArray_NDIM(x) not in (1, 2) or cnp.PyArray_NDIM(out) != cnp.PyArray_NDIM(x)
+            or (cnp.PyArray_NDIM(x) == 2
+                and cnp.PyArray_DIM(x, 1) != cnp.PyArray_DIM(out, 1))):
+        raise ValueError("kron_apply: x and out must both be 1-D, or 2-D with equal columns")
+    if not terms:
+        if not accumulate:
+            out.fill(0)
+        return out
     c_terms = _Terms(terms, type_num, itemsize)
     _load_operand(x, &xo)
     _load_operand(out, &oo)
+    c_terms.check_shapes(&xo, &oo)
     need = c_terms.plan(&xo, &oo, itemsize)
-    if need // itemsize > 2 * <Py_ssize_t>2147483647:
-        raise ValueError(f"an intermediate tensor of the product has {need // itemsize // 2} "
-                         "elements, more than the BLAS integer type can index")
+    if need < 0:
+        raise ValueError("an intermediate tensor of the product has more elements than the "
+                         "BLAS integer type can index")
     if need > STACK_WORKSPACE_BYTES:
         heap_ws = <cnp.ndarray>_workspace(need)
         ws = cnp.PyArray_BYTES(heap_ws)
@@ -838,16 +870,44 @@ def kron_plan(tuple mats, cnp.ndarray x):
             bool(plan.out_c_kind))
 
 
-def kron_matvec_fast(object mats, object x, bint ints_are_identities=False):
-    """kron(mats) @ x into a new array, or None where the caller must validate first.
+cdef void _bounds(cnp.ndarray a, char** lo, char** hi) noexcept:
+    """The byte range [lo, hi) that a non-empty array's elements occupy."""
+    cdef char* start = cnp.PyArray_BYTES(a)
+    cdef char* end = start + cnp.PyArray_ITEMSIZE(a)
+    cdef int d
+    cdef Py_ssize_t extent
+    for d in range(cnp.PyArray_NDIM(a)):
+        extent = (cnp.PyArray_DIM(a, d) - 1) * cnp.PyArray_STRIDE(a, d)
+        if extent < 0:
+            start += extent
+        else:
+            end += extent
+    lo[0] = start
+    hi[0] = end
+
+
+cdef bint _apart(cnp.ndarray a, cnp.ndarray b) noexcept:
+    """Whether two non-empty arrays' memory ranges are disjoint (a sufficient test)."""
+    cdef char* a_lo
+    cdef char* a_hi
+    cdef char* b_lo
+    cdef char* b_hi
+    _bounds(a, &a_lo, &a_hi)
+    _bounds(b, &b_lo, &b_hi)
+    return a_hi <= b_lo or b_hi <= a_lo
+
+
+def kron_matvec_fast(object mats, object x, bint ints_are_identities=False, object out=None):
+    """kron(mats) @ x into `out` or a new array, or None where the caller must validate.
 
     Runs without Python-level overhead when `mats` is a list or tuple of at most 32
-    aligned, BLAS-readable arrays of one BLAS dtype with all dimensions in [1, 2**20), and
-    `x` is an aligned, non-empty 1-D or 2-D array of that dtype and matching length, with
-    N m and N' m below 2**31. Returns None, having done nothing, for anything else. With
-    `ints_are_identities`, a Python int n in `mats` stands for the n-by-n identity. The
-    result is 1-D for a 1-D x; for a 2-D x it is C- or Fortran-ordered, whichever the
-    kernel writes with the fewest BLAS calls.
+    aligned, BLAS-readable arrays of one BLAS dtype, `x` is an aligned, non-empty 1-D or
+    2-D array of that dtype and matching length, with N m and N' m below 2**31, and `out`
+    is None or a writeable, aligned array of the result's exact shape and dtype whose
+    memory range is apart from those of x and the factors. Returns None, having done
+    nothing, for anything else. With `ints_are_identities`, a Python int n in `mats` stands
+    for the n-by-n identity. A new result is 1-D for a 1-D x; for a 2-D x it is C- or
+    Fortran-ordered, whichever the kernel writes with the fewest BLAS calls.
     """
     cdef Factor factors[MAX_FACTORS]
     cdef char stack_ws[STACK_WORKSPACE_BYTES]
@@ -856,7 +916,7 @@ def kron_matvec_fast(object mats, object x, bint ints_are_identities=False):
     cdef char* ws = stack_ws
     cdef Operand xo, oo
     cdef Plan plan
-    cdef cnp.ndarray xa, out, heap_ws
+    cdef cnp.ndarray xa, result, heap_ws
     cdef cnp.npy_intp shape[2]
     if type(x) is not cnp.ndarray or (type(mats) is not tuple and type(mats) is not list):
         return None
@@ -874,28 +934,48 @@ def kron_matvec_fast(object mats, object x, bint ints_are_identities=False):
             return None
         if not _load_factor(f, &factors[i], type_num, itemsize):
             return None
-        if (factors[i].p <= 0 or factors[i].q <= 0 or factors[i].p >= 1048576
-                or factors[i].q >= 1048576):
+        if factors[i].p <= 0 or factors[i].q <= 0:
             return None
         n_in *= factors[i].q
         n_out *= factors[i].p
-        if n_in > 2147483647 or n_out > 2147483647:
+        if n_in > BLAS_INT_MAX or n_out > BLAS_INT_MAX:
             return None
     if cnp.PyArray_DIM(xa, 0) != n_in:
         return None
     _load_operand(xa, &xo)
-    if xo.m * n_in > 2147483647 or xo.m * n_out > 2147483647:
+    if xo.m * n_in > BLAS_INT_MAX or xo.m * n_out > BLAS_INT_MAX:
         return None
-    _plan(factors, k, &xo, NULL, itemsize, &plan)
-    if plan.largest > 2147483647:
+    if out is not None:
+        if (type(out) is not cnp.ndarray or cnp.PyArray_TYPE(<cnp.ndarray>out) != type_num
+                or cnp.PyArray_NDIM(<cnp.ndarray>out) != ndim
+                or cnp.PyArray_DIM(<cnp.ndarray>out, 0) != n_out
+                or (ndim == 2 and cnp.PyArray_DIM(<cnp.ndarray>out, 1) != xo.m)
+                or not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>out)
+                or not cnp.PyArray_ISALIGNED(<cnp.ndarray>out)
+                or not _apart(<cnp.ndarray>out, xa)):
+            return None
+        for i in range(k):
+            if factors[i].data != NULL and not _apart(<cnp.ndarray>out, <cnp.ndarray>mats[i]):
+                return None
+        result = <cnp.ndarray>out
+        _load_operand(result, &oo)
+        _plan(factors, k, &xo, &oo, itemsize, &plan)
+    else:
+        _plan(factors, k, &xo, NULL, itemsize, &plan)
+    if plan.largest > BLAS_INT_MAX:
         return None
-    shape[0] = n_out
-    shape[1] = xo.m
-    out = cnp.PyArray_EMPTY(ndim, shape, type_num, ndim == 2 and not plan.out_c_kind)
-    _load_operand(out, &oo)
+    if out is None:
+        shape[0] = n_out
+        shape[1] = xo.m
+        result = cnp.PyArray_EMPTY(ndim, shape, type_num, ndim == 2 and not plan.out_c_kind)
+        _load_operand(result, &oo)
     if plan.need > STACK_WORKSPACE_BYTES:
         heap_ws = <cnp.ndarray>_workspace(plan.need)
         ws = cnp.PyArray_BYTES(heap_ws)
     with nogil:
         _execute_any(type_num, factors, k, &plan, &xo, &oo, ws, 1, False)
-    return out
+    return result
+
+
+# The kernel's limit on the factors of one Kronecker product, for the Python layer.
+MAX_KRON_FACTORS = MAX_FACTORS

@@ -22,12 +22,9 @@ def _use_installed_package():
     import os
     import sys
 
+    if importlib.util.find_spec(__name__ + "._kron_cy") is not None:
+        return  # installed, or an editable install whose finder knows the build folder
     here = os.path.dirname(os.path.abspath(__file__))
-    if any(
-        os.path.exists(os.path.join(here, "_kron_cy" + suffix))
-        for suffix in importlib.machinery.EXTENSION_SUFFIXES
-    ):
-        return
     checkout = os.path.dirname(here)
     elsewhere = [p for p in sys.path if os.path.abspath(p or os.curdir) != checkout]
     spec = importlib.machinery.PathFinder.find_spec(__name__, elsewhere)

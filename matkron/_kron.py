@@ -2,6 +2,7 @@
 
 import functools
 import math
+import operator
 
 import numpy as np
 
@@ -17,8 +18,7 @@ from ._validation import (
 
 __all__ = ["identity", "vec", "unvec", "kron_order", "kron_matvec"]
 
-# The kernel's limit on the factors of one Kronecker product.
-MAX_FACTORS = 32
+MAX_FACTORS = _kron_cy.MAX_KRON_FACTORS
 
 
 class IdentityFactor:
@@ -78,7 +78,7 @@ def identity(n):
     >>> import matkron
     >>> B = np.array([[1.0, 2.0], [3.0, 4.0]])
     >>> matkron.kron_matvec([matkron.identity(2), B], np.arange(4.0))
-    array([ 2.,  6., 12., 24.])
+    array([ 2.,  4.,  8., 18.])
     """
     if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
         raise TypeError(f"n must be an integer; got {type(n).__name__}")
@@ -136,8 +136,10 @@ def unvec(x, shape):
     x = np.asarray(x)
     if x.ndim != 1:
         raise ValueError(f"x must be 1-D; got shape {x.shape}")
-    shape = tuple(int(d) for d in np.atleast_1d(shape))
-    if math.prod(shape) != x.size or any(d < 0 for d in shape):
+    shape = tuple(
+        _count(d, f"shape[{i}]") for i, d in enumerate(np.atleast_1d(np.asarray(shape)))
+    )
+    if math.prod(shape) != x.size:
         raise ValueError(f"x has length {x.size}; cannot unvec it to shape {shape}")
     return x.reshape(shape, order="F")
 
@@ -202,15 +204,38 @@ def kron_order(shapes, m=1):
     --------
     >>> import matkron
     >>> matkron.kron_order([(2, 50), (50, 2)])
-    (0, 1)
+    ((0, 1), 400)
     """
-    shapes = [(int(p), int(q)) for p, q in shapes]
+    try:
+        shapes = [tuple(shape) for shape in shapes]
+    except TypeError:
+        raise TypeError(
+            f"shapes must be a sequence of (rows, columns) pairs; got {shapes!r}"
+        ) from None
     if not shapes:
         raise ValueError("shapes must name at least one factor")
-    if any(p < 0 or q < 0 for p, q in shapes):
-        raise ValueError(f"shapes must be non-negative; got {shapes}")
+    for i, shape in enumerate(shapes):
+        if len(shape) != 2:
+            raise ValueError(f"shapes[{i}] = {shape} must be a (rows, columns) pair")
+    shapes = [
+        (_count(p, f"shapes[{i}][0]"), _count(q, f"shapes[{i}][1]"))
+        for i, (p, q) in enumerate(shapes)
+    ]
     order = _apply_order(shapes)
-    return order, _flops(shapes, order, int(m))
+    return order, _flops(shapes, order, _count(m, "m"))
+
+
+def _count(value, name):
+    """`value` as a non-negative Python int, or an error naming `name`."""
+    try:
+        count = operator.index(value)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be an integer; got {value!r} of type {type(value).__name__}"
+        ) from None
+    if count < 0:
+        raise ValueError(f"{name} = {count} must be non-negative")
+    return count
 
 
 def _factor_names(k):
@@ -267,10 +292,10 @@ def kernel_factors(factors, dtype):
             mats.append(f.n)
             continue
         f = blas_readable(f, dtype)
-        if max(f.shape + tuple(abs(s) // f.itemsize for s in f.strides)) > BLAS_INT_MAX:
+        if max(f.shape) > BLAS_INT_MAX:
             raise ValueError(
-                f"factors[{i}] of shape {f.shape} is too large for the BLAS integer type "
-                f"(at most {BLAS_INT_MAX} rows, columns and stride)"
+                f"factors[{i}] has shape {f.shape}; the BLAS integer type allows at most "
+                f"{BLAS_INT_MAX} rows and columns"
             )
         mats.append(f)
     return tuple(mats)
@@ -305,10 +330,10 @@ def apply(terms, x, out, accumulate=False):
             out.fill(0)
         return out
     for arr, name in ((x, "x"), (out, "out")):
-        if max(arr.size, *(abs(s) // arr.itemsize for s in arr.strides)) > BLAS_INT_MAX:
+        if arr.size > BLAS_INT_MAX:
             raise ValueError(
-                f"{name} of shape {arr.shape} is too large for the BLAS integer type "
-                f"(at most {BLAS_INT_MAX} elements)"
+                f"{name} has shape {arr.shape}, {arr.size} elements; the BLAS integer type "
+                f"allows at most {BLAS_INT_MAX}"
             )
     return _kron_cy.kron_apply(terms, x, out, accumulate)
 
@@ -365,12 +390,15 @@ def kron_matvec(factors, x, *, out=None):
     or one sequence of GEMMs, in the order of least flops (:func:`kron_order`); for two
     factors that is the cheaper of (B C) Aᵀ and B (C Aᵀ). The m right-hand sides share
     those GEMMs. A GEMM may write its result transposed when that spares BLAS calls, so a
-    new 2-D result may be Fortran-ordered. The result dtype is ``np.result_type`` of the arrays, with integers and
-    bool computed in float64 and float16 in float32. Operands are read through their
-    strides; `x` is copied only when neither of its strides is unit (for example a
-    negatively strided or every-other-element view), factors only when BLAS cannot read
-    them, and inputs of another dtype are cast. Intermediate tensors live in a per-thread
-    workspace reused across calls; the GIL is released during the computation.
+    new 2-D result may be Fortran-ordered. The result dtype is ``np.result_type`` of the
+    arrays, with integers and bool computed in float64 and float16 in float32.
+
+    Operands are read through their strides: `x` in place when it is a contiguous vector,
+    C-contiguous, or Fortran-ordered with any column stride; any other `x` (negative or
+    non-unit strides, padded rows) is copied once into the workspace. Factors are copied
+    only when BLAS cannot read them, and inputs of another dtype are cast. Intermediate
+    tensors live in a per-thread workspace reused across calls, and a call with `out`
+    allocates nothing else; the GIL is released during the computation.
 
     Examples
     --------
@@ -380,16 +408,14 @@ def kron_matvec(factors, x, *, out=None):
     >>> B = np.array([[0.0, 1.0], [1.0, 0.0]])
     >>> x = np.arange(4.0)
     >>> matkron.kron_matvec([A, B], x)
-    array([ 5.,  4., 11., 10.])
+    array([ 7.,  4., 15.,  8.])
     >>> np.kron(A, B) @ x
-    array([ 5.,  4., 11., 10.])
+    array([ 7.,  4., 15.,  8.])
     """
-    if out is None:
-        result = _kron_cy.kron_matvec_fast(factors, x)
-        if result is not None:
-            return result
+    result = _kron_cy.kron_matvec_fast(factors, x, False, out)
+    if result is not None:
+        return result
     factors = as_factors(factors)
-    x_in = x
     x = as_array(x, "x")
     dtype = result_dtype(
         *(f.dtype for f in factors if not isinstance(f, IdentityFactor)), x.dtype
@@ -399,6 +425,6 @@ def kron_matvec(factors, x, *, out=None):
     rows = math.prod(p for p, _ in shapes)
     if out is not None:
         shape = (rows,) if x.ndim == 1 else (rows, x.shape[1])
-        named = [("x", x_in)] + [(f"factors[{i}]", f) for i, f in enumerate(factors)]
+        named = [("x", x)] + [(f"factors[{i}]", f) for i, f in enumerate(factors)]
         check_out(out, shape, dtype, named)
     return product(kernel_factors(factors, dtype), operand(x, dtype), rows, out)

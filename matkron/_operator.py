@@ -48,8 +48,8 @@ def kron(*factors):
     >>> K = matkron.kron(A, np.eye(3))
     >>> K.shape
     (6, 6)
-    >>> float(K.det()), float(np.linalg.det(K.todense()))
-    (216.0, 216.0...)
+    >>> bool(np.isclose(K.det(), np.linalg.det(K.todense())))
+    True
     """
     return KronOperator(factors)
 
@@ -123,7 +123,11 @@ class KronOperator(LinearOperator):
         """The order in which matvec applies the non-identity factors to a vector."""
         if 0 in self.shape:
             return _apply_order(self._shapes, self._identities)
-        probe = np.empty(self.shape[1], dtype=self.dtype)
+        # The planner reads only the shape and strides of its operand: a 1-element
+        # buffer viewed as a contiguous vector stands in for one.
+        probe = np.lib.stride_tricks.as_strided(
+            np.empty(1, dtype=self.dtype), (self.shape[1],), (self.dtype.itemsize,)
+        )
         return kron_plan(self._mats(self.dtype), probe)[0]
 
     # -- products -----------------------------------------------------------------------
@@ -310,9 +314,10 @@ class KronOperator(LinearOperator):
             axis = k - 1 - i
             moved = np.moveaxis(x, axis, 0)
             mat = moved.reshape(dims[axis], -1)
-            getrs, = scipy.linalg.get_lapack_funcs(("getrs",), (lu[0], mat))
+            lu_factor = lu[0].astype(dtype, copy=False)
+            getrs, = scipy.linalg.get_lapack_funcs(("getrs",), (lu_factor, mat))
             with _LAPACK_LOCK:
-                solved, _ = getrs(lu[0].astype(dtype, copy=False), lu[1], mat)
+                solved, _ = getrs(lu_factor, lu[1], mat)
             x = np.moveaxis(solved.reshape(moved.shape), 0, axis)
         return x.reshape(b.shape, order="F")
 
@@ -333,8 +338,8 @@ class KronOperator(LinearOperator):
         >>> import numpy as np
         >>> import matkron
         >>> sign, logdet = matkron.kron(np.diag([1.0, -2.0]), np.eye(3)).slogdet()
-        >>> float(sign), float(np.exp(logdet))
-        (-1.0, 8.0...)
+        >>> float(sign), round(float(np.exp(logdet)), 12)
+        (-1.0, 8.0)
         """
         self._require_square("slogdet")
         n_total = self.shape[0]
@@ -363,7 +368,7 @@ class KronOperator(LinearOperator):
         --------
         >>> import numpy as np
         >>> import matkron
-        >>> float(matkron.kron(np.diag([2.0, 3.0]), np.diag([1.0, 5.0])).det())
+        >>> round(float(matkron.kron(np.diag([2.0, 3.0]), np.diag([1.0, 5.0])).det()), 9)
         900.0
         """
         sign, logabs = self.slogdet()

@@ -43,7 +43,10 @@ def result_dtype(*dtypes):
 
 def as_array(value, name):
     """np.asarray with a TypeError naming the argument when the value is not numeric."""
-    arr = np.asarray(value)
+    try:
+        arr = np.asarray(value)
+    except ValueError as exc:  # ragged nested sequences
+        raise ValueError(f"{name} is not a rectangular array: {exc}") from None
     if arr.dtype.kind not in "biufc":
         raise TypeError(f"{name} has dtype {arr.dtype}; expected a numeric array")
     return arr
@@ -52,7 +55,8 @@ def as_array(value, name):
 def blas_readable(mat, dtype):
     """`mat` cast to `dtype` with strides BLAS can read (one unit stride, the other positive).
 
-    Copies only when the dtype differs, the array is misaligned, or neither stride is unit.
+    Copies only when the dtype differs, the array is misaligned, neither stride is unit, or
+    a stride exceeds the BLAS integer range.
     """
     mat = mat.astype(dtype, copy=False)
     if not mat.flags.aligned:
@@ -60,6 +64,8 @@ def blas_readable(mat, dtype):
     p, q = mat.shape
     s0, s1 = mat.strides
     size = mat.itemsize
+    if max(abs(s0), abs(s1)) // size > BLAS_INT_MAX:
+        return np.array(mat, order="F")
     if (p <= 1 or s0 == size) and (q <= 1 or (s1 >= p * size and s1 % size == 0)):
         return mat
     if (q <= 1 or s1 == size) and (p <= 1 or (s0 >= q * size and s0 % size == 0)):

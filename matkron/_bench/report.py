@@ -94,10 +94,10 @@ def format_table(columns, rows):
     --------
     >>> from matkron._bench.suite import Column
     >>> print(format_table([Column("n", "n", "int"), Column("t", "time", "time")],
-    ...                    [{"n": 4, "t": 1e-6}]))
-       n     time
-    ----  -------
-       4  1.00 µs
+    ...                    [{"n": 64, "t": 1e-6}]))
+     n     time
+    --  -------
+    64  1.00 µs
     """
     cells = [[format_value(row[c.key], c.kind) for c in columns] for row in rows]
     widths = [
