@@ -18,6 +18,7 @@ SUITES = {
     "kron": "matkron._bench.kron",
     "chain": "matkron._bench.chain",
     "power": "matkron._bench.power",
+    "multi": "matkron._bench.multi",
 }
 DEFAULT_SUITE = "kron"
 
