@@ -42,6 +42,7 @@ class MultiProduct(_OneThread):
         self.kron_matvec_out = case.function("kron_matvec_out")
         self.kron_operator = case.function("kron_operator")
         self.floor = case.function("gemm_floor")
+        self.dgemm_floor = case.function("dgemm_floor")
         self.shuffles = {form: case.function(f"shuffle_{form}") for form in multi.SHUFFLES}
         self.flops = case.flops
         self._pin()
@@ -57,6 +58,9 @@ class MultiProduct(_OneThread):
 
     def time_gemm_floor(self, factors, x):
         self.floor()
+
+    def time_dgemm_floor(self, factors, x):
+        self.dgemm_floor()
 
     def time_numpy_shuffle_cyclic(self, factors, x):
         self.shuffles["cyclic"]()

@@ -30,6 +30,7 @@ import time
 from importlib import metadata
 
 import numpy as np
+from scipy.linalg.blas import dgemm
 
 import matkron
 
@@ -296,6 +297,9 @@ def shuffle_tensordot(mats, order, x):
     return t.reshape((-1,) + x.shape[1:])
 
 
+# The floors: statements run with exec, checked for their flops and finite values only.
+FLOORS = ("gemm_floor", "dgemm_floor")
+
 # The NumPy forms of the shuffle algorithm; a cell reports the fastest.
 SHUFFLES = {
     "cyclic": "shuffle_cyclic(fs, x, forward)",
@@ -348,7 +352,7 @@ class Case:
     --------
     >>> case = Case("8^5", "C", peers=False)
     >>> case.m, case.order, sorted(case.statements)[:3]
-    (16, (0, 1, 2, 3, 4), ['gemm_floor', 'kron_matvec', 'kron_matvec_out'])
+    (16, (0, 1, 2, 3, 4), ['dgemm_floor', 'gemm_floor', 'kron_matvec'])
     >>> seconds = case.check()
     >>> sorted(seconds) == sorted(case.statements)
     True
@@ -387,20 +391,23 @@ class Case:
             "kron_matvec": "kron_matvec(fs, x)",
             "kron_matvec_out": "kron_matvec(fs, x, out=out)",
             "kron_operator": "K @ x",
-            "gemm_floor": self._floor(),
         }
+        self.statements.update(self._floors())
         self.statements.update({f"shuffle_{form}": stmt for form, stmt in SHUFFLES.items()})
         self.skipped = {}
         if peers:
             self._add_peers()
 
-    def _floor(self):
-        """Build the GEMM floor's buffers into the namespace; its statement.
+    def _floors(self):
+        """Build the GEMM floors' buffers into the namespace; their statements.
 
         Step t applies factor i = order[t] to a tensor of S entries as one
         ``np.matmul(F, X, out=Y)`` with X a (q, S/q) and Y a (p, S/q) C-ordered view: in
         BLAS (column-major) terms Yᵀ = Xᵀ Fᵀ, with S/q rows. Step 0 reads x's values, and
         the steps then alternate between two buffers; the values are not the product.
+        The dgemm floor makes the same calls through ``scipy.linalg.blas.dgemm`` on the
+        transposed (Fortran-ordered) views, writing into Yᵀ in place: SciPy's BLAS, the one
+        matkron's kernels call, where the GEMM floor runs NumPy's.
         """
         size = self.m * math.prod(q for _, q in self.shapes)
         sizes = [size]
@@ -409,23 +416,26 @@ class Case:
             sizes.append(sizes[-1] // q * p)
         source = np.ravel(self.x, order="K").copy()
         buffers = [np.empty(max(sizes[1:])), np.empty(max(sizes[1:]))]
-        calls = []
+        calls, dgemm_calls = [], []
         flops = 0
         for t, i in enumerate(self.order):
             p, q = self.shapes[i]
             src = source if t == 0 else buffers[(t - 1) % 2]
             X = src[: sizes[t]].reshape(q, sizes[t] // q)
             Y = buffers[t % 2][: sizes[t + 1]].reshape(p, sizes[t] // q)
-            self.namespace.update({f"F{t}": self.factors[i], f"X{t}": X, f"Y{t}": Y})
+            F = self.factors[i]
+            self.namespace.update({f"F{t}": F, f"X{t}": X, f"Y{t}": Y})
+            self.namespace.update({f"FT{t}": F.T, f"XT{t}": X.T, f"YT{t}": Y.T})
             calls.append(f"matmul(F{t}, X{t}, out=Y{t})")
+            dgemm_calls.append(f"Z{t} = dgemm(1.0, XT{t}, FT{t}, c=YT{t}, overwrite_c=1)")
             flops += p * q * (sizes[t] // q)
         if flops != self.flops:
             raise RuntimeError(
                 f"the GEMM floor of {self.name} does {flops} multiplications; "
                 f"kron_order says {self.flops}"
             )
-        self.namespace["matmul"] = np.matmul
-        return "; ".join(calls)
+        self.namespace.update(matmul=np.matmul, dgemm=dgemm)
+        return {"gemm_floor": "; ".join(calls), "dgemm_floor": "; ".join(dgemm_calls)}
 
     def _add_peers(self):
         found = load_peers()[0]
@@ -460,8 +470,8 @@ class Case:
         (16384,)
         """
         namespace = self.namespace
-        if method == "gemm_floor":
-            code = compile(self.statements[method], "<GEMM floor>", "exec")
+        if method in FLOORS:
+            code = compile(self.statements[method], f"<{method}>", "exec")
             last = f"Y{len(self.order) - 1}"
 
             def floor():
@@ -505,8 +515,13 @@ class Case:
             start = time.perf_counter()
             y = self.run(method)
             seconds[method] = time.perf_counter() - start
-            if method == "gemm_floor":
+            if method in FLOORS:
                 ok = bool(np.isfinite(y).all())
+                if method == "dgemm_floor":  # dgemm wrote into its c, without a copy
+                    ok = ok and all(
+                        self.namespace[f"Z{t}"] is self.namespace[f"YT{t}"]
+                        for t in range(len(self.order))
+                    )
             else:
                 ok = y.size == expected.size and bool(
                     (np.abs(y.reshape(expected.shape) - expected) <= tolerance).all()
@@ -533,6 +548,7 @@ COLUMNS = [
     Column("kron_matvec_out_s", "kv out=", "time"),
     Column("kron_operator_s", "K @ x", "time"),
     Column("gemm_floor_s", "GEMM floor", "time"),
+    Column("dgemm_floor_s", "dgemm floor", "time"),
     Column("shuffle_s", "numpy", "time"),
     Column("shuffle_form", "np form", "text"),
     Column("pyfastkron_s", "pyfastkron", "time"),
@@ -540,6 +556,7 @@ COLUMNS = [
     Column("pylops_s", "pylops", "time"),
     Column("kron_matvec/floor", "kv/floor", "ratio"),
     Column("kron_matvec_out/floor", "out/floor", "ratio"),
+    Column("kron_matvec_out/dgemm_floor", "out/dgemm", "ratio"),
     Column("shuffle/kron_matvec", "np/kv", "ratio"),
     Column("pyfastkron/kron_matvec", "fk/kv", "ratio"),
     Column("pykronecker/kron_matvec", "pyk/kv", "ratio"),
@@ -551,6 +568,7 @@ COLUMNS = [
 RATIOS = {
     "kron_matvec/floor": ("kron_matvec_s", "gemm_floor_s"),
     "kron_matvec_out/floor": ("kron_matvec_out_s", "gemm_floor_s"),
+    "kron_matvec_out/dgemm_floor": ("kron_matvec_out_s", "dgemm_floor_s"),
     "shuffle/kron_matvec": ("shuffle_s", "kron_matvec_s"),
     **{f"{peer}/kron_matvec": (f"{peer}_s", "kron_matvec_s") for peer in PEER_NAMES},
 }
@@ -566,6 +584,8 @@ LEGEND = [
     "               matkron.kron_order(shapes, m), np.matmul(F, X, out=Y) with preallocated",
     "               C-ordered X (q × S/q) and Y (p × S/q), S the current tensor size: the",
     "               method's flop count; NumPy's OpenBLAS (matkron calls SciPy's)",
+    "dgemm floor  the same GEMMs by scipy.linalg.blas.dgemm on the transposed views, in",
+    "               place: SciPy's OpenBLAS, the one matkron's kernels call",
     "numpy        the NumPy shuffle algorithm, the fastest of three forms (np form):",
     "               cyclic     X(q1, rest).T @ F1.T cycles the modes, one GEMM per factor and",
     "                          no copy, factors in index order (forward for C-ordered x,",
@@ -580,7 +600,8 @@ LEGEND = [
     "               it applies m > 1 columns one at a time)",
     "pylops       K @ x, K = pylops.Kronecker(pylops.Kronecker(MatrixMult(F1), MatrixMult(F2)),",
     "               …) nested from the left (Kronecker takes two operators)",
-    "ratios       kv/floor = kron_matvec / GEMM floor, out/floor = kv out= / GEMM floor;",
+    "ratios       kv/floor = kron_matvec / GEMM floor, out/floor = kv out= / GEMM floor,",
+    "             out/dgemm = kv out= / dgemm floor (the targets use the GEMM floor);",
     "             np/kv, fk/kv, pyk/kv, pylops/kv = baseline / kron_matvec (above 1:",
     "             kron_matvec is faster)",
     "kv GF/s      2 × multiplications of the flop-optimal order / kron_matvec time",
@@ -644,6 +665,7 @@ def _measure_case(case, config, per_column):
         "kron_matvec_out_s": times["kron_matvec_out"],
         "kron_operator_s": times["kron_operator"],
         "gemm_floor_s": times["gemm_floor"],
+        "dgemm_floor_s": times["dgemm_floor"],
         "shuffle_s": times[f"shuffle_{form}"],
         "shuffle_form": form,
         **{f"shuffle_{f}_s": times[f"shuffle_{f}"] for f in SHUFFLES},
