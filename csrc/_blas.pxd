@@ -3,8 +3,13 @@
 # BLAS is reached only through scipy.linalg.cython_blas (the BLAS SciPy itself uses), so
 # matkron links against nothing. Matrices are column-major to BLAS; a row-major (C-ordered)
 # matrix is handed over as its column-major transpose by flipping the transpose flag.
+cimport numpy as cnp
 from scipy.linalg cimport cython_blas
 from _blas_int cimport blas_int
+
+cdef enum:
+    # The largest dimension, leading dimension or size handed to BLAS (LP64 SciPy).
+    BLAS_INT_MAX = 2147483647
 
 ctypedef float complex complex64_t
 ctypedef double complex complex128_t
@@ -41,3 +46,20 @@ cdef inline void gemm(char transa, char transb, blas_int m, blas_int n, blas_int
     """c = op(a) @ op(b) + beta * c, with op(a) m-by-k and op(b) k-by-n."""
     cdef blas_t one = 1
     gemm_scaled(transa, transb, m, n, k, one, a, lda, b, ldb, beta, c, ldc)
+
+
+cdef inline bint is_blas_type(int type_num) noexcept nogil:
+    """Whether a NumPy type number is one of the four dtypes the kernels serve."""
+    return (type_num == cnp.NPY_FLOAT32 or type_num == cnp.NPY_FLOAT64
+            or type_num == cnp.NPY_COMPLEX64 or type_num == cnp.NPY_COMPLEX128)
+
+
+cdef inline bint is_blas_array(cnp.ndarray a) noexcept:
+    """Whether BLAS can take `a`'s elements as they are: one of the four dtypes, in native
+    byte order, aligned."""
+    return (is_blas_type(cnp.PyArray_TYPE(a)) and cnp.PyArray_ISNOTSWAPPED(a)
+            and cnp.PyArray_ISALIGNED(a))
+
+
+cdef inline Py_ssize_t max_size(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    return a if a > b else b

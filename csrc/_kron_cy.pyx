@@ -29,7 +29,15 @@ cimport numpy as cnp
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcmp, memcpy
 
-from _blas cimport blas_t, complex64_t, complex128_t, gemm_scaled
+from _blas cimport (
+    BLAS_INT_MAX,
+    blas_t,
+    complex64_t,
+    complex128_t,
+    gemm_scaled,
+    is_blas_array,
+    max_size as _max,
+)
 from _blas_int cimport blas_int
 
 from matkron._workspace import workspace as _workspace
@@ -46,7 +54,6 @@ cdef enum:
     MAX_MODES = MAX_FACTORS + 1  # the factors' modes and the right-hand-side mode
     MAX_STATES = 64              # layouts the planner tracks per step
     STACK_WORKSPACE_BYTES = 16384
-    BLAS_INT_MAX = 2147483647    # the LP64 BLAS of SciPy; dimensions, strides and sizes
     NORMAL = 0
     ROTATE_FRONT = 1
     ROTATE_BACK = 2
@@ -92,15 +99,6 @@ cdef struct Search:
     double cost
 
 
-cdef inline Py_ssize_t _max(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
-    return a if a > b else b
-
-
-cdef inline bint _is_blas_type(int type_num) noexcept:
-    return (type_num == cnp.NPY_FLOAT32 or type_num == cnp.NPY_FLOAT64
-            or type_num == cnp.NPY_COMPLEX64 or type_num == cnp.NPY_COMPLEX128)
-
-
 # -- loading operands --------------------------------------------------------------------
 
 cdef void _load_operand(cnp.ndarray a, Operand* op) noexcept:
@@ -135,7 +133,7 @@ cdef bint _load_factor(object f, Factor* factor, int type_num, Py_ssize_t itemsi
         return False
     a = <cnp.ndarray>f
     if (cnp.PyArray_NDIM(a) != 2 or cnp.PyArray_TYPE(a) != type_num
-            or not cnp.PyArray_ISALIGNED(a)):
+            or not is_blas_array(a)):
         return False
     p = factor.p = cnp.PyArray_DIM(a, 0)
     q = factor.q = cnp.PyArray_DIM(a, 1)
@@ -814,8 +812,9 @@ def kron_apply(tuple terms, cnp.ndarray x, cnp.ndarray out, bint accumulate=Fals
     cdef Operand xo, oo
     cdef _Terms c_terms
     cdef cnp.ndarray heap_ws
-    if not _is_blas_type(type_num) or cnp.PyArray_TYPE(out) != type_num:
-        raise TypeError("kron_apply: x and out must share one BLAS dtype")
+    if not is_blas_array(x) or not is_blas_array(out) or cnp.PyArray_TYPE(out) != type_num:
+        raise TypeError("kron_apply: x and out must be aligned, native-order arrays of one "
+                        "BLAS dtype")
     if (cnp.PyArray_NDIM(x) not in (1, 2) or cnp.PyArray_NDIM(out) != cnp.PyArray_NDIM(x)
             or (cnp.PyArray_NDIM(x) == 2
                 and cnp.PyArray_DIM(x, 1) != cnp.PyArray_DIM(out, 1))):
@@ -924,8 +923,8 @@ def kron_matvec_fast(object mats, object x, bint ints_are_identities=False, obje
     type_num = cnp.PyArray_TYPE(xa)
     ndim = cnp.PyArray_NDIM(xa)
     k = len(mats)
-    if (k == 0 or k > MAX_FACTORS or not _is_blas_type(type_num) or ndim < 1 or ndim > 2
-            or not cnp.PyArray_ISALIGNED(xa) or cnp.PyArray_SIZE(xa) == 0):
+    if (k == 0 or k > MAX_FACTORS or not is_blas_array(xa) or ndim < 1 or ndim > 2
+            or cnp.PyArray_SIZE(xa) == 0):
         return None
     itemsize = cnp.PyArray_ITEMSIZE(xa)
     for i in range(k):
@@ -951,7 +950,7 @@ def kron_matvec_fast(object mats, object x, bint ints_are_identities=False, obje
                 or cnp.PyArray_DIM(<cnp.ndarray>out, 0) != n_out
                 or (ndim == 2 and cnp.PyArray_DIM(<cnp.ndarray>out, 1) != xo.m)
                 or not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>out)
-                or not cnp.PyArray_ISALIGNED(<cnp.ndarray>out)
+                or not is_blas_array(<cnp.ndarray>out)
                 or not _apart(<cnp.ndarray>out, xa)):
             return None
         for i in range(k):

@@ -20,6 +20,8 @@ def blas_dtype(dtype):
     are kept; everything else (longdouble, object, strings, datetimes, ...) is rejected
     rather than silently downcast.
     """
+    if not dtype.isnative:
+        dtype = dtype.newbyteorder("=")
     if dtype in _BLAS_DTYPES:
         return dtype
     if dtype.kind in "biu":

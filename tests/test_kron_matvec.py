@@ -584,3 +584,17 @@ def test_property_random_problems(problem):
         y = matkron.kron_matvec(passed, x, out=out)
         assert y is out
     assert_product(y, factors, x_dense, dtype)
+
+
+@pytest.mark.parametrize("dtype", [">f4", ">f8", ">c8", ">c16"])
+def test_byte_swapped_operands(dtype):
+    # Non-native byte order is converted, never read as native by BLAS.
+    rng = np.random.default_rng(7)
+    A = rng.standard_normal((3, 2)).astype(dtype)
+    B = rng.standard_normal((2, 4)).astype(dtype)
+    x = rng.standard_normal((8, 3)).astype(dtype)
+    expected = np.kron(A.astype(A.dtype.newbyteorder("=")), B) @ x
+    tol = 1e-5 if np.dtype(dtype).char in "fF" else 1e-12
+    for y in (matkron.kron_matvec([A, B], x), matkron.kron(A, B) @ x):
+        assert y.dtype.isnative
+        np.testing.assert_allclose(y, expected, rtol=tol, atol=tol)
