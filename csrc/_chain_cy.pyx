@@ -743,6 +743,9 @@ def multi_dot_fast(object arrays):
     cdef char* data
     if type(arrays) is not list and type(arrays) is not tuple:
         return None
+    # Our own references: the pointers below must outlive the GEMMs, run without the GIL
+    # while another thread may empty the caller's list.
+    arrays = tuple(arrays)
     k = len(arrays)
     if k < 2 or k > STACK_CHAIN:
         return None

@@ -237,16 +237,29 @@ cdef void _move(const int* perm, int nmodes, int mode, bint to_front, int* out) 
         out[n] = mode
 
 
+cdef inline double _step_cost(double calls, double multiplies, double rows,
+                              bint rotated) noexcept nogil:
+    """Estimated microseconds of one step: BLAS call overhead plus its flops, at a rate
+    that is lower when the GEMM has few rows (OpenBLAS packs and blocks by rows; measured
+    with SciPy's OpenBLAS, a 64-row GEMM runs at about 0.6x the speed of a tall one).
+
+    A tiny bias makes a normal step win a tie with a rotated one.
+    """
+    return (calls * 0.2 + multiplies * 5e-5 * (1.6 if rows < 64 else 1.0)
+            + (0.001 if rotated else 0))
+
+
 cdef double _search(const Factor* factors, int k, const int* order, int nsteps,
                     Py_ssize_t m, bint start_c_kind, bint x_padded, int out_kinds,
                     bint out_padded, double copy_penalty, Search* best,
                     bint* end_c_kind, bint* end_direct) noexcept nogil:
-    """Fewest-call variants for a fixed order, from a start kind to an allowed end kind.
+    """Cheapest variants for a fixed order, from a start kind to an allowed end kind.
 
-    `out_kinds` is a bit set of end kinds written in place: 1 for F, 2 for C. An end in
-    another kind costs `copy_penalty` (the result goes through the workspace). A padded x
-    (F kind with a right-hand-side stride above its length) cannot be rotated at step 0,
-    a padded out is written only by a normal step. Returns the cost (or -1 if none).
+    Costs are estimated microseconds (see _step_cost). `out_kinds` is a bit set of end
+    kinds written in place: 1 for F, 2 for C. An end in another kind costs `copy_penalty`
+    (the result goes through the workspace). A padded x (F kind with a right-hand-side
+    stride above its length) cannot be rotated at step 0, a padded out is written only by
+    a normal step. Returns the cost (or -1 if none).
     """
     cdef Search states[2][MAX_STATES]
     cdef int counts[2]
@@ -254,7 +267,7 @@ cdef double _search(const Factor* factors, int k, const int* order, int nsteps,
     cdef int ids[MAX_MODES]
     cdef int kind_perm[MAX_MODES]
     cdef int cur = 0, nxt, t, s, f, nc, jj, u, v, nmodes = k + 1, variant, w
-    cdef double calls, cost, best_cost = -1
+    cdef double calls, cost, best_cost = -1, size, rows
     cdef bint merged, is_f, is_c, direct
     cdef Search cand
     for u in range(k):
@@ -267,6 +280,9 @@ cdef double _search(const Factor* factors, int k, const int* order, int nsteps,
         f = order[t]
         nxt = 1 - cur
         counts[nxt] = 0
+        size = 1
+        for u in range(nmodes):
+            size *= <double>dims[u]
         for s in range(counts[cur]):
             nc = _compact(states[cur][s].perm, nmodes, dims, f, ids)
             jj = 0
@@ -281,7 +297,8 @@ cdef double _search(const Factor* factors, int k, const int* order, int nsteps,
                     continue
                 if variant == NORMAL:
                     # One GEMM per index of the modes after the factor (after the merged
-                    # columns for j = 0: all of them, but for a padded x's rhs mode).
+                    # columns for j = 0: all of them, but for a padded x's rhs mode),
+                    # with the modes before it as rows.
                     calls = 1
                     merged = jj == 0
                     for u in range(jj + 1, nc):
@@ -289,13 +306,19 @@ cdef double _search(const Factor* factors, int k, const int* order, int nsteps,
                             continue
                         merged = False
                         calls *= <double>dims[ids[u]]
+                    rows = factors[f].p if jj == 0 else 1
+                    for u in range(jj):
+                        rows *= <double>dims[ids[u]]
                     cand.perm = states[cur][s].perm
                 else:
-                    calls = 1.001      # prefer a normal step when the counts tie
+                    calls = 1
+                    rows = (size / factors[f].q if variant == ROTATE_FRONT
+                            else <double>factors[f].p)
                     _move(states[cur][s].perm, nmodes, f, variant == ROTATE_BACK, cand.perm)
                 cand.variant = states[cur][s].variant
                 cand.variant[t] = variant
-                cand.cost = states[cur][s].cost + calls
+                cand.cost = states[cur][s].cost + _step_cost(
+                    calls, size * factors[f].p, rows, variant != NORMAL)
                 # Keep the cheaper of two candidates with one layout.
                 for w in range(counts[nxt]):
                     for u in range(nmodes):
@@ -378,31 +401,36 @@ cdef void _make_plan(const Factor* factors, int k, const Operand* x, const Opera
     cdef int out_kinds = (1 if flags & OUT_F else 0) | (2 if flags & OUT_C else 0)
     cdef bint x_f = (flags & X_F) != 0, x_c = (flags & X_C) != 0
     cdef bint x_padded = (flags & X_PADDED) != 0, out_padded = (flags & OUT_PADDED) != 0
-    cdef bint start_c, end_c, end_direct
-    cdef double cost, copy_penalty
+    cdef bint start_c, end_c, end_direct, direct
+    cdef double cost, copy_penalty, copy_in
     cdef Search found
-    # A transposing copy of the result costs about one BLAS call per 128 elements.
-    copy_penalty = 1 + <double>(x.n if out == NULL else out.n) * m / 128
+    # A strided copy of x or of the result costs about 2 ns an element (microseconds, as
+    # the step costs of _search).
+    copy_in = 0.2 + 0.002 * <double>x.n * m
+    copy_penalty = 0.2 + 0.002 * <double>(x.n if out == NULL else out.n) * m
     plan.cost = -1
     for attempt in range(4):
         nsteps = _flop_order(factors, k, order, attempt & 1)
         start_c = (attempt & 2) != 0
-        if attempt & 1 and nsteps < 2:
+        if (attempt & 1 and nsteps < 2) or (start_c and m == 1):
             continue
-        if (x_f or x_c) and start_c != x_c:
-            continue
-        cost = _search(factors, k, order, nsteps, m, start_c, x_padded, out_kinds,
-                       out_padded, copy_penalty, &found, &end_c, &end_direct)
+        # x is read in place in its own kind, or copied into the other one (which can pay
+        # for itself when it lets every GEMM have many rows).
+        direct = (x_f and not start_c) or (x_c and start_c)
+        cost = _search(factors, k, order, nsteps, m, start_c, x_padded and direct,
+                       out_kinds, out_padded, copy_penalty, &found, &end_c, &end_direct)
+        if cost >= 0 and not direct:
+            cost += copy_in
         if cost >= 0 and (plan.cost < 0 or cost < plan.cost):
             plan.cost = cost
             plan.nsteps = nsteps
             for i in range(nsteps):
                 plan.order[i] = order[i]
                 plan.variant[i] = found.variant[i]
+            plan.x_direct = direct
             plan.x_c_kind = start_c
             plan.out_c_kind = end_c
             plan.out_direct = end_direct
-    plan.x_direct = x_f or x_c
     if plan.nsteps == 0:
         plan.out_direct = True
 

@@ -728,3 +728,28 @@ def test_multi_dot_threads(rng):
     for th in threads:
         th.join()
     assert not failures
+
+
+def test_multi_dot_holds_its_arrays_while_the_gil_is_released(rng):
+    # Another thread empties the caller's list (dropping the last references to the arrays)
+    # as soon as multi_dot first releases the GIL, and refills the freed memory with NaN;
+    # the product must still be that of the original arrays.
+    n = 300
+    for _ in range(3):
+        arrays = [rng.standard_normal((n, n)) for _ in range(3)]
+        copies = [a.copy() for a in arrays]
+        go = threading.Event()
+        junk = []
+
+        def clear():
+            go.wait()
+            arrays.clear()
+            junk.extend(np.full((n, n), np.nan) for _ in range(6))
+
+        thread = threading.Thread(target=clear)
+        thread.start()
+        go.set()
+        result = matkron.multi_dot(arrays)
+        thread.join()
+        assert not arrays
+        np.testing.assert_allclose(result, np.linalg.multi_dot(copies), rtol=1e-10, atol=1e-10)
