@@ -27,7 +27,16 @@ cimport numpy as cnp
 from libc.stdlib cimport malloc, free
 from libc.stdint cimport uint64_t
 
-from _blas cimport blas_t, complex64_t, complex128_t, gemm
+from _blas cimport (
+    BLAS_INT_MAX,
+    blas_t,
+    complex64_t,
+    complex128_t,
+    gemm,
+    is_blas_array,
+    is_blas_type,
+    max_size,
+)
 from _blas_int cimport blas_int
 
 from matkron._workspace import workspace as _workspace
@@ -490,15 +499,6 @@ cdef struct Mat:
     Py_ssize_t cols
 
 
-cdef inline Py_ssize_t _max(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
-    return a if a > b else b
-
-
-cdef inline bint _is_blas_type(int type_num) noexcept nogil:
-    return (type_num == cnp.NPY_FLOAT32 or type_num == cnp.NPY_FLOAT64
-            or type_num == cnp.NPY_COMPLEX64 or type_num == cnp.NPY_COMPLEX128)
-
-
 cdef bint _describe(char* data, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t s0,
                     Py_ssize_t s1, Py_ssize_t itemsize, Mat* m) noexcept nogil:
     """Describe a rows × cols matrix with byte strides (s0, s1); False if BLAS cannot read it."""
@@ -513,10 +513,10 @@ cdef bint _describe(char* data, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t s0,
         s1 = itemsize
     if s0 == itemsize and s1 >= rows * itemsize and s1 % itemsize == 0:
         m.trans = c'N'
-        m.ld = <blas_int>_max(s1 // itemsize, 1)
+        m.ld = <blas_int>max_size(s1 // itemsize, 1)
     elif s1 == itemsize and s0 >= cols * itemsize and s0 % itemsize == 0:
         m.trans = c'T'
-        m.ld = <blas_int>_max(s0 // itemsize, 1)
+        m.ld = <blas_int>max_size(s0 // itemsize, 1)
     else:
         return False
     return True
@@ -612,7 +612,7 @@ cdef Py_ssize_t _layout(const Mat* mats, const Py_ssize_t* steps, Py_ssize_t k,
         j = steps[3 * t + 2]
         size = mats[i].rows * mats[j].cols
         offsets[t] = _place(live, &nlive, size)
-        need = _max(need, offsets[t] + size)
+        need = max_size(need, offsets[t] + size)
         if start_of[i] >= 0:
             _release(live, &nlive, start_of[i])
         if start_of[s + 1] >= 0:
@@ -635,7 +635,7 @@ cdef void _run(int type_num, Py_ssize_t itemsize, Mat* vals, const Py_ssize_t* s
         p.rows = vals[i].rows
         p.cols = vals[s + 1].cols
         p.trans = c'N'
-        p.ld = <blas_int>_max(p.rows, 1)
+        p.ld = <blas_int>max_size(p.rows, 1)
         p.data = ws + offsets[t] * itemsize
         _multiply(type_num, &vals[i], &vals[s + 1], &p)
         vals[i] = p
@@ -662,13 +662,14 @@ def execute(tuple mats, cnp.ndarray steps, cnp.ndarray out, cnp.ndarray workspac
     Parameters
     ----------
     mats : tuple of ndarray
-        k >= 2 aligned 2-D arrays of the dtype of `out` (one of the four BLAS dtypes), with
-        chained non-zero shapes, each with a unit stride along one axis and a stride of at
-        least the other dimension along the other.
+        k >= 2 aligned, native-byte-order 2-D arrays of the dtype of `out` (one of the four
+        BLAS dtypes), with chained non-zero shapes, each with a unit stride along one axis
+        and a stride of at least the other dimension along the other.
     steps : ndarray of intp, shape (k - 1, 3)
         C-contiguous post-order products (i, s, j), as returned by :func:`dp_plan`.
     out : ndarray
-        Aligned 2-D array of the result shape with such strides, not overlapping `mats`.
+        Aligned, native-byte-order 2-D array of the result shape with such strides, not
+        overlapping `mats`.
     workspace : ndarray
         A contiguous array used for the intermediate products.
 
@@ -684,11 +685,14 @@ def execute(tuple mats, cnp.ndarray steps, cnp.ndarray out, cnp.ndarray workspac
     cdef Mat* vals
     cdef Mat o
     cdef cnp.ndarray a
-    if (k < 2 or not _is_blas_type(type_num) or cnp.PyArray_NDIM(steps) != 2
+    if (k < 2 or cnp.PyArray_NDIM(steps) != 2
             or cnp.PyArray_DIM(steps, 0) != k - 1 or cnp.PyArray_DIM(steps, 1) != 3
             or cnp.PyArray_TYPE(steps) != cnp.NPY_INTP
             or not cnp.PyArray_IS_C_CONTIGUOUS(steps)):
         raise ValueError("execute: need k >= 2 matrices and a (k - 1, 3) intp step array")
+    if not is_blas_array(out) or cnp.PyArray_NDIM(out) != 2:
+        raise ValueError("execute: out must be an aligned, native-byte-order 2-D array of "
+                         "a BLAS dtype")
     if not _load(out, cnp.PyArray_DIM(out, 0), cnp.PyArray_DIM(out, 1), &o):
         raise ValueError("execute: out is not BLAS-writable")
     vals = <Mat*>malloc(k * sizeof(Mat) + 4 * k * sizeof(Py_ssize_t))
@@ -698,6 +702,7 @@ def execute(tuple mats, cnp.ndarray steps, cnp.ndarray out, cnp.ndarray workspac
         for i in range(k):
             a = <cnp.ndarray?>mats[i]
             if (cnp.PyArray_NDIM(a) != 2 or cnp.PyArray_TYPE(a) != type_num
+                    or not is_blas_array(a)
                     or not _load(a, cnp.PyArray_DIM(a, 0), cnp.PyArray_DIM(a, 1), &vals[i])):
                 raise ValueError(f"execute: mats[{i}] is not a BLAS-readable 2-D array of "
                                  "the dtype of out")
@@ -723,8 +728,8 @@ cdef enum:
 def multi_dot_fast(object arrays):
     """The common case of multi_dot, with no Python-level overhead, or None.
 
-    Handles a list or tuple of 2 to 32 exact ndarrays of one BLAS dtype, aligned and
-    BLAS-readable, 2-D except that the first and the last may be 1-D, with chained shapes,
+    Handles a list or tuple of 2 to 32 exact ndarrays of one BLAS dtype, aligned, in native
+    byte order and BLAS-readable, 2-D except that the first and the last may be 1-D, with chained shapes,
     every dimension in [1, 2**31) and (k - 1) max(d)³ < 2**52. Returns None (having done
     nothing) for anything else, which the caller then validates and runs in full.
     """
@@ -753,7 +758,7 @@ def multi_dot_fast(object arrays):
     if type(obj) is not cnp.ndarray:
         return None
     type_num = cnp.PyArray_TYPE(<cnp.ndarray>obj)
-    if not _is_blas_type(type_num):
+    if not is_blas_type(type_num):
         return None
     itemsize = cnp.PyArray_ITEMSIZE(<cnp.ndarray>obj)
     for i in range(k):
@@ -762,7 +767,7 @@ def multi_dot_fast(object arrays):
             return None
         a = <cnp.ndarray>obj
         ndim = cnp.PyArray_NDIM(a)
-        if cnp.PyArray_TYPE(a) != type_num or not cnp.PyArray_ISALIGNED(a):
+        if cnp.PyArray_TYPE(a) != type_num or not is_blas_array(a):
             return None
         if ndim == 2:
             rows = cnp.PyArray_DIM(a, 0)
@@ -777,7 +782,7 @@ def multi_dot_fast(object arrays):
             last_ndim = 1
         else:
             return None
-        if rows < 1 or cols < 1 or rows > 2147483647 or cols > 2147483647:
+        if rows < 1 or cols < 1 or rows > BLAS_INT_MAX or cols > BLAS_INT_MAX:
             return None
         if i > 0 and <uint64_t>rows != d[i]:
             return None

@@ -240,12 +240,12 @@ cdef void _move(const int* perm, int nmodes, int mode, bint to_front, int* out) 
 cdef inline double _step_cost(double calls, double multiplies, double rows,
                               bint rotated) noexcept nogil:
     """Estimated microseconds of one step: BLAS call overhead plus its flops, at a rate
-    that is lower when the GEMM has few rows (OpenBLAS packs and blocks by rows; measured
-    with SciPy's OpenBLAS, a 64-row GEMM runs at about 0.6x the speed of a tall one).
+    that is lower when the GEMM has few rows (measured with SciPy's OpenBLAS, a 64-row
+    GEMM runs at about 0.6x the speed of a tall one).
 
     A tiny bias makes a normal step win a tie with a rotated one.
     """
-    return (calls * 0.2 + multiplies * 5e-5 * (1.6 if rows < 64 else 1.0)
+    return (calls * 0.2 + multiplies * 5e-5 * (1 + min(0.6, 38 / rows))
             + (0.001 if rotated else 0))
 
 

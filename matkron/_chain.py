@@ -426,6 +426,8 @@ def _product(steps, arrs, mats, out):
     """The chain product with numpy.linalg.multi_dot's result conventions."""
     k = len(mats)
     dtype = np.result_type(*arrs)
+    if not dtype.isnative:
+        dtype = dtype.newbyteorder("=")  # as numpy.dot; BLAS reads native order only
     rows, cols = mats[0].shape[0], mats[-1].shape[1]
     shape = _result_shape(arrs, rows, cols)
     compat = False
@@ -494,7 +496,7 @@ def multi_dot(arrays, *, out=None):
     -----
     The order is the one of :func:`chain_order` (by its DP, or by Hu–Shing for chains of
     more than 1000 arrays). The result dtype is ``np.result_type`` of
-    the arrays. Float32, float64, complex64 and complex128 chains run in compiled code: one
+    the arrays, in native byte order (byte-swapped operands are converted). Float32, float64, complex64 and complex128 chains run in compiled code: one
     GEMM per product without the GIL, intermediates in a per-thread workspace reused across
     calls, the result written directly. Operands are read through their strides and copied
     only when BLAS cannot read them (neither stride unit, or negative) or when they have

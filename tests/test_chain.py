@@ -753,3 +753,22 @@ def test_multi_dot_holds_its_arrays_while_the_gil_is_released(rng):
         thread.join()
         assert not arrays
         np.testing.assert_allclose(result, np.linalg.multi_dot(copies), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [">f4", ">f8", ">c8", ">c16"])
+def test_multi_dot_byte_swapped(dtype, rng):
+    # Non-native byte order is converted, never handed to BLAS as if it were native.
+    for dims, vf, vl in (([3, 5, 2, 4], False, False), ([1, 5, 2, 4, 1], True, True),
+                         ([40, 35, 30, 45], False, False)):
+        native = chain_arrays(rng, dims, np.dtype(dtype).newbyteorder("="), vf, vl)
+        swapped = [a.astype(dtype) for a in native]
+        mixed = [swapped[0]] + native[1:]
+        for arrays in (swapped, mixed):
+            result = matkron.multi_dot(arrays)
+            assert np.asarray(result).dtype.isnative
+            assert_matches_numpy(result, native)
+            assert_matches_numpy(matkron.chain_order(dims).execute(arrays), native)
+        if not (vf or vl):
+            out = np.empty((dims[0], dims[-1]), dtype=np.dtype(dtype).newbyteorder("="))
+            assert matkron.multi_dot(swapped, out=out) is out
+            assert_matches_numpy(out, native)
