@@ -26,7 +26,15 @@
 cimport numpy as cnp
 from libc.string cimport memcpy
 
-from _blas cimport blas_t, complex64_t, complex128_t, gemm, gemm_scaled
+from _blas cimport (
+    BLAS_INT_MAX,
+    blas_t,
+    complex64_t,
+    complex128_t,
+    gemm,
+    is_blas_array,
+    is_blas_type,
+)
 from _blas_int cimport blas_int
 
 from matkron._workspace import workspace as _workspace
@@ -61,11 +69,6 @@ cdef struct Plan:
     char* gamma            # eig: Γ
     const char* codes      # binary: 0 = squaring, 1 = multiplication by (A, E)
     double complex alpha   # stored: the scale of the first Horner term
-
-
-cdef inline bint _is_blas_type(int type_num) noexcept:
-    return (type_num == cnp.NPY_FLOAT32 or type_num == cnp.NPY_FLOAT64
-            or type_num == cnp.NPY_COMPLEX64 or type_num == cnp.NPY_COMPLEX128)
 
 
 cdef inline void _swap(blas_t** a, blas_t** b) noexcept nogil:
@@ -196,7 +199,8 @@ cdef void _run_any(int type_num, const Plan* p, const char* x, char* out, Py_ssi
 
 
 cdef char* _matrix_data(object arr, str name, int type_num, Py_ssize_t min_size) except? NULL:
-    """The data pointer of a Fortran-contiguous array of `type_num` with >= min_size items."""
+    """The data pointer of a Fortran-contiguous, aligned, native-byte-order array of
+    `type_num` with >= min_size items."""
     cdef cnp.ndarray a
     if arr is None:
         if min_size == 0:
@@ -205,10 +209,11 @@ cdef char* _matrix_data(object arr, str name, int type_num, Py_ssize_t min_size)
     if type(arr) is not cnp.ndarray:
         raise TypeError(f"PowerPlan: {name} must be a numpy.ndarray")
     a = <cnp.ndarray>arr
-    if (cnp.PyArray_TYPE(a) != type_num or not cnp.PyArray_ISFARRAY_RO(a)
-            or cnp.PyArray_SIZE(a) < min_size):
-        raise ValueError(f"PowerPlan: {name} must be a Fortran-contiguous, aligned array "
-                         f"of the plan dtype with at least {min_size} elements")
+    if (cnp.PyArray_TYPE(a) != type_num or not is_blas_array(a)
+            or not cnp.PyArray_ISFARRAY_RO(a) or cnp.PyArray_SIZE(a) < min_size):
+        raise ValueError(f"PowerPlan: {name} must be a Fortran-contiguous, aligned, "
+                         "native-byte-order array of the plan dtype with at least "
+                         f"{min_size} elements")
     return cnp.PyArray_BYTES(a)
 
 
@@ -260,10 +265,10 @@ cdef class PowerPlan:
         cdef Py_ssize_t mm = m * m
         if method not in _METHODS:
             raise ValueError(f"PowerPlan: unknown method {method!r}")
-        if not _is_blas_type(type_num):
+        if not is_blas_array(dtype_array):
             raise TypeError("PowerPlan: the dtype must be float32, float64, complex64 or "
-                            "complex128")
-        if m <= 0 or mm > 2147483647:
+                            "complex128, in native byte order")
+        if m <= 0 or mm > BLAS_INT_MAX:
             raise ValueError(f"PowerPlan: m = {m} is out of range")
         code = _METHODS[method]
         self.method = method
@@ -297,7 +302,7 @@ cdef class PowerPlan:
             self.plan.gamma = _matrix_data(gamma, "gamma", type_num, mm)
             self.ws_items = 2 * mm
         elif code == DENSE:
-            if mm * mm > 2147483647:
+            if mm * mm > BLAS_INT_MAX:
                 raise ValueError(f"PowerPlan: the dense matrix of m = {m} is too large")
             self.plan.mats = _matrix_data(mats, "mats", type_num, mm * mm)
         self._refs = (a, mats, gamma, codes)
@@ -321,10 +326,10 @@ cdef class PowerPlan:
 
     cdef bint _accepts(self, cnp.ndarray a) noexcept:
         cdef int nd = cnp.PyArray_NDIM(a)
-        if (cnp.PyArray_TYPE(a) != self.type_num or nd < 1 or nd > 2
+        if (cnp.PyArray_TYPE(a) != self.type_num or nd < 1 or nd > 2 or not is_blas_array(a)
                 or not cnp.PyArray_ISFARRAY_RO(a) or cnp.PyArray_DIM(a, 0) != self.plan.mm):
             return False
-        if nd == 2 and cnp.PyArray_DIM(a, 1) > 2147483647 // self.plan.mm:
+        if nd == 2 and cnp.PyArray_DIM(a, 1) > BLAS_INT_MAX // self.plan.mm:
             return False
         return True
 

@@ -204,6 +204,49 @@ def test_mixed_dtype_operand_promotes(rng):
     assert matkron.power_jacobian(np.eye(2, dtype=int), 3).dtype == np.float64
 
 
+@pytest.mark.parametrize("dtype", [">f8", ">c16"])
+def test_byte_swapped_operands(rng, dtype):
+    # Non-native byte order is converted, never handed to BLAS as if it were native.
+    native = np.dtype(dtype).newbyteorder("=")
+    m, n = 4, 6
+    A = unit_spectrum(rng, m, native)
+    H = unit_spectrum(rng, m, native, hermitian=True)
+    E = random_array(rng, (m, m), native)
+    X = random_array(rng, (m * m, 2), native)
+    for mat in (A, H):
+        for method in ("auto",) + METHODS[:-1] + (("eig",) if mat is H else ()):
+            for J in (matkron.power_jacobian(mat.astype(dtype), n, method=method),
+                      matkron.power_jacobian(mat, n, method=method)):
+                assert J.dtype == native
+                for x in (vec(E).astype(dtype), np.asfortranarray(X).astype(dtype)):
+                    y = J @ x
+                    assert y.dtype == native, method
+                    for j in range(y.shape[1] if y.ndim == 2 else 1):
+                        col = y[:, j] if y.ndim == 2 else y
+                        En = unvec(x[:, j] if x.ndim == 2 else x, m).astype(native)
+                        exact = block_oracle(mat, En, n)
+                        assert np.abs(unvec(col, m) - exact).max() <= (
+                            LOOSE[native] * scale_of(mat, En, n)), method
+    D = matkron.frechet_power(A.astype(dtype), E.astype(dtype), n)
+    assert D.dtype == native
+    assert np.abs(D - block_oracle(A, E, n)).max() <= LOOSE[native] * scale_of(A, E, n)
+    P = matkron.polynomial_jacobian(A.astype(dtype), np.array([1.0, 2.0, -1.0], ">f8"))
+    exact = 2 * block_oracle(A, E, 1) - block_oracle(A, E, 2)
+    got = unvec(P @ vec(E).astype(dtype), m)
+    assert np.abs(got - exact).max() <= LOOSE[native] * scale_of(A, E, 2)
+    # The kernel itself refuses byte-swapped arrays rather than misreading them.
+    from matkron._power_cy import PowerPlan
+
+    with pytest.raises(TypeError, match="native byte order"):
+        PowerPlan("copy", m, np.empty(0, dtype=dtype))
+    plan = PowerPlan("copy", m, np.empty(0, dtype=native))
+    with pytest.raises(ValueError, match="PowerPlan.apply"):
+        plan.apply(vec(E).astype(dtype), np.empty(m * m, dtype=native))
+    with pytest.raises(ValueError, match="native-byte-order"):
+        PowerPlan("horner", m, np.empty(0, dtype=native), a=np.asfortranarray(A).astype(dtype),
+                  count=2)
+
+
 def test_inputs_not_modified(rng):
     A = unit_spectrum(rng, 4, np.float64)
     x = random_array(rng, 16, np.float64)
