@@ -400,3 +400,40 @@ def test_kronsum_errors():
         matkron.lyapunov(np.ones(3))
     with pytest.raises(ValueError, match="b has shape"):
         matkron.kronsum(np.eye(2), np.eye(2)).solve(np.ones(3))
+
+
+@pytest.mark.parametrize("dtype", [">f8", ">c16"])
+def test_byte_swapped_operands(rng, dtype):
+    # Non-native byte order is converted, never handed to BLAS as if it were native.
+    native = np.dtype(dtype).newbyteorder("=")
+    terms = mixed_terms(rng, native)
+    coeffs = [2.0, -1.0, 0.5]
+    swapped = [tuple(f if isinstance(f, type(matkron.identity(1))) else f.astype(dtype)
+                     for f in t) for t in terms]
+    dense, absdense = dense_of(terms, coeffs), dense_abs(terms, coeffs)
+    x = random_array(rng, (12, 2), native)
+    for S in (matkron.sum_of_kron(swapped, coeffs), matkron.sum_of_kron(terms, coeffs)):
+        assert S.dtype == native
+        for operand in (x.astype(dtype), np.asfortranarray(x).astype(dtype),
+                        x[:, 0].astype(dtype)):
+            assert_matches(S @ operand, dense, absdense, operand, native)
+        y = random_array(rng, 6, native).astype(dtype)
+        assert_matches(S.rmatvec(y), dense.conj().T, absdense.T, y, native)
+    mats = [well_conditioned(rng, k, native) for k in (3, 2, 4)]
+    sym = [((M + M.conj().T) / 2).astype(native) for M in mats]
+    for factors in (mats[:2], mats, sym):
+        K = matkron.kronsum(*(M.astype(dtype) for M in factors))
+        assert K.dtype == native
+        dense = np.zeros((1, 1))
+        for M in factors:   # kronsum(A, B) = kron(I, A) + kron(B, I)
+            dense = (np.kron(np.eye(M.shape[0]), dense)
+                     + np.kron(M.astype(np.complex128), np.eye(dense.shape[0])))
+        n = dense.shape[0]
+        b = random_array(rng, (n, 2), native)
+        for operand in (b.astype(dtype), b[:, 0].astype(dtype)):
+            np.testing.assert_allclose(K @ operand, dense @ operand.astype(np.complex128),
+                                       rtol=1e-12, atol=1e-12)
+            x = K.solve(operand)
+            assert x.dtype == native
+            np.testing.assert_allclose(x, np.linalg.solve(dense, operand.astype(np.complex128)),
+                                       rtol=1e-9, atol=1e-10)
