@@ -501,7 +501,9 @@ cdef struct Mat:
 
 cdef bint _describe(char* data, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t s0,
                     Py_ssize_t s1, Py_ssize_t itemsize, Mat* m) noexcept nogil:
-    """Describe a rows × cols matrix with byte strides (s0, s1); False if BLAS cannot read it."""
+    """Describe a rows × cols matrix with byte strides (s0, s1); False if BLAS cannot read it
+    (neither stride unit, or the leading dimension beyond the BLAS integer)."""
+    cdef Py_ssize_t ld
     m.data = data
     m.rows = rows
     m.cols = cols
@@ -513,12 +515,15 @@ cdef bint _describe(char* data, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t s0,
         s1 = itemsize
     if s0 == itemsize and s1 >= rows * itemsize and s1 % itemsize == 0:
         m.trans = c'N'
-        m.ld = <blas_int>max_size(s1 // itemsize, 1)
+        ld = s1 // itemsize
     elif s1 == itemsize and s0 >= cols * itemsize and s0 % itemsize == 0:
         m.trans = c'T'
-        m.ld = <blas_int>max_size(s0 // itemsize, 1)
+        ld = s0 // itemsize
     else:
         return False
+    if ld > BLAS_INT_MAX:
+        return False
+    m.ld = <blas_int>max_size(ld, 1)
     return True
 
 

@@ -4,7 +4,7 @@ import numpy as np
 
 from . import _chain_cy
 from ._hu_shing import hu_shing
-from ._validation import _BLAS_DTYPES, BLAS_INT_MAX, blas_readable, check_blas_size, check_out
+from ._validation import _BLAS_DTYPES, blas_readable, check_blas_size, check_out
 from ._workspace import workspace
 
 __all__ = ["ChainPlan", "chain_order", "multi_dot"]
@@ -376,21 +376,10 @@ def _result_shape(arrs, rows, cols):
 
 
 def _blas_writable(a):
-    """Whether BLAS can write the 2-D array `a` in place (one unit stride)."""
-    if not a.flags.aligned:
-        return False
-    (p, q), (s0, s1), size = a.shape, a.strides, a.itemsize
-    if (p <= 1 or s0 == size) and (q <= 1 or s1 >= p * size):
-        return True
-    return (q <= 1 or s1 == size) and (p <= 1 or s0 >= q * size)
-
-
-def _kernel_matrix(m, dtype):
-    """`m` cast to `dtype` and readable by BLAS (copied only when it is not)."""
-    m = blas_readable(m, dtype)
-    if max((abs(s) // m.itemsize for s in m.strides), default=0) > BLAS_INT_MAX:
-        m = np.array(m, order="F")
-    return m
+    """Whether BLAS can write the 2-D array `a` in place: writeable, with the strides that
+    :func:`blas_readable` keeps (one unit, the other a multiple of the itemsize, at least
+    the other dimension and within the BLAS integer)."""
+    return a.flags.writeable and blas_readable(a, a.dtype) is a
 
 
 def _multiply_blas(steps, mats, dtype, out2d):
@@ -403,7 +392,7 @@ def _multiply_blas(steps, mats, dtype, out2d):
         return
     for i, d in enumerate(dims):
         check_blas_size(d, f"dims[{i}]")
-    mats = tuple(_kernel_matrix(m, dtype) for m in mats)
+    mats = tuple(blas_readable(m, dtype) for m in mats)
     target = out2d if _blas_writable(out2d) else np.empty(out2d.shape, dtype=dtype)
     need = _chain_cy.execute(mats, steps, target, workspace())
     if need:

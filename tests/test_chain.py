@@ -7,6 +7,7 @@ left-to-right and right-to-left costs, and ``numpy.linalg.multi_dot`` for produc
 
 import functools
 import re
+import sys
 import threading
 
 import numpy as np
@@ -772,3 +773,48 @@ def test_multi_dot_byte_swapped(dtype, rng):
             out = np.empty((dims[0], dims[-1]), dtype=np.dtype(dtype).newbyteorder("="))
             assert matkron.multi_dot(swapped, out=out) is out
             assert_matches_numpy(out, native)
+
+
+@pytest.mark.skipif(sys.platform not in ("linux", "darwin") or sys.maxsize < 2**40,
+                    reason="needs sparse files and a 64-bit address space")
+def test_strides_beyond_the_blas_integer(rng, tmp_path):
+    # A column stride of 2**32 + 3 elements, in a sparse memory-mapped file (no disk used):
+    # truncated to the 32-bit BLAS integer it would read as 3. Inputs so strided must be
+    # copied, and an out= so strided written through a temporary, never with a stray ld.
+    stride = 2**32 + 3
+    path = tmp_path / "sparse.bin"
+    mm = np.memmap(path, dtype=np.float64, mode="w+", shape=(2 * stride + 64,))
+    try:
+        view = np.lib.stride_tricks.as_strided(mm, shape=(3, 3), strides=(8, 8 * stride))
+        view[...] = rng.standard_normal((3, 3))
+        A, B, C = np.array(view), rng.standard_normal((3, 4)), rng.standard_normal((4, 2))
+        expected = np.linalg.multi_dot([A, B, C])
+        np.testing.assert_allclose(matkron.multi_dot([view, B, C]), expected, rtol=1e-12)
+        np.testing.assert_allclose(matkron.chain_order([3, 3, 4, 2]).execute([view, B, C]),
+                                   expected, rtol=1e-12)
+        view[...] = 0
+        expected = np.linalg.multi_dot([A, B, B.T])
+        assert matkron.multi_dot([A, B, B.T], out=view) is view
+        np.testing.assert_allclose(view, expected, rtol=1e-12)
+        np.testing.assert_array_equal(mm[3:64], 0)   # nothing written past column 0
+        with pytest.raises(ValueError, match="not BLAS-writable"):
+            _chain_cy.execute((A, B, B.T), np.array([[0, 0, 1], [0, 1, 2]], np.intp), view,
+                              np.empty(64))
+    finally:
+        del mm
+        path.unlink()
+
+
+@pytest.mark.parametrize("dtype, strides", [("complex128", (16, 40)), ("complex128", (40, 16)),
+                                            ("complex64", (8, 20)), ("complex64", (20, 8))])
+def test_multi_dot_out_strides_not_a_multiple_of_the_itemsize(dtype, strides, rng):
+    # Aligned for the dtype, but a stride BLAS cannot express: written through a temporary.
+    arrays = chain_arrays(rng, [2, 3, 4, 2], dtype)
+    expected = np.linalg.multi_dot(arrays)
+    for run in (lambda o: matkron.multi_dot(arrays, out=o),
+                lambda o: matkron.chain_order([2, 3, 4, 2]).execute(arrays, out=o)):
+        buffer = np.zeros(200)
+        out = np.ndarray((2, 2), dtype, buffer=buffer, strides=strides)
+        assert out.flags.aligned
+        assert run(out) is out
+        assert_matches_numpy(out, arrays)
