@@ -401,14 +401,46 @@ def _multiply_blas(steps, mats, dtype, out2d):
         out2d[...] = target
 
 
-def _multiply_numpy(steps, mats, dtype):
-    """M0 … M(k-1) by numpy.dot in the planned order, for dtypes BLAS does not serve."""
-    if dtype.kind in "biufcO":
-        mats = [m.astype(dtype, copy=False) for m in mats]
+def _multiply_numpy(steps, mats):
+    """M0 … M(k-1) by numpy.dot in the planned order, for dtypes BLAS does not serve.
+
+    Each product promotes its own two operands, as in numpy.linalg.multi_dot (whose order
+    the plan shares, ties included): bool times bool is bool, int8 times int8 wraps around
+    in int8, float16 rounds to float16, whatever the later factors.
+    """
     vals = list(mats)
     for i, s, _ in steps.tolist():
         vals[i] = np.dot(vals[i], vals[s + 1])
     return vals[0]
+
+
+def _reduce_exact(steps, mats):
+    """Multiply out, with numpy.dot in the planned order, every sub-chain whose arrays all
+    have dtypes BLAS does not serve (bool, integers, float16), so that it promotes, wraps
+    and rounds as numpy's does; the rest of the chain goes to BLAS.
+
+    Returns the remaining chain (one array per sub-chain left) and its steps, the planned
+    tree with those subtrees as leaves.
+    """
+    k = len(mats)
+    vals = list(mats)
+    # exact[i]: the subtree whose value is in vals[i] has no array of a BLAS dtype.
+    exact = [m.dtype.newbyteorder("=") not in _BLAS_DTYPES for m in mats]
+    if sum(exact) < 2:
+        return vals, steps
+    alive = [True] * k
+    kept = []
+    for i, s, j in steps.tolist():
+        if exact[i] and exact[s + 1]:
+            vals[i] = np.dot(vals[i], vals[s + 1])
+            alive[s + 1] = False
+        else:
+            exact[i] = False
+            kept.append((i, s, j))
+    group = np.cumsum(alive) - 1  # the remaining leaf that holds original index t
+    remaining = [v for v, a in zip(vals, alive) if a]
+    new_steps = np.array([(group[i], group[s], group[j]) for i, s, j in kept], dtype=np.intp)
+    return remaining, new_steps.reshape(len(kept), 3)
 
 
 def _product(steps, arrs, mats, out):
@@ -432,13 +464,14 @@ def _product(steps, arrs, mats, out):
     if dtype in _BLAS_DTYPES:
         if out is None:
             out2d = np.empty((rows, cols), dtype=dtype)
-        if k == 1:
+        mats, steps = _reduce_exact(steps, mats)
+        if len(mats) == 1:
             out2d[...] = mats[0]
         else:
             _multiply_blas(steps, mats, dtype, out2d)
         result = out2d
     else:
-        result = _multiply_numpy(steps, mats, dtype) if k > 1 else np.array(mats[0], dtype)
+        result = _multiply_numpy(steps, mats) if k > 1 else np.array(mats[0], dtype)
         if out is not None:
             out2d[...] = result
             result = out2d
@@ -484,14 +517,18 @@ def multi_dot(arrays, *, out=None):
     Notes
     -----
     The order is the one of :func:`chain_order` (by its DP, or by Hu–Shing for chains of
-    more than 1000 arrays). The result dtype is ``np.result_type`` of
-    the arrays, in native byte order (byte-swapped operands are converted). Float32, float64, complex64 and complex128 chains run in compiled code: one
-    GEMM per product without the GIL, intermediates in a per-thread workspace reused across
-    calls, the result written directly. Operands are read through their strides and copied
-    only when BLAS cannot read them (neither stride unit, or negative) or when they have
-    another dtype than the result. Every other dtype (integers, bool, float16, longdouble,
-    object) is cast to the result dtype and multiplied with ``numpy.dot`` in the planned
-    order, so integer results match numpy exactly. Two arrays of which one has neither one
+    more than 1000 arrays); up to 1000 arrays it is also the order of
+    ``numpy.linalg.multi_dot``, ties included. The result dtype is ``np.result_type`` of
+    the arrays, in native byte order (byte-swapped operands are converted). Float32,
+    float64, complex64 and complex128 chains run in compiled code: one GEMM per product
+    without the GIL, intermediates in a per-thread workspace reused across calls, the
+    result written directly. Operands are read through their strides and copied only when
+    BLAS cannot read them (neither stride unit, or negative) or when they have another
+    dtype than the result. Products of arrays of other dtypes (integers, bool, float16,
+    longdouble, object) are computed with ``numpy.dot`` in the planned order, each
+    promoting its own two operands as numpy does, so that bool, integer and float16
+    sub-chains wrap and round exactly as in numpy (and a chain of such arrays alone has
+    the dtype numpy gives it). Two arrays of which one has neither one
     nor two dimensions are passed to ``numpy.dot``, as numpy does. Array subclasses (such
     as ``numpy.matrix``) are multiplied as plain arrays.
 

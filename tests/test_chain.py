@@ -818,3 +818,31 @@ def test_multi_dot_out_strides_not_a_multiple_of_the_itemsize(dtype, strides, rn
         assert out.flags.aligned
         assert run(out) is out
         assert_matches_numpy(out, arrays)
+
+
+def test_multi_dot_promotes_step_by_step_as_numpy(rng):
+    # numpy.linalg.multi_dot promotes product by product: bool @ bool is bool (logical),
+    # int8 @ int8 wraps around, float16 @ float16 rounds to float16, whatever comes later.
+    ones = np.ones
+    cases = [
+        [ones((1, 2), bool), ones((2, 1), bool), ones((1, 1), np.int8)],
+        [ones((1, 2), bool), ones((2, 1), bool), ones((1, 1), np.float32)],
+        [ones((1, 2), bool), ones((2, 1), bool), ones((1, 3), np.float64), ones((3, 2))],
+        [np.full((2, 3), 100, np.int8), np.full((3, 1), 3, np.int8), ones((1, 4))],
+        [np.full((2, 3), 100, np.int8), np.full((3, 1), 3, np.int8), ones((1, 4), np.int64)],
+        [ones((3, 4), np.float16) / 3, ones((4, 1), np.float16) / 7, ones((1, 5), np.float32)],
+        [ones((2, 3), np.uint8), ones((3, 1), np.int8), ones((1, 2), np.float16)],
+        [ones((4, 1)), ones((1, 3), bool), ones((3, 2), bool), ones((2, 2), np.int8)],
+        [ones(3), ones((3, 2), bool), ones((2, 2), bool), ones(2, np.float32)],
+    ]
+    for arrays in cases:
+        last = arrays[-1] if arrays[-1].ndim == 2 else arrays[-1][:, None]
+        mats = [np.atleast_2d(arrays[0])] + arrays[1:-1] + [last]
+        dims = [mats[0].shape[0]] + [m.shape[1] for m in mats]
+        expected = np.linalg.multi_dot(arrays)
+        for result in (matkron.multi_dot(arrays), matkron.chain_order(dims).execute(arrays)):
+            assert np.asarray(result).dtype == np.asarray(expected).dtype
+            np.testing.assert_array_equal(result, expected)
+    mixed = [random_array(rng, s, d) for s, d in (((3, 4), "int8"), ((4, 2), "bool"),
+                                                 ((2, 5), "int8"), ((5, 2), "float64"))]
+    assert_matches_numpy(matkron.multi_dot(mixed), mixed)
