@@ -210,6 +210,7 @@ class SumOfKronOperator(LinearOperator):
             for c, factors in zip(coeffs, parsed)
         )
         self._kernel = {}
+        self._adjoint_op = None
         super().__init__(dtype, expected)
 
     @property
@@ -287,11 +288,15 @@ class SumOfKronOperator(LinearOperator):
         )
 
     def _adjoint(self):
-        return self._with_terms(
-            [(np.conj(c), tuple(_adjoint_factor(f) for f in factors))
-             for c, factors in self._terms],
-            self.shape[::-1],
-        )
+        if self._adjoint_op is None:
+            adj = self._with_terms(
+                [(np.conj(c), tuple(_adjoint_factor(f) for f in factors))
+                 for c, factors in self._terms],
+                self.shape[::-1],
+            )
+            adj._adjoint_op = self
+            self._adjoint_op = adj
+        return self._adjoint_op
 
     def _transpose(self):
         return self._with_terms(
@@ -573,7 +578,11 @@ class KronSumOperator(SumOfKronOperator):
         self._cache = {}
 
     def _adjoint(self):
-        return KronSumOperator([_adjoint_factor(f) for f in self.factors])
+        if self._adjoint_op is None:
+            adj = KronSumOperator([_adjoint_factor(f) for f in self.factors])
+            adj._adjoint_op = self
+            self._adjoint_op = adj
+        return self._adjoint_op
 
     def _transpose(self):
         return KronSumOperator([f.T for f in self.factors])

@@ -437,3 +437,25 @@ def test_byte_swapped_operands(rng, dtype):
             assert x.dtype == native
             np.testing.assert_allclose(x, np.linalg.solve(dense, operand.astype(np.complex128)),
                                        rtol=1e-9, atol=1e-10)
+
+
+
+def test_adjoint_is_built_once(rng):
+    # rmatvec goes through the adjoint operator, which is built once and cached both ways.
+    A, C = (random_array(rng, (2, 3), np.complex128) for _ in range(2))
+    B, D = (random_array(rng, (4, 2), np.complex128) for _ in range(2))
+    M, N = well_conditioned(rng, 3, np.complex128), well_conditioned(rng, 2, np.complex128)
+    cases = [
+        (matkron.sum_of_kron([(A, B), (C, D)], [1.0, 2j]),
+         np.kron(A, B) + 2j * np.kron(C, D)),
+        (matkron.kronsum(M, N), np.kron(np.eye(2), M) + np.kron(N, np.eye(3))),
+    ]
+    for op, dense in cases:
+        adj = op.H
+        assert adj is op.H and adj.H is op
+        y = random_array(rng, op.shape[0], np.complex128)
+        for _ in range(2):
+            np.testing.assert_allclose(op.rmatvec(y), dense.conj().T @ y, rtol=1e-12)
+            np.testing.assert_allclose(op.rmatmat(y[:, None])[:, 0], dense.conj().T @ y,
+                                       rtol=1e-12)
+        assert op.H is adj
