@@ -742,7 +742,7 @@ def test_multi_dot_holds_its_arrays_while_the_gil_is_released(rng):
         go = threading.Event()
         junk = []
 
-        def clear():
+        def clear(go=go, arrays=arrays, junk=junk):
             go.wait()
             arrays.clear()
             junk.extend(np.full((n, n), np.nan) for _ in range(6))
@@ -810,7 +810,6 @@ def test_strides_beyond_the_blas_integer(rng, tmp_path):
 def test_multi_dot_out_strides_not_a_multiple_of_the_itemsize(dtype, strides, rng):
     # Aligned for the dtype, but a stride BLAS cannot express: written through a temporary.
     arrays = chain_arrays(rng, [2, 3, 4, 2], dtype)
-    expected = np.linalg.multi_dot(arrays)
     for run in (lambda o: matkron.multi_dot(arrays, out=o),
                 lambda o: matkron.chain_order([2, 3, 4, 2]).execute(arrays, out=o)):
         buffer = np.zeros(200)
