@@ -18,7 +18,7 @@ from ._kron import (
     product,
 )
 from ._kron_cy import kron_matvec_fast, kron_plan
-from ._validation import as_array, operand, result_dtype
+from ._validation import as_array, operand, own_dtypes, result_dtype
 
 __all__ = ["KronOperator", "kron"]
 
@@ -98,9 +98,7 @@ class KronOperator(LinearOperator):
         dtype = factor_dtype(factors)
         # Products promote with the factors' own dtypes, as kron_matvec does (an int8
         # operator times float32 is float32), though the operator computes in `dtype`.
-        self._factor_dtypes = tuple(
-            f.dtype for f in factors if not isinstance(f, IdentityFactor)
-        )
+        self._factor_dtypes = own_dtypes(factors)
         self.factors = tuple(
             f if isinstance(f, IdentityFactor) else f.astype(dtype, copy=False)
             for f in factors

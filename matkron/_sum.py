@@ -17,7 +17,7 @@ from ._kron import (
     kernel_factors,
     kron_matvec,
 )
-from ._validation import as_array, operand, result_dtype
+from ._validation import as_array, operand, own_dtypes, result_dtype
 
 __all__ = [
     "KronSumOperator",
@@ -120,6 +120,9 @@ class SumOfKronOperator(LinearOperator):
         The operator shape; required only for an empty sum (the zero operator).
     dtype : dtype, optional
         A dtype the operator's dtype must include (used for an empty sum).
+    _promote : tuple, optional
+        Private: what products promote with, when the factors given are the cast arrays
+        of other operators (their own record of the original dtypes).
 
     Attributes
     ----------
@@ -135,6 +138,12 @@ class SumOfKronOperator(LinearOperator):
     intermediates of every term share one per-thread workspace, and identity factors cost
     no GEMM. The GIL is released; one operator may be used from several threads at once.
 
+    The operator computes in the kernel dtype of its factors and coefficients (int8
+    factors in float64), but a product promotes, as :func:`matkron.kron_matvec` does, with
+    the factors' own dtypes, the coefficients as given (Python numbers are weak) and the
+    operand: int8 factors times a float32 vector give float32. Sums and multiples of
+    operators keep what their operands promote with.
+
     Examples
     --------
     >>> import numpy as np
@@ -147,7 +156,7 @@ class SumOfKronOperator(LinearOperator):
     True
     """
 
-    def __init__(self, terms, coeffs=None, *, shape=None, dtype=None):
+    def __init__(self, terms, coeffs=None, *, shape=None, dtype=None, _promote=None):
         if isinstance(terms, np.ndarray):
             raise TypeError(
                 f"terms must be a sequence of (A, B) pairs; got one array of shape "
@@ -196,11 +205,15 @@ class SumOfKronOperator(LinearOperator):
                     f"terms[{i}] is {describe([f.shape for f in parsed[i]])} of shape {s} "
                     f"(factors {inner}); expected {expected} like {first}"
                 )
-        dtypes = [f.dtype for factors in parsed for f in factors
-                  if not isinstance(f, IdentityFactor)]
+        if _promote is None:
+            # The factors' own dtypes and the coefficients as given (Python numbers weak):
+            # an int8 operator times float32 is float32, as kron_matvec gives.
+            _promote = tuple(d for factors in parsed for d in own_dtypes(factors))
+            _promote += tuple(coeffs)
         if dtype is not None:
-            dtypes.append(np.dtype(dtype))
-        dtype = result_dtype(*dtypes, *coeffs) if (dtypes or coeffs) else np.dtype("f8")
+            _promote += (np.dtype(dtype),)
+        self._factor_dtypes = _promote
+        dtype = result_dtype(*_promote) if _promote else np.dtype("f8")
         self._terms = tuple(
             (
                 dtype.type(c),
@@ -230,9 +243,14 @@ class SumOfKronOperator(LinearOperator):
             )
         return terms
 
+    def _product_dtype(self, x):
+        if x.dtype == self.dtype:
+            return self.dtype
+        return result_dtype(*self._factor_dtypes, x.dtype)
+
     def _product(self, x):
         """self @ x for an ndarray x of 1 or 2 dimensions."""
-        dtype = self.dtype if x.dtype == self.dtype else result_dtype(self.dtype, x.dtype)
+        dtype = self._product_dtype(x)
         n = self.shape[1]
         if x.ndim not in (1, 2) or x.shape[0] != n:
             raise ValueError(
@@ -279,12 +297,13 @@ class SumOfKronOperator(LinearOperator):
         return super().__matmul__(other)
 
     def _with_terms(self, terms, shape):
-        """A SumOfKronOperator of (c, factors) pairs, of the given shape."""
+        """A SumOfKronOperator of (c, factors) pairs, of the given shape, that promotes as
+        this one."""
         return SumOfKronOperator(
             [factors for _, factors in terms],
             [c for c, _ in terms],
             shape=shape,
-            dtype=self.dtype,
+            _promote=self._factor_dtypes,
         )
 
     def _adjoint(self):
@@ -375,7 +394,11 @@ def _as_terms(op):
 
 
 def combine(left, right, sign):
-    """left + sign * right as a SumOfKronOperator, or None when that does not apply."""
+    """left + sign * right as a SumOfKronOperator, or None when that does not apply.
+
+    The result promotes with what both operands promote with (their factors' own dtypes,
+    not the dtypes they compute in).
+    """
     a, b = _as_terms(left), _as_terms(right)
     if a is None or b is None or left.shape != right.shape:
         return None
@@ -384,7 +407,7 @@ def combine(left, right, sign):
         [factors for _, factors in terms],
         [c for c, _ in terms],
         shape=left.shape,
-        dtype=result_dtype(left.dtype, right.dtype),
+        _promote=left._factor_dtypes + right._factor_dtypes,
     )
 
 
@@ -395,7 +418,7 @@ def scale(op, c):
         [factors for _, factors in terms],
         [c * t for t, _ in terms],
         shape=op.shape,
-        dtype=op.dtype,
+        _promote=op._factor_dtypes + (c,),
     )
 
 
@@ -577,15 +600,21 @@ class KronSumOperator(SumOfKronOperator):
         self._hermitian = None
         self._cache = {}
 
+    def _derived(self, factors):
+        """A KronSumOperator of the given factors that promotes as this one."""
+        op = KronSumOperator(factors)
+        op._factor_dtypes = self._factor_dtypes
+        return op
+
     def _adjoint(self):
         if self._adjoint_op is None:
-            adj = KronSumOperator([_adjoint_factor(f) for f in self.factors])
+            adj = self._derived([_adjoint_factor(f) for f in self.factors])
             adj._adjoint_op = self
             self._adjoint_op = adj
         return self._adjoint_op
 
     def _transpose(self):
-        return KronSumOperator([f.T for f in self.factors])
+        return self._derived([f.T for f in self.factors])
 
     # -- solve ----------------------------------------------------------------------------
 
@@ -601,7 +630,7 @@ class KronSumOperator(SumOfKronOperator):
         Returns
         -------
         ndarray
-            x, of the shape of `b`, in ``np.result_type`` of the operator and `b`.
+            x, of the shape of `b`, in the dtype of the product ``self @ b``.
 
         Raises
         ------
@@ -636,7 +665,7 @@ class KronSumOperator(SumOfKronOperator):
                 f"b has shape {b.shape}; expected ({n},) or ({n}, r), the number of rows "
                 f"of the {n}x{n} Kronecker sum"
             )
-        dtype = result_dtype(self.dtype, b.dtype)
+        dtype = self._product_dtype(b)
         rhs = b.reshape(n, -1) if b.ndim == 1 else b
         if rhs.size == 0:
             return np.zeros(b.shape, dtype=dtype)

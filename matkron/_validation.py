@@ -43,6 +43,17 @@ def result_dtype(*dtypes):
     return blas_dtype(dtype)
 
 
+def own_dtypes(factors):
+    """The dtypes of the array factors as given, which products with an operator built from
+    them promote with (identity factors have none).
+
+    The operator computes in the kernel dtype of their promotion (int8 factors in float64),
+    but, as :func:`matkron.kron_matvec`, its product with a float32 operand is float32:
+    ``result_dtype(*own_dtypes(factors), x.dtype)``, not ``result_dtype(dtype, x.dtype)``.
+    """
+    return tuple(f.dtype for f in factors if isinstance(f, np.ndarray))
+
+
 def as_array(value, name):
     """np.asarray with a TypeError naming the argument when the value is not numeric."""
     try:

@@ -459,3 +459,48 @@ def test_adjoint_is_built_once(rng):
             np.testing.assert_allclose(op.rmatmat(y[:, None])[:, 0], dense.conj().T @ y,
                                        rtol=1e-12)
         assert op.H is adj
+
+
+def test_products_promote_with_the_factors_own_dtypes(rng):
+    # As kron_matvec: int8 factors times float32 x is float32 (np.result_type), although
+    # the operator computes in float64; sums, multiples and adjoints keep that.
+    A = rng.integers(-5, 5, (3, 3)).astype(np.int8)
+    B = rng.integers(-5, 5, (2, 2)).astype(np.int8)
+    x = random_array(rng, 6, np.float32)
+    K = matkron.kron(A, B)
+    dense = np.kron(A, B).astype(np.float64)
+    ops = {
+        "sum_of_kron": (matkron.sum_of_kron([(A, B)]), dense),
+        "K + K": (K + K, 2 * dense),
+        "K - 3 K": (K - 3 * K, -2 * dense),
+        "2 * K": (2 * K, 2 * dense),
+        "K / 2": (matkron.sum_of_kron([(A, B)]) / 2, dense / 2),
+        "-S": (-matkron.sum_of_kron([(A, B)]), -dense),
+        "S + K": (matkron.sum_of_kron([(A, B)], [0.5]) + K, 1.5 * dense),
+        "(K + K) + K": ((K + K) + K, 3 * dense),
+    }
+    expected = np.result_type(A, B, x)
+    assert expected == np.float32
+    for name, (op, D) in ops.items():
+        for y, ref in ((op @ x, D @ x), (op.H @ x, D.T @ x), (op.T @ x, D.T @ x),
+                       (op @ np.stack([x, x], 1), D @ np.stack([x, x], 1))):
+            assert y.dtype == expected, name
+            np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+        assert (op @ x.astype(np.float64)).dtype == np.float64
+    # Coefficients: Python numbers are weak, NumPy scalars and arrays are not.
+    assert (matkron.sum_of_kron([(A, B)], [2.5]) @ x).dtype == np.float32
+    assert (matkron.sum_of_kron([(A, B)], [1j]) @ x).dtype == np.complex64
+    assert (matkron.sum_of_kron([(A, B)], [np.float64(2.5)]) @ x).dtype == np.float64
+    assert (matkron.sum_of_kron([(A, B)], np.array([2.5])) @ x).dtype == np.float64
+    assert (1j * K @ x).dtype == np.complex64
+    # Kronecker sums, their adjoint and solve.
+    M = (np.diag([4, 5, 6]) + np.triu(np.ones((3, 3)), 1)).astype(np.int8)
+    N = np.array([[3, 1], [0, 2]], np.int8)
+    L = matkron.kronsum(M, N)
+    LD = (np.kron(np.eye(2), M) + np.kron(N, np.eye(3))).astype(np.float64)
+    for y, ref in ((L @ x, LD @ x), (L.H @ x, LD.T @ x)):
+        assert y.dtype == np.float32
+        np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+    sol = L.solve(x)
+    assert sol.dtype == np.float32
+    np.testing.assert_allclose(sol, np.linalg.solve(LD, x.astype(np.float64)), rtol=1e-4)
