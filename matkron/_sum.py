@@ -645,10 +645,12 @@ class KronSumOperator(SumOfKronOperator):
         When every factor is Hermitian, the eigendecompositions Aᵢ = Vᵢ Λᵢ Vᵢᴴ give
         x = V (Λ⁻¹ ∘ Vᴴ b) with V = ⊗ Vᵢ applied through :func:`matkron.kron_matvec` and Λ
         the grid of eigenvalue sums (the fast diagonalization method; any number of
-        factors). Otherwise two factors are solved by Bartels–Stewart through
-        :func:`scipy.linalg.solve_sylvester` (one call per right-hand side), and one or
-        three and more by complex Schur forms Aᵢ = Zᵢ Tᵢ Zᵢᴴ and back substitution along
-        the last factor, recursively. The decompositions are computed once and cached.
+        factors). Otherwise the complex Schur forms Aᵢ = Zᵢ Tᵢ Zᵢᴴ reduce the system to
+        T1 ⊕ T2 ⊕ … with upper-triangular Tᵢ, solved by back substitution along the last
+        factor, recursively, for all right-hand sides at once; two factors and a single
+        right-hand side (Bartels–Stewart: T1 Y + Y T2ᵀ = C) take one call of LAPACK's
+        trsyl. The decompositions are computed on the first solve and cached (the adjoint
+        :attr:`H` is cached too, with its own).
 
         Examples
         --------
@@ -673,8 +675,6 @@ class KronSumOperator(SumOfKronOperator):
             self._hermitian = all(_is_hermitian(f) for f in self.factors)
         if self._hermitian:
             x = self._solve_eigh(rhs)
-        elif len(self.factors) == 2:
-            x = self._solve_sylvester(rhs, dtype)
         else:
             x = self._solve_schur(rhs)
         if dtype.kind != "c":
@@ -704,21 +704,6 @@ class KronSumOperator(SumOfKronOperator):
         y /= grid[:, None]
         return kron_matvec(vs, y)
 
-    def _solve_sylvester(self, rhs, dtype):
-        a, b = (_dense(f, dtype) for f in self.factors)
-        if "eigvals" not in self._cache:
-            la = scipy.linalg.eigvals(a)
-            lb = scipy.linalg.eigvals(b)
-            grid = np.add.outer(lb, la)
-            self._singular_check(grid, [np.abs(la).max(), np.abs(lb).max()])
-            self._cache["eigvals"] = True
-        m, n = a.shape[0], b.shape[0]
-        x = np.empty(rhs.shape, dtype=dtype)
-        for t in range(rhs.shape[1]):
-            c = rhs[:, t].astype(dtype, copy=False).reshape(m, n, order="F")
-            x[:, t] = scipy.linalg.solve_sylvester(a, b.T, c).ravel(order="F")
-        return x
-
     def _solve_schur(self, rhs):
         if "schur" not in self._cache:
             ctype = np.result_type(self.dtype, np.complex64)
@@ -730,8 +715,27 @@ class KronSumOperator(SumOfKronOperator):
             self._cache["schur"] = ([t for t, _ in forms], [z for _, z in forms][::-1])
         ts, zs = self._cache["schur"]
         c = kron_matvec([_adjoint_factor(z) for z in zs], rhs)
-        y = _triangular_kronsum_solve(ts, c, 0)
+        if len(ts) == 2 and c.shape[1] == 1:
+            y = _triangular_sylvester_solve(ts[0], ts[1], c)
+        else:
+            y = _triangular_kronsum_solve(ts, c, 0)
         return kron_matvec(zs, y)
+
+
+def _triangular_sylvester_solve(t1, t2, c):
+    """Solve (T1 ⊕ T2) y = c for upper-triangular T1, T2 and one right-hand side (N, 1).
+
+    That is T1 Y + Y T2ᵀ = C for Y = unvec(y), which LAPACK's trsyl (the back substitution
+    of Bartels–Stewart) solves in one call: T2ᵀ = conj(T2)ᴴ, and trsyl's complex form takes
+    conjugate transposes.
+    """
+    m, n = t1.shape[0], t2.shape[0]
+    rhs = c.reshape(m, n, order="F")
+    trsyl = scipy.linalg.get_lapack_funcs("trsyl", (t1, t2, rhs))
+    y, scale, info = trsyl(t1, t2.conj(), rhs, trana="N", tranb="C")
+    if info < 0:
+        raise ValueError(f"trsyl: illegal value in argument {-info}")
+    return (y / scale).reshape(m * n, 1, order="F")
 
 
 def _triangular_kronsum_solve(ts, c, shift):

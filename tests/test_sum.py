@@ -504,3 +504,26 @@ def test_products_promote_with_the_factors_own_dtypes(rng):
     sol = L.solve(x)
     assert sol.dtype == np.float32
     np.testing.assert_allclose(sol, np.linalg.solve(LD, x.astype(np.float64)), rtol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_two_factor_solve_caches_its_schur_forms(rng, dtype, monkeypatch):
+    # Non-Hermitian A ⊕ B: the Schur forms are computed once, on the first solve, and every
+    # solve (1-D b, several columns, the adjoint's) matches np.linalg.solve on the dense sum.
+    A, B = well_conditioned(rng, 4, dtype), well_conditioned(rng, 3, dtype)
+    K = matkron.kronsum(A, B)
+    dense = (np.kron(np.eye(3), A.astype(np.complex128))
+             + np.kron(B.astype(np.complex128), np.eye(4)))
+    calls = []
+    schur = scipy.linalg.schur
+    monkeypatch.setattr(scipy.linalg, "schur", lambda *a, **k: calls.append(1) or schur(*a, **k))
+    monkeypatch.setattr(scipy.linalg, "solve_sylvester", None)
+    tol = solve_tol(dtype)
+    for _ in range(2):
+        for b in (random_array(rng, 12, dtype), random_array(rng, (12, 5), dtype)):
+            x = K.solve(b)
+            assert x.dtype == dtype and x.shape == b.shape
+            np.testing.assert_allclose(x, np.linalg.solve(dense, b), rtol=tol, atol=tol)
+            np.testing.assert_allclose(K.H.solve(b), np.linalg.solve(dense.conj().T, b),
+                                       rtol=tol, atol=tol)
+    assert len(calls) == 4  # two factors, for K and for K.H, once each
