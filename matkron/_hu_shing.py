@@ -1,4 +1,4 @@
-"""The Hu–Shing algorithm: the optimal matrix-chain order in O(k log k) time.
+"""The Hu–Shing algorithm: the optimal matrix-chain order in O(k log² k) time.
 
 A chain M_0 … M_{k-1} with dimensions d_0 … d_k is a convex polygon with vertices 0 … k of
 weights d_0 … d_k: a parenthesization is a triangulation, a product of a d_x × d_y by a

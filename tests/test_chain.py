@@ -845,3 +845,12 @@ def test_multi_dot_promotes_step_by_step_as_numpy(rng):
     mixed = [random_array(rng, s, d) for s, d in (((3, 4), "int8"), ((4, 2), "bool"),
                                                  ((2, 5), "int8"), ((5, 2), "float64"))]
     assert_matches_numpy(matkron.multi_dot(mixed), mixed)
+
+
+def test_hu_shing_time_stated_consistently():
+    # Heaps merged smaller into larger: O(k log² k), as implemented, wherever it is stated.
+    from matkron import _hu_shing
+
+    for doc in (_hu_shing.__doc__, matkron.chain_order.__doc__):
+        assert "O(k log² k)" in doc
+        assert "O(k log k)" not in doc
