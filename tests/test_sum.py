@@ -9,10 +9,10 @@ import threading
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 import scipy.linalg
 import scipy.sparse
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.sparse.linalg import LinearOperator, gmres
 
 import matkron
@@ -288,8 +288,10 @@ def test_sylvester_and_lyapunov_operators(rng, dtype):
     ref = (Ac @ Y + Y @ Ac.conj().T).ravel(order="F")
     np.testing.assert_allclose(L @ Y.ravel(order="F"), ref, rtol=10 * rtol(dtype),
                                atol=10 * rtol(dtype))
-    dense = L.todense()
-    np.testing.assert_allclose(L.H.todense(), dense.conj().T, rtol=rtol(dtype), atol=0)
+    dense = np.kron(np.eye(3), Ac) + np.kron(Ac.conj(), np.eye(3))    # A ⊕ conj(A)
+    np.testing.assert_allclose(L.todense(), dense, rtol=rtol(dtype), atol=rtol(dtype))
+    np.testing.assert_allclose(L.H.todense(), dense.conj().T, rtol=rtol(dtype),
+                               atol=rtol(dtype))
 
 
 def solve_tol(dtype):
@@ -370,8 +372,11 @@ def test_kronsum_solve_one_factor_and_adjoint(rng):
     A = well_conditioned(rng, 5, np.float64)
     b = random_array(rng, 5, np.float64)
     np.testing.assert_allclose(matkron.kronsum(A).solve(b), np.linalg.solve(A, b), rtol=1e-12)
-    K = matkron.kronsum(A, well_conditioned(rng, 3, np.float64), A)
-    dense = K.todense()
+    B = well_conditioned(rng, 3, np.float64)
+    K = matkron.kronsum(A, B, A)
+    # kronsum(kronsum(A, B), A) = I ⊗ I ⊗ A + I ⊗ B ⊗ I + A ⊗ I ⊗ I
+    dense = (np.kron(np.eye(15), A) + np.kron(np.kron(np.eye(5), B), np.eye(5))
+             + np.kron(A, np.eye(15)))
     c = random_array(rng, 75, np.float64)
     np.testing.assert_allclose(K.H.solve(c), np.linalg.solve(dense.T, c), rtol=1e-9)
 
