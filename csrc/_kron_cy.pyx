@@ -927,6 +927,31 @@ cdef bint _apart(cnp.ndarray a, cnp.ndarray b) noexcept:
 def kron_matvec_fast(object mats, object x, bint ints_are_identities=False, object out=None):
     """kron(mats) @ x into `out` or a new array, or None where the caller must validate.
 
+    See _matvec_fast.
+    """
+    return _matvec_fast(mats, x, ints_are_identities, out)
+
+
+# The validating implementation of kron_matvec, for the calls _matvec_fast declines; set by
+# matkron._kron when it is imported.
+_checked_kron_matvec = None
+
+
+def kron_matvec(factors, x, *, out=None):
+    """(F1 ⊗ … ⊗ Fk) x; the public matkron.kron_matvec, documented in matkron/_kron.py.
+
+    Canonical operands run here without any Python-level step; the rest go to the
+    validating implementation.
+    """
+    result = _matvec_fast(factors, x, False, out)
+    if result is None:
+        return _checked_kron_matvec(factors, x, out=out)
+    return result
+
+
+cdef object _matvec_fast(object mats, object x, bint ints_are_identities, object out):
+    """kron(mats) @ x into `out` or a new array, or None where the caller must validate.
+
     Runs without Python-level overhead when `mats` is a list or tuple of at most 32
     aligned, BLAS-readable arrays of one BLAS dtype, `x` is an aligned, non-empty 1-D or
     2-D array of that dtype and matching length, with N m and N' m below 2**31, and `out`

@@ -354,7 +354,7 @@ def product(mats, x, rows, out=None):
     return apply(((1, mats),), x, out)
 
 
-def kron_matvec(factors, x, *, out=None):
+def _checked_kron_matvec(factors, x, *, out=None):
     """Compute (F1 ⊗ F2 ⊗ … ⊗ Fk) x without forming the Kronecker product.
 
     Parameters
@@ -412,9 +412,6 @@ def kron_matvec(factors, x, *, out=None):
     >>> np.kron(A, B) @ x
     array([ 7.,  4., 15.,  8.])
     """
-    result = _kron_cy.kron_matvec_fast(factors, x, False, out)
-    if result is not None:
-        return result
     factors = as_factors(factors)
     x = as_array(x, "x")
     dtype = result_dtype(
@@ -428,3 +425,11 @@ def kron_matvec(factors, x, *, out=None):
         named = [("x", x)] + [(f"factors[{i}]", f) for i, f in enumerate(factors)]
         check_out(out, shape, dtype, named)
     return product(kernel_factors(factors, dtype), operand(x, dtype), rows, out)
+
+
+# The public function is compiled: operands the kernel takes as they are (arrays of one
+# BLAS dtype, BLAS-readable, a suitable out) skip every Python-level step; the rest reach
+# _checked_kron_matvec, which validates, converts and explains.
+_kron_cy._checked_kron_matvec = _checked_kron_matvec
+kron_matvec = _kron_cy.kron_matvec
+kron_matvec.__doc__ = _checked_kron_matvec.__doc__
