@@ -15,14 +15,25 @@ __all__ = ["PowerJacobian", "frechet_power", "polynomial_jacobian", "power_jacob
 
 METHODS = ("auto", "naive", "horner", "binary", "eig", "dense")
 
-# The cost of one BLAS call in multiply-add equivalents, beyond its m³ multiply-adds: call
-# overhead and the low efficiency of tiny GEMMs. Calibrated with `python -m matkron bench
-# power`; it decides between the dense matrix and GEMM methods for small m.
+# The cost model of method="auto", in multiply-adds of a GEMM (about 0.045 ns each with
+# one BLAS thread on x86-64), calibrated for m = 4 … 32 and n = 2 … 1024 with
+# `python -m matkron bench power` and a sweep of m with BLAS pinned to one thread.
+#
+# The cost of one BLAS call beyond its m³ multiply-adds: call overhead and the low
+# efficiency of tiny GEMMs.
 _CALL_COST = 2000
-# The dense m²×m² matrix is considered for m up to this order (8 MiB in float64).
+# A product with the dense m²×m² matrix per element, in those units: the matrix is streamed
+# from memory once per product with no reuse (memory-bound, 0.26-0.30 ns per element for
+# m = 8 … 32), about six times a multiply-add inside a GEMM.
+_DENSE_COST = 6
+# The dense matrix is considered for m up to this order (8 MiB in float64).
 _DENSE_MAX_M = 32
 # Multiply-add equivalents of one Hermitian eigendecomposition, in units of m³.
 _EIGH_COST = 12
+# One-off costs (building the dense matrix, the eigendecomposition) are spread over the
+# number of products when it is known (frechet_power), else over this many: a short Krylov
+# solve. The dense matrix costs m² products of the method that builds it.
+_ASSUMED_APPLICATIONS = 100
 
 
 def _check_matrix(A):
@@ -63,18 +74,23 @@ def _binary_gemms(n):
 
 
 def _choose(m, n, hermitian, polynomial, applications=None):
-    """The method of least estimated cost for an m×m A and degree n >= 2."""
+    """The method of least estimated cost per product for an m×m A and degree n >= 2,
+    one-off costs spread over `applications` products (see _ASSUMED_APPLICATIONS)."""
     gemm = m**3 + _CALL_COST
-    costs = {}
+    uses = applications or _ASSUMED_APPLICATIONS
+    apply = {}
     if polynomial:
-        costs["horner"] = 2 * (n - 1) * gemm
+        apply["horner"] = 2 * (n - 1) * gemm
     else:
-        costs["binary"] = _binary_gemms(n) * gemm
+        apply["binary"] = _binary_gemms(n) * gemm
     if hermitian:
-        build = _EIGH_COST * m**3 / applications if applications else 0
-        costs["eig"] = 4 * gemm + m * m + build
-    if m <= _DENSE_MAX_M and (applications is None or applications >= m * m):
-        costs["dense"] = m**4 + _CALL_COST
+        apply["eig"] = 4 * gemm + m * m
+    costs = dict(apply)
+    if hermitian:
+        costs["eig"] += _EIGH_COST * m**3 / uses
+    if m <= _DENSE_MAX_M:
+        build = m * m * min(apply.values())  # the cheapest method on the m² unit vectors
+        costs["dense"] = _DENSE_COST * m**4 + _CALL_COST + build / uses
     return min(costs, key=costs.get)
 
 
@@ -161,6 +177,12 @@ def power_jacobian(A, n, *, method="auto"):
       equal eigenvalues): 4 GEMMs whatever n.
     - "dense": the m²×m² matrix, built once (by one of the above on the m² unit vectors) and
       applied by one GEMM; for small m.
+
+    "auto" estimates the time of each method per product in GEMM multiply-adds, with a
+    fixed cost per BLAS call; a product with the dense matrix, which streams it from memory,
+    counts six per element. One-off costs (building the dense matrix, m² products of the
+    method that builds it; the eigendecomposition) are spread over 100 products, a short
+    Krylov solve, so "dense" wins only for very small m (about m <= 7) or many products.
 
     n = 0 gives the zero operator, n = 1 the identity. Products run in compiled loops with
     the GIL released and the workspace reused (per thread); a 2-D operand is copied to

@@ -400,3 +400,27 @@ def test_newton_matrix_root_with_gmres(rng, n):
     expected = np.real_if_close(scipy.linalg.fractional_matrix_power(M, 1.0 / n))
     np.testing.assert_allclose(X, expected, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(np.linalg.matrix_power(X, n), M, rtol=1e-11, atol=1e-12)
+
+
+def test_auto_method_choices():
+    # The cost model of method="auto" (calibrated with one BLAS thread): the dense m²×m²
+    # product is memory-bound, and building it costs m² products of another method, so it
+    # is chosen only for very small m; GEMM methods beyond.
+    rng = np.random.default_rng(3)
+
+    def method(m, n, hermitian=False, **kwargs):
+        A = unit_spectrum(rng, m, np.float64, hermitian=hermitian)
+        return matkron.PowerJacobian(A, n, **kwargs).method
+
+    for n in (3, 8, 32, 128, 1024):
+        assert method(4, n) == "dense"
+        assert method(4, n, hermitian=True) == "dense"
+    for m in (8, 10, 12, 16, 20, 32):
+        for n in (8, 128, 1024):
+            assert method(m, n) == "binary", (m, n)
+            assert method(m, n, hermitian=True) == "eig", (m, n)
+    for m in (6, 8, 10, 12):
+        assert method(m, 3) == "binary"
+    # One product (frechet_power of one E) never pays for the dense matrix; a great many do.
+    assert method(4, 1024, _applications=1) == "binary"
+    assert method(8, 1024, _applications=10**6) == "dense"
