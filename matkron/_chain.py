@@ -4,7 +4,7 @@ import numpy as np
 
 from . import _chain_cy
 from ._hu_shing import hu_shing
-from ._validation import _BLAS_DTYPES, blas_readable, check_blas_size, check_out
+from ._validation import _BLAS_DTYPES, blas_readable, check_blas_size, check_out, count
 from ._workspace import workspace
 
 __all__ = ["ChainPlan", "chain_order", "multi_dot"]
@@ -40,12 +40,10 @@ def _check_dims(dims):
         raise TypeError(f"dims must be a sequence of integers; got {type(dims).__name__}")
     checked = []
     for i, d in enumerate(dims):
-        if type(d) is not int:
-            if isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer)):
-                raise ValueError(f"dims[{i}] = {_show(d)} must be a non-negative integer")
-            d = int(d)
-        if d < 0:
-            raise ValueError(f"dims[{i}] = {d} must be a non-negative integer")
+        try:
+            d = count(d, f"dims[{i}]")
+        except (TypeError, ValueError):
+            raise ValueError(f"dims[{i}] = {_show(d)} must be a non-negative integer") from None
         if d > DIM_MAX:
             raise ValueError(f"dims[{i}] = {d} is larger than 2**63 - 1")
         checked.append(d)

@@ -2,7 +2,6 @@
 
 import functools
 import math
-import operator
 
 import numpy as np
 
@@ -12,6 +11,7 @@ from ._validation import (
     as_array,
     blas_readable,
     check_out,
+    count,
     operand,
     result_dtype,
 )
@@ -80,11 +80,7 @@ def identity(n):
     >>> matkron.kron_matvec([matkron.identity(2), B], np.arange(4.0))
     array([ 2.,  4.,  8., 18.])
     """
-    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
-        raise TypeError(f"n must be an integer; got {type(n).__name__}")
-    if n < 0:
-        raise ValueError(f"n must be non-negative; got {n}")
-    return IdentityFactor(int(n))
+    return IdentityFactor(count(n, "n"))
 
 
 def vec(X):
@@ -137,7 +133,7 @@ def unvec(x, shape):
     if x.ndim != 1:
         raise ValueError(f"x must be 1-D; got shape {x.shape}")
     shape = tuple(
-        _count(d, f"shape[{i}]") for i, d in enumerate(np.atleast_1d(np.asarray(shape)))
+        count(d, f"shape[{i}]") for i, d in enumerate(np.atleast_1d(np.asarray(shape)))
     )
     if math.prod(shape) != x.size:
         raise ValueError(f"x has length {x.size}; cannot unvec it to shape {shape}")
@@ -218,24 +214,11 @@ def kron_order(shapes, m=1):
         if len(shape) != 2:
             raise ValueError(f"shapes[{i}] = {shape} must be a (rows, columns) pair")
     shapes = [
-        (_count(p, f"shapes[{i}][0]"), _count(q, f"shapes[{i}][1]"))
+        (count(p, f"shapes[{i}][0]"), count(q, f"shapes[{i}][1]"))
         for i, (p, q) in enumerate(shapes)
     ]
     order = _apply_order(shapes)
-    return order, _flops(shapes, order, _count(m, "m"))
-
-
-def _count(value, name):
-    """`value` as a non-negative Python int, or an error naming `name`."""
-    try:
-        count = operator.index(value)
-    except TypeError:
-        raise TypeError(
-            f"{name} must be an integer; got {value!r} of type {type(value).__name__}"
-        ) from None
-    if count < 0:
-        raise ValueError(f"{name} = {count} must be non-negative")
-    return count
+    return order, _flops(shapes, order, count(m, "m"))
 
 
 def _factor_names(k):

@@ -1,15 +1,20 @@
 """The Jacobian of the matrix power, d(Aⁿ)[E] = Σₖ A^k E A^{n-1-k}, and of matrix polynomials."""
 
-import numbers
-
 import numpy as np
 import scipy.linalg
 from scipy.sparse.linalg import LinearOperator
 
 from ._kron import identity
 from ._power_cy import PowerPlan
-from ._sum import SumOfKronOperator, _is_hermitian, _is_scalar
-from ._validation import BLAS_INT_MAX, as_array, result_dtype
+from ._sum import SumOfKronOperator, _is_scalar
+from ._validation import (
+    BLAS_INT_MAX,
+    as_array,
+    count,
+    is_hermitian,
+    result_dtype,
+    square_matrix,
+)
 
 __all__ = ["PowerJacobian", "frechet_power", "polynomial_jacobian", "power_jacobian"]
 
@@ -34,22 +39,6 @@ _EIGH_COST = 12
 # number of products when it is known (frechet_power), else over this many: a short Krylov
 # solve. The dense matrix costs m² products of the method that builds it.
 _ASSUMED_APPLICATIONS = 100
-
-
-def _check_matrix(A):
-    A = as_array(A, "A")
-    if A.ndim != 2 or A.shape[0] != A.shape[1]:
-        raise ValueError(f"A must be a square matrix; got shape {A.shape}")
-    return A
-
-
-def _check_power(n):
-    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (numbers.Integral, np.integer)):
-        raise TypeError(f"n must be an integer; got {type(n).__name__}")
-    n = int(n)
-    if n < 0:
-        raise ValueError(f"n must be non-negative; got {n}")
-    return n
 
 
 def _check_coeffs(coeffs):
@@ -284,8 +273,8 @@ def frechet_power(A, E, n, *, method="auto"):
     array([[0., 2.],
            [0., 0.]])
     """
-    A = _check_matrix(A)
-    n = _check_power(n)
+    A = square_matrix(A, "A")
+    n = count(n, "n")
     E = as_array(E, "E")
     m = A.shape[0]
     if E.ndim not in (2, 3) or E.shape[-2:] != (m, m):
@@ -347,13 +336,13 @@ class PowerJacobian(LinearOperator):
     """
 
     def __init__(self, A, n=None, *, coeffs=None, method="auto", _applications=None):
-        A = _check_matrix(A)
+        A = square_matrix(A, "A")
         if (n is None) == (coeffs is None):
             raise TypeError("give exactly one of n and coeffs")
         if not isinstance(method, str) or method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}; got {method!r}")
         if n is not None:
-            n = _check_power(n)
+            n = count(n, "n")
             dtype = result_dtype(A.dtype)
             degree = n
         else:
@@ -377,7 +366,7 @@ class PowerJacobian(LinearOperator):
             )
         hermitian = None
         if method == "eig" or (method == "auto" and degree >= 2):
-            hermitian = _is_hermitian(self.A)
+            hermitian = is_hermitian(self.A)
             if method == "eig" and not hermitian:
                 raise ValueError("method='eig' needs a Hermitian (real symmetric) A")
         if method == "auto":
@@ -416,7 +405,7 @@ class PowerJacobian(LinearOperator):
                            "gamma": np.asfortranarray(gamma, dtype=dtype)}
         if self.method == "dense":
             helper = "horner" if polynomial else "binary"
-            if not polynomial and _is_hermitian(A) and _choose(
+            if not polynomial and is_hermitian(A) and _choose(
                     m, d, True, False, None) == "eig":
                 helper = "eig"
             coeffs = None if self.coeffs is None else self.coeffs.astype(dtype)

@@ -17,7 +17,14 @@ from ._kron import (
     kernel_factors,
     kron_matvec,
 )
-from ._validation import as_array, operand, own_dtypes, result_dtype
+from ._validation import (
+    as_array,
+    is_hermitian,
+    operand,
+    own_dtypes,
+    result_dtype,
+    square_matrix,
+)
 
 __all__ = [
     "KronSumOperator",
@@ -426,18 +433,8 @@ def scale(op, c):
 
 
 def _square_factor(f, name):
-    f = as_array(f, name) if not isinstance(f, IdentityFactor) else f
-    if f.ndim != 2 or f.shape[0] != f.shape[1]:
-        raise ValueError(f"{name} must be a square matrix; got shape {f.shape}")
-    return f
-
-
-def _is_hermitian(f):
-    if isinstance(f, IdentityFactor):
-        return True
-    scale_ = np.abs(f).max(initial=0.0)
-    eps = np.finfo(f.dtype).eps if f.dtype.kind in "fc" else np.finfo(np.float64).eps
-    return bool(np.abs(f - f.conj().T).max(initial=0.0) <= 16 * eps * scale_)
+    """A square matrix factor: an identity factor, or a square array."""
+    return f if isinstance(f, IdentityFactor) else square_matrix(f, name)
 
 
 def kronsum(*mats):
@@ -672,7 +669,9 @@ class KronSumOperator(SumOfKronOperator):
         if rhs.size == 0:
             return np.zeros(b.shape, dtype=dtype)
         if self._hermitian is None:
-            self._hermitian = all(_is_hermitian(f) for f in self.factors)
+            self._hermitian = all(
+                isinstance(f, IdentityFactor) or is_hermitian(f) for f in self.factors
+            )
         if self._hermitian:
             x = self._solve_eigh(rhs)
         else:

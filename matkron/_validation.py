@@ -3,6 +3,8 @@
 All dtype policy lives here: the kernels serve float32, float64, complex64 and complex128.
 """
 
+import operator
+
 import numpy as np
 
 _BLAS_DTYPES = frozenset(np.dtype(t) for t in ("f4", "f8", "c8", "c16"))
@@ -52,6 +54,41 @@ def own_dtypes(factors):
     ``result_dtype(*own_dtypes(factors), x.dtype)``, not ``result_dtype(dtype, x.dtype)``.
     """
     return tuple(f.dtype for f in factors if isinstance(f, np.ndarray))
+
+
+def count(value, name):
+    """`value` as a non-negative Python int, for sizes, orders and powers.
+
+    Python and NumPy integers are accepted; anything else, bool included (``True`` is not a
+    count), raises TypeError, and a negative value ValueError, naming `name`.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer; got the bool {value!r}")
+    try:
+        n = operator.index(value)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be an integer; got {value!r} of type {type(value).__name__}"
+        ) from None
+    if n < 0:
+        raise ValueError(f"{name} must be non-negative; got {n}")
+    return n
+
+
+def square_matrix(value, name):
+    """`value` as a square 2-D array (:func:`as_array`), or ValueError naming `name`."""
+    a = as_array(value, name)
+    if a.ndim != 2 or a.shape[0] != a.shape[1]:
+        raise ValueError(f"{name} must be a square matrix; got shape {a.shape}")
+    return a
+
+
+def is_hermitian(a):
+    """Whether the square array `a` equals its conjugate transpose up to 16 ulps of its
+    largest entry (integers: of float64)."""
+    scale = np.abs(a).max(initial=0.0)
+    eps = np.finfo(a.dtype).eps if a.dtype.kind in "fc" else np.finfo(np.float64).eps
+    return bool(np.abs(a - a.conj().T).max(initial=0.0) <= 16 * eps * scale)
 
 
 def as_array(value, name):

@@ -306,6 +306,30 @@ def test_power_jacobian_errors():
     assert isinstance(matkron.power_jacobian(A, np.int64(3)), matkron.PowerJacobian)
 
 
+def test_integer_arguments_are_checked_alike():
+    # Every count (power, order, shape, number of right-hand sides) is validated by one
+    # rule: Python or NumPy integers, never bool (True is not n = 1), never negative.
+    A = np.eye(2)
+    counts = {
+        "power_jacobian n": lambda v: matkron.power_jacobian(A, v),
+        "frechet_power n": lambda v: matkron.frechet_power(A, A, v),
+        "identity n": matkron.identity,
+        "kron_order shape": lambda v: matkron.kron_order([(v, 2)]),
+        "kron_order m": lambda v: matkron.kron_order([(2, 2)], m=v),
+        "unvec shape": lambda v: matkron.unvec(np.zeros(1), (v,)),
+    }
+    for call in counts.values():
+        for bad in (True, np.True_, 2.0, "2"):
+            with pytest.raises(TypeError, match="must be an integer"):
+                call(bad)
+        with pytest.raises(ValueError, match="must be non-negative; got -1"):
+            call(-1)
+        call(np.int64(1))
+        call(1)
+    with pytest.raises(ValueError, match="dims.0. = True must be a non-negative integer"):
+        matkron.chain_order([True, 3])
+
+
 # -- frechet_power and polynomial_jacobian -----------------------------------------------
 
 
