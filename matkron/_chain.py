@@ -219,18 +219,52 @@ class ChainPlan:
 
     @property
     def dims(self):
+        """The chain dimensions d_0, …, d_k as a tuple of Python ints: matrix Mi is
+        d_i × d_{i+1}.
+
+        Examples
+        --------
+        >>> import matkron
+        >>> matkron.chain_order([10, 100, 5, 50]).dims
+        (10, 100, 5, 50)
+        """
         return self._dims
 
     @property
     def k(self):
+        """The number of matrices in the chain, ``len(dims) - 1``.
+
+        Examples
+        --------
+        >>> import matkron
+        >>> matkron.chain_order([10, 100, 5, 50]).k
+        3
+        """
         return len(self._dims) - 1
 
     @property
     def cost(self):
+        """The number of scalar multiplications of the planned order: the optimum, as an
+        exact Python int (a p × q times q × r product costs p q r).
+
+        Examples
+        --------
+        >>> import matkron
+        >>> matkron.chain_order([10, 100, 5, 50]).cost  # (M0 M1) M2: 5000 + 2500
+        7500
+        """
         return self._cost
 
     @property
     def method(self):
+        """The algorithm that made the plan: ``"dp"`` or ``"hu-shing"``.
+
+        Examples
+        --------
+        >>> import matkron
+        >>> matkron.chain_order([10, 100, 5, 50], method="hu-shing").method
+        'hu-shing'
+        """
         return self._method
 
     @property
@@ -240,6 +274,14 @@ class ChainPlan:
         For example ``((0, 1), 2)`` is (M0 M1) M2. The nesting is as deep as the tree
         (up to k - 1), too deep for Python's recursive ``repr`` and ``==`` on very long
         chains; ``str(plan)`` is built without recursion.
+
+        Examples
+        --------
+        >>> import matkron
+        >>> matkron.chain_order([2, 3, 4, 1]).tree
+        (0, (1, 2))
+        >>> matkron.chain_order([2, 3]).tree
+        0
         """
         built = list(range(self.k))
         for i, s, _ in self._steps.tolist():
@@ -248,13 +290,27 @@ class ChainPlan:
 
     @property
     def left_to_right_cost(self):
-        """The cost of ((M0 M1) M2) …: reverse mode for a chain of Jacobians (exact)."""
+        """The cost of ((M0 M1) M2) …: reverse mode for a chain of Jacobians (exact).
+
+        Examples
+        --------
+        >>> import matkron
+        >>> matkron.chain_order([2, 3, 4, 1]).left_to_right_cost  # 2*3*4 + 2*4*1
+        32
+        """
         d = self._dims
         return d[0] * sum(d[t] * d[t + 1] for t in range(1, len(d) - 1))
 
     @property
     def right_to_left_cost(self):
-        """The cost of … (M(k-3) (M(k-2) M(k-1))): forward mode for Jacobians (exact)."""
+        """The cost of … (M(k-3) (M(k-2) M(k-1))): forward mode for Jacobians (exact).
+
+        Examples
+        --------
+        >>> import matkron
+        >>> matkron.chain_order([2, 3, 4, 1]).right_to_left_cost  # 3*4*1 + 2*3*1
+        18
+        """
         d = self._dims
         return d[-1] * sum(d[t] * d[t + 1] for t in range(len(d) - 2))
 

@@ -235,7 +235,24 @@ class SumOfKronOperator(LinearOperator):
 
     @property
     def terms(self):
-        """One tuple (cᵢ, Aᵢ, Bᵢ) per term: the coefficient and the factors."""
+        """One tuple (cᵢ, Aᵢ, Bᵢ) per term: the coefficient and the factors.
+
+        The coefficient is a NumPy scalar and the factors arrays of the operator's dtype (or
+        identity factors); for a term of more factors, (cᵢ, Aᵢ, Bᵢ, Cᵢ, …).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> A = np.array([[1, 2], [3, 4]])
+        >>> S = matkron.sum_of_kron([(A, matkron.identity(3))], coeffs=[2])
+        >>> c, left, right = S.terms[0]
+        >>> c, right
+        (np.float64(2.0), identity(3))
+        >>> left
+        array([[1., 2.],
+               [3., 4.]])
+        """
         return tuple((c, *factors) for c, factors in self._terms)
 
     # -- products -----------------------------------------------------------------------

@@ -29,3 +29,16 @@ def test_examples(name):
         runner.run(test)
     results = runner.summarize(verbose=False)
     assert results.failed == 0, f"{results.failed} docstring example(s) of {name} failed"
+
+
+@pytest.mark.parametrize(
+    "owner, name",
+    [(matkron.ChainPlan, name) for name in ("dims", "k", "cost", "method", "tree",
+                                            "left_to_right_cost", "right_to_left_cost")]
+    + [(matkron.SumOfKronOperator, "terms")],
+)
+def test_public_properties_are_documented(owner, name):
+    # Properties show in help() and the API docs like methods: each says what it is and
+    # shows it in a runnable example (run by test_examples).
+    doc = getattr(owner, name).__doc__
+    assert doc and "Examples\n" in doc and ">>> " in doc, f"{owner.__name__}.{name}"
