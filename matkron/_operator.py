@@ -5,7 +5,6 @@ import threading
 
 import numpy as np
 import scipy.linalg
-from scipy.sparse.linalg import LinearOperator
 
 from ._kron import (
     IdentityFactor,
@@ -18,6 +17,7 @@ from ._kron import (
     product,
 )
 from ._kron_cy import kron_matvec_fast, kron_plan
+from ._linop import ProductOperator
 from ._validation import as_array, operand, own_dtypes, result_dtype
 
 __all__ = ["KronOperator", "kron"]
@@ -54,7 +54,7 @@ def kron(*factors):
     return KronOperator(factors)
 
 
-class KronOperator(LinearOperator):
+class KronOperator(ProductOperator):
     """The Kronecker product F1 ⊗ … ⊗ Fk, applied through its factors.
 
     Create it with :func:`matkron.kron`. It is a :class:`scipy.sparse.linalg.LinearOperator`
@@ -148,38 +148,6 @@ class KronOperator(LinearOperator):
         if x.ndim not in (1, 2) or x.shape[0] != self.shape[1]:
             check_operand(x, self._shapes)
         return product(self._mats(dtype), operand(x, dtype), self.shape[0])
-
-    def _matvec(self, x):
-        return self._product(np.asarray(x).reshape(-1))
-
-    def _matmat(self, X):
-        return self._product(np.asarray(X))
-
-    def _rmatvec(self, x):
-        return self._adjoint()._matvec(x)
-
-    def _rmatmat(self, X):
-        return self._adjoint()._matmat(X)
-
-    def matvec(self, x):
-        if type(x) is np.ndarray and x.ndim == 1:
-            return self._product(x)
-        return super().matvec(x)
-
-    def matmat(self, X):
-        if type(X) is np.ndarray and X.ndim == 2:
-            return self._product(X)
-        return super().matmat(X)
-
-    def dot(self, x):
-        if type(x) is np.ndarray and x.ndim in (1, 2):
-            return self._product(x)
-        return super().dot(x)
-
-    def __matmul__(self, other):
-        if type(other) is np.ndarray and other.ndim in (1, 2):
-            return self._product(other)
-        return super().__matmul__(other)
 
     def _adjoint(self):
         if self._adjoint_op is None:

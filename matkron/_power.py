@@ -2,11 +2,11 @@
 
 import numpy as np
 import scipy.linalg
-from scipy.sparse.linalg import LinearOperator
 
 from ._kron import identity
 from ._power_cy import PowerPlan
 from ._sum import SumOfKronOperator, _is_scalar
+from ._linop import ProductOperator
 from ._validation import (
     BLAS_INT_MAX,
     as_array,
@@ -292,7 +292,7 @@ def frechet_power(A, E, n, *, method="auto"):
     return np.moveaxis(y.reshape(m, m, batch, order="F"), -1, 0)
 
 
-class PowerJacobian(LinearOperator):
+class PowerJacobian(ProductOperator):
     """The Jacobian of A ↦ Aⁿ (or of a matrix polynomial) at A, acting on vec(E).
 
     Create it with :func:`power_jacobian` or :func:`polynomial_jacobian`. It is a
@@ -454,6 +454,10 @@ class PowerJacobian(LinearOperator):
 
     def _product(self, x):
         """self @ x for an ndarray x of 1 or 2 dimensions."""
+        if self._fast is not None and x.ndim == 1:
+            y = self._fast.matvec_fast(x)
+            if y is not None:
+                return y
         dtype = self.dtype if x.dtype == self.dtype else result_dtype(self.dtype, x.dtype)
         n = self.shape[1]
         if x.ndim not in (1, 2) or x.shape[0] != n:
@@ -469,42 +473,6 @@ class PowerJacobian(LinearOperator):
         x = np.require(x, dtype=dtype, requirements=["F", "A"])
         out = np.empty(x.shape, dtype=dtype, order="F")
         return self._plan(dtype).apply(x, out)
-
-    def _matvec(self, x):
-        return self._product(np.asarray(x).reshape(-1))
-
-    def _matmat(self, X):
-        return self._product(np.asarray(X))
-
-    def _rmatvec(self, x):
-        return self._adjoint()._matvec(x)
-
-    def _rmatmat(self, X):
-        return self._adjoint()._matmat(X)
-
-    def matvec(self, x):
-        if self._fast is not None:
-            y = self._fast.matvec_fast(x)
-            if y is not None:
-                return y
-        if type(x) is np.ndarray and x.ndim == 1:
-            return self._product(x)
-        return super().matvec(x)
-
-    def matmat(self, X):
-        if type(X) is np.ndarray and X.ndim == 2:
-            return self._product(X)
-        return super().matmat(X)
-
-    def dot(self, x):
-        if type(x) is np.ndarray and x.ndim in (1, 2):
-            return self.matvec(x) if x.ndim == 1 else self._product(x)
-        return super().dot(x)
-
-    def __matmul__(self, other):
-        if type(other) is np.ndarray and other.ndim in (1, 2):
-            return self.matvec(other) if other.ndim == 1 else self._product(other)
-        return super().__matmul__(other)
 
     def _derived(self, A, coeffs):
         return PowerJacobian(A, self.n, coeffs=coeffs, method=self.method)

@@ -6,7 +6,6 @@ import numbers
 
 import numpy as np
 import scipy.linalg
-from scipy.sparse.linalg import LinearOperator
 
 from ._kron import (
     IdentityFactor,
@@ -17,6 +16,7 @@ from ._kron import (
     kernel_factors,
     kron_matvec,
 )
+from ._linop import ProductOperator
 from ._validation import (
     as_array,
     is_hermitian,
@@ -110,7 +110,7 @@ def sum_of_kron(terms, coeffs=None):
     return SumOfKronOperator(terms, coeffs)
 
 
-class SumOfKronOperator(LinearOperator):
+class SumOfKronOperator(ProductOperator):
     """A sum of Kronecker products Σᵢ cᵢ (Aᵢ ⊗ Bᵢ), applied term by term in one kernel call.
 
     Create it with :func:`sum_of_kron`, or by adding, subtracting and scaling
@@ -287,38 +287,6 @@ class SumOfKronOperator(LinearOperator):
             out.fill(0)
             return out
         return apply(self._kernel_terms(dtype), x, out)
-
-    def _matvec(self, x):
-        return self._product(np.asarray(x).reshape(-1))
-
-    def _matmat(self, X):
-        return self._product(np.asarray(X))
-
-    def _rmatvec(self, x):
-        return self._adjoint()._matvec(x)
-
-    def _rmatmat(self, X):
-        return self._adjoint()._matmat(X)
-
-    def matvec(self, x):
-        if type(x) is np.ndarray and x.ndim == 1:
-            return self._product(x)
-        return super().matvec(x)
-
-    def matmat(self, X):
-        if type(X) is np.ndarray and X.ndim == 2:
-            return self._product(X)
-        return super().matmat(X)
-
-    def dot(self, x):
-        if type(x) is np.ndarray and x.ndim in (1, 2):
-            return self._product(x)
-        return super().dot(x)
-
-    def __matmul__(self, other):
-        if type(other) is np.ndarray and other.ndim in (1, 2):
-            return self._product(other)
-        return super().__matmul__(other)
 
     def _with_terms(self, terms, shape):
         """A SumOfKronOperator of (c, factors) pairs, of the given shape, that promotes as
