@@ -7,6 +7,7 @@ so this works under ``--import-mode=importlib``).
 """
 
 import functools
+import math
 import string
 import zlib
 
@@ -260,3 +261,19 @@ def pytest_configure(config):
     config.addinivalue_line(
         "filterwarnings", "ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning"
     )
+
+
+def flops_of(shapes, order, m):
+    """Multiplications of applying the factors in `order` (the oracle, written here).
+
+    A factor (p, q) applied to a tensor of S entries costs S * p and leaves S * p / q
+    entries; S starts at m * Π q. Factors left out of `order` (identities) cost nothing
+    and do not change S.
+    """
+    size = m * math.prod(q for _, q in shapes)
+    total = 0
+    for i in order:
+        p, q = shapes[i]
+        total += size * p
+        size = size * p // q if q else 0
+    return total

@@ -1,7 +1,6 @@
 """matkron.kron_order against brute force over every application order."""
 
 import itertools
-import math
 
 import numpy as np
 import pytest
@@ -10,17 +9,7 @@ from hypothesis import strategies as st
 
 import matkron
 
-
-def flops_of(shapes, order, m):
-    """Multiplications of applying the factors in `order`: a factor (p, q) applied to a
-    tensor of S entries costs S * p and leaves S * p / q entries; S starts at m * Π q."""
-    size = m * math.prod(q for _, q in shapes)
-    total = 0
-    for i in order:
-        p, q = shapes[i]
-        total += size * p
-        size = size * p // q if q else 0
-    return total
+from .conftest import flops_of
 
 
 def brute_force_min(shapes, m):

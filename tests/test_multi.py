@@ -22,6 +22,7 @@ from .conftest import (
     OUT_LAYOUTS,
     assert_product,
     columns,
+    flops_of,
     kron_abs_dense,
     kron_dense,
     layout_view,
@@ -62,22 +63,6 @@ def rectangular_spec(rng, k):
         p, q = spec[i]
         spec[i] = (max(p // 2, 1), max(q // 2, 1)) if p // 2 != q // 2 else (1, 2)
     return spec
-
-
-def flops_of(shapes, order, m):
-    """Multiplications of applying the factors in `order` (the oracle, written here).
-
-    A factor (p, q) applied to a tensor of S entries costs S * p and leaves S * p / q
-    entries; S starts at m * Π q. Factors left out of `order` (identities) cost nothing
-    and do not change S.
-    """
-    size = m * math.prod(q for _, q in shapes)
-    total = 0
-    for i in order:
-        p, q = shapes[i]
-        total += size * p
-        size = size * p // q if q else 0
-    return total
 
 
 def cheapest(shapes, indices, m):
