@@ -16,7 +16,7 @@ from ._validation import (
     result_dtype,
 )
 
-__all__ = ["identity", "vec", "unvec", "kron_order", "kron_matvec"]
+__all__ = ["identity", "kron_matvec", "kron_order", "unvec", "vec"]
 
 MAX_FACTORS = _kron_cy.MAX_KRON_FACTORS
 

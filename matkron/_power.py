@@ -4,9 +4,9 @@ import numpy as np
 import scipy.linalg
 
 from ._kron import identity
+from ._linop import ProductOperator
 from ._power_cy import PowerPlan
 from ._sum import SumOfKronOperator, _is_scalar
-from ._linop import ProductOperator
 from ._validation import (
     BLAS_INT_MAX,
     as_array,
