@@ -245,7 +245,7 @@ cdef inline double _step_cost(double calls, double multiplies, double rows,
 
     A tiny bias makes a normal step win a tie with a rotated one.
     """
-    return (calls * 0.2 + multiplies * 5e-5 * (1 + min(0.6, 38 / rows))
+    return (calls * 0.2 + multiplies * 5e-5 * (1 + min(0.6, 20 / rows))
             + (0.001 if rotated else 0))
 
 
