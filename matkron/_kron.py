@@ -155,8 +155,6 @@ def _cheaper_first(a, b):
 def _apply_order(shapes, skip=()):
     """Factor indices (not in `skip`) in the order of least flops."""
     items = [(i, s) for i, s in enumerate(shapes) if i not in skip]
-    if all(p == q for _, (p, q) in items):
-        return tuple(i for i, _ in items)
     items.sort(key=functools.cmp_to_key(_cheaper_first))
     return tuple(i for i, _ in items)
 

@@ -277,3 +277,18 @@ def flops_of(shapes, order, m):
         total += size * p
         size = size * p // q if q else 0
     return total
+
+
+def well_conditioned_factors(rng, spec, dtype):
+    """Square factors n*I + N(0, 1) noise, with a row negated at random (negative dets)."""
+    factors = []
+    for s in spec:
+        if s[0] == "I":
+            factors.append(matkron.identity(s[1]))
+            continue
+        n = s[0]
+        f = random_array(rng, (n, n), dtype) + (2 * n) * np.eye(n, dtype=dtype)
+        if n and rng.random() < 0.5:
+            f[0] *= -1
+        factors.append(f.astype(dtype))
+    return factors

@@ -32,6 +32,7 @@ from .conftest import (
     rows,
     rtol,
     spec_shapes,
+    well_conditioned_factors,
     with_layout,
 )
 
@@ -280,25 +281,10 @@ STRUCTURE_SPECS = [
 ]
 
 
-def well_conditioned(rng, spec, dtype):
-    """Square factors 2n I + noise, some with a row negated (negative determinants)."""
-    factors = []
-    for s in spec:
-        if s[0] == "I":
-            factors.append(matkron.identity(s[1]))
-            continue
-        n = s[0]
-        f = random_array(rng, (n, n), dtype) + 2 * n * np.eye(n, dtype=dtype)
-        if rng.random() < 0.5:
-            f[0] *= -1
-        factors.append(f.astype(dtype))
-    return factors
-
-
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("spec", STRUCTURE_SPECS, ids=_ids)
 def test_structure_methods(spec, dtype, rng):
-    factors = well_conditioned(rng, spec, dtype)
+    factors = well_conditioned_factors(rng, spec, dtype)
     K = matkron.kron(*factors)
     dense = kron_dense(factors)
     n = dense.shape[0]

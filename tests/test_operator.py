@@ -21,6 +21,7 @@ from .conftest import (
     rows,
     rtol,
     to_dense,
+    well_conditioned_factors,
     with_layout,
 )
 
@@ -49,21 +50,6 @@ SQUARE_SPECS = [
 
 def _ids(spec):
     return "x".join(f"I{s[1]}" if s[0] == "I" else f"{s[0]}x{s[1]}" for s in spec)
-
-
-def well_conditioned_factors(rng, spec, dtype):
-    """Square factors n*I + N(0, 1) noise, with a row negated at random (negative dets)."""
-    factors = []
-    for s in spec:
-        if s[0] == "I":
-            factors.append(matkron.identity(s[1]))
-            continue
-        n = s[0]
-        f = random_array(rng, (n, n), dtype) + (2 * n) * np.eye(n, dtype=dtype)
-        if n and rng.random() < 0.5:
-            f[0] *= -1
-        factors.append(f.astype(dtype))
-    return factors
 
 
 def adjoint_dense(factors):
