@@ -48,15 +48,35 @@ cdef extern from *:
     # Exact comparisons of flop keys: products of three dimensions below 2**31.
     ctypedef long long int128_t "__int128"
 
+cdef extern from "kron_step.h" nogil:
+    int matkron_kron_step_available()
+    Py_ssize_t matkron_kron_pack_size(Py_ssize_t p, Py_ssize_t q, Py_ssize_t size)
+    int matkron_kron_step_copies(Py_ssize_t p, Py_ssize_t x_sk)
+    void matkron_kron_pack_f64(Py_ssize_t p, Py_ssize_t q, const double* f, Py_ssize_t f_si,
+                               Py_ssize_t f_sk, double* pack)
+    int matkron_kron_step_f64(Py_ssize_t p, Py_ssize_t q, Py_ssize_t n, double alpha,
+                              const double* x, Py_ssize_t x_sk, Py_ssize_t x_sr,
+                              double beta, double* y, Py_ssize_t y_si, Py_ssize_t y_sr,
+                              double* pack)
+
+# Whether float64 steps run matkron's own AVX-512 kernel (kron_step.c) instead of dgemm.
+cdef bint _own_kernel = matkron_kron_step_available() != 0
+
 
 cdef enum:
     MAX_FACTORS = 32             # factors of one Kronecker product
     MAX_MODES = MAX_FACTORS + 1  # the factors' modes and the right-hand-side mode
     MAX_STATES = 64              # layouts the planner tracks per step
+    OWN_KERNEL_MAX_PACK = 32768  # doubles of a packed factor the own kernel takes (256 KiB)
     STACK_WORKSPACE_BYTES = 16384
     NORMAL = 0
     ROTATE_FRONT = 1
     ROTATE_BACK = 2
+
+# For tests and measurements: variants the planner must use at each step (-1: any), and
+# whether the own kernel is used. Set with the GIL held, through _set_planner.
+cdef int _forced_variant[MAX_FACTORS]
+cdef int _forced_steps = 0
 
 
 cdef struct Factor:
@@ -83,12 +103,14 @@ cdef struct Plan:
     int nsteps
     int order[MAX_FACTORS]       # factor applied at each step
     char variant[MAX_FACTORS]    # NORMAL, ROTATE_FRONT or ROTATE_BACK
+    char own[MAX_FACTORS]        # whether the step runs the own kernel (float64)
     bint x_direct                # step 0 reads x in place (else a copy in the workspace)
     bint x_c_kind                # kind of the tensor step 0 reads
     bint out_direct              # the last step writes out in place (else copy at the end)
     bint out_c_kind              # kind of the final tensor
     double cost                  # BLAS calls, plus a penalty for a copy of the result
     Py_ssize_t largest           # elements in each of the (at most two) workspace buffers
+    Py_ssize_t pack              # doubles for a packed factor after the buffers (float64)
     Py_ssize_t need              # workspace bytes
 
 
@@ -96,6 +118,7 @@ cdef struct Search:
     # One candidate layout sequence of the planner.
     int perm[MAX_MODES]          # mode ids in memory order, fastest first (rhs id = k)
     char variant[MAX_FACTORS]
+    char own[MAX_FACTORS]
     double cost
 
 
@@ -239,7 +262,7 @@ cdef void _move(const int* perm, int nmodes, int mode, bint to_front, int* out) 
 
 cdef inline double _step_cost(double calls, double multiplies, double rows,
                               bint rotated) noexcept nogil:
-    """Estimated microseconds of one step: BLAS call overhead plus its flops, at a rate
+    """Estimated microseconds of one BLAS step: call overhead plus its flops, at a rate
     that is lower when the GEMM has few rows (measured with SciPy's OpenBLAS, a 64-row
     GEMM runs at about 0.6x the speed of a tall one).
 
@@ -249,9 +272,22 @@ cdef inline double _step_cost(double calls, double multiplies, double rows,
             + (0.001 if rotated else 0))
 
 
+cdef inline double _own_step_cost(double calls, double multiplies, double vector,
+                                  double copied, bint rotated) noexcept nogil:
+    """Estimated microseconds of one step of the own kernel.
+
+    It runs about twice as fast as BLAS, less so when the dimension along its vectors is
+    short (a tile has up to three vectors of 8: 8 and 16 leave registers idle). `copied`
+    elements of the input are copied first (see matkron_kron_step_copies), at about
+    0.5 ns each.
+    """
+    return (calls * 0.05 + multiplies * 2.5e-5 * (1 + min(1.0, 8 / vector))
+            + copied * 5e-4 + (0.001 if rotated else 0))
+
+
 cdef double _search(const Factor* factors, int k, const int* order, int nsteps,
                     Py_ssize_t m, bint start_c_kind, bint x_padded, int out_kinds,
-                    bint out_padded, double copy_penalty, Search* best,
+                    bint out_padded, double copy_penalty, bint own, Search* best,
                     bint* end_c_kind, bint* end_direct) noexcept nogil:
     """Cheapest variants for a fixed order, from a start kind to an allowed end kind.
 
@@ -267,7 +303,7 @@ cdef double _search(const Factor* factors, int k, const int* order, int nsteps,
     cdef int ids[MAX_MODES]
     cdef int kind_perm[MAX_MODES]
     cdef int cur = 0, nxt, t, s, f, nc, jj, u, v, nmodes = k + 1, variant, w
-    cdef double calls, cost, best_cost = -1, size, rows
+    cdef double calls, cost, best_cost = -1, size, rows, vector, copied, step, own_step
     cdef bint merged, is_f, is_c, direct
     cdef Search cand
     for u in range(k):
@@ -290,6 +326,8 @@ cdef double _search(const Factor* factors, int k, const int* order, int nsteps,
                 jj += 1
             for variant in range(3):
                 if variant != NORMAL and nc < 2:
+                    continue
+                if t < _forced_steps and _forced_variant[t] >= 0 and variant != _forced_variant[t]:
                     continue
                 if variant == ROTATE_FRONT and (jj != 0 or (t == 0 and x_padded)):
                     continue
@@ -317,8 +355,25 @@ cdef double _search(const Factor* factors, int k, const int* order, int nsteps,
                     _move(states[cur][s].perm, nmodes, f, variant == ROTATE_BACK, cand.perm)
                 cand.variant = states[cur][s].variant
                 cand.variant[t] = variant
-                cand.cost = states[cur][s].cost + _step_cost(
-                    calls, size * factors[f].p, rows, variant != NORMAL)
+                cand.own = states[cur][s].own
+                step = _step_cost(calls, size * factors[f].p, rows, variant != NORMAL)
+                cand.own[t] = False
+                if own and _own_step(&factors[f]):
+                    # The own kernel's vectors run along p when the factor's mode is at
+                    # the front, else along the modes before it (read at that stride).
+                    copied = 0
+                    if (variant == NORMAL and jj == 0) or variant == ROTATE_FRONT:
+                        vector = factors[f].p
+                    else:
+                        vector = size / factors[f].q if variant == ROTATE_BACK else rows
+                        if matkron_kron_step_copies(factors[f].p, <Py_ssize_t>vector):
+                            copied = size
+                    own_step = _own_step_cost(calls, size * factors[f].p, vector, copied,
+                                              variant != NORMAL)
+                    if own_step < step:
+                        step = own_step
+                        cand.own[t] = True
+                cand.cost = states[cur][s].cost + step
                 # Keep the cheaper of two candidates with one layout.
                 for w in range(counts[nxt]):
                     for u in range(nmodes):
@@ -392,11 +447,19 @@ cdef int _layout_flags(const Operand* x, const Operand* out, Py_ssize_t itemsize
     return flags
 
 
+cdef inline bint _own_step(const Factor* f) noexcept nogil:
+    """Whether a float64 step with factor f runs the own kernel: its packed factor stays
+    in L2, where the kernel reads it once per eight columns of the tensor."""
+    return (_own_kernel and f.data != NULL and f.p > 0 and f.q > 0
+            and (f.p + 7) // 8 * 8 * f.q <= OWN_KERNEL_MAX_PACK)
+
+
 cdef void _make_plan(const Factor* factors, int k, const Operand* x, const Operand* out,
-                     int flags, Py_ssize_t itemsize, Plan* plan) noexcept nogil:
+                     int flags, Py_ssize_t itemsize, bint own, Plan* plan) noexcept nogil:
     """Plan one product for operands with the given layout flags (see _plan)."""
+    global _forced_steps
     cdef Py_ssize_t m = x.m, size, largest
-    cdef int resident, i, attempt, nsteps
+    cdef int resident, i, attempt, nsteps, forced
     cdef int order[MAX_FACTORS]
     cdef int out_kinds = (1 if flags & OUT_F else 0) | (2 if flags & OUT_C else 0)
     cdef bint x_f = (flags & X_F) != 0, x_c = (flags & X_C) != 0
@@ -418,7 +481,8 @@ cdef void _make_plan(const Factor* factors, int k, const Operand* x, const Opera
         # for itself when it lets every GEMM have many rows).
         direct = (x_f and not start_c) or (x_c and start_c)
         cost = _search(factors, k, order, nsteps, m, start_c, x_padded and direct,
-                       out_kinds, out_padded, copy_penalty, &found, &end_c, &end_direct)
+                       out_kinds, out_padded, copy_penalty, own, &found, &end_c,
+                       &end_direct)
         if cost >= 0 and not direct:
             cost += copy_in
         if cost >= 0 and (plan.cost < 0 or cost < plan.cost):
@@ -427,10 +491,18 @@ cdef void _make_plan(const Factor* factors, int k, const Operand* x, const Opera
             for i in range(nsteps):
                 plan.order[i] = order[i]
                 plan.variant[i] = found.variant[i]
+                plan.own[i] = found.own[i]
             plan.x_direct = direct
             plan.x_c_kind = start_c
             plan.out_c_kind = end_c
             plan.out_direct = end_direct
+    if plan.cost < 0 and _forced_steps > 0:
+        # No plan has the forced variants: plan freely.
+        forced = _forced_steps
+        _forced_steps = 0
+        _make_plan(factors, k, x, out, flags, itemsize, own, plan)
+        _forced_steps = forced
+        return
     if plan.nsteps == 0:
         plan.out_direct = True
 
@@ -448,6 +520,16 @@ cdef void _make_plan(const Factor* factors, int k, const Operand* x, const Opera
         largest = resident = 0
     plan.largest = largest
     plan.need = (resident if resident < 2 else 2) * largest * itemsize
+    plan.pack = 0
+    size = x.n * m
+    for i in range(plan.nsteps):
+        if plan.own[i]:
+            # Room for a block of rows of X only where the step can copy one.
+            plan.pack = _max(plan.pack, matkron_kron_pack_size(
+                factors[plan.order[i]].p, factors[plan.order[i]].q, size))
+        size = size // factors[plan.order[i]].q * factors[plan.order[i]].p
+    if plan.pack:
+        plan.need = 2 * largest * itemsize + plan.pack * 8
 
 
 cdef enum:
@@ -466,18 +548,21 @@ cdef CachedPlan _plan_cache[PLAN_CACHE_SLOTS]
 
 
 cdef void _plan(const Factor* factors, int k, const Operand* x, const Operand* out,
-                Py_ssize_t itemsize, Plan* plan) noexcept:
+                int type_num, Plan* plan) noexcept:
     """Plan one product, from the cache when the same shapes and layouts were seen.
 
     `out` NULL means the caller allocates out in plan.out_c_kind. Call with the GIL held.
     """
     cdef Py_ssize_t key[PLAN_KEY_LEN]
     cdef Py_ssize_t n_out = x.n if out == NULL else out.n
+    cdef Py_ssize_t itemsize = (4 if type_num == cnp.NPY_FLOAT32 else
+                                16 if type_num == cnp.NPY_COMPLEX128 else 8)
+    cdef bint own = _own_kernel and type_num == cnp.NPY_FLOAT64
     cdef int flags = _layout_flags(x, out, itemsize), i, n = 0, slot
     cdef size_t digest = 2166136261, prime = 16777619      # FNV-1a, wrapping in size_t
     cdef CachedPlan* entry
     key[0] = k
-    key[1] = itemsize
+    key[1] = type_num
     key[2] = x.m
     key[3] = flags
     key[4] = n_out
@@ -494,7 +579,7 @@ cdef void _plan(const Factor* factors, int k, const Operand* x, const Operand* o
     if entry.key_len == n and memcmp(entry.key, key, n * sizeof(Py_ssize_t)) == 0:
         plan[0] = entry.plan
         return
-    _make_plan(factors, k, x, out, flags, itemsize, plan)
+    _make_plan(factors, k, x, out, flags, itemsize, own, plan)
     memcpy(entry.key, key, n * sizeof(Py_ssize_t))
     entry.key_len = n
     entry.plan = plan[0]
@@ -526,12 +611,14 @@ cdef void _scale_copy(const char* src, Py_ssize_t ss0, Py_ssize_t ss1,
 
 cdef void _apply_normal(const Factor* f, const blas_t* x, const Py_ssize_t* xstr,
                         blas_t* y, const Py_ssize_t* ystr, const Py_ssize_t* dims,
-                        int nmodes, int j, blas_t alpha, blas_t beta) noexcept nogil:
+                        int nmodes, int j, blas_t alpha, blas_t beta,
+                        double* pack) noexcept nogil:
     """Y = alpha X ×_j F + beta Y, the mode staying in place; modes 0..j-1 contiguous from
     unit stride in both tensors.
 
     `dims` are the input dimensions (dims[j] = q; the output has p there). Strides are in
-    elements. The modes after the GEMM's own are walked by index arithmetic.
+    elements. The modes after the GEMM's own are walked by index arithmetic. A float64
+    step with `pack` (holding F packed) runs the own kernel instead of dgemm.
     """
     cdef blas_int p = <blas_int>f.p, q = <blas_int>f.q
     cdef char flipped = c'T' if f.trans == c'N' else c'N'
@@ -568,6 +655,16 @@ cdef void _apply_normal(const Factor* f, const blas_t* x, const Py_ssize_t* xstr
             rem = rem // dims[u]
             off_x += c * xstr[u]
             off_y += c * ystr[u]
+        if blas_t is double:
+            # Y(p, cols) = F @ X(q, cols) for j = 0, Y(L, p) = X(L, q) @ F.T after.
+            if pack != NULL and (
+                    (j == 0 and matkron_kron_step_f64(
+                        p, q, cols, alpha, x + off_x, 1, ldx, beta, y + off_y, 1, ldy,
+                        pack) == 0)
+                    or (j > 0 and matkron_kron_step_f64(
+                        p, q, L, alpha, x + off_x, ldx, 1, beta, y + off_y, ldy, 1,
+                        pack) == 0)):
+                continue
         if j == 0:
             gemm_scaled(f.trans, c'N', p, <blas_int>cols, q, alpha, <blas_t*>f.data, f.ld,
                         x + off_x, <blas_int>_max(ldx, 1), beta, y + off_y,
@@ -611,8 +708,7 @@ cdef void _execute(const Factor* factors, int k, const Plan* plan, const Operand
     cdef int perm[MAX_MODES]
     cdef int yperm[MAX_MODES]
     cdef int out_perm[MAX_MODES]
-    cdef int ids[MAX_MODES]
-    cdef int nmodes = k + 1, t, f, u, w, nc, jj
+    cdef int nmodes = k + 1, t, f, u, w, nc, jj = 0
     cdef char variant, flipped
     cdef bint last
     cdef const blas_t* src = <const blas_t*>x.data
@@ -622,6 +718,8 @@ cdef void _execute(const Factor* factors, int k, const Plan* plan, const Operand
     cdef blas_t* swap
     cdef blas_t one = 1, zero = 0, beta, alpha_step
     cdef const Factor* fac
+    cdef double* pack = NULL
+    cdef bint done
 
     if plan.nsteps == 0:
         _scale_copy(x.data, x.s0, x.s1, out.data, out.s0, out.s1, x.n, m, alpha, accumulate)
@@ -675,7 +773,6 @@ cdef void _execute(const Factor* factors, int k, const Plan* plan, const Operand
         nc = 0
         for u in range(nmodes):
             if dims[perm[u]] > 1 or perm[u] == f:
-                ids[nc] = perm[u]
                 cdims[nc] = dims[perm[u]]
                 cxs[nc] = xstr[u]
                 for w in range(nmodes):
@@ -685,15 +782,36 @@ cdef void _execute(const Factor* factors, int k, const Plan* plan, const Operand
                 if perm[u] == f:
                     jj = nc
                 nc += 1
+        pack = NULL
+        if blas_t is double:
+            if plan.own[t]:
+                pack = <double*>(ws + 2 * plan.largest * itemsize)
+                if fac.trans == c'N':
+                    matkron_kron_pack_f64(fac.p, fac.q, <double*>fac.data, 1, fac.ld, pack)
+                else:
+                    matkron_kron_pack_f64(fac.p, fac.q, <double*>fac.data, fac.ld, 1, pack)
         if variant == NORMAL:
-            _apply_normal(fac, src, cxs, dst, cys, cdims, nc, jj, alpha_step, beta)
+            _apply_normal(fac, src, cxs, dst, cys, cdims, nc, jj, alpha_step, beta, pack)
         else:
             rest = 1
             for u in range(nc):
                 if u != jj:
                     rest *= cdims[u]
             flipped = c'T' if fac.trans == c'N' else c'N'
-            if variant == ROTATE_FRONT:
+            done = False
+            if blas_t is double:
+                # The products below, by the own kernel.
+                if pack != NULL and variant == ROTATE_FRONT:
+                    done = matkron_kron_step_f64(
+                        fac.p, fac.q, rest, alpha_step, src, 1, _max(cxs[1], 1), beta, dst,
+                        rest, 1, pack) == 0
+                elif pack != NULL:
+                    done = matkron_kron_step_f64(
+                        fac.p, fac.q, rest, alpha_step, src, _max(cxs[nc - 1], 1), 1, beta,
+                        dst, 1, _max(fac.p, 1), pack) == 0
+            if done:
+                pass
+            elif variant == ROTATE_FRONT:
                 # Y(rest, p) = X(q, rest).T @ F.T
                 gemm_scaled(c'T', flipped, <blas_int>rest, <blas_int>fac.p, <blas_int>fac.q,
                             alpha_step, src, <blas_int>_max(cxs[1], 1), <blas_t*>fac.data,
@@ -788,13 +906,12 @@ cdef class _Terms:
             fi += self.k[t]
         return 0
 
-    cdef Py_ssize_t plan(self, const Operand* x, const Operand* out,
-                         Py_ssize_t itemsize) noexcept:
+    cdef Py_ssize_t plan(self, const Operand* x, const Operand* out, int type_num) noexcept:
         """Plan every term; return the workspace bytes the largest one needs."""
         cdef int t, fi = 0
         cdef Py_ssize_t need = 0
         for t in range(self.n_terms):
-            _plan(self.factors + fi, self.k[t], x, out, itemsize, &self.plans[t])
+            _plan(self.factors + fi, self.k[t], x, out, type_num, &self.plans[t])
             if self.plans[t].largest > BLAS_INT_MAX:
                 return -1
             need = _max(need, self.plans[t].need)
@@ -855,7 +972,7 @@ def kron_apply(tuple terms, cnp.ndarray x, cnp.ndarray out, bint accumulate=Fals
     _load_operand(x, &xo)
     _load_operand(out, &oo)
     c_terms.check_shapes(&xo, &oo)
-    need = c_terms.plan(&xo, &oo, itemsize)
+    need = c_terms.plan(&xo, &oo, type_num)
     if need < 0:
         raise ValueError("an intermediate tensor of the product has more elements than the "
                          "BLAS integer type can index")
@@ -891,7 +1008,7 @@ def kron_plan(tuple mats, cnp.ndarray x):
             raise ValueError(f"kron_plan: factor {i} is not a BLAS-readable array of the "
                              "dtype of x")
     _load_operand(x, &xo)
-    _plan(factors, k, &xo, NULL, cnp.PyArray_ITEMSIZE(x), &plan)
+    _plan(factors, k, &xo, NULL, cnp.PyArray_TYPE(x), &plan)
     return (tuple(plan.order[i] for i in range(plan.nsteps)),
             tuple(names[plan.variant[i]] for i in range(plan.nsteps)),
             bool(plan.out_c_kind))
@@ -1011,9 +1128,9 @@ cdef object _matvec_fast(object mats, object x, bint ints_are_identities, object
                 return None
         result = <cnp.ndarray>out
         _load_operand(result, &oo)
-        _plan(factors, k, &xo, &oo, itemsize, &plan)
+        _plan(factors, k, &xo, &oo, type_num, &plan)
     else:
-        _plan(factors, k, &xo, NULL, itemsize, &plan)
+        _plan(factors, k, &xo, NULL, type_num, &plan)
     if plan.largest > BLAS_INT_MAX:
         return None
     if out is None:
@@ -1031,3 +1148,31 @@ cdef object _matvec_fast(object mats, object x, bint ints_are_identities, object
 
 # The kernel's limit on the factors of one Kronecker product, for the Python layer.
 MAX_KRON_FACTORS = MAX_FACTORS
+
+
+def _set_planner(variants=None, own_kernel=None):
+    """Constrain the planner, for tests and measurements (not thread-safe; not public).
+
+    `variants` is a sequence of "normal", "rotate-front", "rotate-back" or None (any), one
+    per step, or None for no constraint; products no plan with those variants can compute
+    are planned freely. `own_kernel` False makes float64
+    steps call dgemm, True restores the own kernel where the CPU has it. Returns whether
+    the own kernel is in use. Cached plans are dropped.
+    """
+    global _forced_steps, _own_kernel
+    names = {"normal": NORMAL, "rotate-front": ROTATE_FRONT, "rotate-back": ROTATE_BACK,
+             None: -1}
+    cdef int i
+    if variants is None:
+        _forced_steps = 0
+    else:
+        if len(variants) > MAX_FACTORS:
+            raise ValueError(f"_set_planner: at most {MAX_FACTORS} steps")
+        for i, v in enumerate(variants):
+            _forced_variant[i] = names[v]
+        _forced_steps = len(variants)
+    if own_kernel is not None:
+        _own_kernel = bool(own_kernel) and matkron_kron_step_available() != 0
+    for i in range(PLAN_CACHE_SLOTS):
+        _plan_cache[i].key_len = 0
+    return bool(_own_kernel)

@@ -18,3 +18,7 @@ def kron_matvec_fast(
     ints_are_identities: bool = ...,
     out: np.ndarray | None = ...,
 ) -> np.ndarray | None: ...
+def _set_planner(
+    variants: tuple[str | None, ...] | list[str | None] | None = ...,
+    own_kernel: bool | None = ...,
+) -> bool: ...
