@@ -1,0 +1,156 @@
+"""Every way the kernel applies a factor, against the np.kron chain.
+
+The planner picks one variant per step ("normal", "rotate-front", "rotate-back"); a test
+hook constrains it, so each variant sequence a product admits is run, for float64 both by
+matkron's own AVX-512 step (where the CPU has one) and by dgemm. Shapes are chosen around
+the own kernel's tile edges (8 and 24 along its vectors, 8 along its broadcasts) and its
+blocks (runs of 64 columns, copies of 256 rows at strides that alias in L1).
+"""
+
+import itertools
+
+import numpy as np
+import pytest
+
+import matkron
+from matkron import _kron_cy
+
+from .conftest import (
+    DTYPES,
+    assert_product,
+    columns,
+    kron_dense,
+    kron_einsum,
+    make_factors,
+    operand_shape,
+    random_array,
+    rows,
+)
+
+VARIANTS = ("normal", "rotate-front", "rotate-back")
+# Whether this CPU runs the own kernel at all (restored after each test).
+OWN = _kron_cy._set_planner(None, own_kernel=True)
+KERNELS = ("own", "blas") if OWN else ("blas",)
+
+
+@pytest.fixture(autouse=True)
+def free_planner():
+    yield
+    _kron_cy._set_planner(None, own_kernel=True)
+
+
+def plans_of(factors, x):
+    """Each distinct plan the planner makes under every variant constraint, and its product."""
+    seen = {}
+    for variants in itertools.product(VARIANTS, repeat=len(factors)):
+        _kron_cy._set_planner(variants)
+        plan = _kron_cy.kron_plan(tuple(factors), x)
+        if plan not in seen:
+            seen[plan] = matkron.kron_matvec(factors, x)
+    _kron_cy._set_planner(None)
+    return seen
+
+
+# Factor shapes around the tile edges: p of 1, 5, 8, 9, 17, 24, 25 rows. Square factors
+# tie in the flop order, which lets the planner apply them front to back or back to front
+# and so admits the rotated variants at every step.
+SPECS = (
+    [(9, 5), (5, 9)],
+    [(24, 7), (1, 6)],
+    [(17, 3), (8, 8), (5, 2)],
+    [(2, 3), (24, 24), (3, 2)],
+    [(9, 9), (17, 17), (8, 8)],
+    [(25, 25), (3, 3), (16, 16)],
+    [(5, 5), (24, 24), (1, 1)],
+)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("m", [None, 1, 3, 16], ids=lambda m: f"m={m}")
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+def test_every_variant_float64(spec, m, order, kernel, rng):
+    _kron_cy._set_planner(None, own_kernel=kernel == "own")
+    factors = make_factors(rng, spec, np.float64)
+    x = np.asarray(random_array(rng, operand_shape(columns(spec), m), np.float64), order=order)
+    dense = kron_dense(factors)
+    plans = plans_of(factors, x)
+    assert plans
+    for y in plans.values():
+        assert_product(y, factors, x, np.float64, dense=dense)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_every_variant_other_dtypes(dtype, rng):
+    spec = [(9, 4), (3, 17), (8, 5)]
+    factors = make_factors(rng, spec, dtype)
+    dense = kron_dense(factors)
+    for m, order in [(None, "C"), (3, "C"), (3, "F")]:
+        x = np.asarray(random_array(rng, operand_shape(columns(spec), m), dtype), order=order)
+        for y in plans_of(factors, x).values():
+            assert_product(y, factors, x, dtype, dense=dense)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("spec", [
+    # Runs of 64 columns and 256-row blocks with remainders; strides of 32, 64 and 320
+    # elements (copied first) and 33 (read in place).
+    [(40, 9), (12, 32), (11, 10)],
+    [(17, 33), (24, 64)],
+    [(12, 12), (32, 32), (10, 10)],
+    [(20, 20), (33, 33), (9, 9)],
+], ids=str)
+def test_blocks_and_copied_strides(spec, kernel, rng):
+    _kron_cy._set_planner(None, own_kernel=kernel == "own")
+    factors = make_factors(rng, spec, np.float64)
+    for m, order in [(None, "C"), (2, "C"), (2, "F")]:
+        x = np.asarray(random_array(rng, operand_shape(columns(spec), m), np.float64),
+                       order=order)
+        reference = kron_einsum(factors, x)
+        for y in plans_of(factors, x).values():
+            assert_product(y, factors, x, np.float64, reference=reference)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_sums_accumulate_in_every_variant(kernel, rng):
+    # Sums scale the last step of each term and accumulate into one output.
+    _kron_cy._set_planner(None, own_kernel=kernel == "own")
+    spec = [(9, 6), (17, 5)]
+    a, b = make_factors(rng, spec, np.float64), make_factors(rng, spec, np.float64)
+    dense = 2.5 * kron_dense(a) - 0.5 * kron_dense(b)
+    S = matkron.sum_of_kron([a, b], coeffs=[2.5, -0.5])
+    for m, order in [(None, "C"), (4, "C"), (4, "F")]:
+        x = np.asarray(random_array(rng, operand_shape(columns(spec), m), np.float64),
+                       order=order)
+        for variants in itertools.product(VARIANTS, repeat=2):
+            _kron_cy._set_planner(variants)
+            y = S @ x
+            np.testing.assert_allclose(y, dense.real @ x, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.skipif(not OWN, reason="this CPU has no AVX-512: the own kernel is not built in")
+def test_own_kernel_matches_blas(rng):
+    spec = [(33, 31), (7, 40), (24, 9)]
+    factors = make_factors(rng, spec, np.float64)
+    x = random_array(rng, (columns(spec), 5), np.float64)
+    _kron_cy._set_planner(None, own_kernel=False)
+    by_blas = matkron.kron_matvec(factors, x)
+    _kron_cy._set_planner(None, own_kernel=True)
+    by_own = matkron.kron_matvec(factors, x)
+    np.testing.assert_allclose(by_own, by_blas, rtol=1e-12, atol=1e-12 * np.abs(by_blas).max())
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_infinities_propagate_as_in_the_dense_product(kernel, rng):
+    # One infinite entry of x makes each output entry ±inf (the factors have no zeros):
+    # the padded lanes of the own kernel's tiles (0 * inf = nan) never reach the result.
+    _kron_cy._set_planner(None, own_kernel=kernel == "own")
+    spec = [(9, 3), (5, 7), (10, 2)]
+    factors = [np.abs(f) + 0.5 for f in make_factors(rng, spec, np.float64)]
+    x = random_array(rng, (columns(spec), 3), np.float64)
+    x[17, 1] = np.inf
+    expected = np.abs(kron_dense(factors).real) @ np.abs(x)
+    for y in plans_of(factors, x).values():
+        assert np.array_equal(np.isposinf(y[:, 1]), np.ones(rows(spec), bool))
+        assert np.isfinite(y[:, [0, 2]]).all()
+        assert (np.abs(y[:, [0, 2]]) <= expected[:, [0, 2]] * (1 + 1e-12)).all()
