@@ -562,7 +562,7 @@ cdef void _plan(const Factor* factors, int k, const Operand* x, const Operand* o
     cdef size_t digest = 2166136261, prime = 16777619      # FNV-1a, wrapping in size_t
     cdef CachedPlan* entry
     key[0] = k
-    key[1] = type_num
+    key[1] = 2 * type_num + own
     key[2] = x.m
     key[3] = flags
     key[4] = n_out
@@ -1155,17 +1155,19 @@ def _set_planner(variants=None, own_kernel=None):
 
     `variants` is a sequence of "normal", "rotate-front", "rotate-back" or None (any), one
     per step, or None for no constraint; products no plan with those variants can compute
-    are planned freely. `own_kernel` False makes float64
-    steps call dgemm, True restores the own kernel where the CPU has it. Returns whether
-    the own kernel is in use. Cached plans are dropped.
+    are planned freely. `own_kernel` False makes float64 steps call dgemm, True restores
+    the own kernel where the CPU has it (plans are cached apart for the two). Returns
+    whether the own kernel is in use. Cached plans are dropped when `variants` changes.
     """
     global _forced_steps, _own_kernel
     names = {"normal": NORMAL, "rotate-front": ROTATE_FRONT, "rotate-back": ROTATE_BACK,
              None: -1}
     cdef int i
     if variants is None:
+        changed = _forced_steps > 0
         _forced_steps = 0
     else:
+        changed = True
         if len(variants) > MAX_FACTORS:
             raise ValueError(f"_set_planner: at most {MAX_FACTORS} steps")
         for i, v in enumerate(variants):
@@ -1173,6 +1175,7 @@ def _set_planner(variants=None, own_kernel=None):
         _forced_steps = len(variants)
     if own_kernel is not None:
         _own_kernel = bool(own_kernel) and matkron_kron_step_available() != 0
-    for i in range(PLAN_CACHE_SLOTS):
-        _plan_cache[i].key_len = 0
+    if changed:
+        for i in range(PLAN_CACHE_SLOTS):
+            _plan_cache[i].key_len = 0
     return bool(_own_kernel)
