@@ -40,6 +40,7 @@ class MultiProduct(_OneThread):
         case = multi.Case(factors, x, peers=False)
         self.kron_matvec = case.function("kron_matvec")
         self.kron_matvec_out = case.function("kron_matvec_out")
+        self.kron_matvec_dgemm = case.function("kron_matvec_dgemm")
         self.kron_operator = case.function("kron_operator")
         self.floor = case.function("gemm_floor")
         self.dgemm_floor = case.function("dgemm_floor")
@@ -52,6 +53,9 @@ class MultiProduct(_OneThread):
 
     def time_kron_matvec_out(self, factors, x):
         self.kron_matvec_out()
+
+    def time_kron_matvec_dgemm(self, factors, x):
+        self.kron_matvec_dgemm()
 
     def time_kron_operator(self, factors, x):
         self.kron_operator()

@@ -2,7 +2,8 @@
 
 Every cell (factor shapes, layout of x) times, on the same float64 operands and interleaved:
 
-- ``kron_matvec(factors, x)``, the same with a preallocated ``out=``, and ``K @ x`` for
+- ``kron_matvec(factors, x)``, the same with a preallocated ``out=`` (also with every step
+  on dgemm, the own AVX-512 step kernel switched off), and ``K @ x`` for
   ``K = matkron.kron(*factors)``;
 - the GEMM floor: one ``np.matmul`` per factor, in the flop-optimal order of
   :func:`matkron.kron_order`, of the factor with a preallocated buffer into another, with
@@ -33,6 +34,7 @@ import numpy as np
 from scipy.linalg.blas import dgemm
 
 import matkron
+from matkron import _kron_cy
 
 from .report import Progress, format_time, format_value
 from .suite import Check, Column, Outcome, PlotSpec, Suite
@@ -147,6 +149,16 @@ def _ready(y):
     """Wait for a JAX result (pykronecker returns jax.Array); any other array as is."""
     block = getattr(y, "block_until_ready", None)
     return y if block is None else block()
+
+
+def _kron_matvec_dgemm(factors, x, out):
+    """kron_matvec(factors, x, out=out) with every float64 step on dgemm (the own AVX-512
+    step kernel switched off for the call; plans are cached apart for the two)."""
+    _kron_cy._set_planner(own_kernel=False)
+    try:
+        return matkron.kron_matvec(factors, x, out=out)
+    finally:
+        _kron_cy._set_planner(own_kernel=True)
 
 
 def _pylops_operator(pylops, mats):
@@ -375,6 +387,7 @@ class Case:
             self.forward = layout == "C"
         self.namespace = {
             "kron_matvec": matkron.kron_matvec,
+            "kron_matvec_dgemm": _kron_matvec_dgemm,
             "shuffle_cyclic": shuffle_cyclic,
             "shuffle_modes": shuffle_modes,
             "shuffle_tensordot": shuffle_tensordot,
@@ -390,6 +403,7 @@ class Case:
         self.statements = {
             "kron_matvec": "kron_matvec(fs, x)",
             "kron_matvec_out": "kron_matvec(fs, x, out=out)",
+            "kron_matvec_dgemm": "kron_matvec_dgemm(fs, x, out)",
             "kron_operator": "K @ x",
         }
         self.statements.update(self._floors())
@@ -527,7 +541,10 @@ class Case:
                     (np.abs(y.reshape(expected.shape) - expected) <= tolerance).all()
                 )
                 ok = ok and (y.shape == expected.shape or method == "pyfastkron")
-                ok = ok and (method != "kron_matvec_out" or y is self.namespace["out"])
+                ok = ok and (
+                    method not in ("kron_matvec_out", "kron_matvec_dgemm")
+                    or y is self.namespace["out"]
+                )
             if not ok:
                 raise RuntimeError(
                     f"{method} does not compute (F1 ⊗ … ⊗ Fk) x for {self.name}, "
@@ -546,6 +563,7 @@ COLUMNS = [
     Column("x", "x", "text"),
     Column("kron_matvec_s", "kron_matvec", "time"),
     Column("kron_matvec_out_s", "kv out=", "time"),
+    Column("kron_matvec_dgemm_s", "kv dgemm", "time"),
     Column("kron_operator_s", "K @ x", "time"),
     Column("gemm_floor_s", "GEMM floor", "time"),
     Column("dgemm_floor_s", "dgemm floor", "time"),
@@ -557,6 +575,7 @@ COLUMNS = [
     Column("kron_matvec/floor", "kv/floor", "ratio"),
     Column("kron_matvec_out/floor", "out/floor", "ratio"),
     Column("kron_matvec_out/dgemm_floor", "out/dgemm", "ratio"),
+    Column("kron_matvec_out/kron_matvec_dgemm", "own/dgemm", "ratio"),
     Column("shuffle/kron_matvec", "np/kv", "ratio"),
     Column("pyfastkron/kron_matvec", "fk/kv", "ratio"),
     Column("pykronecker/kron_matvec", "pyk/kv", "ratio"),
@@ -569,6 +588,7 @@ RATIOS = {
     "kron_matvec/floor": ("kron_matvec_s", "gemm_floor_s"),
     "kron_matvec_out/floor": ("kron_matvec_out_s", "gemm_floor_s"),
     "kron_matvec_out/dgemm_floor": ("kron_matvec_out_s", "dgemm_floor_s"),
+    "kron_matvec_out/kron_matvec_dgemm": ("kron_matvec_out_s", "kron_matvec_dgemm_s"),
     "shuffle/kron_matvec": ("shuffle_s", "kron_matvec_s"),
     **{f"{peer}/kron_matvec": (f"{peer}_s", "kron_matvec_s") for peer in PEER_NAMES},
 }
@@ -579,6 +599,8 @@ LEGEND = [
     "               C-ordered x: its GEMMs write their output transposed)",
     "kv out=      matkron.kron_matvec(factors, x, out=out), out preallocated in the memory",
     "               order kron_matvec picks for a new result",
+    "kv dgemm     kv out= with the own AVX-512 float64 step kernel switched off: every",
+    "               step on SciPy's dgemm (the same as kv out= on CPUs without AVX-512)",
     "K @ x        K = matkron.kron(*factors), a KronOperator made once per case",
     "GEMM floor   the method's k GEMMs alone: for each factor F (p×q) in the order of",
     "               matkron.kron_order(shapes, m), np.matmul(F, X, out=Y) with preallocated",
@@ -601,7 +623,8 @@ LEGEND = [
     "pylops       K @ x, K = pylops.Kronecker(pylops.Kronecker(MatrixMult(F1), MatrixMult(F2)),",
     "               …) nested from the left (Kronecker takes two operators)",
     "ratios       kv/floor = kron_matvec / GEMM floor, out/floor = kv out= / GEMM floor,",
-    "             out/dgemm = kv out= / dgemm floor (the targets use the GEMM floor);",
+    "             out/dgemm = kv out= / dgemm floor (the targets use the GEMM floor),",
+    "             own/dgemm = kv out= / kv dgemm;",
     "             np/kv, fk/kv, pyk/kv, pylops/kv = baseline / kron_matvec (above 1:",
     "             kron_matvec is faster)",
     "kv GF/s      2 × multiplications of the flop-optimal order / kron_matvec time",
@@ -663,6 +686,7 @@ def _measure_case(case, config, per_column):
         "panel": LAYOUT_NAMES[case.layout],
         "kron_matvec_s": times["kron_matvec"],
         "kron_matvec_out_s": times["kron_matvec_out"],
+        "kron_matvec_dgemm_s": times["kron_matvec_dgemm"],
         "kron_operator_s": times["kron_operator"],
         "gemm_floor_s": times["gemm_floor"],
         "dgemm_floor_s": times["dgemm_floor"],
