@@ -57,7 +57,7 @@ cdef extern from "kron_step.h" nogil:
     int matkron_kron_step_f64(Py_ssize_t p, Py_ssize_t q, Py_ssize_t n, double alpha,
                               const double* x, Py_ssize_t x_sk, Py_ssize_t x_sr,
                               double beta, double* y, Py_ssize_t y_si, Py_ssize_t y_sr,
-                              double* pack)
+                              double* pack, Py_ssize_t pack_size)
 
 # Whether float64 steps run matkron's own AVX-512 kernel (kron_step.c) instead of dgemm.
 cdef bint _own_kernel = matkron_kron_step_available() != 0
@@ -612,13 +612,14 @@ cdef void _scale_copy(const char* src, Py_ssize_t ss0, Py_ssize_t ss1,
 cdef void _apply_normal(const Factor* f, const blas_t* x, const Py_ssize_t* xstr,
                         blas_t* y, const Py_ssize_t* ystr, const Py_ssize_t* dims,
                         int nmodes, int j, blas_t alpha, blas_t beta,
-                        double* pack) noexcept nogil:
+                        double* pack, Py_ssize_t pack_size) noexcept nogil:
     """Y = alpha X ×_j F + beta Y, the mode staying in place; modes 0..j-1 contiguous from
     unit stride in both tensors.
 
     `dims` are the input dimensions (dims[j] = q; the output has p there). Strides are in
     elements. The modes after the GEMM's own are walked by index arithmetic. A float64
-    step with `pack` (holding F packed) runs the own kernel instead of dgemm.
+    step with `pack` (holding F packed, in pack_size doubles) runs the own kernel instead
+    of dgemm.
     """
     cdef blas_int p = <blas_int>f.p, q = <blas_int>f.q
     cdef char flipped = c'T' if f.trans == c'N' else c'N'
@@ -660,10 +661,10 @@ cdef void _apply_normal(const Factor* f, const blas_t* x, const Py_ssize_t* xstr
             if pack != NULL and (
                     (j == 0 and matkron_kron_step_f64(
                         p, q, cols, alpha, x + off_x, 1, ldx, beta, y + off_y, 1, ldy,
-                        pack) == 0)
+                        pack, pack_size) == 0)
                     or (j > 0 and matkron_kron_step_f64(
                         p, q, L, alpha, x + off_x, ldx, 1, beta, y + off_y, ldy, 1,
-                        pack) == 0)):
+                        pack, pack_size) == 0)):
                 continue
         if j == 0:
             gemm_scaled(f.trans, c'N', p, <blas_int>cols, q, alpha, <blas_t*>f.data, f.ld,
@@ -791,7 +792,8 @@ cdef void _execute(const Factor* factors, int k, const Plan* plan, const Operand
                 else:
                     matkron_kron_pack_f64(fac.p, fac.q, <double*>fac.data, fac.ld, 1, pack)
         if variant == NORMAL:
-            _apply_normal(fac, src, cxs, dst, cys, cdims, nc, jj, alpha_step, beta, pack)
+            _apply_normal(fac, src, cxs, dst, cys, cdims, nc, jj, alpha_step, beta, pack,
+                          plan.pack)
         else:
             rest = 1
             for u in range(nc):
@@ -804,11 +806,11 @@ cdef void _execute(const Factor* factors, int k, const Plan* plan, const Operand
                 if pack != NULL and variant == ROTATE_FRONT:
                     done = matkron_kron_step_f64(
                         fac.p, fac.q, rest, alpha_step, src, 1, _max(cxs[1], 1), beta, dst,
-                        rest, 1, pack) == 0
+                        rest, 1, pack, plan.pack) == 0
                 elif pack != NULL:
                     done = matkron_kron_step_f64(
                         fac.p, fac.q, rest, alpha_step, src, _max(cxs[nc - 1], 1), 1, beta,
-                        dst, 1, _max(fac.p, 1), pack) == 0
+                        dst, 1, _max(fac.p, 1), pack, plan.pack) == 0
             if done:
                 pass
             elif variant == ROTATE_FRONT:

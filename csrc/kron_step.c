@@ -37,7 +37,8 @@ int matkron_kron_step_copies(ptrdiff_t p, ptrdiff_t x_sk)
 ptrdiff_t matkron_kron_pack_size(ptrdiff_t p, ptrdiff_t q, ptrdiff_t size)
 {
     /* A copy (see matkron_kron_step_copies) needs p > 8 and a stride of 32 or more,
-     * which takes 32 q elements in X. */
+     * which takes 32 q elements in X when its modes are dense (a step given a larger
+     * stride declines: see pack_size in matkron_kron_step_f64). */
     int may_copy = p > 8 && size >= 32 * q;
     return (ROUND8(p) + (may_copy ? XF_BLOCK_LD : 0)) * q;
 }
@@ -311,16 +312,26 @@ void matkron_kron_pack_f64(ptrdiff_t p, ptrdiff_t q, const double *f, ptrdiff_t 
 int matkron_kron_step_f64(ptrdiff_t p, ptrdiff_t q, ptrdiff_t n, double alpha,
                           const double *x, ptrdiff_t x_sk, ptrdiff_t x_sr,
                           double beta, double *y, ptrdiff_t y_si, ptrdiff_t y_sr,
-                          double *pack)
+                          double *pack, ptrdiff_t pack_size)
 {
-    ptrdiff_t ldp = ROUND8(p);
-    int accumulate = beta != 0;
+    ptrdiff_t ldp = ROUND8(p), i, r;
+    int accumulate = beta != 0, by_rows = x_sr == 1 && !(x_sk == 1 && n == 1);
     if (!matkron_kron_step_available() || (beta != 0 && beta != 1)
-            || (x_sk != 1 && x_sr != 1) || (y_si != 1 && y_sr != 1))
+            || (x_sk != 1 && x_sr != 1) || (y_si != 1 && y_sr != 1)
+            || pack_size < (ldp + (by_rows && matkron_kron_step_copies(p, x_sk)
+                                   ? XF_BLOCK_LD : 0)) * q)
         return -1;
     if (p <= 0 || n <= 0)
         return 0;
-    if (x_sr == 1 && !(x_sk == 1 && n == 1))
+    if (alpha == 0) {
+        /* As BLAS: X is not read (so an inf or nan in it does not reach Y). */
+        if (!accumulate)
+            for (r = 0; r < n; r++)
+                for (i = 0; i < p; i++)
+                    y[i * y_si + r * y_sr] = 0.0;
+        return 0;
+    }
+    if (by_rows)
         run_xf(p, q, n, ldp, pack, x, x_sk, y, y_si, y_sr, alpha, accumulate,
                pack + ldp * q);
     else
@@ -344,10 +355,10 @@ void matkron_kron_pack_f64(ptrdiff_t p, ptrdiff_t q, const double *f, ptrdiff_t 
 int matkron_kron_step_f64(ptrdiff_t p, ptrdiff_t q, ptrdiff_t n, double alpha,
                           const double *x, ptrdiff_t x_sk, ptrdiff_t x_sr,
                           double beta, double *y, ptrdiff_t y_si, ptrdiff_t y_sr,
-                          double *pack)
+                          double *pack, ptrdiff_t pack_size)
 {
     (void)p; (void)q; (void)n; (void)alpha; (void)x; (void)x_sk; (void)x_sr; (void)beta;
-    (void)y; (void)y_si; (void)y_sr; (void)pack;
+    (void)y; (void)y_si; (void)y_sr; (void)pack; (void)pack_size;
     return -1;
 }
 

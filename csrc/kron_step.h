@@ -27,13 +27,14 @@ ptrdiff_t matkron_kron_pack_size(ptrdiff_t p, ptrdiff_t q, ptrdiff_t size);
 void matkron_kron_pack_f64(ptrdiff_t p, ptrdiff_t q, const double *f, ptrdiff_t f_si,
                            ptrdiff_t f_sk, double *pack);
 
-/* The step above with F packed in `pack`. X[k, r] = x[k * x_sk + r * x_sr] and
- * Y[i, r] = y[i * y_si + r * y_sr]; needs x_sk == 1 or x_sr == 1, y_si == 1 or y_sr == 1,
- * and beta 0 (Y is not read) or 1. Returns 0, or -1 without writing anything when the
- * CPU or the layout is not served. */
+/* The step above with F packed in `pack`, which holds pack_size doubles. X[k, r] =
+ * x[k * x_sk + r * x_sr] and Y[i, r] = y[i * y_si + r * y_sr]; needs x_sk == 1 or
+ * x_sr == 1, y_si == 1 or y_sr == 1, and beta 0 (Y is not read) or 1. With alpha 0, X is
+ * not read (as in BLAS). Returns 0, or -1 without writing anything when the CPU, the
+ * layout or the room in `pack` does not serve. */
 int matkron_kron_step_f64(ptrdiff_t p, ptrdiff_t q, ptrdiff_t n, double alpha,
                           const double *x, ptrdiff_t x_sk, ptrdiff_t x_sr,
                           double beta, double *y, ptrdiff_t y_si, ptrdiff_t y_sr,
-                          double *pack);
+                          double *pack, ptrdiff_t pack_size);
 
 #endif

@@ -154,3 +154,17 @@ def test_infinities_propagate_as_in_the_dense_product(kernel, rng):
         assert np.array_equal(np.isposinf(y[:, 1]), np.ones(rows(spec), bool))
         assert np.isfinite(y[:, [0, 2]]).all()
         assert (np.abs(y[:, [0, 2]]) <= expected[:, [0, 2]] * (1 + 1e-12)).all()
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_zero_coefficient_does_not_read_x(kernel, rng):
+    # As BLAS with alpha = 0: a term with coefficient 0 adds nothing, even where x holds
+    # an infinity (0 * inf would be nan).
+    _kron_cy._set_planner(None, own_kernel=kernel == "own")
+    a, b = [np.abs(f) + 0.5 for f in make_factors(rng, [(9, 5), (6, 7)], np.float64)]
+    x = random_array(rng, (35, 3), np.float64)
+    x[4, 1] = np.inf
+    S = matkron.sum_of_kron([(a, b), (a, b)], coeffs=[0.0, 1.0])
+    y = S @ x
+    assert np.isposinf(y[:, 1]).all()
+    np.testing.assert_allclose(y[:, [0, 2]], (np.kron(a, b) @ x)[:, [0, 2]], rtol=1e-12)
