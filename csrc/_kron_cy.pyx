@@ -68,6 +68,7 @@ cdef enum:
     MAX_MODES = MAX_FACTORS + 1  # the factors' modes and the right-hand-side mode
     MAX_STATES = 64              # layouts the planner tracks per step
     OWN_KERNEL_MAX_PACK = 32768  # doubles of a packed factor the own kernel takes (256 KiB)
+    BY_COLUMN_MIN_BYTES = 262144 # one column's tensor from which columns run one at a time
     STACK_WORKSPACE_BYTES = 16384
     NORMAL = 0
     ROTATE_FRONT = 1
@@ -108,6 +109,7 @@ cdef struct Plan:
     bint x_c_kind                # kind of the tensor step 0 reads
     bint out_direct              # the last step writes out in place (else copy at the end)
     bint out_c_kind              # kind of the final tensor
+    bint by_column               # run as m products with one column each (this plan's)
     double cost                  # BLAS calls, plus a penalty for a copy of the result
     Py_ssize_t largest           # elements in each of the (at most two) workspace buffers
     Py_ssize_t pack              # doubles for a packed factor after the buffers (float64)
@@ -467,11 +469,31 @@ cdef void _make_plan(const Factor* factors, int k, const Operand* x, const Opera
     cdef bint start_c, end_c, end_direct, direct
     cdef double cost, copy_penalty, copy_in
     cdef Search found
+    cdef Operand x_col, out_col
+    if m > 1 and flags & X_F and flags & OUT_F and x.n * itemsize >= BY_COLUMN_MIN_BYTES:
+        # With x and out Fortran-ordered, every right-hand side is a vector of its own:
+        # one column's tensors stay in cache through all the steps, where those of all
+        # columns would stream from memory at every step.
+        x_col = x[0]
+        x_col.m = 1
+        x_col.s1 = x.n * itemsize
+        if out != NULL:
+            out_col = out[0]
+            out_col.m = 1
+            out_col.s1 = out.n * itemsize
+        _make_plan(factors, k, &x_col, NULL if out == NULL else &out_col,
+                   _layout_flags(&x_col, NULL if out == NULL else &out_col, itemsize),
+                   itemsize, own, plan)
+        if plan.x_direct and plan.out_direct:
+            plan.by_column = True
+            plan.out_c_kind = False
+            return
     # A strided copy of x or of the result costs about 2 ns an element (microseconds, as
     # the step costs of _search).
     copy_in = 0.2 + 0.002 * <double>x.n * m
     copy_penalty = 0.2 + 0.002 * <double>(x.n if out == NULL else out.n) * m
     plan.cost = -1
+    plan.by_column = False
     for attempt in range(4):
         nsteps = _flop_order(factors, k, order, attempt & 1)
         start_c = (attempt & 2) != 0
@@ -721,7 +743,21 @@ cdef void _execute(const Factor* factors, int k, const Plan* plan, const Operand
     cdef const Factor* fac
     cdef double* pack = NULL
     cdef bint done
+    cdef Plan column_plan
+    cdef Operand x_col, out_col
+    cdef Py_ssize_t column
 
+    if plan.by_column:
+        column_plan = plan[0]
+        column_plan.by_column = False
+        x_col = x[0]
+        out_col = out[0]
+        x_col.m = out_col.m = 1
+        for column in range(m):
+            x_col.data = x.data + column * x.s1
+            out_col.data = out.data + column * out.s1
+            _execute(factors, k, &column_plan, &x_col, &out_col, ws, alpha, accumulate)
+        return
     if plan.nsteps == 0:
         _scale_copy(x.data, x.s0, x.s1, out.data, out.s0, out.s1, x.n, m, alpha, accumulate)
         return
@@ -997,6 +1033,8 @@ def kron_plan(tuple mats, cnp.ndarray x):
         "normal", "rotate-front" or "rotate-back" for each step.
     c_ordered : bool
         Whether a result the kernel allocates is C-ordered.
+    by_column : bool
+        Whether the columns of a 2-D x are applied one at a time (by this plan).
     """
     cdef Factor factors[MAX_FACTORS]
     cdef Plan plan
@@ -1013,7 +1051,7 @@ def kron_plan(tuple mats, cnp.ndarray x):
     _plan(factors, k, &xo, NULL, cnp.PyArray_TYPE(x), &plan)
     return (tuple(plan.order[i] for i in range(plan.nsteps)),
             tuple(names[plan.variant[i]] for i in range(plan.nsteps)),
-            bool(plan.out_c_kind))
+            bool(plan.out_c_kind), bool(plan.by_column))
 
 
 cdef void _bounds(cnp.ndarray a, char** lo, char** hi) noexcept:
