@@ -69,6 +69,7 @@ cdef enum:
     MAX_STATES = 64              # layouts the planner tracks per step
     OWN_KERNEL_MAX_PACK = 32768  # doubles of a packed factor the own kernel takes (256 KiB)
     BY_COLUMN_MIN_BYTES = 262144 # one column's tensor from which columns run one at a time
+    BY_COLUMN_COPY_MIN_BYTES = 6291456  # ... and all of x, when x must be copied for it
     STACK_WORKSPACE_BYTES = 16384
     NORMAL = 0
     ROTATE_FRONT = 1
@@ -110,6 +111,8 @@ cdef struct Plan:
     bint out_direct              # the last step writes out in place (else copy at the end)
     bint out_c_kind              # kind of the final tensor
     bint by_column               # run as m products with one column each (this plan's)
+    Py_ssize_t column_copy       # bytes at the start of the workspace for x copied to
+                                 # Fortran order first (0: x is read in place)
     double cost                  # BLAS calls, plus a penalty for a copy of the result
     Py_ssize_t largest           # elements in each of the (at most two) workspace buffers
     Py_ssize_t pack              # doubles for a packed factor after the buffers (float64)
@@ -470,12 +473,16 @@ cdef void _make_plan(const Factor* factors, int k, const Operand* x, const Opera
     cdef double cost, copy_penalty, copy_in
     cdef Search found
     cdef Operand x_col, out_col
-    if m > 1 and flags & X_F and flags & OUT_F and x.n * itemsize >= BY_COLUMN_MIN_BYTES:
-        # With x and out Fortran-ordered, every right-hand side is a vector of its own:
-        # one column's tensors stay in cache through all the steps, where those of all
-        # columns would stream from memory at every step.
+    cdef bint copy_x = not (flags & X_F)
+    if (m > 1 and flags & OUT_F and x.n * itemsize >= BY_COLUMN_MIN_BYTES
+            and (not copy_x or x.n * m * itemsize >= BY_COLUMN_COPY_MIN_BYTES)):
+        # With out Fortran-ordered, every right-hand side is a vector of its own: one
+        # column's tensors stay in cache through all the steps, where those of all
+        # columns would stream from memory at every step. Another x is first copied into
+        # Fortran order, which pays for itself when all of x is larger than the caches.
         x_col = x[0]
         x_col.m = 1
+        x_col.s0 = itemsize
         x_col.s1 = x.n * itemsize
         if out != NULL:
             out_col = out[0]
@@ -487,6 +494,10 @@ cdef void _make_plan(const Factor* factors, int k, const Operand* x, const Opera
         if plan.x_direct and plan.out_direct:
             plan.by_column = True
             plan.out_c_kind = False
+            if copy_x:
+                # Whole cache lines for the copy, then the column plan's workspace.
+                plan.column_copy = (x.n * m * itemsize + 63) // 64 * 64
+                plan.need += plan.column_copy
             return
     # A strided copy of x or of the result costs about 2 ns an element (microseconds, as
     # the step costs of _search).
@@ -494,6 +505,7 @@ cdef void _make_plan(const Factor* factors, int k, const Operand* x, const Opera
     copy_penalty = 0.2 + 0.002 * <double>(x.n if out == NULL else out.n) * m
     plan.cost = -1
     plan.by_column = False
+    plan.column_copy = 0
     for attempt in range(4):
         nsteps = _flop_order(factors, k, order, attempt & 1)
         start_c = (attempt & 2) != 0
@@ -631,6 +643,22 @@ cdef void _scale_copy(const char* src, Py_ssize_t ss0, Py_ssize_t ss1,
                 (<blas_t*>(d + i * ds0))[0] = alpha * (<const blas_t*>(s + i * ss0))[0]
 
 
+cdef void _copy_to_fortran(const char* src, Py_ssize_t s0, Py_ssize_t s1, char* dst,
+                           Py_ssize_t n, Py_ssize_t m, Py_ssize_t itemsize) noexcept nogil:
+    """dst = the n-by-m array at src (byte strides) in Fortran order, by blocks of rows
+    so that a C-ordered source is read in whole cache lines."""
+    cdef Py_ssize_t i0, i, j, end
+    for i0 in range(0, n, 64):
+        end = n if n - i0 < 64 else i0 + 64
+        for j in range(m):
+            if itemsize == 8:
+                for i in range(i0, end):
+                    (<double*>dst)[j * n + i] = (<const double*>(src + i * s0 + j * s1))[0]
+            else:
+                for i in range(i0, end):
+                    memcpy(dst + (j * n + i) * itemsize, src + i * s0 + j * s1, itemsize)
+
+
 cdef void _apply_normal(const Factor* f, const blas_t* x, const Py_ssize_t* xstr,
                         blas_t* y, const Py_ssize_t* ystr, const Py_ssize_t* dims,
                         int nmodes, int j, blas_t alpha, blas_t beta,
@@ -750,13 +778,21 @@ cdef void _execute(const Factor* factors, int k, const Plan* plan, const Operand
     if plan.by_column:
         column_plan = plan[0]
         column_plan.by_column = False
+        column_plan.column_copy = 0
+        column_plan.need -= plan.column_copy
         x_col = x[0]
         out_col = out[0]
         x_col.m = out_col.m = 1
+        if plan.column_copy:
+            _copy_to_fortran(x.data, x.s0, x.s1, ws, x.n, m, itemsize)
+            x_col.data = ws
+            x_col.s0 = itemsize
+            x_col.s1 = x.n * itemsize
         for column in range(m):
-            x_col.data = x.data + column * x.s1
+            x_col.data = (ws if plan.column_copy else x.data) + column * x_col.s1
             out_col.data = out.data + column * out.s1
-            _execute(factors, k, &column_plan, &x_col, &out_col, ws, alpha, accumulate)
+            _execute(factors, k, &column_plan, &x_col, &out_col, ws + plan.column_copy,
+                     alpha, accumulate)
         return
     if plan.nsteps == 0:
         _scale_copy(x.data, x.s0, x.s1, out.data, out.s0, out.s1, x.n, m, alpha, accumulate)

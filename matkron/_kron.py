@@ -371,7 +371,10 @@ def _checked_kron_matvec(factors, x, *, out=None):
     or one sequence of GEMMs, in the order of least flops (:func:`kron_order`); for two
     factors that is the cheaper of (B C) Aᵀ and B (C Aᵀ). The m right-hand sides share
     those GEMMs. A GEMM may write its result transposed when that spares BLAS calls, so a
-    new 2-D result may be Fortran-ordered. The result dtype is ``np.result_type`` of the
+    new 2-D result may be Fortran-ordered. When one column's tensors are large (from
+    256 KiB) and the result is Fortran-ordered, the columns are applied one at a time, so
+    that each stays in cache through all the steps (an x in another layout is then first
+    copied into Fortran order, if all of it exceeds 6 MiB). The result dtype is ``np.result_type`` of the
     arrays, with integers and bool computed in float64 and float16 in float32.
 
     On x86-64 CPUs with AVX-512, float64 steps whose factor has at most 32768 entries

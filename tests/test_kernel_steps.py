@@ -209,3 +209,33 @@ def test_fortran_columns_one_at_a_time(dtype, kernel, rng):
     )
     # A C-ordered x takes the whole-tensor plan.
     assert not _kron_cy.kron_plan(tuple(factors), np.ascontiguousarray(x_dense))[3]
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("layout", ["C", "strided"])
+def test_large_x_copied_to_fortran_order_for_columns(layout, kernel, rng):
+    # An x of over 6 MiB in another layout is copied into Fortran order, then its columns
+    # run one at a time into a new (Fortran-ordered) or a Fortran-ordered out.
+    _kron_cy._set_planner(None, own_kernel=kernel == "own")
+    spec = [(31, 33), (35, 34), (20, 35)]
+    factors = make_factors(rng, spec, np.float64)
+    x_dense = random_array(rng, (columns(spec), 21), np.float64)
+    reference = kron_einsum(factors, x_dense)
+    if layout == "C":
+        x = np.ascontiguousarray(x_dense)
+    else:
+        x = np.full((2 * columns(spec), 42), np.nan)[::2, ::2]
+        x[...] = x_dense
+    x_before = x.copy()
+    assert _kron_cy.kron_plan(tuple(factors), x)[3]
+    y = matkron.kron_matvec(factors, x)
+    assert y.flags.f_contiguous
+    assert_matches_einsum(y, factors, x_dense, np.float64, reference)
+    out = np.empty((rows(spec), 21), order="F")
+    assert matkron.kron_matvec(factors, x, out=out) is out
+    assert_matches_einsum(out, factors, x_dense, np.float64, reference)
+    assert np.array_equal(x, x_before)
+    # A C-ordered out keeps the whole-tensor plan.
+    out_c = np.empty((rows(spec), 21))
+    matkron.kron_matvec(factors, x, out=out_c)
+    assert_matches_einsum(out_c, factors, x_dense, np.float64, reference)
