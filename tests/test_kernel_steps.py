@@ -215,9 +215,10 @@ def test_fortran_columns_one_at_a_time(dtype, kernel, rng):
 @pytest.mark.parametrize("layout", ["C", "strided"])
 def test_large_x_copied_to_fortran_order_for_columns(layout, kernel, rng):
     # An x of over 6 MiB in another layout is copied into Fortran order, then its columns
-    # run one at a time into a new (Fortran-ordered) or a Fortran-ordered out.
+    # run one at a time into a new (Fortran-ordered) or a Fortran-ordered out, when the
+    # steps are bound by memory.
     _kron_cy._set_planner(None, own_kernel=kernel == "own")
-    spec = [(31, 33), (35, 34), (20, 35)]
+    spec = [(17, 33), (18, 34), (16, 35)]  # small p: steps bound by memory
     factors = make_factors(rng, spec, np.float64)
     x_dense = random_array(rng, (columns(spec), 21), np.float64)
     reference = kron_einsum(factors, x_dense)
@@ -235,7 +236,9 @@ def test_large_x_copied_to_fortran_order_for_columns(layout, kernel, rng):
     assert matkron.kron_matvec(factors, x, out=out) is out
     assert_matches_einsum(out, factors, x_dense, np.float64, reference)
     assert np.array_equal(x, x_before)
-    # A C-ordered out keeps the whole-tensor plan.
+    # A C-ordered out keeps the whole-tensor plan, as do steps bound by arithmetic.
     out_c = np.empty((rows(spec), 21))
     matkron.kron_matvec(factors, x, out=out_c)
     assert_matches_einsum(out_c, factors, x_dense, np.float64, reference)
+    big_p = make_factors(rng, [(100, 33), (101, 34), (102, 35)], np.float64)
+    assert not _kron_cy.kron_plan(tuple(big_p), x)[3]
