@@ -282,11 +282,13 @@ cdef inline double _own_step_cost(double calls, double multiplies, double vector
     """Estimated microseconds of one step of the own kernel.
 
     It runs about twice as fast as BLAS, less so when the dimension along its vectors is
-    short (a tile has up to three vectors of 8: 8 and 16 leave registers idle). `copied`
-    elements of the input are copied first (see matkron_kron_step_copies), at about
-    0.5 ns each.
+    short (a tile has up to three vectors of 8: with one, the additions wait on each
+    other; measured, 8 runs at about 0.7x, 16 at 0.9x). `copied` elements of the input
+    are copied first (see matkron_kron_step_copies), counted at 0.5 ns each (which, with
+    the rest of this model, picked the fastest plan for the multi suite's shapes).
     """
-    return (calls * 0.05 + multiplies * 2.5e-5 * (1 + min(1.0, 8 / vector))
+    cdef double short = min(1.0, 8 / vector)
+    return (calls * 0.05 + multiplies * 2.5e-5 * (1 + 0.4 * short * short)
             + copied * 5e-4 + (0.001 if rotated else 0))
 
 
