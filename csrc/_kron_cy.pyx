@@ -26,6 +26,7 @@
 # module trusts its inputs.
 
 cimport numpy as cnp
+from libc.math cimport ceil
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcmp, memcpy
 
@@ -58,8 +59,14 @@ cdef extern from "kron_step.h" nogil:
                               const double* x, Py_ssize_t x_sk, Py_ssize_t x_sr,
                               double beta, double* y, Py_ssize_t y_si, Py_ssize_t y_sr,
                               double* pack, Py_ssize_t pack_size)
+    void matkron_kron_pack_f32(Py_ssize_t p, Py_ssize_t q, const float* f, Py_ssize_t f_si,
+                               Py_ssize_t f_sk, float* pack)
+    int matkron_kron_step_f32(Py_ssize_t p, Py_ssize_t q, Py_ssize_t n, float alpha,
+                              const float* x, Py_ssize_t x_sk, Py_ssize_t x_sr,
+                              float beta, float* y, Py_ssize_t y_si, Py_ssize_t y_sr,
+                              float* pack, Py_ssize_t pack_size)
 
-# Whether float64 steps run matkron's own AVX-512 kernel (kron_step.c) instead of dgemm.
+# Whether real steps run matkron's own AVX-512 kernel (kron_step.c) instead of BLAS.
 cdef bint _own_kernel = matkron_kron_step_available() != 0
 
 
@@ -67,7 +74,7 @@ cdef enum:
     MAX_FACTORS = 32             # factors of one Kronecker product
     MAX_MODES = MAX_FACTORS + 1  # the factors' modes and the right-hand-side mode
     MAX_STATES = 64              # layouts the planner tracks per step
-    OWN_KERNEL_MAX_PACK = 32768  # doubles of a packed factor the own kernel takes (256 KiB)
+    OWN_KERNEL_MAX_PACK = 32768  # elements of a packed factor the own kernel takes
     BY_COLUMN_MIN_BYTES = 262144 # one column's tensor from which columns run one at a time
     BY_COLUMN_COPY_MIN_BYTES = 6291456  # ... and all of x, when x must be copied for it
     STACK_WORKSPACE_BYTES = 16384
@@ -105,7 +112,7 @@ cdef struct Plan:
     int nsteps
     int order[MAX_FACTORS]       # factor applied at each step
     char variant[MAX_FACTORS]    # NORMAL, ROTATE_FRONT or ROTATE_BACK
-    char own[MAX_FACTORS]        # whether the step runs the own kernel (float64)
+    char own[MAX_FACTORS]        # whether the step runs the own kernel (real types)
     bint x_direct                # step 0 reads x in place (else a copy in the workspace)
     bint x_c_kind                # kind of the tensor step 0 reads
     bint out_direct              # the last step writes out in place (else copy at the end)
@@ -278,23 +285,33 @@ cdef inline double _step_cost(double calls, double multiplies, double rows,
 
 
 cdef inline double _own_step_cost(double calls, double multiplies, double vector,
-                                  double copied, bint rotated) noexcept nogil:
-    """Estimated microseconds of one step of the own kernel.
+                                  double copied, int lanes, bint front_rotated,
+                                  bint rotated) noexcept nogil:
+    """Estimated microseconds of one step of the own kernel, in units of the BLAS of the
+    same type (see _step_cost).
 
     It runs about twice as fast as BLAS, less so when the dimension along its vectors is
-    short (a tile has up to three vectors of 8: with one, the additions wait on each
-    other; measured, 8 runs at about 0.7x, 16 at 0.9x). `copied` elements of the input
-    are copied first (see matkron_kron_step_copies), counted at 0.5 ns each (which, with
-    the rest of this model, picked the fastest plan for the multi suite's shapes).
+    short: a tile has up to three vectors of `lanes`, so a dimension that does not fill
+    its last vector wastes lanes, and with one vector the additions wait on each other
+    (measured in float64, 8 rows run at about 0.7x, 16 at 0.9x). In float32 a rotated
+    front step (its 8x8 transposes write half cache lines) measured about 0.6x. `copied`
+    elements of the input are copied first (see matkron_kron_step_copies), counted at
+    0.5 ns per 8 bytes (which, with the rest of this model, picked the fastest plan for
+    most of the multi suite's shapes).
     """
-    cdef double short = min(1.0, 8 / vector)
-    return (calls * 0.05 + multiplies * 2.5e-5 * (1 + 0.4 * short * short)
-            + copied * 5e-4 + (0.001 if rotated else 0))
+    cdef double short = min(1.0, lanes / vector)
+    cdef double used = 1
+    if vector < 3 * lanes:
+        used = vector / (ceil(vector / lanes) * lanes)
+    return (calls * 0.02
+            + multiplies * 2.5e-5 * (1 + 0.4 * short * short) / used
+            * (1.6 if front_rotated and lanes == 16 else 1)
+            + copied * (5e-4 if lanes == 8 else 2.5e-4) + (0.001 if rotated else 0))
 
 
 cdef double _search(const Factor* factors, int k, const int* order, int nsteps,
                     Py_ssize_t m, bint start_c_kind, bint x_padded, int out_kinds,
-                    bint out_padded, double copy_penalty, bint own, Search* best,
+                    bint out_padded, double copy_penalty, int own, Search* best,
                     bint* end_c_kind, bint* end_direct) noexcept nogil:
     """Cheapest variants for a fixed order, from a start kind to an allowed end kind.
 
@@ -376,6 +393,7 @@ cdef double _search(const Factor* factors, int k, const int* order, int nsteps,
                         if matkron_kron_step_copies(factors[f].p, <Py_ssize_t>vector):
                             copied = size
                     own_step = _own_step_cost(calls, size * factors[f].p, vector, copied,
+                                              own, variant == ROTATE_FRONT,
                                               variant != NORMAL)
                     if own_step < step:
                         step = own_step
@@ -455,10 +473,10 @@ cdef int _layout_flags(const Operand* x, const Operand* out, Py_ssize_t itemsize
 
 
 cdef inline bint _own_step(const Factor* f) noexcept nogil:
-    """Whether a float64 step with factor f runs the own kernel: its packed factor stays
+    """Whether a real step with factor f may run the own kernel: its packed factor stays
     in L2, where the kernel reads it once per eight columns of the tensor."""
     return (_own_kernel and f.data != NULL and f.p > 0 and f.q > 0
-            and (f.p + 7) // 8 * 8 * f.q <= OWN_KERNEL_MAX_PACK)
+            and (f.p + 15) // 16 * 16 * f.q <= OWN_KERNEL_MAX_PACK)
 
 
 cdef double _memory_bound_steps(const Factor* factors, int k) noexcept nogil:
@@ -479,7 +497,7 @@ cdef double _memory_bound_steps(const Factor* factors, int k) noexcept nogil:
 
 
 cdef void _make_plan(const Factor* factors, int k, const Operand* x, const Operand* out,
-                     int flags, Py_ssize_t itemsize, bint own, Plan* plan) noexcept nogil:
+                     int flags, Py_ssize_t itemsize, int own, Plan* plan) noexcept nogil:
     """Plan one product for operands with the given layout flags (see _plan)."""
     global _forced_steps
     cdef Py_ssize_t m = x.m, size, largest
@@ -584,7 +602,7 @@ cdef void _make_plan(const Factor* factors, int k, const Operand* x, const Opera
                 factors[plan.order[i]].p, factors[plan.order[i]].q, size))
         size = size // factors[plan.order[i]].q * factors[plan.order[i]].p
     if plan.pack:
-        plan.need = 2 * largest * itemsize + plan.pack * 8
+        plan.need = 2 * largest * itemsize + plan.pack * itemsize
 
 
 cdef enum:
@@ -612,12 +630,14 @@ cdef void _plan(const Factor* factors, int k, const Operand* x, const Operand* o
     cdef Py_ssize_t n_out = x.n if out == NULL else out.n
     cdef Py_ssize_t itemsize = (4 if type_num == cnp.NPY_FLOAT32 else
                                 16 if type_num == cnp.NPY_COMPLEX128 else 8)
-    cdef bint own = _own_kernel and type_num == cnp.NPY_FLOAT64
+    # The own kernel's lanes per vector for this type (0: the type has no own kernel).
+    cdef int own = (0 if not _own_kernel else 8 if type_num == cnp.NPY_FLOAT64
+                    else 16 if type_num == cnp.NPY_FLOAT32 else 0)
     cdef int flags = _layout_flags(x, out, itemsize), i, n = 0, slot
     cdef size_t digest = 2166136261, prime = 16777619      # FNV-1a, wrapping in size_t
     cdef CachedPlan* entry
     key[0] = k
-    key[1] = 2 * type_num + own
+    key[1] = 2 * type_num + (own != 0)
     key[2] = x.m
     key[3] = flags
     key[4] = n_out
@@ -664,6 +684,32 @@ cdef void _scale_copy(const char* src, Py_ssize_t ss0, Py_ssize_t ss1,
                 (<blas_t*>(d + i * ds0))[0] = alpha * (<const blas_t*>(s + i * ss0))[0]
 
 
+cdef inline void _own_pack(Py_ssize_t p, Py_ssize_t q, const blas_t* f, Py_ssize_t f_si,
+                           Py_ssize_t f_sk, blas_t* pack) noexcept nogil:
+    """Pack F for the own kernel (real types; the planner plans no other)."""
+    if blas_t is double:
+        matkron_kron_pack_f64(p, q, f, f_si, f_sk, pack)
+    elif blas_t is float:
+        matkron_kron_pack_f32(p, q, f, f_si, f_sk, pack)
+
+
+cdef inline bint _own_step_run(Py_ssize_t p, Py_ssize_t q, Py_ssize_t n, blas_t alpha,
+                               const blas_t* x, Py_ssize_t x_sk, Py_ssize_t x_sr,
+                               blas_t beta, blas_t* y, Py_ssize_t y_si, Py_ssize_t y_sr,
+                               void* pack, Py_ssize_t pack_size) noexcept nogil:
+    """Run a step on the own kernel when `pack` holds its factor; whether it ran."""
+    if pack == NULL:
+        return False
+    if blas_t is double:
+        return matkron_kron_step_f64(p, q, n, alpha, x, x_sk, x_sr, beta, y, y_si, y_sr,
+                                     <double*>pack, pack_size) == 0
+    elif blas_t is float:
+        return matkron_kron_step_f32(p, q, n, alpha, x, x_sk, x_sr, beta, y, y_si, y_sr,
+                                     <float*>pack, pack_size) == 0
+    else:
+        return False
+
+
 cdef void _copy_to_fortran(const char* src, Py_ssize_t s0, Py_ssize_t s1, char* dst,
                            Py_ssize_t n, Py_ssize_t m, Py_ssize_t itemsize) noexcept nogil:
     """dst = the n-by-m array at src (byte strides) in Fortran order, by blocks of rows
@@ -683,14 +729,14 @@ cdef void _copy_to_fortran(const char* src, Py_ssize_t s0, Py_ssize_t s1, char* 
 cdef void _apply_normal(const Factor* f, const blas_t* x, const Py_ssize_t* xstr,
                         blas_t* y, const Py_ssize_t* ystr, const Py_ssize_t* dims,
                         int nmodes, int j, blas_t alpha, blas_t beta,
-                        double* pack, Py_ssize_t pack_size) noexcept nogil:
+                        void* pack, Py_ssize_t pack_size) noexcept nogil:
     """Y = alpha X ×_j F + beta Y, the mode staying in place; modes 0..j-1 contiguous from
     unit stride in both tensors.
 
     `dims` are the input dimensions (dims[j] = q; the output has p there). Strides are in
-    elements. The modes after the GEMM's own are walked by index arithmetic. A float64
-    step with `pack` (holding F packed, in pack_size doubles) runs the own kernel instead
-    of dgemm.
+    elements. The modes after the GEMM's own are walked by index arithmetic. A real step
+    with `pack` (holding F packed, in pack_size elements) runs the own kernel instead of
+    BLAS.
     """
     cdef blas_int p = <blas_int>f.p, q = <blas_int>f.q
     cdef char flipped = c'T' if f.trans == c'N' else c'N'
@@ -727,16 +773,13 @@ cdef void _apply_normal(const Factor* f, const blas_t* x, const Py_ssize_t* xstr
             rem = rem // dims[u]
             off_x += c * xstr[u]
             off_y += c * ystr[u]
-        if blas_t is double:
-            # Y(p, cols) = F @ X(q, cols) for j = 0, Y(L, p) = X(L, q) @ F.T after.
-            if pack != NULL and (
-                    (j == 0 and matkron_kron_step_f64(
-                        p, q, cols, alpha, x + off_x, 1, ldx, beta, y + off_y, 1, ldy,
-                        pack, pack_size) == 0)
-                    or (j > 0 and matkron_kron_step_f64(
-                        p, q, L, alpha, x + off_x, ldx, 1, beta, y + off_y, ldy, 1,
-                        pack, pack_size) == 0)):
-                continue
+        # Y(p, cols) = F @ X(q, cols) for j = 0, Y(L, p) = X(L, q) @ F.T after.
+        if j == 0 and _own_step_run(p, q, cols, alpha, x + off_x, 1, ldx, beta, y + off_y,
+                                    1, ldy, pack, pack_size):
+            continue
+        if j > 0 and _own_step_run(p, q, L, alpha, x + off_x, ldx, 1, beta, y + off_y, ldy,
+                                   1, pack, pack_size):
+            continue
         if j == 0:
             gemm_scaled(f.trans, c'N', p, <blas_int>cols, q, alpha, <blas_t*>f.data, f.ld,
                         x + off_x, <blas_int>_max(ldx, 1), beta, y + off_y,
@@ -790,7 +833,7 @@ cdef void _execute(const Factor* factors, int k, const Plan* plan, const Operand
     cdef blas_t* swap
     cdef blas_t one = 1, zero = 0, beta, alpha_step
     cdef const Factor* fac
-    cdef double* pack = NULL
+    cdef void* pack = NULL
     cdef bint done
     cdef Plan column_plan
     cdef Operand x_col, out_col
@@ -877,13 +920,12 @@ cdef void _execute(const Factor* factors, int k, const Plan* plan, const Operand
                     jj = nc
                 nc += 1
         pack = NULL
-        if blas_t is double:
-            if plan.own[t]:
-                pack = <double*>(ws + 2 * plan.largest * itemsize)
-                if fac.trans == c'N':
-                    matkron_kron_pack_f64(fac.p, fac.q, <double*>fac.data, 1, fac.ld, pack)
-                else:
-                    matkron_kron_pack_f64(fac.p, fac.q, <double*>fac.data, fac.ld, 1, pack)
+        if plan.own[t]:
+            pack = ws + 2 * plan.largest * itemsize
+            if fac.trans == c'N':
+                _own_pack(fac.p, fac.q, <blas_t*>fac.data, 1, fac.ld, <blas_t*>pack)
+            else:
+                _own_pack(fac.p, fac.q, <blas_t*>fac.data, fac.ld, 1, <blas_t*>pack)
         if variant == NORMAL:
             _apply_normal(fac, src, cxs, dst, cys, cdims, nc, jj, alpha_step, beta, pack,
                           plan.pack)
@@ -893,17 +935,14 @@ cdef void _execute(const Factor* factors, int k, const Plan* plan, const Operand
                 if u != jj:
                     rest *= cdims[u]
             flipped = c'T' if fac.trans == c'N' else c'N'
-            done = False
-            if blas_t is double:
-                # The products below, by the own kernel.
-                if pack != NULL and variant == ROTATE_FRONT:
-                    done = matkron_kron_step_f64(
-                        fac.p, fac.q, rest, alpha_step, src, 1, _max(cxs[1], 1), beta, dst,
-                        rest, 1, pack, plan.pack) == 0
-                elif pack != NULL:
-                    done = matkron_kron_step_f64(
-                        fac.p, fac.q, rest, alpha_step, src, _max(cxs[nc - 1], 1), 1, beta,
-                        dst, 1, _max(fac.p, 1), pack, plan.pack) == 0
+            # The products below, by the own kernel where planned.
+            if variant == ROTATE_FRONT:
+                done = _own_step_run(fac.p, fac.q, rest, alpha_step, src, 1, _max(cxs[1], 1),
+                                     beta, dst, rest, 1, pack, plan.pack)
+            else:
+                done = _own_step_run(fac.p, fac.q, rest, alpha_step, src,
+                                     _max(cxs[nc - 1], 1), 1, beta, dst, 1, _max(fac.p, 1),
+                                     pack, plan.pack)
             if done:
                 pass
             elif variant == ROTATE_FRONT:
@@ -1252,7 +1291,7 @@ def _set_planner(variants=None, own_kernel=None):
 
     `variants` is a sequence of "normal", "rotate-front", "rotate-back" or None (any), one
     per step, or None for no constraint; products no plan with those variants can compute
-    are planned freely. `own_kernel` False makes float64 steps call dgemm, True restores
+    are planned freely. `own_kernel` False makes real steps call BLAS, True restores
     the own kernel where the CPU has it (plans are cached apart for the two). Returns
     whether the own kernel is in use. Cached plans are dropped when `variants` changes.
     """

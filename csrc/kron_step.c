@@ -1,8 +1,8 @@
-/* One Kronecker step in float64 with AVX-512 (see kron_step.h).
+/* One Kronecker step in float64 or float32 with AVX-512 (see kron_step.h).
  *
- * Register tiles are V vectors of 8 doubles (V <= 3) by 8 broadcast scalars: 24
- * accumulators, each step of the k loop being V vector loads, 8 broadcasts and 8 V fused
- * multiply-adds. Which operand gives the vectors depends on the tensor's layout:
+ * Register tiles are V vectors (V <= 3; 8 doubles or 16 floats each) by 8 broadcast
+ * scalars: 24 accumulators, each step of the k loop being V vector loads, 8 broadcasts
+ * and 8 V fused multiply-adds. Which operand gives the vectors depends on the tensor's layout:
  *
  *   x_sk == 1 ("FX"): vectors along i from the packed factor, broadcasts of X[k, r];
  *   x_sr == 1 ("XF"): vectors along r straight from X, broadcasts of the packed factor.
@@ -11,6 +11,8 @@
  * the factor, which is small, is packed (zero-padded to whole vectors, so edge tiles need
  * no masks on its side). An output that runs along the broadcast index is written by
  * transposing 8x8 blocks of the tile in registers.
+ *
+ * The code for one type is kron_step_impl.h, included here once per type.
  */
 #include "kron_step.h"
 
@@ -22,25 +24,27 @@
 #endif
 
 #define ROUND8(n) (((n) + 7) / 8 * 8)
-/* Rows of X the XF path copies together, and their stride in the copy: 264 doubles keep
- * successive k off the same L1 sets. */
+#define ROUND16(n) (((n) + 15) / 16 * 16)
+/* Rows of X the XF path copies together, and their stride in the copy: 264 doubles or
+ * 272 floats (an odd number of cache lines) keep successive k off the same L1 sets. */
 #define XF_BLOCK 256
+#define XF_LD_F64 264
+#define XF_LD_F32 272
 /* Columns of X the FX path takes together (for runs of output rows). */
 #define FX_BLOCK 64
-#define XF_BLOCK_LD 264
 
 int matkron_kron_step_copies(ptrdiff_t p, ptrdiff_t x_sk)
 {
-    return p > 8 && (x_sk > XF_BLOCK_LD || (x_sk >= 32 && x_sk % 32 == 0));
+    return p > 8 && (x_sk > XF_LD_F64 || (x_sk >= 32 && x_sk % 32 == 0));
 }
 
 ptrdiff_t matkron_kron_pack_size(ptrdiff_t p, ptrdiff_t q, ptrdiff_t size)
 {
-    /* A copy (see matkron_kron_step_copies) needs p > 8 and a stride of 32 or more,
-     * which takes 32 q elements in X when its modes are dense (a step given a larger
-     * stride declines: see pack_size in matkron_kron_step_f64). */
+    /* Enough for either type. A copy (see matkron_kron_step_copies) needs p > 8 and a
+     * stride of 32 or more, which takes 32 q elements in X when its modes are dense (a
+     * step given a larger stride declines: see pack_size in matkron_kron_step_f64). */
     int may_copy = p > 8 && size >= 32 * q;
-    return (ROUND8(p) + (may_copy ? XF_BLOCK_LD : 0)) * q;
+    return (ROUND16(p) + (may_copy ? XF_LD_F32 : 0)) * q;
 }
 
 #if MATKRON_HAVE_AVX512
@@ -50,23 +54,30 @@ int matkron_kron_step_available(void)
     static int available = -1;
     if (available < 0) {
         __builtin_cpu_init();
-        available = __builtin_cpu_supports("avx512f") ? 1 : 0;
+        available = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2")
+                    && __builtin_cpu_supports("fma");
     }
     return available;
 }
 
-#define TARGET __attribute__((target("avx512f"), always_inline)) static inline
-#define TARGET_FN __attribute__((target("avx512f"))) static
+#define TARGET __attribute__((target("avx512f,avx2,fma"), always_inline)) static inline
+#define TARGET_FN __attribute__((target("avx512f,avx2,fma"))) static
 
-/* Mask of the first `count` lanes (count may exceed 8). */
-TARGET __mmask8 lanes(ptrdiff_t count)
+/* Masks of the first `count` lanes (count may exceed the lanes). */
+TARGET __mmask8 lanes8(ptrdiff_t count)
 {
     return count >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << (count > 0 ? count : 0)) - 1u);
 }
 
+TARGET __mmask16 lanes16(ptrdiff_t count)
+{
+    return count >= 16 ? (__mmask16)0xFFFF
+                       : (__mmask16)((1u << (count > 0 ? count : 0)) - 1u);
+}
+
 /* Transpose the 8x8 block rows[0..7] (row a holds M[a][0..7]) into cols (col b holds
  * M[0..7][b]). */
-TARGET void transpose8(const __m512d rows[8], __m512d cols[8])
+TARGET void transpose8_pd(const __m512d rows[8], __m512d cols[8])
 {
     __m512d t0 = _mm512_unpacklo_pd(rows[0], rows[1]);
     __m512d t1 = _mm512_unpackhi_pd(rows[0], rows[1]);
@@ -94,250 +105,145 @@ TARGET void transpose8(const __m512d rows[8], __m512d cols[8])
     cols[7] = _mm512_shuffle_f64x2(w1, w3, 0xDD);
 }
 
-/* dst = alpha * v (+ dst when accumulating), on the lanes of `mask`. */
-TARGET void store_lanes(double *dst, __mmask8 mask, __m512d v, __m512d alpha, int accumulate)
+/* The doubles' TRANSPOSED_STORE (see kron_step_impl.h). */
+TARGET void transposed_store_f64(const __m512d rows[8], double *out, ptrdiff_t s_vec,
+                                 ptrdiff_t vec0, ptrdiff_t vecs, ptrdiff_t bc0, ptrdiff_t bcs,
+                                 __m512d alpha, int accumulate)
 {
-    if (accumulate)
-        v = _mm512_fmadd_pd(v, alpha, _mm512_maskz_loadu_pd(mask, dst));
-    else
-        v = _mm512_mul_pd(v, alpha);
-    _mm512_mask_storeu_pd(dst, mask, v);
-}
-
-/* Write the tile acc[v][j] (vector v runs along the "vector index" from vec0 + 8 v,
- * broadcast j is the "broadcast index" bc0 + j) to out[vec * s_vec + bc * s_bc], for
- * vec < n_vec and bc < n_bc. One of s_vec, s_bc is 1. */
-TARGET void store_tile(int V, __m512d acc[3][8], double *out, ptrdiff_t s_vec,
-                       ptrdiff_t s_bc, ptrdiff_t vec0, ptrdiff_t n_vec, ptrdiff_t bc0,
-                       ptrdiff_t n_bc, __m512d alpha, int accumulate)
-{
-    int v, j;
-    ptrdiff_t bcs = n_bc - bc0 < 8 ? n_bc - bc0 : 8;
-    if (s_vec == 1) {
-        for (v = 0; v < V; v++) {
-            __mmask8 mask = lanes(n_vec - vec0 - 8 * v);
-            for (j = 0; j < 8; j++)  /* constant bounds keep acc in registers */
-                if (j < bcs)
-                    store_lanes(out + (vec0 + 8 * v) + (bc0 + j) * s_bc, mask, acc[v][j],
-                                alpha, accumulate);
-        }
-    } else {
-        __mmask8 mask = lanes(bcs);
-        for (v = 0; v < V; v++) {
-            __m512d cols[8];
-            ptrdiff_t vecs = n_vec - vec0 - 8 * v;
-            transpose8(acc[v], cols);
-            for (j = 0; j < 8; j++)
-                if (j < vecs)
-                    store_lanes(out + (vec0 + 8 * v + j) * s_vec + bc0, mask, cols[j],
-                                alpha, accumulate);
+    __m512d cols[8], v;
+    __mmask8 mask = lanes8(bcs);
+    double *dst;
+    int l;
+    transpose8_pd(rows, cols);
+    for (l = 0; l < 8; l++) {
+        if (l < vecs) {
+            dst = out + (vec0 + l) * s_vec + bc0;
+            v = accumulate ? _mm512_fmadd_pd(cols[l], alpha, _mm512_maskz_loadu_pd(mask, dst))
+                           : _mm512_mul_pd(cols[l], alpha);
+            _mm512_mask_storeu_pd(dst, mask, v);
         }
     }
 }
 
-/* FX tile: V vectors along i (packed factor rows i0..) by 8 columns r0.. of X (x_sk = 1). */
-TARGET void tile_fx(int V, ptrdiff_t p, ptrdiff_t q, ptrdiff_t n, ptrdiff_t ldp,
-                    const double *pack, const double *x, ptrdiff_t x_sr, double *y,
-                    ptrdiff_t y_si, ptrdiff_t y_sr, ptrdiff_t i0, ptrdiff_t r0,
-                    __m512d alpha, int accumulate)
+/* Transpose the 8x8 floats rows[0..7] into cols (see transpose8_pd). */
+TARGET void transpose8_ps(const __m256 rows[8], __m256 cols[8])
 {
-    __m512d c[3][8], acc[3][8];  /* c is never addressed: it stays in registers */
-    const double *col[8];
-    ptrdiff_t k;
-    int v, j;
-    for (j = 0; j < 8; j++) {
-        /* Columns past the end repeat the last one (their results are not stored). */
-        ptrdiff_t r = r0 + j < n ? r0 + j : n - 1;
-        col[j] = x + r * x_sr;
-    }
-    for (v = 0; v < 3; v++)
+    __m256 t0 = _mm256_unpacklo_ps(rows[0], rows[1]);
+    __m256 t1 = _mm256_unpackhi_ps(rows[0], rows[1]);
+    __m256 t2 = _mm256_unpacklo_ps(rows[2], rows[3]);
+    __m256 t3 = _mm256_unpackhi_ps(rows[2], rows[3]);
+    __m256 t4 = _mm256_unpacklo_ps(rows[4], rows[5]);
+    __m256 t5 = _mm256_unpackhi_ps(rows[4], rows[5]);
+    __m256 t6 = _mm256_unpacklo_ps(rows[6], rows[7]);
+    __m256 t7 = _mm256_unpackhi_ps(rows[6], rows[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+    cols[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    cols[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    cols[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    cols[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    cols[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    cols[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    cols[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+    cols[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+/* The floats' TRANSPOSED_STORE: each 16-lane vector is two 8x8 blocks, whose columns are
+ * written as 8 floats (a partial row, at the end of the broadcast index, element by
+ * element: AVX's masked stores are slow on some CPUs). */
+TARGET void transposed_store_f32(const __m512 rows[8], float *out, ptrdiff_t s_vec,
+                                 ptrdiff_t vec0, ptrdiff_t vecs, ptrdiff_t bc0, ptrdiff_t bcs,
+                                 __m512 alpha, int accumulate)
+{
+    __m256 half[8], cols[8], v, a8 = _mm512_castps512_ps256(alpha);
+    float *dst, part[8];
+    int h, j, l;
+    for (h = 0; h < 2; h++) {
         for (j = 0; j < 8; j++)
-            c[v][j] = _mm512_setzero_pd();
-    const double *a = pack + i0;
-    for (k = 0; k < q; k++) {
-        __m512d av[3];
-        for (v = 0; v < V; v++)
-            av[v] = _mm512_loadu_pd(a + 8 * v);
-        for (j = 0; j < 8; j++) {
-            __m512d b = _mm512_set1_pd(col[j][k]);
-            for (v = 0; v < V; v++)
-                c[v][j] = _mm512_fmadd_pd(av[v], b, c[v][j]);
-        }
-        a += ldp;
-    }
-    for (v = 0; v < 3; v++)
-        for (j = 0; j < 8; j++)
-            acc[v][j] = c[v][j];
-    store_tile(V, acc, y, y_si, y_sr, i0, p, r0, n, alpha, accumulate);
-}
-
-/* XF tile: V vectors along r (rows r0.. of X, x_sr = 1, starting at xr) by 8 factor
- * rows i0... */
-TARGET void tile_xf(int V, ptrdiff_t p, ptrdiff_t q, ptrdiff_t n, ptrdiff_t ldp,
-                    const double *pack, const double *xr, ptrdiff_t x_sk, double *y,
-                    ptrdiff_t y_si, ptrdiff_t y_sr, ptrdiff_t i0, ptrdiff_t r0,
-                    __m512d alpha, int accumulate)
-{
-    __m512d c[3][8], acc[3][8];  /* c is never addressed: it stays in registers */
-    __mmask8 mask[3];
-    ptrdiff_t k;
-    int v, j;
-    for (v = 0; v < 3; v++) {
-        mask[v] = lanes(n - r0 - 8 * v);
-        for (j = 0; j < 8; j++)
-            c[v][j] = _mm512_setzero_pd();
-    }
-    const double *b = pack + i0;
-    const double *a = xr;
-    for (k = 0; k < q; k++) {
-        __m512d av[3];
-        for (v = 0; v < V; v++)
-            av[v] = _mm512_maskz_loadu_pd(mask[v], a + 8 * v);
-        for (j = 0; j < 8; j++) {
-            __m512d bj = _mm512_set1_pd(b[j]);
-            for (v = 0; v < V; v++)
-                c[v][j] = _mm512_fmadd_pd(av[v], bj, c[v][j]);
-        }
-        a += x_sk;
-        b += ldp;
-    }
-    for (v = 0; v < 3; v++)
-        for (j = 0; j < 8; j++)
-            acc[v][j] = c[v][j];
-    store_tile(V, acc, y, y_sr, y_si, r0, n, i0, p, alpha, accumulate);
-}
-
-/* The FX tiles with vectors along i (covering p) for columns r0 .. r0 + 7. */
-TARGET void fx_column_block(ptrdiff_t p, ptrdiff_t q, ptrdiff_t n, ptrdiff_t ldp,
-                            const double *pack, const double *x, ptrdiff_t x_sr, double *y,
-                            ptrdiff_t y_si, ptrdiff_t y_sr, ptrdiff_t i0, ptrdiff_t r0,
-                            __m512d va, int accumulate)
-{
-    if (p - i0 > 16)
-        tile_fx(3, p, q, n, ldp, pack, x, x_sr, y, y_si, y_sr, i0, r0, va, accumulate);
-    else if (p - i0 > 8)
-        tile_fx(2, p, q, n, ldp, pack, x, x_sr, y, y_si, y_sr, i0, r0, va, accumulate);
-    else
-        tile_fx(1, p, q, n, ldp, pack, x, x_sr, y, y_si, y_sr, i0, r0, va, accumulate);
-}
-
-TARGET_FN void run_fx(ptrdiff_t p, ptrdiff_t q, ptrdiff_t n, ptrdiff_t ldp,
-                      const double *pack, const double *x, ptrdiff_t x_sr, double *y,
-                      ptrdiff_t y_si, ptrdiff_t y_sr, double alpha, int accumulate)
-{
-    __m512d va = _mm512_set1_pd(alpha);
-    ptrdiff_t b0, r0, i0, end;
-    for (b0 = 0; b0 < n; b0 += FX_BLOCK) {
-        end = n - b0 < FX_BLOCK ? n : b0 + FX_BLOCK;
-        if (y_si == 1) {
-            /* Output columns are contiguous: finish each before the next. */
-            for (r0 = b0; r0 < end; r0 += 8)
-                for (i0 = 0; i0 < p; i0 += 24)
-                    fx_column_block(p, q, n, ldp, pack, x, x_sr, y, y_si, y_sr, i0, r0,
-                                    va, accumulate);
-        } else {
-            /* Output rows are contiguous: write FX_BLOCK of each in one run. */
-            for (i0 = 0; i0 < p; i0 += 24)
-                for (r0 = b0; r0 < end; r0 += 8)
-                    fx_column_block(p, q, n, ldp, pack, x, x_sr, y, y_si, y_sr, i0, r0,
-                                    va, accumulate);
+            half[j] = h == 0 ? _mm512_castps512_ps256(rows[j])
+                             : _mm256_castpd_ps(_mm512_extractf64x4_pd(
+                                   _mm512_castps_pd(rows[j]), 1));
+        transpose8_ps(half, cols);
+        for (l = 0; l < 8; l++) {
+            if (8 * h + l >= vecs)
+                break;
+            dst = out + (vec0 + 8 * h + l) * s_vec + bc0;
+            v = _mm256_mul_ps(cols[l], a8);
+            if (bcs == 8) {
+                if (accumulate)
+                    v = _mm256_add_ps(v, _mm256_loadu_ps(dst));
+                _mm256_storeu_ps(dst, v);
+            } else {
+                _mm256_storeu_ps(part, v);
+                for (j = 0; j < bcs; j++)
+                    dst[j] = accumulate ? dst[j] + part[j] : part[j];
+            }
         }
     }
 }
 
-/* The XF tile for rows r0 .. r0 + 23 (fewer at the end) and factor rows i0 .. i0 + 7. */
-TARGET void xf_row_block(ptrdiff_t p, ptrdiff_t q, ptrdiff_t rows, ptrdiff_t ldp,
-                         const double *pack, const double *xs, ptrdiff_t sk, double *y,
-                         ptrdiff_t y_si, ptrdiff_t y_sr, ptrdiff_t i0, ptrdiff_t r0,
-                         __m512d va, int accumulate)
-{
-    if (rows - r0 > 16)
-        tile_xf(3, p, q, rows, ldp, pack, xs + r0, sk, y, y_si, y_sr, i0, r0, va, accumulate);
-    else if (rows - r0 > 8)
-        tile_xf(2, p, q, rows, ldp, pack, xs + r0, sk, y, y_si, y_sr, i0, r0, va, accumulate);
-    else
-        tile_xf(1, p, q, rows, ldp, pack, xs + r0, sk, y, y_si, y_sr, i0, r0, va, accumulate);
-}
+/* float64 */
+#define REAL double
+#define VEC __m512d
+#define L 8
+#define MASK __mmask8
+#define LANES(n) lanes8(n)
+#define ROUNDV(n) ROUND8(n)
+#define SETZERO() _mm512_setzero_pd()
+#define SET1(a) _mm512_set1_pd(a)
+#define LOADU(p) _mm512_loadu_pd(p)
+#define MASKZ_LOADU(m, p) _mm512_maskz_loadu_pd(m, p)
+#define MASK_STOREU(p, m, v) _mm512_mask_storeu_pd(p, m, v)
+#define STOREU(p, v) _mm512_storeu_pd(p, v)
+#define FMADD(a, b, c) _mm512_fmadd_pd(a, b, c)
+#define MUL(a, b) _mm512_mul_pd(a, b)
+#define XF_LD XF_LD_F64
+#define SFX(name) name##_f64
+#define TRANSPOSED_STORE transposed_store_f64
+#include "kron_step_impl.h"
+#undef REAL
+#undef VEC
+#undef L
+#undef MASK
+#undef LANES
+#undef ROUNDV
+#undef SETZERO
+#undef SET1
+#undef LOADU
+#undef MASKZ_LOADU
+#undef MASK_STOREU
+#undef STOREU
+#undef FMADD
+#undef MUL
+#undef XF_LD
+#undef SFX
+#undef TRANSPOSED_STORE
 
-TARGET_FN void run_xf(ptrdiff_t p, ptrdiff_t q, ptrdiff_t n, ptrdiff_t ldp,
-                      const double *pack, const double *x, ptrdiff_t x_sk, double *y,
-                      ptrdiff_t y_si, ptrdiff_t y_sr, double alpha, int accumulate,
-                      double *xbuf)
-{
-    __m512d va = _mm512_set1_pd(alpha);
-    ptrdiff_t b0, r0, i0, k, rows;
-    for (b0 = 0; b0 < n; b0 += XF_BLOCK) {
-        /* X's rows b0.. are read once per 8 factor rows. When its columns lie far apart
-         * they would defeat the prefetcher in short runs, and at a stride of a multiple
-         * of 256 bytes they would evict each other from L1: copy a block of rows in long
-         * runs first. */
-        const double *xs = x + b0;
-        ptrdiff_t sk = x_sk;
-        rows = n - b0 < XF_BLOCK ? n - b0 : XF_BLOCK;
-        if (matkron_kron_step_copies(p, x_sk)) {
-            for (k = 0; k < q; k++)
-                for (r0 = 0; r0 < rows; r0 += 8)
-                    _mm512_storeu_pd(xbuf + XF_BLOCK_LD * k + r0, _mm512_maskz_loadu_pd(
-                        lanes(rows - r0), x + k * x_sk + b0 + r0));
-            xs = xbuf;
-            sk = XF_BLOCK_LD;
-        }
-        if (y_sr == 1) {
-            /* Output rows are contiguous: write the block of each in one run. */
-            for (i0 = 0; i0 < p; i0 += 8)
-                for (r0 = 0; r0 < rows; r0 += 24)
-                    xf_row_block(p, q, rows, ldp, pack, xs, sk, y + b0 * y_sr, y_si, y_sr,
-                                 i0, r0, va, accumulate);
-        } else {
-            for (r0 = 0; r0 < rows; r0 += 24)
-                for (i0 = 0; i0 < p; i0 += 8)
-                    xf_row_block(p, q, rows, ldp, pack, xs, sk, y + b0 * y_sr, y_si, y_sr,
-                                 i0, r0, va, accumulate);
-        }
-    }
-}
-
-void matkron_kron_pack_f64(ptrdiff_t p, ptrdiff_t q, const double *f, ptrdiff_t f_si,
-                           ptrdiff_t f_sk, double *pack)
-{
-    ptrdiff_t ldp = ROUND8(p), i, k;
-    for (k = 0; k < q; k++) {
-        for (i = 0; i < p; i++)
-            pack[k * ldp + i] = f[i * f_si + k * f_sk];
-        for (; i < ldp; i++)
-            pack[k * ldp + i] = 0.0;
-    }
-}
-
-int matkron_kron_step_f64(ptrdiff_t p, ptrdiff_t q, ptrdiff_t n, double alpha,
-                          const double *x, ptrdiff_t x_sk, ptrdiff_t x_sr,
-                          double beta, double *y, ptrdiff_t y_si, ptrdiff_t y_sr,
-                          double *pack, ptrdiff_t pack_size)
-{
-    ptrdiff_t ldp = ROUND8(p), i, r;
-    int accumulate = beta != 0, by_rows = x_sr == 1 && !(x_sk == 1 && n == 1);
-    if (!matkron_kron_step_available() || (beta != 0 && beta != 1)
-            || (x_sk != 1 && x_sr != 1) || (y_si != 1 && y_sr != 1)
-            || pack_size < (ldp + (by_rows && matkron_kron_step_copies(p, x_sk)
-                                   ? XF_BLOCK_LD : 0)) * q)
-        return -1;
-    if (p <= 0 || n <= 0)
-        return 0;
-    if (alpha == 0) {
-        /* As BLAS: X is not read (so an inf or nan in it does not reach Y). */
-        if (!accumulate)
-            for (r = 0; r < n; r++)
-                for (i = 0; i < p; i++)
-                    y[i * y_si + r * y_sr] = 0.0;
-        return 0;
-    }
-    if (by_rows)
-        run_xf(p, q, n, ldp, pack, x, x_sk, y, y_si, y_sr, alpha, accumulate,
-               pack + ldp * q);
-    else
-        run_fx(p, q, n, ldp, pack, x, x_sr, y, y_si, y_sr, alpha, accumulate);
-    return 0;
-}
+/* float32 */
+#define REAL float
+#define VEC __m512
+#define L 16
+#define MASK __mmask16
+#define LANES(n) lanes16(n)
+#define ROUNDV(n) ROUND16(n)
+#define SETZERO() _mm512_setzero_ps()
+#define SET1(a) _mm512_set1_ps(a)
+#define LOADU(p) _mm512_loadu_ps(p)
+#define MASKZ_LOADU(m, p) _mm512_maskz_loadu_ps(m, p)
+#define MASK_STOREU(p, m, v) _mm512_mask_storeu_ps(p, m, v)
+#define STOREU(p, v) _mm512_storeu_ps(p, v)
+#define FMADD(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define MUL(a, b) _mm512_mul_ps(a, b)
+#define XF_LD XF_LD_F32
+#define SFX(name) name##_f32
+#define TRANSPOSED_STORE transposed_store_f32
+#include "kron_step_impl.h"
 
 #else  /* no AVX-512 in this build */
 
@@ -346,20 +252,22 @@ int matkron_kron_step_available(void)
     return 0;
 }
 
-void matkron_kron_pack_f64(ptrdiff_t p, ptrdiff_t q, const double *f, ptrdiff_t f_si,
-                           ptrdiff_t f_sk, double *pack)
-{
-    (void)p; (void)q; (void)f; (void)f_si; (void)f_sk; (void)pack;
-}
-
-int matkron_kron_step_f64(ptrdiff_t p, ptrdiff_t q, ptrdiff_t n, double alpha,
-                          const double *x, ptrdiff_t x_sk, ptrdiff_t x_sr,
-                          double beta, double *y, ptrdiff_t y_si, ptrdiff_t y_sr,
-                          double *pack, ptrdiff_t pack_size)
-{
-    (void)p; (void)q; (void)n; (void)alpha; (void)x; (void)x_sk; (void)x_sr; (void)beta;
-    (void)y; (void)y_si; (void)y_sr; (void)pack; (void)pack_size;
-    return -1;
-}
+#define NO_STEP(REAL, SFX)                                                                 \
+    void matkron_kron_pack_##SFX(ptrdiff_t p, ptrdiff_t q, const REAL *f, ptrdiff_t f_si,    \
+                                 ptrdiff_t f_sk, REAL *pack)                                 \
+    {                                                                                        \
+        (void)p; (void)q; (void)f; (void)f_si; (void)f_sk; (void)pack;                       \
+    }                                                                                        \
+    int matkron_kron_step_##SFX(ptrdiff_t p, ptrdiff_t q, ptrdiff_t n, REAL alpha,           \
+                                const REAL *x, ptrdiff_t x_sk, ptrdiff_t x_sr, REAL beta,    \
+                                REAL *y, ptrdiff_t y_si, ptrdiff_t y_sr, REAL *pack,         \
+                                ptrdiff_t pack_size)                                         \
+    {                                                                                        \
+        (void)p; (void)q; (void)n; (void)alpha; (void)x; (void)x_sk; (void)x_sr;             \
+        (void)beta; (void)y; (void)y_si; (void)y_sr; (void)pack; (void)pack_size;            \
+        return -1;                                                                           \
+    }
+NO_STEP(double, f64)
+NO_STEP(float, f32)
 
 #endif
