@@ -377,12 +377,12 @@ def _checked_kron_matvec(factors, x, *, out=None):
     copied into Fortran order, if all of it exceeds 6 MiB). The result dtype is ``np.result_type`` of the
     arrays, with integers and bool computed in float64 and float16 in float32.
 
-    On x86-64 CPUs with AVX-512, float64 steps whose factor has at most 32768 entries
-    (after rounding its rows up to a multiple of 8) run matkron's own step kernel instead
-    of ``dgemm`` wherever its estimated time is lower: it multiplies along the mode in
-    registers without packing the tensor, and writes a transposed result by transposing
-    8×8 blocks in registers. Results agree with the BLAS path to rounding (the sums are
-    taken in another order).
+    On x86-64 CPUs with AVX-512, float32 and float64 steps whose factor has at most 32768
+    entries (after rounding its rows up to a multiple of 16) run matkron's own step
+    kernel instead of BLAS wherever its estimated time is lower: it multiplies along the
+    mode in registers without packing the tensor, and writes a transposed result by
+    transposing 8×8 blocks in registers. Results agree with the BLAS path to rounding
+    (the sums are taken in another order).
 
     Operands are read through their strides: `x` in place when it is a contiguous vector,
     C-contiguous, or Fortran-ordered with any column stride; any other `x` (negative or
