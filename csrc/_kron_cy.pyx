@@ -666,22 +666,28 @@ cdef void _scale_copy(const char* src, Py_ssize_t ss0, Py_ssize_t ss1,
                       char* dst, Py_ssize_t ds0, Py_ssize_t ds1,
                       Py_ssize_t n0, Py_ssize_t n1, blas_t alpha,
                       bint accumulate) noexcept nogil:
-    """dst[i, j] = alpha * src[i, j] (+ dst[i, j] when accumulating); byte strides."""
-    cdef Py_ssize_t i, j
+    """dst[i, j] = alpha * src[i, j] (+ dst[i, j] when accumulating); byte strides.
+
+    Rows go in blocks of 64, so that when the two arrays run in different orders the one
+    read (or written) across rows still moves whole cache lines.
+    """
+    cdef Py_ssize_t i0, end, i, j
     cdef const char* s
     cdef char* d
-    for j in range(n1):
-        s = src + j * ss1
-        d = dst + j * ds1
-        if accumulate:
-            for i in range(n0):
-                (<blas_t*>(d + i * ds0))[0] += alpha * (<const blas_t*>(s + i * ss0))[0]
-        elif alpha == 1:
-            for i in range(n0):
-                (<blas_t*>(d + i * ds0))[0] = (<const blas_t*>(s + i * ss0))[0]
-        else:
-            for i in range(n0):
-                (<blas_t*>(d + i * ds0))[0] = alpha * (<const blas_t*>(s + i * ss0))[0]
+    for i0 in range(0, n0, 64):
+        end = n0 if n0 - i0 < 64 else i0 + 64
+        for j in range(n1):
+            s = src + j * ss1
+            d = dst + j * ds1
+            if accumulate:
+                for i in range(i0, end):
+                    (<blas_t*>(d + i * ds0))[0] += alpha * (<const blas_t*>(s + i * ss0))[0]
+            elif alpha == 1:
+                for i in range(i0, end):
+                    (<blas_t*>(d + i * ds0))[0] = (<const blas_t*>(s + i * ss0))[0]
+            else:
+                for i in range(i0, end):
+                    (<blas_t*>(d + i * ds0))[0] = alpha * (<const blas_t*>(s + i * ss0))[0]
 
 
 cdef inline void _own_pack(Py_ssize_t p, Py_ssize_t q, const blas_t* f, Py_ssize_t f_si,
@@ -708,22 +714,6 @@ cdef inline bint _own_step_run(Py_ssize_t p, Py_ssize_t q, Py_ssize_t n, blas_t 
                                      <float*>pack, pack_size) == 0
     else:
         return False
-
-
-cdef void _copy_to_fortran(const char* src, Py_ssize_t s0, Py_ssize_t s1, char* dst,
-                           Py_ssize_t n, Py_ssize_t m, Py_ssize_t itemsize) noexcept nogil:
-    """dst = the n-by-m array at src (byte strides) in Fortran order, by blocks of rows
-    so that a C-ordered source is read in whole cache lines."""
-    cdef Py_ssize_t i0, i, j, end
-    for i0 in range(0, n, 64):
-        end = n if n - i0 < 64 else i0 + 64
-        for j in range(m):
-            if itemsize == 8:
-                for i in range(i0, end):
-                    (<double*>dst)[j * n + i] = (<const double*>(src + i * s0 + j * s1))[0]
-            else:
-                for i in range(i0, end):
-                    memcpy(dst + (j * n + i) * itemsize, src + i * s0 + j * s1, itemsize)
 
 
 cdef void _apply_normal(const Factor* f, const blas_t* x, const Py_ssize_t* xstr,
@@ -843,13 +833,12 @@ cdef void _execute(const Factor* factors, int k, const Plan* plan, const Operand
         column_plan = plan[0]
         column_plan.by_column = False
         column_plan.column_copy = 0
-        column_plan.need -= plan.column_copy
         x_col = x[0]
         out_col = out[0]
         x_col.m = out_col.m = 1
         if plan.column_copy:
-            _copy_to_fortran(x.data, x.s0, x.s1, ws, x.n, m, itemsize)
-            x_col.data = ws
+            # x in Fortran order at the head of the workspace.
+            _scale_copy(x.data, x.s0, x.s1, ws, itemsize, x.n * itemsize, x.n, m, one, False)
             x_col.s0 = itemsize
             x_col.s1 = x.n * itemsize
         for column in range(m):
