@@ -290,7 +290,9 @@ cdef inline double _own_step_cost(double calls, double multiplies, double vector
     """Estimated microseconds of one step of the own kernel, in units of the BLAS of the
     same type (see _step_cost).
 
-    It runs about twice as fast as BLAS, less so when the dimension along its vectors is
+    It runs about twice as fast as BLAS (in float32, twice as fast as in float64, where
+    the BLAS estimate stays that of float64: sgemm's lead over dgemm varies), less so
+    when the dimension along its vectors is
     short: a tile has up to three vectors of `lanes`, so a dimension that does not fill
     its last vector wastes lanes, and with one vector the additions wait on each other
     (measured in float64, 8 rows run at about 0.7x, 16 at 0.9x). In float32 a rotated
@@ -304,7 +306,7 @@ cdef inline double _own_step_cost(double calls, double multiplies, double vector
     if vector < 3 * lanes:
         used = vector / (ceil(vector / lanes) * lanes)
     return (calls * 0.02
-            + multiplies * 2.5e-5 * (1 + 0.4 * short * short) / used
+            + multiplies * 2.5e-5 * 8 / lanes * (1 + 0.4 * short * short) / used
             * (1.6 if front_rotated and lanes == 16 else 1)
             + copied * (5e-4 if lanes == 8 else 2.5e-4) + (0.001 if rotated else 0))
 
