@@ -32,16 +32,20 @@ from _blas cimport (
     blas_t,
     complex64_t,
     complex128_t,
-    gemm,
     is_blas_array,
     is_blas_type,
     max_size,
 )
 from _blas_int cimport blas_int
+from _interrupt cimport Watch, gemm_watched, raise_pending, watch_start, watch_tick
+
+import threading
 
 from matkron._workspace import workspace as _workspace
 
 cnp.import_array()
+
+cdef unsigned long _main_thread = threading.main_thread().ident
 
 cdef extern from *:
     """
@@ -306,10 +310,11 @@ cdef inline cost_t _minrun(const cost_t* r, const cost_t* c, const cost_t* q, co
     return _min(_min(b0, b1), _min(b2, b3))
 
 
-cdef void _dp_fill(cost_t* T, const cost_t* d, Py_ssize_t k, minrun_t minrun) noexcept nogil:
+cdef bint _dp_fill(cost_t* T, const cost_t* d, Py_ssize_t k, minrun_t minrun,
+                   Watch* watch) noexcept nogil:
     """Fill T (k × k) with m[i][j] at T[i, j] and T[j, i]; `d` holds the k + 1 dims.
 
-    `minrun` is the inner loop used for doubles.
+    `minrun` is the inner loop used for doubles. Returns whether `watch` stopped it.
     """
     cdef Py_ssize_t i, j
     cdef cost_t best
@@ -329,6 +334,9 @@ cdef void _dp_fill(cost_t* T, const cost_t* d, Py_ssize_t k, minrun_t minrun) no
                                _product(d[i], d[j + 1]), j - i)
             T[i * k + j] = best
             T[j * k + i] = best
+        if watch_tick(watch, 0.5 * <double>j * j):
+            return True
+    return False
 
 
 cdef Py_ssize_t _dp_split(const cost_t* T, const cost_t* d, Py_ssize_t k,
@@ -378,11 +386,13 @@ cdef void _dp_steps(const cost_t* T, const cost_t* d, Py_ssize_t k, Py_ssize_t* 
 
 
 cdef int _dp_solve(const uint64_t* dims, Py_ssize_t k, Py_ssize_t* steps, cost_t* cost,
-                   cost_t* T, minrun_t minrun) noexcept nogil:
-    """Optimal cost and post-order steps for the chain with dims[0..k]; returns -1 on no memory.
+                   cost_t* T, minrun_t minrun, Watch* watch) noexcept nogil:
+    """Optimal cost and post-order steps for the chain with dims[0..k]; returns 0, -1 on
+    no memory, -2 when `watch` stopped it.
 
     `T` is a k × k table (or NULL to allocate one).
     """
+    cdef int status = 0
     cdef cost_t* d = <cost_t*>malloc((k + 1) * sizeof(cost_t))
     cdef Py_ssize_t* stack = <Py_ssize_t*>malloc(2 * (k + 1) * sizeof(Py_ssize_t))
     cdef bint own = T == NULL
@@ -400,14 +410,16 @@ cdef int _dp_solve(const uint64_t* dims, Py_ssize_t k, Py_ssize_t* steps, cost_t
             d[i] = u256_of(dims[i])
         else:
             d[i] = <cost_t>dims[i]
-    _dp_fill(T, d, k, minrun)
-    cost[0] = T[k - 1]
-    _dp_steps(T, d, k, steps, stack)
+    if _dp_fill(T, d, k, minrun, watch):
+        status = -2
+    else:
+        cost[0] = T[k - 1]
+        _dp_steps(T, d, k, steps, stack)
     free(d)
     free(stack)
     if own:
         free(T)
-    return 0
+    return status
 
 
 def dp_plan(object dims, int tier, int kernel=0):
@@ -444,6 +456,7 @@ def dp_plan(object dims, int tier, int kernel=0):
     cdef u128 c_u128 = 0
     cdef u256 c_u256 = u256_of(0)
     cdef minrun_t minrun = minrun_get(kernel)
+    cdef Watch watch
     if k < 1 or not 0 <= tier <= 3 or (tier >= 2 and not MATKRON_HAVE_U128):
         raise ValueError("dp_plan: need k >= 1 and a supported tier")
     if minrun == NULL or not 0 <= kernel <= 3:
@@ -460,17 +473,20 @@ def dp_plan(object dims, int tier, int kernel=0):
         for i in range(k + 1):
             d[i] = <uint64_t>dims[i]
         sp = <Py_ssize_t*>cnp.PyArray_DATA(steps)
+        watch_start(&watch, _main_thread)
         with nogil:
             if tier == 0:
-                status = _dp_solve[double](d, k, sp, &c_double, NULL, minrun)
+                status = _dp_solve[double](d, k, sp, &c_double, NULL, minrun, &watch)
             elif tier == 1:
-                status = _dp_solve[uint64_t](d, k, sp, &c_u64, NULL, minrun)
+                status = _dp_solve[uint64_t](d, k, sp, &c_u64, NULL, minrun, &watch)
             elif tier == 2:
-                status = _dp_solve[u128](d, k, sp, &c_u128, NULL, minrun)
+                status = _dp_solve[u128](d, k, sp, &c_u128, NULL, minrun, &watch)
             else:
-                status = _dp_solve[u256](d, k, sp, &c_u256, NULL, minrun)
+                status = _dp_solve[u256](d, k, sp, &c_u256, NULL, minrun, &watch)
     finally:
         free(d)
+    if status == -2:
+        raise_pending()
     if status:
         raise MemoryError(f"no memory for the {k} x {k} cost table of the chain DP")
     if tier == 0:
@@ -543,33 +559,43 @@ cdef bint _load(cnp.ndarray a, Py_ssize_t rows, Py_ssize_t cols, Mat* m) noexcep
     return _describe(cnp.PyArray_BYTES(a), rows, cols, s0, s1, itemsize, m)
 
 
-cdef void _gemm_typed(int type_num, char ta, char tb, blas_int m, blas_int n, blas_int kk,
+cdef bint _gemm_typed(int type_num, char ta, char tb, blas_int m, blas_int n, blas_int kk,
                       const char* a, blas_int lda, const char* b, blas_int ldb,
-                      char* c, blas_int ldc) noexcept nogil:
+                      char* c, blas_int ldc, Watch* watch) noexcept nogil:
+    """c = op(a) @ op(b) in the dtype `type_num`, watched; whether to stop."""
+    cdef float one_s = 1, zero_s = 0
+    cdef double one_d = 1, zero_d = 0
+    cdef complex64_t one_c = 1, zero_c = 0
+    cdef complex128_t one_z = 1, zero_z = 0
     if type_num == cnp.NPY_FLOAT32:
-        gemm[float](ta, tb, m, n, kk, <const float*>a, lda, <const float*>b, ldb,
-                    0, <float*>c, ldc)
+        return gemm_watched[float](watch, ta, tb, m, n, kk, one_s, <const float*>a, lda,
+                                   <const float*>b, ldb, zero_s, <float*>c, ldc)
     elif type_num == cnp.NPY_FLOAT64:
-        gemm[double](ta, tb, m, n, kk, <const double*>a, lda, <const double*>b, ldb,
-                     0, <double*>c, ldc)
+        return gemm_watched[double](watch, ta, tb, m, n, kk, one_d, <const double*>a, lda,
+                                    <const double*>b, ldb, zero_d, <double*>c, ldc)
     elif type_num == cnp.NPY_COMPLEX64:
-        gemm[complex64_t](ta, tb, m, n, kk, <const complex64_t*>a, lda,
-                          <const complex64_t*>b, ldb, 0, <complex64_t*>c, ldc)
+        return gemm_watched[complex64_t](watch, ta, tb, m, n, kk, one_c,
+                                         <const complex64_t*>a, lda, <const complex64_t*>b,
+                                         ldb, zero_c, <complex64_t*>c, ldc)
     else:
-        gemm[complex128_t](ta, tb, m, n, kk, <const complex128_t*>a, lda,
-                           <const complex128_t*>b, ldb, 0, <complex128_t*>c, ldc)
+        return gemm_watched[complex128_t](watch, ta, tb, m, n, kk, one_z,
+                                          <const complex128_t*>a, lda,
+                                          <const complex128_t*>b, ldb, zero_z,
+                                          <complex128_t*>c, ldc)
 
 
-cdef void _multiply(int type_num, const Mat* x, const Mat* y, const Mat* p) noexcept nogil:
-    """p = x @ y, with p either column-major ('N') or row-major ('T', via p.T = y.T @ x.T)."""
+cdef bint _multiply(int type_num, const Mat* x, const Mat* y, const Mat* p,
+                    Watch* watch) noexcept nogil:
+    """p = x @ y, with p either column-major ('N') or row-major ('T', via p.T = y.T @ x.T);
+    whether `watch` stopped."""
     cdef char tx = c'T' if x.trans == c'N' else c'N'
     cdef char ty = c'T' if y.trans == c'N' else c'N'
     if p.trans == c'N':
-        _gemm_typed(type_num, x.trans, y.trans, <blas_int>x.rows, <blas_int>y.cols,
-                    <blas_int>x.cols, x.data, x.ld, y.data, y.ld, p.data, p.ld)
-    else:
-        _gemm_typed(type_num, ty, tx, <blas_int>y.cols, <blas_int>x.rows,
-                    <blas_int>x.cols, y.data, y.ld, x.data, x.ld, p.data, p.ld)
+        return _gemm_typed(type_num, x.trans, y.trans, <blas_int>x.rows, <blas_int>y.cols,
+                           <blas_int>x.cols, x.data, x.ld, y.data, y.ld, p.data, p.ld,
+                           watch)
+    return _gemm_typed(type_num, ty, tx, <blas_int>y.cols, <blas_int>x.rows,
+                       <blas_int>x.cols, y.data, y.ld, x.data, x.ld, p.data, p.ld, watch)
 
 
 cdef Py_ssize_t _place(Py_ssize_t* live, Py_ssize_t* nlive, Py_ssize_t size) noexcept nogil:
@@ -627,37 +653,41 @@ cdef Py_ssize_t _layout(const Mat* mats, const Py_ssize_t* steps, Py_ssize_t k,
 
 
 cdef void _run(int type_num, Py_ssize_t itemsize, Mat* vals, const Py_ssize_t* steps,
-               Py_ssize_t k, const Py_ssize_t* offsets, char* ws, const Mat* out) noexcept nogil:
-    """Evaluate the steps; vals[i] starts as M_i and holds the latest product from i on."""
+               Py_ssize_t k, const Py_ssize_t* offsets, char* ws, const Mat* out,
+               Watch* watch) noexcept nogil:
+    """Evaluate the steps, until `watch` stops; vals[i] starts as M_i and holds the latest
+    product from i on."""
     cdef Py_ssize_t t, i, s
     cdef Mat p
     for t in range(k - 1):
         i = steps[3 * t]
         s = steps[3 * t + 1]
         if t == k - 2:
-            _multiply(type_num, &vals[i], &vals[s + 1], out)
+            _multiply(type_num, &vals[i], &vals[s + 1], out, watch)
             return
         p.rows = vals[i].rows
         p.cols = vals[s + 1].cols
         p.trans = c'N'
         p.ld = <blas_int>max_size(p.rows, 1)
         p.data = ws + offsets[t] * itemsize
-        _multiply(type_num, &vals[i], &vals[s + 1], &p)
+        if _multiply(type_num, &vals[i], &vals[s + 1], &p, watch):
+            return
         vals[i] = p
 
 
 cdef Py_ssize_t _execute(int type_num, Py_ssize_t itemsize, Mat* vals, const Py_ssize_t* steps,
                          Py_ssize_t k, const Mat* out, char* ws, Py_ssize_t ws_bytes,
-                         Py_ssize_t* ints) noexcept nogil:
+                         Py_ssize_t* ints, Watch* watch) noexcept nogil:
     """Compute the product into `out`; returns 0, or the workspace bytes needed (nothing
-    done). `ints` has room for 4k entries; all dimensions are non-zero."""
+    done). `ints` has room for 4k entries; all dimensions are non-zero. When `watch`
+    stops, `out` is incomplete (the caller raises)."""
     cdef Py_ssize_t* offsets = ints
     cdef Py_ssize_t* live = ints + k
     cdef Py_ssize_t* start_of = ints + 3 * k
     cdef Py_ssize_t need = _layout(vals, steps, k, offsets, live, start_of) * itemsize
     if need > ws_bytes:
         return need
-    _run(type_num, itemsize, vals, steps, k, offsets, ws, out)
+    _run(type_num, itemsize, vals, steps, k, offsets, ws, out, watch)
     return 0
 
 
@@ -690,6 +720,7 @@ def execute(tuple mats, cnp.ndarray steps, cnp.ndarray out, cnp.ndarray workspac
     cdef Mat* vals
     cdef Mat o
     cdef cnp.ndarray a
+    cdef Watch watch
     if (k < 2 or cnp.PyArray_NDIM(steps) != 2
             or cnp.PyArray_DIM(steps, 0) != k - 1 or cnp.PyArray_DIM(steps, 1) != 3
             or cnp.PyArray_TYPE(steps) != cnp.NPY_INTP
@@ -711,12 +742,15 @@ def execute(tuple mats, cnp.ndarray steps, cnp.ndarray out, cnp.ndarray workspac
                     or not _load(a, cnp.PyArray_DIM(a, 0), cnp.PyArray_DIM(a, 1), &vals[i])):
                 raise ValueError(f"execute: mats[{i}] is not a BLAS-readable 2-D array of "
                                  "the dtype of out")
+        watch_start(&watch, _main_thread)
         with nogil:
             need = _execute(type_num, itemsize, vals, <Py_ssize_t*>cnp.PyArray_DATA(steps),
                             k, &o, cnp.PyArray_BYTES(workspace),
-                            cnp.PyArray_NBYTES(workspace), <Py_ssize_t*>(vals + k))
+                            cnp.PyArray_NBYTES(workspace), <Py_ssize_t*>(vals + k), &watch)
     finally:
         free(vals)
+    if watch.stopped:
+        raise_pending()
     return need
 
 
@@ -751,6 +785,7 @@ def multi_dot_fast(object arrays):
     cdef cnp.ndarray a, out, ws
     cdef cnp.npy_intp shape[2]
     cdef char* data
+    cdef Watch watch
     if type(arrays) is not list and type(arrays) is not tuple:
         return None
     # Our own references: the pointers below must outlive the GEMMs, run without the GIL
@@ -808,17 +843,23 @@ def multi_dot_fast(object arrays):
     # The result is C-ordered: its transpose is column-major with leading dimension d[k].
     _describe(data, <Py_ssize_t>d[0], <Py_ssize_t>d[k], <Py_ssize_t>d[k] * itemsize,
               itemsize, itemsize, &o)
+    watch_start(&watch, _main_thread)
     with nogil:
-        status = _dp_solve[double](d, k, steps, &cost, table, minrun_get(0))
+        status = _dp_solve[double](d, k, steps, &cost, table, minrun_get(0), &watch)
+    if status == -2:
+        raise_pending()
     if status:
         raise MemoryError()
     with nogil:
         need = _execute(type_num, itemsize, vals, steps, k, &o, <char*>stack_ws,
-                        sizeof(stack_ws), ints)
+                        sizeof(stack_ws), ints, &watch)
     if need:
         ws = <cnp.ndarray>_workspace(need)
         with nogil:
-            _execute(type_num, itemsize, vals, steps, k, &o, cnp.PyArray_BYTES(ws), need, ints)
+            _execute(type_num, itemsize, vals, steps, k, &o, cnp.PyArray_BYTES(ws), need, ints,
+                     &watch)
+    if watch.stopped:
+        raise_pending()
     if ndim == 0:
         return out[()]
     return out

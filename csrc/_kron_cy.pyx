@@ -35,15 +35,26 @@ from _blas cimport (
     blas_t,
     complex64_t,
     complex128_t,
-    gemm_scaled,
     is_blas_array,
     max_size as _max,
 )
 from _blas_int cimport blas_int
+from _interrupt cimport (
+    CALL_WORK,
+    Watch,
+    gemm_watched,
+    raise_pending,
+    watch_start,
+    watch_tick,
+)
+
+import threading
 
 from matkron._workspace import workspace as _workspace
 
 cnp.import_array()
+
+cdef unsigned long _main_thread = threading.main_thread().ident
 
 cdef extern from *:
     # Exact comparisons of flop keys: products of three dimensions below 2**31.
@@ -718,17 +729,17 @@ cdef inline bint _own_step_run(Py_ssize_t p, Py_ssize_t q, Py_ssize_t n, blas_t 
         return False
 
 
-cdef void _apply_normal(const Factor* f, const blas_t* x, const Py_ssize_t* xstr,
+cdef bint _apply_normal(const Factor* f, const blas_t* x, const Py_ssize_t* xstr,
                         blas_t* y, const Py_ssize_t* ystr, const Py_ssize_t* dims,
                         int nmodes, int j, blas_t alpha, blas_t beta,
-                        void* pack, Py_ssize_t pack_size) noexcept nogil:
+                        void* pack, Py_ssize_t pack_size, Watch* watch) noexcept nogil:
     """Y = alpha X ×_j F + beta Y, the mode staying in place; modes 0..j-1 contiguous from
     unit stride in both tensors.
 
     `dims` are the input dimensions (dims[j] = q; the output has p there). Strides are in
     elements. The modes after the GEMM's own are walked by index arithmetic. A real step
     with `pack` (holding F packed, in pack_size elements) runs the own kernel instead of
-    BLAS.
+    BLAS. Returns whether `watch` stopped it.
     """
     cdef blas_int p = <blas_int>f.p, q = <blas_int>f.q
     cdef char flipped = c'T' if f.trans == c'N' else c'N'
@@ -768,18 +779,25 @@ cdef void _apply_normal(const Factor* f, const blas_t* x, const Py_ssize_t* xstr
         # Y(p, cols) = F @ X(q, cols) for j = 0, Y(L, p) = X(L, q) @ F.T after.
         if j == 0 and _own_step_run(p, q, cols, alpha, x + off_x, 1, ldx, beta, y + off_y,
                                     1, ldy, pack, pack_size):
+            if watch_tick(watch, <double>p * q * cols + CALL_WORK):
+                return True
             continue
         if j > 0 and _own_step_run(p, q, L, alpha, x + off_x, ldx, 1, beta, y + off_y, ldy,
                                    1, pack, pack_size):
+            if watch_tick(watch, <double>p * q * L + CALL_WORK):
+                return True
             continue
         if j == 0:
-            gemm_scaled(f.trans, c'N', p, <blas_int>cols, q, alpha, <blas_t*>f.data, f.ld,
-                        x + off_x, <blas_int>_max(ldx, 1), beta, y + off_y,
-                        <blas_int>_max(ldy, 1))
+            if gemm_watched(watch, f.trans, c'N', p, <blas_int>cols, q, alpha,
+                            <blas_t*>f.data, f.ld, x + off_x, <blas_int>_max(ldx, 1), beta,
+                            y + off_y, <blas_int>_max(ldy, 1)):
+                return True
         else:
-            gemm_scaled(c'N', flipped, <blas_int>L, p, q, alpha, x + off_x,
-                        <blas_int>_max(ldx, 1), <blas_t*>f.data, f.ld, beta, y + off_y,
-                        <blas_int>_max(ldy, 1))
+            if gemm_watched(watch, c'N', flipped, <blas_int>L, p, q, alpha, x + off_x,
+                            <blas_int>_max(ldx, 1), <blas_t*>f.data, f.ld, beta, y + off_y,
+                            <blas_int>_max(ldy, 1)):
+                return True
+    return False
 
 
 cdef void _strides(const int* layout, const int* perm, int nmodes, const Py_ssize_t* dims,
@@ -800,10 +818,12 @@ cdef void _strides(const int* layout, const int* perm, int nmodes, const Py_ssiz
 
 
 cdef void _execute(const Factor* factors, int k, const Plan* plan, const Operand* x,
-                   const Operand* out, char* ws, blas_t alpha, bint accumulate) noexcept nogil:
+                   const Operand* out, char* ws, blas_t alpha, bint accumulate,
+                   Watch* watch) noexcept nogil:
     """out = alpha kron(factors) @ x (+ out when accumulating), as planned.
 
-    `ws` holds plan.need bytes. Sizes are non-zero.
+    `ws` holds plan.need bytes. Sizes are non-zero. When `watch` stops, `out` is left
+    incomplete (the caller raises).
     """
     cdef Py_ssize_t itemsize = sizeof(blas_t), m = x.m, rest
     cdef Py_ssize_t dims[MAX_MODES]
@@ -847,7 +867,9 @@ cdef void _execute(const Factor* factors, int k, const Plan* plan, const Operand
             x_col.data = (ws if plan.column_copy else x.data) + column * x_col.s1
             out_col.data = out.data + column * out.s1
             _execute(factors, k, &column_plan, &x_col, &out_col, ws + plan.column_copy,
-                     alpha, accumulate)
+                     alpha, accumulate, watch)
+            if watch.stopped:
+                return
         return
     if plan.nsteps == 0:
         _scale_copy(x.data, x.s0, x.s1, out.data, out.s0, out.s1, x.n, m, alpha, accumulate)
@@ -918,8 +940,9 @@ cdef void _execute(const Factor* factors, int k, const Plan* plan, const Operand
             else:
                 _own_pack(fac.p, fac.q, <blas_t*>fac.data, fac.ld, 1, <blas_t*>pack)
         if variant == NORMAL:
-            _apply_normal(fac, src, cxs, dst, cys, cdims, nc, jj, alpha_step, beta, pack,
-                          plan.pack)
+            if _apply_normal(fac, src, cxs, dst, cys, cdims, nc, jj, alpha_step, beta, pack,
+                             plan.pack, watch):
+                return
         else:
             rest = 1
             for u in range(nc):
@@ -935,18 +958,22 @@ cdef void _execute(const Factor* factors, int k, const Plan* plan, const Operand
                                      _max(cxs[nc - 1], 1), 1, beta, dst, 1, _max(fac.p, 1),
                                      pack, plan.pack)
             if done:
-                pass
+                done = watch_tick(watch, <double>fac.p * fac.q * rest + CALL_WORK)
             elif variant == ROTATE_FRONT:
                 # Y(rest, p) = X(q, rest).T @ F.T
-                gemm_scaled(c'T', flipped, <blas_int>rest, <blas_int>fac.p, <blas_int>fac.q,
-                            alpha_step, src, <blas_int>_max(cxs[1], 1), <blas_t*>fac.data,
-                            fac.ld, beta, dst, <blas_int>rest)
+                done = gemm_watched(watch, c'T', flipped, <blas_int>rest, <blas_int>fac.p,
+                                    <blas_int>fac.q, alpha_step, src,
+                                    <blas_int>_max(cxs[1], 1), <blas_t*>fac.data, fac.ld,
+                                    beta, dst, <blas_int>rest)
             else:
                 # Y(p, rest) = F @ X(rest, q).T
-                gemm_scaled(fac.trans, c'T', <blas_int>fac.p, <blas_int>rest,
-                            <blas_int>fac.q, alpha_step, <blas_t*>fac.data, fac.ld, src,
-                            <blas_int>_max(cxs[nc - 1], 1), beta, dst,
-                            <blas_int>_max(fac.p, 1))
+                done = gemm_watched(watch, fac.trans, c'T', <blas_int>fac.p,
+                                    <blas_int>rest, <blas_int>fac.q, alpha_step,
+                                    <blas_t*>fac.data, fac.ld, src,
+                                    <blas_int>_max(cxs[nc - 1], 1), beta, dst,
+                                    <blas_int>_max(fac.p, 1))
+            if done:
+                return
         dims[f] = fac.p
         memcpy(perm, yperm, nmodes * sizeof(int))
         memcpy(xstr, ystr, nmodes * sizeof(Py_ssize_t))
@@ -963,16 +990,17 @@ cdef void _execute(const Factor* factors, int k, const Plan* plan, const Operand
 
 cdef void _execute_any(int type_num, const Factor* factors, int k, const Plan* plan,
                        const Operand* x, const Operand* out, char* ws, double complex alpha,
-                       bint accumulate) noexcept nogil:
+                       bint accumulate, Watch* watch) noexcept nogil:
     """_execute for the dtype `type_num` (alpha's imaginary part is dropped for reals)."""
     if type_num == cnp.NPY_FLOAT32:
-        _execute[float](factors, k, plan, x, out, ws, <float>alpha.real, accumulate)
+        _execute[float](factors, k, plan, x, out, ws, <float>alpha.real, accumulate, watch)
     elif type_num == cnp.NPY_FLOAT64:
-        _execute[double](factors, k, plan, x, out, ws, alpha.real, accumulate)
+        _execute[double](factors, k, plan, x, out, ws, alpha.real, accumulate, watch)
     elif type_num == cnp.NPY_COMPLEX64:
-        _execute[complex64_t](factors, k, plan, x, out, ws, <complex64_t>alpha, accumulate)
+        _execute[complex64_t](factors, k, plan, x, out, ws, <complex64_t>alpha, accumulate,
+                              watch)
     else:
-        _execute[complex128_t](factors, k, plan, x, out, ws, alpha, accumulate)
+        _execute[complex128_t](factors, k, plan, x, out, ws, alpha, accumulate, watch)
 
 
 # -- entry points --------------------------------------------------------------------------
@@ -984,12 +1012,16 @@ cdef class _Terms:
     cdef double complex* alpha
     cdef Plan* plans
     cdef int n_terms
+    # The factor arrays, referenced for as long as their pointers are in use (a caller's
+    # list may change while the kernel runs without the GIL).
+    cdef tuple held
 
     def __cinit__(self, tuple terms, int type_num, Py_ssize_t itemsize):
         cdef int total_k = 0, t, i, fi = 0
+        self.held = tuple([tuple(term[1]) for term in terms])
         self.n_terms = len(terms)
-        for term in terms:
-            total_k += len(term[1])
+        for mats in self.held:
+            total_k += len(mats)
         self.factors = <Factor*>malloc(_max(total_k, 1) * sizeof(Factor))
         self.k = <int*>malloc(_max(self.n_terms, 1) * sizeof(int))
         self.alpha = <double complex*>malloc(_max(self.n_terms, 1) * sizeof(double complex))
@@ -998,7 +1030,8 @@ cdef class _Terms:
                 or self.plans == NULL):
             raise MemoryError()
         for t in range(self.n_terms):
-            alpha, mats = terms[t]
+            alpha = terms[t][0]
+            mats = self.held[t]
             self.alpha[t] = alpha
             self.k[t] = len(mats)
             if self.k[t] > MAX_FACTORS:
@@ -1044,12 +1077,15 @@ cdef class _Terms:
         return need
 
     cdef void run(self, int type_num, const Operand* x, const Operand* out, char* ws,
-                  bint accumulate) noexcept nogil:
-        """out (+)= Σ_t alpha_t kron(term t) @ x, accumulating after the first term."""
+                  bint accumulate, Watch* watch) noexcept nogil:
+        """out (+)= Σ_t alpha_t kron(term t) @ x, accumulating after the first term, until
+        `watch` stops."""
         cdef int t, fi = 0
         for t in range(self.n_terms):
             _execute_any(type_num, self.factors + fi, self.k[t], &self.plans[t], x, out, ws,
-                         self.alpha[t], accumulate or t > 0)
+                         self.alpha[t], accumulate or t > 0, watch)
+            if watch.stopped:
+                return
             fi += self.k[t]
 
 
@@ -1082,6 +1118,7 @@ def kron_apply(tuple terms, cnp.ndarray x, cnp.ndarray out, bint accumulate=Fals
     cdef Operand xo, oo
     cdef _Terms c_terms
     cdef cnp.ndarray heap_ws
+    cdef Watch watch
     if not is_blas_array(x) or not is_blas_array(out) or cnp.PyArray_TYPE(out) != type_num:
         raise TypeError("kron_apply: x and out must be aligned, native-order arrays of one "
                         "BLAS dtype")
@@ -1104,8 +1141,11 @@ def kron_apply(tuple terms, cnp.ndarray x, cnp.ndarray out, bint accumulate=Fals
     if need > STACK_WORKSPACE_BYTES:
         heap_ws = <cnp.ndarray>_workspace(need)
         ws = cnp.PyArray_BYTES(heap_ws)
+    watch_start(&watch, _main_thread)
     with nogil:
-        c_terms.run(type_num, &xo, &oo, ws, accumulate)
+        c_terms.run(type_num, &xo, &oo, ws, accumulate, &watch)
+    if watch.stopped:
+        raise_pending()
     return out
 
 
@@ -1214,8 +1254,12 @@ cdef object _matvec_fast(object mats, object x, bint ints_are_identities, object
     cdef Plan plan
     cdef cnp.ndarray xa, result, heap_ws
     cdef cnp.npy_intp shape[2]
+    cdef Watch watch
     if type(x) is not cnp.ndarray or (type(mats) is not tuple and type(mats) is not list):
         return None
+    # Our own references: the pointers taken below must outlive the GEMMs, which run
+    # without the GIL while another thread may replace the elements of the caller's list.
+    mats = tuple(mats)
     xa = <cnp.ndarray>x
     type_num = cnp.PyArray_TYPE(xa)
     ndim = cnp.PyArray_NDIM(xa)
@@ -1268,8 +1312,11 @@ cdef object _matvec_fast(object mats, object x, bint ints_are_identities, object
     if plan.need > STACK_WORKSPACE_BYTES:
         heap_ws = <cnp.ndarray>_workspace(plan.need)
         ws = cnp.PyArray_BYTES(heap_ws)
+    watch_start(&watch, _main_thread)
     with nogil:
-        _execute_any(type_num, factors, k, &plan, &xo, &oo, ws, 1, False)
+        _execute_any(type_num, factors, k, &plan, &xo, &oo, ws, 1, False, &watch)
+    if watch.stopped:
+        raise_pending()
     return result
 
 

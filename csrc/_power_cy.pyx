@@ -21,7 +21,8 @@
 # Matrices are column-major with leading dimension m; each right-hand side of x is vec(E),
 # one contiguous column. Intermediates live on the stack for small m and in the calling
 # thread's workspace otherwise, so one plan may be applied from several threads at once.
-# All loops and GEMMs run inside one `with nogil:` block.
+# All loops and GEMMs run inside one `with nogil:` block, watched for Ctrl-C
+# (_interrupt.pxd).
 
 cimport numpy as cnp
 from libc.string cimport memcpy
@@ -31,15 +32,19 @@ from _blas cimport (
     blas_t,
     complex64_t,
     complex128_t,
-    gemm,
     is_blas_array,
     is_blas_type,
 )
 from _blas_int cimport blas_int
+from _interrupt cimport Watch, gemm_watched, raise_pending, watch_start
+
+import threading
 
 from matkron._workspace import workspace as _workspace
 
 cnp.import_array()
+
+cdef unsigned long _main_thread = threading.main_thread().ident
 
 
 cdef enum:
@@ -71,14 +76,23 @@ cdef struct Plan:
     double complex alpha   # stored: the scale of the first Horner term
 
 
+cdef inline bint _gemm(Watch* w, char ta, char tb, blas_int m, blas_int n, blas_int k,
+                       const blas_t* a, blas_int lda, const blas_t* b, blas_int ldb,
+                       blas_t beta, blas_t* c, blas_int ldc) noexcept nogil:
+    """c = op(a) @ op(b) + beta c, watched (see _interrupt.pxd); whether to stop."""
+    cdef blas_t one = 1
+    return gemm_watched(w, ta, tb, m, n, k, one, a, lda, b, ldb, beta, c, ldc)
+
+
 cdef inline void _swap(blas_t** a, blas_t** b) noexcept nogil:
     cdef blas_t* t = a[0]
     a[0] = b[0]
     b[0] = t
 
 
-cdef void _horner(const Plan* p, const blas_t* e, blas_t* out, blas_t* ws) noexcept nogil:
-    """out = d(Aⁿ)[E] by L_{j+1} = A L_j + E A^j (n = p.count >= 2)."""
+cdef bint _horner(const Plan* p, const blas_t* e, blas_t* out, blas_t* ws,
+                  Watch* watch) noexcept nogil:
+    """out = d(Aⁿ)[E] by L_{j+1} = A L_j + E A^j (n = p.count >= 2); whether stopped."""
     cdef blas_int m = p.m
     cdef Py_ssize_t mm = p.mm, j, n = p.count
     cdef const blas_t* a = <const blas_t*>p.a
@@ -88,20 +102,26 @@ cdef void _horner(const Plan* p, const blas_t* e, blas_t* out, blas_t* ws) noexc
     cdef blas_t* w = ws + 2 * mm
     cdef blas_t* w_next = ws + 3 * mm
     cdef blas_t* dst
-    gemm(c'N', c'N', m, m, m, e, m, a, m, 0, w, m)               # W_1 = E A
+    if _gemm(watch, c'N', c'N', m, m, m, e, m, a, m, 0, w, m):           # W_1 = E A
+        return True
     for j in range(1, n):
         dst = out if j == n - 1 else l_next
         memcpy(dst, w, mm * sizeof(blas_t))
-        gemm(c'N', c'N', m, m, m, a, m, l, m, 1, dst, m)         # L_{j+1} = A L_j + W_j
+        if _gemm(watch, c'N', c'N', m, m, m, a, m, l, m, 1, dst, m):     # L_{j+1} = A L_j + W_j
+            return True
         if j < n - 1:
-            gemm(c'N', c'N', m, m, m, w, m, a, m, 0, w_next, m)  # W_{j+1} = W_j A
+            if _gemm(watch, c'N', c'N', m, m, m, w, m, a, m, 0, w_next, m):  # W_{j+1} = W_j A
+                return True
             _swap(&w, &w_next)
             l = dst
             _swap(&l_next, &l_spare)
+    return False
 
 
-cdef void _binary(const Plan* p, const blas_t* e, blas_t* out, blas_t* ws) noexcept nogil:
-    """out = d(Aⁿ)[E] by binary powering of (A, E) with precomputed powers P."""
+cdef bint _binary(const Plan* p, const blas_t* e, blas_t* out, blas_t* ws,
+                  Watch* watch) noexcept nogil:
+    """out = d(Aⁿ)[E] by binary powering of (A, E) with precomputed powers P; whether
+    stopped."""
     cdef blas_int m = p.m
     cdef Py_ssize_t mm = p.mm, s
     cdef const blas_t* a = <const blas_t*>p.a
@@ -113,16 +133,21 @@ cdef void _binary(const Plan* p, const blas_t* e, blas_t* out, blas_t* ws) noexc
         pw = mats + s * mm
         dst = out if s == p.count - 1 else ws + (s % 2) * mm
         if p.codes[s] == 0:
-            gemm(c'N', c'N', m, m, m, pw, m, d, m, 0, dst, m)    # P D
-            gemm(c'N', c'N', m, m, m, d, m, pw, m, 1, dst, m)    # + D P
+            if (_gemm(watch, c'N', c'N', m, m, m, pw, m, d, m, 0, dst, m)       # P D
+                    or _gemm(watch, c'N', c'N', m, m, m, d, m, pw, m, 1, dst, m)):  # + D P
+                return True
         else:
-            gemm(c'N', c'N', m, m, m, a, m, d, m, 0, dst, m)     # A D
-            gemm(c'N', c'N', m, m, m, e, m, pw, m, 1, dst, m)    # + E P
+            if (_gemm(watch, c'N', c'N', m, m, m, a, m, d, m, 0, dst, m)        # A D
+                    or _gemm(watch, c'N', c'N', m, m, m, e, m, pw, m, 1, dst, m)):  # + E P
+                return True
         d = dst
+    return False
 
 
-cdef void _stored(const Plan* p, const blas_t* e, blas_t* out, blas_t* ws) noexcept nogil:
-    """out = alpha-scaled Horner scheme T <- A T + E R_s over the stored R_s."""
+cdef bint _stored(const Plan* p, const blas_t* e, blas_t* out, blas_t* ws,
+                  Watch* watch) noexcept nogil:
+    """out = alpha-scaled Horner scheme T <- A T + E R_s over the stored R_s; whether
+    stopped."""
     cdef blas_int m = p.m
     cdef Py_ssize_t mm = p.mm, s, i
     cdef const blas_t* a = <const blas_t*>p.a
@@ -138,13 +163,16 @@ cdef void _stored(const Plan* p, const blas_t* e, blas_t* out, blas_t* ws) noexc
         t[i] = alpha * e[i]
     for s in range(p.count):
         dst = out if s == p.count - 1 else ws + (s % 2) * mm
-        gemm(c'N', c'N', m, m, m, a, m, t, m, 0, dst, m)                 # A T
-        gemm(c'N', c'N', m, m, m, e, m, mats + s * mm, m, 1, dst, m)     # + E R_s
+        if (_gemm(watch, c'N', c'N', m, m, m, a, m, t, m, 0, dst, m)                 # A T
+                or _gemm(watch, c'N', c'N', m, m, m, e, m, mats + s * mm, m, 1, dst, m)):
+            return True                                                              # + E R_s
         t = dst
+    return False
 
 
-cdef void _eig(const Plan* p, const blas_t* e, blas_t* out, blas_t* ws) noexcept nogil:
-    """out = V (Γ ∘ (Vᴴ E V)) Vᴴ."""
+cdef bint _eig(const Plan* p, const blas_t* e, blas_t* out, blas_t* ws,
+               Watch* watch) noexcept nogil:
+    """out = V (Γ ∘ (Vᴴ E V)) Vᴴ; whether stopped."""
     cdef blas_int m = p.m
     cdef Py_ssize_t mm = p.mm, i
     cdef const blas_t* v = <const blas_t*>p.mats
@@ -152,19 +180,22 @@ cdef void _eig(const Plan* p, const blas_t* e, blas_t* out, blas_t* ws) noexcept
     cdef blas_t* t1 = ws
     cdef blas_t* t2 = ws + mm
     cdef char h = c'T' if (blas_t is float or blas_t is double) else c'C'
-    gemm(h, c'N', m, m, m, v, m, e, m, 0, t1, m)
-    gemm(c'N', c'N', m, m, m, t1, m, v, m, 0, t2, m)
+    if (_gemm(watch, h, c'N', m, m, m, v, m, e, m, 0, t1, m)
+            or _gemm(watch, c'N', c'N', m, m, m, t1, m, v, m, 0, t2, m)):
+        return True
     for i in range(mm):
         t2[i] = t2[i] * gamma[i]
-    gemm(c'N', c'N', m, m, m, v, m, t2, m, 0, t1, m)
-    gemm(c'N', h, m, m, m, t1, m, v, m, 0, out, m)
+    return (_gemm(watch, c'N', c'N', m, m, m, v, m, t2, m, 0, t1, m)
+            or _gemm(watch, c'N', h, m, m, m, t1, m, v, m, 0, out, m))
 
 
 cdef void _run(const Plan* p, const blas_t* xs, blas_t* os, Py_ssize_t r,
-               char* ws) noexcept nogil:
-    """os[:, t] = J xs[:, t] for the r contiguous columns of length m² of xs and os."""
+               char* ws, Watch* watch) noexcept nogil:
+    """os[:, t] = J xs[:, t] for the r contiguous columns of length m² of xs and os, until
+    `watch` stops."""
     cdef Py_ssize_t t, mm = p.mm, i
     cdef blas_int n2 = <blas_int>mm
+    cdef bint stop = False
     if p.method == ZERO:
         for i in range(mm * r):
             os[i] = 0
@@ -173,29 +204,32 @@ cdef void _run(const Plan* p, const blas_t* xs, blas_t* os, Py_ssize_t r,
         memcpy(os, xs, mm * r * sizeof(blas_t))
         return
     if p.method == DENSE:
-        gemm(c'N', c'N', n2, <blas_int>r, n2, <const blas_t*>p.mats, n2, xs, n2, 0, os, n2)
+        _gemm(watch, c'N', c'N', n2, <blas_int>r, n2, <const blas_t*>p.mats, n2, xs, n2, 0,
+              os, n2)
         return
     for t in range(r):
         if p.method == HORNER:
-            _horner(p, xs + t * mm, os + t * mm, <blas_t*>ws)
+            stop = _horner(p, xs + t * mm, os + t * mm, <blas_t*>ws, watch)
         elif p.method == BINARY:
-            _binary(p, xs + t * mm, os + t * mm, <blas_t*>ws)
+            stop = _binary(p, xs + t * mm, os + t * mm, <blas_t*>ws, watch)
         elif p.method == STORED:
-            _stored(p, xs + t * mm, os + t * mm, <blas_t*>ws)
+            stop = _stored(p, xs + t * mm, os + t * mm, <blas_t*>ws, watch)
         else:
-            _eig(p, xs + t * mm, os + t * mm, <blas_t*>ws)
+            stop = _eig(p, xs + t * mm, os + t * mm, <blas_t*>ws, watch)
+        if stop:
+            return
 
 
 cdef void _run_any(int type_num, const Plan* p, const char* x, char* out, Py_ssize_t r,
-                   char* ws) noexcept nogil:
+                   char* ws, Watch* watch) noexcept nogil:
     if type_num == cnp.NPY_FLOAT32:
-        _run(p, <const float*>x, <float*>out, r, ws)
+        _run(p, <const float*>x, <float*>out, r, ws, watch)
     elif type_num == cnp.NPY_FLOAT64:
-        _run(p, <const double*>x, <double*>out, r, ws)
+        _run(p, <const double*>x, <double*>out, r, ws, watch)
     elif type_num == cnp.NPY_COMPLEX64:
-        _run(p, <const complex64_t*>x, <complex64_t*>out, r, ws)
+        _run(p, <const complex64_t*>x, <complex64_t*>out, r, ws, watch)
     else:
-        _run(p, <const complex128_t*>x, <complex128_t*>out, r, ws)
+        _run(p, <const complex128_t*>x, <complex128_t*>out, r, ws, watch)
 
 
 cdef char* _matrix_data(object arr, str name, int type_num, Py_ssize_t min_size) except? NULL:
@@ -315,13 +349,17 @@ cdef class PowerPlan:
         cdef Py_ssize_t r = 1 if cnp.PyArray_NDIM(x) == 1 else cnp.PyArray_DIM(x, 1)
         cdef const char* xd = cnp.PyArray_BYTES(x)
         cdef char* od = cnp.PyArray_BYTES(out)
+        cdef Watch watch
         if r == 0:
             return 0
         if need > <Py_ssize_t>sizeof(stack_ws):
             heap_ws = <cnp.ndarray>_workspace(need)
             ws = cnp.PyArray_BYTES(heap_ws)
+        watch_start(&watch, _main_thread)
         with nogil:
-            _run_any(self.type_num, &self.plan, xd, od, r, ws)
+            _run_any(self.type_num, &self.plan, xd, od, r, ws, &watch)
+        if watch.stopped:
+            raise_pending()
         return 0
 
     cdef bint _accepts(self, cnp.ndarray a) noexcept:

@@ -1,0 +1,116 @@
+# Long compiled loops that stay interruptible: a Watch counts the work done without the
+# GIL and, at most every WATCH_SECONDS of wall time, briefly takes the GIL to run the
+# signal handlers (Ctrl-C raises KeyboardInterrupt there). A kernel that sees the watch
+# stop returns early; its entry point, holding the GIL again, raises the pending exception
+# with raise_pending().
+#
+# Only the main thread runs signal handlers, so only there does the watch look (other
+# threads never wait for the GIL on its account). Long GEMMs are split into blocks of
+# columns so that a look comes between blocks.
+from _blas cimport blas_t, gemm_scaled
+from _blas_int cimport blas_int
+
+cdef extern from "Python.h":
+    # Declared without an exception value: the exception a handler raises stays pending
+    # for the entry point (Cython would otherwise report it as unraisable here).
+    int PyErr_CheckSignals()
+    unsigned long PyThread_get_thread_ident()
+
+cdef extern from "<time.h>" nogil:
+    ctypedef long time_t
+    cdef struct timespec:
+        time_t tv_sec
+        long tv_nsec
+    int timespec_get(timespec* ts, int base)
+    int TIME_UTC
+
+
+cdef extern from *:
+    """
+    /* Work (multiply-adds) between looks at the clock, and one BLAS call's overhead in
+       those units. */
+    #define MATKRON_WATCH_WORK 16777216.0
+    #define MATKRON_CALL_WORK 1000.0
+    /* Wall time between signal checks, and a GEMM's work from which it runs in blocks of
+       columns (about 20-50 ms each on one core). */
+    #define MATKRON_WATCH_SECONDS 0.1
+    #define MATKRON_GEMM_BLOCK_WORK 1073741824.0
+    #define MATKRON_GEMM_BLOCK_MIN_COLS 256
+    """
+    double WATCH_WORK "MATKRON_WATCH_WORK"
+    double CALL_WORK "MATKRON_CALL_WORK"
+    double WATCH_SECONDS "MATKRON_WATCH_SECONDS"
+    double GEMM_BLOCK_WORK "MATKRON_GEMM_BLOCK_WORK"
+    int GEMM_BLOCK_MIN_COLS "MATKRON_GEMM_BLOCK_MIN_COLS"
+
+
+cdef struct Watch:
+    bint main            # the calling thread is the one that runs signal handlers
+    bint stopped         # a handler raised: the exception is pending, the kernel unwinds
+    double work          # work since the last look at the clock
+    double next_look     # wall time (s) from which the next look checks signals
+
+
+cdef inline double _seconds() noexcept nogil:
+    cdef timespec ts
+    timespec_get(&ts, TIME_UTC)
+    return ts.tv_sec + 1e-9 * ts.tv_nsec
+
+
+cdef inline void watch_start(Watch* w, unsigned long main_thread) noexcept:
+    """Arm `w` for a call from the current thread (with the GIL held); `main_thread` is
+    the identifier of the interpreter's main thread (threading.main_thread().ident)."""
+    w.main = PyThread_get_thread_ident() == main_thread
+    w.stopped = False
+    w.work = 0
+    w.next_look = _seconds() + WATCH_SECONDS if w.main else 0
+
+
+cdef inline bint watch_tick(Watch* w, double work) noexcept nogil:
+    """Count `work` multiply-adds; run the signal handlers when due. Whether to stop."""
+    cdef double now
+    if not w.main or w.stopped:
+        return w.stopped
+    w.work += work
+    if w.work < WATCH_WORK:
+        return False
+    w.work = 0
+    now = _seconds()
+    if now < w.next_look:
+        return False
+    w.next_look = now + WATCH_SECONDS
+    with gil:
+        w.stopped = PyErr_CheckSignals() != 0
+    return w.stopped
+
+
+cdef inline int raise_pending() except -1:
+    """Propagate the exception a signal handler left pending (see watch_tick)."""
+    return -1
+
+
+cdef inline bint gemm_watched(Watch* w, char transa, char transb, blas_int m, blas_int n,
+                              blas_int k, blas_t alpha, const blas_t* a, blas_int lda,
+                              const blas_t* b, blas_int ldb, blas_t beta, blas_t* c,
+                              blas_int ldc) noexcept nogil:
+    """gemm_scaled, counted by `w`; a long one runs in blocks of columns of c with a look
+    between blocks. Whether to stop (the product is then incomplete)."""
+    cdef double rows_work = <double>m * k
+    cdef blas_int cols, j, nb
+    if rows_work * n <= GEMM_BLOCK_WORK or not w.main:
+        gemm_scaled(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        return watch_tick(w, rows_work * n + CALL_WORK)
+    cols = <blas_int>(GEMM_BLOCK_WORK / rows_work) if rows_work > 0 else n
+    if cols < GEMM_BLOCK_MIN_COLS:
+        cols = GEMM_BLOCK_MIN_COLS
+    j = 0
+    while j < n:
+        nb = cols if n - j > cols else n - j
+        # Columns j.. of op(b) are columns of b for 'N', rows of b otherwise.
+        gemm_scaled(transa, transb, m, nb, k, alpha, a, lda,
+                    b + (<Py_ssize_t>j * ldb if transb == c'N' else j), ldb, beta,
+                    c + <Py_ssize_t>j * ldc, ldc)
+        if watch_tick(w, rows_work * nb + CALL_WORK):
+            return True
+        j += nb
+    return False
