@@ -10,6 +10,7 @@ from ._validation import (
     BLAS_INT_MAX,
     as_array,
     blas_readable,
+    check_blas_size,
     check_out,
     count,
     operand,
@@ -272,18 +273,19 @@ def kernel_factors(factors, dtype):
         if isinstance(f, IdentityFactor):
             mats.append(f.n)
             continue
-        f = blas_readable(f, dtype)
+        # Checked before a copy that BLAS-unreadable strides (zero, say) would need.
         if max(f.shape) > BLAS_INT_MAX:
             raise ValueError(
                 f"factors[{i}] has shape {f.shape}; the BLAS integer type allows at most "
                 f"{BLAS_INT_MAX} rows and columns"
             )
-        mats.append(f)
+        mats.append(blas_readable(f, dtype))
     return tuple(mats)
 
 
 def check_operand(x, shapes, name="x", columns=True):
-    """Check that x (1-D or 2-D) matches the columns (or rows) of the product of `shapes`."""
+    """Check that x (1-D or 2-D) matches the columns (or rows) of the product of `shapes`
+    and that the kernel can index it."""
     if x.ndim not in (1, 2):
         raise ValueError(f"{name} must be 1-D or 2-D; got shape {x.shape}")
     dims = [q if columns else p for p, q in shapes]
@@ -297,6 +299,16 @@ def check_operand(x, shapes, name="x", columns=True):
             f"{name} has {count}; expected {expected}{eq}, the number of {kind} of "
             f"{describe(shapes)}"
         )
+    check_blas_size(x.size, f"{name} has shape {x.shape}: its number of elements")
+
+
+def result_shape(rows, x):
+    """The shape of a product with `rows` rows and x's columns, checked against the BLAS
+    integer range before anything of that shape is allocated."""
+    shape = (rows,) if x.ndim == 1 else (rows, x.shape[1])
+    check_blas_size(math.prod(shape), f"the result would have shape {shape}: its number of "
+                    "elements")
+    return shape
 
 
 def apply(terms, x, out, accumulate=False):
@@ -310,12 +322,8 @@ def apply(terms, x, out, accumulate=False):
         if not accumulate:
             out.fill(0)
         return out
-    for arr, name in ((x, "x"), (out, "out")):
-        if arr.size > BLAS_INT_MAX:
-            raise ValueError(
-                f"{name} has shape {arr.shape}, {arr.size} elements; the BLAS integer type "
-                f"allows at most {BLAS_INT_MAX}"
-            )
+    check_blas_size(x.size, f"x has shape {x.shape}: its number of elements")
+    check_blas_size(out.size, f"the result has shape {out.shape}: its number of elements")
     return _kron_cy.kron_apply(terms, x, out, accumulate)
 
 
@@ -330,8 +338,7 @@ def product(mats, x, rows, out=None):
         if result is not None:
             return result
         # Empty, huge or many-factor operands: the kernel fills a C-ordered array.
-        shape = (rows,) if x.ndim == 1 else (rows, x.shape[1])
-        out = np.empty(shape, dtype=x.dtype)
+        out = np.empty(result_shape(rows, x), dtype=x.dtype)
     return apply(((1, mats),), x, out)
 
 
@@ -410,12 +417,11 @@ def _checked_kron_matvec(factors, x, *, out=None):
     )
     shapes = [f.shape for f in factors]
     check_operand(x, shapes)
-    rows = math.prod(p for p, _ in shapes)
+    shape = result_shape(math.prod(p for p, _ in shapes), x)
     if out is not None:
-        shape = (rows,) if x.ndim == 1 else (rows, x.shape[1])
         named = [("x", x)] + [(f"factors[{i}]", f) for i, f in enumerate(factors)]
         check_out(out, shape, dtype, named)
-    return product(kernel_factors(factors, dtype), operand(x, dtype), rows, out)
+    return product(kernel_factors(factors, dtype), operand(x, dtype), shape[0], out)
 
 
 # The public function is compiled: operands the kernel takes as they are (arrays of one

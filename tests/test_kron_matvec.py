@@ -598,3 +598,29 @@ def test_byte_swapped_operands(dtype):
     for y in (matkron.kron_matvec([A, B], x), matkron.kron(A, B) @ x):
         assert y.dtype.isnative
         np.testing.assert_allclose(y, expected, rtol=tol, atol=tol)
+
+
+# -- sizes beyond the BLAS integer range: refused before anything is allocated or copied --
+
+
+def test_result_beyond_blas_range_raises_before_allocating():
+    # 2**32 result rows (32 GiB) used to raise MemoryError from the allocation.
+    tall = np.ones((2**16, 1))
+    with pytest.raises(ValueError, match=r"the result would have shape \(4294967296,\)") as e:
+        matkron.kron_matvec([tall, tall], np.ones(1))
+    assert "out" not in str(e.value)  # no out= was given
+    with pytest.raises(ValueError, match=r"result would have shape \(65536, 32768\)"):
+        matkron.kron_matvec([tall], np.ones((1, 2**15)))
+    with pytest.raises(ValueError, match=r"the result would have shape \(4294967296,\)"):
+        matkron.kron(tall, tall) @ np.ones(1)
+
+
+def test_huge_zero_strided_operands_are_checked_before_any_copy():
+    # Zero strides are not BLAS-readable, so such a factor is copied; the checks that can
+    # fail come first (a copy of this factor would take 32 GiB).
+    big = np.broadcast_to(1.0, (2**16, 2**16))
+    x = np.broadcast_to(1.0, (2**32,))
+    with pytest.raises(ValueError, match=r"x has shape \(4294967296,\): its number of "):
+        matkron.kron_matvec([big, big], x)
+    with pytest.raises(ValueError, match=r"result would have shape \(2147483648,\)"):
+        matkron.kron_matvec([np.broadcast_to(1.0, (2**31, 1)), np.ones((1, 1))], np.ones(1))

@@ -180,3 +180,72 @@ def test_threads_with_different_operators(rng):
         return t
 
     _run_concurrently(work)
+
+
+_MUTATION_SCRIPT = r"""
+import threading
+import numpy as np
+import matkron
+from matkron import _kron_cy
+
+rng = np.random.default_rng(2)
+n = 200
+A = rng.standard_normal((n, n))
+B = rng.standard_normal((n, n))
+x = rng.standard_normal((n * n, 4))
+# (A ⊗ B) vec(X) = vec(B X Aᵀ), column by column
+X = x.reshape(n, n, 4, order="F")
+kron_ref = np.stack([(B @ X[:, :, c] @ A.T).ravel(order="F") for c in range(4)], axis=1)
+chain_ref = A @ B @ A
+
+def mutating(seq, i, value):
+    # Replace seq[i] by fresh copies (equal values) while the main thread computes: the
+    # array replaced is freed unless the callee holds its own reference.
+    stop = threading.Event()
+    def run():
+        while not stop.is_set():
+            seq[i] = value.copy()
+    thread = threading.Thread(target=run)
+    thread.start()
+    return stop, thread
+
+def check(name, compute, ref, seq, i, value, rounds=30):
+    stop, thread = mutating(seq, i, value)
+    try:
+        for _ in range(rounds):
+            np.testing.assert_allclose(compute(), ref, rtol=1e-9, atol=1e-9, err_msg=name)
+    finally:
+        stop.set()
+        thread.join()
+
+facs = [A.copy(), B.copy()]
+check("kron_matvec", lambda: matkron.kron_matvec(facs, x), kron_ref, facs, 0, A)
+out = np.empty_like(kron_ref)
+check("kron_matvec out=", lambda: matkron.kron_matvec(facs, x, out=out), kron_ref,
+      facs, 1, B)
+mats = [A.copy(), B.copy()]
+terms = ((1.0, mats),)
+check("kron_apply", lambda: _kron_cy.kron_apply(terms, x, np.empty_like(kron_ref)),
+      kron_ref, mats, 0, A)
+arrays = [A.copy(), B.copy(), A.copy()]
+check("multi_dot", lambda: matkron.multi_dot(arrays), chain_ref, arrays, 1, B)
+plan = matkron.chain_order([n, n, n, n])
+check("ChainPlan.execute", lambda: plan.execute(arrays), chain_ref, arrays, 2, A)
+print("ok")
+"""
+
+
+def test_entry_points_own_their_operands(tmp_path):
+    # Another thread replaces the elements of the list a compiled entry point was given
+    # while it computes without the GIL (this crashed kron_matvec: use after free).
+    proc = subprocess.run(
+        [sys.executable, "-X", "faulthandler", "-c", _MUTATION_SCRIPT],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", (
+        f"exit status {proc.returncode}\n{proc.stdout}\n{proc.stderr[-3000:]}"
+    )
