@@ -2,6 +2,7 @@
 
 import functools
 import math
+import numbers
 
 import numpy as np
 
@@ -15,6 +16,7 @@ from ._validation import (
     count,
     operand,
     result_dtype,
+    supported_array,
 )
 
 __all__ = ["identity", "kron_matvec", "kron_order", "unvec", "vec"]
@@ -90,12 +92,22 @@ def vec(X):
     Parameters
     ----------
     X : array_like
-        The matrix (any number of dimensions is accepted, as for ``ravel``).
+        The matrix (any number of dimensions is accepted, as for ``ravel``), of a dtype
+        matkron accepts: float32, float64, complex64, complex128, an integer, bool or
+        float16 type, in either byte order.
 
     Returns
     -------
     ndarray
-        The 1-D column-major flattening; a view when the layout allows, else a copy.
+        The 1-D column-major flattening, of the dtype of `X` (a reshape: no conversion, not
+        even of integers or of the byte order); a view when the layout allows (a Fortran-
+        contiguous `X`, or a vector), else a copy.
+
+    Raises
+    ------
+    TypeError
+        If `X` is not numeric (None, strings, objects) or of a dtype matkron rejects
+        elsewhere (longdouble, datetimes, ...).
 
     Examples
     --------
@@ -103,8 +115,33 @@ def vec(X):
     >>> import matkron
     >>> matkron.vec(np.array([[1, 2], [3, 4]]))
     array([1, 3, 2, 4])
+    >>> X = np.asfortranarray([[1.0, 2.0], [3.0, 4.0]])
+    >>> np.shares_memory(matkron.vec(X), X)
+    True
     """
-    return np.asarray(X).ravel(order="F")
+    return supported_array(X, "X").ravel(order="F")
+
+
+def _shape_argument(shape):
+    """unvec's `shape` as a tuple of non-negative ints (an int n means (n,))."""
+    if isinstance(shape, (str, bytes)) or (
+        isinstance(shape, np.ndarray) and shape.ndim > 1
+    ):
+        raise TypeError(
+            f"shape must be an integer or a sequence of integers; got {shape!r}"
+        )
+    if isinstance(shape, (numbers.Integral, np.integer)) or (
+        isinstance(shape, np.ndarray) and shape.ndim == 0
+    ):
+        return (count(shape, "shape"),)
+    try:
+        dims = list(shape)
+    except TypeError:
+        raise TypeError(
+            f"shape must be an integer or a sequence of integers; got {shape!r} of type "
+            f"{type(shape).__name__}"
+        ) from None
+    return tuple(count(d, f"shape[{i}]") for i, d in enumerate(dims))
 
 
 def unvec(x, shape):
@@ -113,14 +150,25 @@ def unvec(x, shape):
     Parameters
     ----------
     x : array_like
-        1-D array of length ``prod(shape)``.
-    shape : tuple of int
-        The shape of the result, e.g. ``(rows, cols)``.
+        1-D array of length ``prod(shape)``, of a dtype matkron accepts (as for
+        :func:`vec`).
+    shape : int or tuple of int
+        The shape of the result, e.g. ``(rows, cols)``: non-negative integers.
 
     Returns
     -------
     ndarray
-        ``x.reshape(shape, order="F")``: a view when the layout allows, else a copy.
+        ``x.reshape(shape, order="F")``, of the dtype of `x` (a reshape: no conversion);
+        a view when the layout allows (any vector with one stride), else a copy.
+
+    Raises
+    ------
+    TypeError
+        If `x` is not numeric or of a dtype matkron rejects, or an entry of `shape` is not
+        an integer (bool included).
+    ValueError
+        If `x` is not 1-D, an entry of `shape` is negative, or the product of `shape`
+        differs from the length of `x`.
 
     Examples
     --------
@@ -130,14 +178,17 @@ def unvec(x, shape):
     array([[1, 2],
            [3, 4]])
     """
-    x = np.asarray(x)
+    x = supported_array(x, "x")
     if x.ndim != 1:
         raise ValueError(f"x must be 1-D; got shape {x.shape}")
-    shape = tuple(
-        count(d, f"shape[{i}]") for i, d in enumerate(np.atleast_1d(np.asarray(shape)))
-    )
+    shape = _shape_argument(shape)
     if math.prod(shape) != x.size:
-        raise ValueError(f"x has length {x.size}; cannot unvec it to shape {shape}")
+        product = "*".join(map(str, shape)) if len(shape) > 1 else ""
+        eq = f" = {product}" if product else ""
+        raise ValueError(
+            f"x has length {x.size}; expected {math.prod(shape)}{eq}, the product of "
+            f"shape {shape}"
+        )
     return x.reshape(shape, order="F")
 
 

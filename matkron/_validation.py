@@ -102,6 +102,20 @@ def as_array(value, name):
     return arr
 
 
+def supported_array(value, name):
+    """:func:`as_array` of a dtype matkron accepts (see :func:`blas_dtype`), kept as given.
+
+    For functions that only reshape (vec, unvec): the dtype is checked, never converted;
+    a TypeError names the argument.
+    """
+    arr = as_array(value, name)
+    try:
+        blas_dtype(arr.dtype)
+    except TypeError as exc:
+        raise TypeError(f"{name} has dtype {arr.dtype}: {exc}") from None
+    return arr
+
+
 def blas_readable(mat, dtype):
     """`mat` cast to `dtype` with strides BLAS can read (one unit stride, the other positive).
 
@@ -163,3 +177,4 @@ def check_out(out, shape, dtype, inputs):
             raise ValueError(f"out overlaps {name}; pass a separate array")
     if not out.flags.aligned:
         raise ValueError("out is not aligned for its dtype")
+

@@ -168,3 +168,99 @@ def test_vec_BCAT_is_A_kron_B(shapes, dtype, rng):
     expected = vec_loops(B.conj().T.astype(complex) @ D @ A.conj())
     bound = vec_loops(np.abs(B).T @ np.abs(D) @ np.abs(A))
     assert_allclose_bound(matkron.kron(A, B).H @ matkron.vec(D), expected, bound, dtype)
+
+
+# -- vec/unvec validate like the rest of matkron, and convert nothing (issue 15, item 9) -----
+
+NOT_NUMERIC = [
+    pytest.param(None, id="None"),
+    pytest.param("abc", id="str"),
+    pytest.param([["a", "b"]], id="list-of-str"),
+    pytest.param(np.array([[1, None]], dtype=object), id="object"),
+    pytest.param(np.array([1.0, 2.0], dtype=object), id="object-of-floats"),
+    pytest.param(np.array(["2024-01-01"], dtype="datetime64[D]"), id="datetime64"),
+]
+# Numeric, but of dtypes that every other matkron function rejects.
+REJECTED_DTYPES = [np.longdouble, np.clongdouble]
+
+
+@pytest.mark.parametrize("value", NOT_NUMERIC)
+def test_vec_rejects_non_numeric_input(value):
+    with pytest.raises(TypeError, match=r"^X has dtype \S+; expected a numeric array"):
+        matkron.vec(value)
+
+
+@pytest.mark.parametrize("value", NOT_NUMERIC)
+def test_unvec_rejects_non_numeric_input(value):
+    with pytest.raises(TypeError, match=r"^x has dtype \S+; expected a numeric array"):
+        matkron.unvec(value, (1,))
+
+
+@pytest.mark.parametrize("dtype", REJECTED_DTYPES, ids=lambda d: np.dtype(d).name)
+def test_vec_and_unvec_reject_what_matkron_rejects(dtype):
+    X = np.ones((2, 2), dtype=dtype)
+    # The oracle: kron_matvec rejects the same dtype.
+    with pytest.raises(TypeError):
+        matkron.kron_matvec([np.eye(2)], np.ones(2, dtype=dtype))
+    with pytest.raises(TypeError, match=rf"^X has dtype {np.dtype(dtype)}: unsupported"):
+        matkron.vec(X)
+    with pytest.raises(TypeError, match=rf"^x has dtype {np.dtype(dtype)}: unsupported"):
+        matkron.unvec(np.ones(4, dtype=dtype), (2, 2))
+
+
+KEPT_DTYPES = ["f2", "f4", "f8", "c8", "c16", "i1", "u2", "i8", "?", ">f8", ">c16", ">f4", ">i4"]
+
+
+@pytest.mark.parametrize("dtype", KEPT_DTYPES)
+def test_vec_and_unvec_keep_the_dtype_and_view(dtype, rng):
+    X = np.asfortranarray(random_array(rng, (3, 4), np.dtype(dtype).newbyteorder("=")))
+    X = X.astype(dtype, order="F")
+    v = matkron.vec(X)
+    assert v.dtype == np.dtype(dtype)  # no conversion, not even of the byte order
+    np.testing.assert_array_equal(v, vec_loops(X))
+    assert np.shares_memory(v, X)  # Fortran order: a view
+    Y = matkron.unvec(v, (3, 4))
+    assert Y.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(Y, unvec_loops(vec_loops(X), (3, 4)))
+    assert np.shares_memory(Y, X)
+    strided = np.asarray(v)[::2]  # one stride: still a view
+    assert np.shares_memory(matkron.unvec(strided, (2, 3)), v)
+    # A C-ordered matrix cannot be column-stacked in place: a copy, of the same dtype.
+    C = np.ascontiguousarray(X)
+    vc = matkron.vec(C)
+    assert vc.dtype == np.dtype(dtype) and not np.shares_memory(vc, C)
+    np.testing.assert_array_equal(vc, vec_loops(X))
+
+
+@pytest.mark.parametrize(
+    "shape, error, message",
+    [
+        ((-2, -2), ValueError, r"^shape\[0\] must be non-negative; got -2"),
+        ((2, -2), ValueError, r"^shape\[1\] must be non-negative; got -2"),
+        ((2.0, 2), TypeError, r"^shape\[0\] must be an integer; got 2.0"),
+        ((2, np.float64(2)), TypeError, r"^shape\[1\] must be an integer"),
+        ((True, 4), TypeError, r"^shape\[0\] must be an integer; got the bool True"),
+        ([[2, 2]], TypeError, r"^shape\[0\] must be an integer"),
+        (np.array([[2, 2]]), TypeError, r"^shape must be an integer or a sequence"),
+        ("ab", TypeError, r"^shape must be an integer or a sequence of integers; got 'ab'"),
+        (None, TypeError, r"^shape must be an integer or a sequence of integers; got None"),
+        (2.5, TypeError, r"^shape must be an integer or a sequence"),
+        (-4, ValueError, r"^shape must be non-negative; got -4"),
+        ((3, 2), ValueError, r"^x has length 4; expected 6 = 3\*2, the product of shape"),
+        ((5,), ValueError, r"^x has length 4; expected 5, the product of shape \(5,\)"),
+        ((), ValueError, r"^x has length 4; expected 1, the product of shape \(\)"),
+    ],
+    ids=str,
+)
+def test_unvec_shape_errors_name_shape(shape, error, message):
+    with pytest.raises(error, match=message):
+        matkron.unvec(np.arange(4.0), shape)
+
+
+def test_unvec_accepts_integer_shapes():
+    x = np.arange(6.0)
+    for shape in (6, np.int64(6), np.array(6), (np.int32(2), 3), np.array([2, 3]), [2, 3]):
+        expected = x.reshape(np.asarray(shape).tolist(), order="F")
+        got = matkron.unvec(x, shape)
+        np.testing.assert_array_equal(got, expected)
+        assert got.shape == expected.shape
