@@ -199,6 +199,12 @@ class KronOperator(ProductOperator):
         numpy.linalg.LinAlgError
             If a factor is singular.
 
+        Notes
+        -----
+        An operator with a zero dimension (a 0×0 factor) is the 0×0 matrix, its own
+        inverse: its other factors are then neither checked nor inverted, and come back as
+        identities of their order.
+
         Examples
         --------
         >>> import numpy as np
@@ -208,13 +214,18 @@ class KronOperator(ProductOperator):
         array([0.5 , 0.1 , 0.25, 0.05])
         """
         self._require_square("inv")
+        if self.shape[0] == 0:
+            # The 0x0 matrix is its own inverse; the other factors may well be singular.
+            return KronOperator(
+                [f if isinstance(f, IdentityFactor) or f.shape[0] == 0
+                 else np.eye(f.shape[0], dtype=self.dtype) for f in self.factors]
+            )
         return KronOperator(
             [f if isinstance(f, IdentityFactor) else np.linalg.inv(f) for f in self.factors]
         )
 
     def _factorizations(self):
         if self._lu is None:
-            self._require_square("solve")
             lus = []
             for i, f in enumerate(self.factors):
                 if isinstance(f, IdentityFactor) or f.shape[0] == 0:
@@ -253,6 +264,9 @@ class KronOperator(ProductOperator):
 
         Notes
         -----
+        An operator with a zero dimension is the 0×0 matrix: the solution is empty, of the
+        shape of `b`, as ``numpy.linalg.solve`` gives, whatever the other factors hold.
+
         Each factor is LU-factorized once (cached on the operator) and applied along its
         mode of b reshaped as a tensor: O(N Σ n_i) work after the factorizations. The
         LAPACK calls of concurrent solves run one at a time (SciPy's OpenBLAS is not safe
@@ -266,10 +280,13 @@ class KronOperator(ProductOperator):
         >>> K.solve([3.0, 6.0])
         array([-0.5,  2. ])
         """
-        lus = self._factorizations()
+        self._require_square("solve")
         b = as_array(b, "b")
         check_operand(b, self._shapes, name="b", columns=False)
         dtype = result_dtype(*self._factor_dtypes, b.dtype)
+        if self.shape[0] == 0:
+            return np.empty(b.shape, dtype=dtype)
+        lus = self._factorizations()
         m = 1 if b.ndim == 1 else b.shape[1]
         dims = [q for _, q in reversed(self._shapes)]
         x = np.array(b, dtype=dtype, order="F").reshape((*dims, m), order="F")
@@ -299,6 +316,12 @@ class KronOperator(ProductOperator):
         logabsdet : float
             log |det|, or -inf when singular.
 
+        Notes
+        -----
+        As ``numpy.linalg.slogdet``, an operator of order 0 (a 0×0 factor) has sign 1 and
+        logabsdet 0: the determinant of the 0×0 matrix is 1, whatever the other factors
+        hold.
+
         Examples
         --------
         >>> import numpy as np
@@ -311,6 +334,8 @@ class KronOperator(ProductOperator):
         n_total = self.shape[0]
         sign = np.ones((), dtype=self.dtype)[()]
         logabs = 0.0
+        if n_total == 0:
+            return sign, logabs
         for f in self.factors:
             if isinstance(f, IdentityFactor) or f.shape[0] == 0:
                 continue
@@ -330,6 +355,9 @@ class KronOperator(ProductOperator):
     def det(self):
         """The determinant, computed from the factors (see :meth:`slogdet`).
 
+        1 for an operator of order 0 (the determinant of the 0×0 matrix), as
+        ``numpy.linalg.det`` gives on the dense matrix.
+
         Examples
         --------
         >>> import numpy as np
@@ -343,6 +371,8 @@ class KronOperator(ProductOperator):
     def trace(self):
         """The trace, Π trace(Fi), for square factors.
 
+        0 for an operator of order 0, whatever the other factors hold.
+
         Examples
         --------
         >>> import numpy as np
@@ -351,6 +381,8 @@ class KronOperator(ProductOperator):
         9.0
         """
         self._require_square("trace")
+        if self.shape[0] == 0:
+            return np.zeros((), dtype=self.dtype)[()]
         result = np.ones((), dtype=self.dtype)[()]
         for f in self.factors:
             result = result * (f.n if isinstance(f, IdentityFactor) else np.trace(f))
@@ -358,6 +390,8 @@ class KronOperator(ProductOperator):
 
     def norm(self):
         """The Frobenius norm, Π ‖Fi‖_F.
+
+        0 for an operator with a zero dimension, whatever the other factors hold.
 
         Examples
         --------
@@ -367,6 +401,8 @@ class KronOperator(ProductOperator):
         1.4142135623730951
         """
         result = 1.0
+        if 0 in self.shape:
+            return np.float64(0.0)
         for f in self.factors:
             result *= math.sqrt(f.n) if isinstance(f, IdentityFactor) else np.linalg.norm(f)
         return result

@@ -624,6 +624,9 @@ class KronSumOperator(SumOfKronOperator):
 
         Notes
         -----
+        An operator of order 0 (a 0×0 factor) is the 0×0 matrix: the solution is empty, of
+        the shape of `b`, as ``numpy.linalg.solve`` gives, whatever the other factors hold.
+
         When every factor is Hermitian, the eigendecompositions Aᵢ = Vᵢ Λᵢ Vᵢᴴ give
         x = V (Λ⁻¹ ∘ Vᴴ b) with V = ⊗ Vᵢ applied through :func:`matkron.kron_matvec` and Λ
         the grid of eigenvalue sums (the fast diagonalization method; any number of
@@ -650,7 +653,9 @@ class KronSumOperator(SumOfKronOperator):
                 f"of the {n}x{n} Kronecker sum"
             )
         dtype = self._product_dtype(b)
-        rhs = b.reshape(n, -1) if b.ndim == 1 else b
+        if n == 0:
+            return np.empty(b.shape, dtype=dtype)
+        rhs = b[:, np.newaxis] if b.ndim == 1 else b
         if rhs.size == 0:
             return np.zeros(b.shape, dtype=dtype)
         if self._hermitian is None:

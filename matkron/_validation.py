@@ -177,4 +177,3 @@ def check_out(out, shape, dtype, inputs):
             raise ValueError(f"out overlaps {name}; pass a separate array")
     if not out.flags.aligned:
         raise ValueError("out is not aligned for its dtype")
-

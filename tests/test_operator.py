@@ -677,3 +677,51 @@ def test_integer_operator_promotes_like_kron_matvec(x_dtype):
     for y, M in ((K @ x, dense), (K.matvec(x), dense), (K.H @ x, dense.T), (K.T @ x, dense.T)):
         assert y.dtype == expected
         np.testing.assert_array_equal(y, M @ x.astype(np.complex128))
+
+
+# -- operators with a zero dimension (issue 15, item 8) ----------------------------------------
+
+# Square factors whose Kronecker product is 0x0; the other factors are singular, or hold NaN,
+# which must not matter: the dense matrix is the empty matrix.
+EMPTY_SPECS = {
+    "0x0,ones": lambda dtype: [np.zeros((0, 0), dtype), np.ones((2, 2), dtype)],
+    "ones,0x0": lambda dtype: [np.ones((3, 3), dtype), np.zeros((0, 0), dtype)],
+    "I2,0x0,zeros": lambda dtype: [
+        matkron.identity(2), np.zeros((0, 0), dtype), np.zeros((2, 2), dtype)],
+    "0x0,nan": lambda dtype: [np.zeros((0, 0), dtype), np.full((2, 2), np.nan, dtype)],
+    "I0,eye": lambda dtype: [matkron.identity(0), np.eye(3, dtype=dtype)],
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("spec", list(EMPTY_SPECS), ids=str)
+def test_structure_of_empty_operators(spec, dtype):
+    factors = EMPTY_SPECS[spec](dtype)
+    K = matkron.kron(*factors)
+    dense = kron_dense(factors, dtype)
+    assert K.shape == dense.shape == (0, 0)
+    # numpy's answers on the dense (empty) matrix are the oracle.
+    assert K.det() == np.linalg.det(dense) == 1
+    sign, logdet = K.slogdet()
+    sign_ref, logdet_ref = np.linalg.slogdet(dense)
+    assert (sign, logdet) == (sign_ref, logdet_ref) == (1, 0)
+    for b in (np.ones(0, dtype), np.ones((0, 3), dtype)):
+        x = K.solve(b)
+        expected = np.linalg.solve(dense, b)
+        assert x.shape == expected.shape == b.shape
+        assert x.dtype == expected.dtype == dtype
+    inverse = K.inv()
+    assert isinstance(inverse, matkron.KronOperator)
+    expected = np.linalg.inv(dense)
+    got = inverse.todense()
+    assert got.shape == expected.shape and got.dtype == expected.dtype == dtype
+    assert K.trace() == np.trace(dense) == 0
+    assert K.norm() == np.linalg.norm(dense) == 0
+
+
+@pytest.mark.parametrize("spec", [[(0, 3), (2, 2)], [(2, 2), (3, 0)]], ids=_ids)
+def test_norm_of_rectangular_empty_operators_ignores_nan(spec):
+    factors = [np.full(s, np.nan) if 0 not in s else np.zeros(s) for s in spec]
+    K = matkron.kron(*factors)
+    assert K.norm() == np.linalg.norm(kron_dense(factors)) == 0
+

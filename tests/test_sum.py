@@ -532,3 +532,48 @@ def test_two_factor_solve_caches_its_schur_forms(rng, dtype, monkeypatch):
             np.testing.assert_allclose(K.H.solve(b), np.linalg.solve(dense.conj().T, b),
                                        rtol=tol, atol=tol)
     assert len(calls) == 4  # two factors, for K and for K.H, once each
+
+
+# -- Kronecker sums of order 0 (issue 15, item 8) ------------------------------------------
+
+
+def _kronsum_dense(mats):
+    """kronsum(A1, A2, …) = Σ I ⊗ … ⊗ Ai ⊗ … ⊗ I with A1 fastest, by np.kron."""
+    dense = np.zeros((1, 1))
+    for M in mats:  # kronsum(A, B) = kron(I_n, A) + kron(B, I_m)
+        dense = np.kron(np.eye(M.shape[0]), dense) + np.kron(M, np.eye(dense.shape[0]))
+    return dense
+
+
+EMPTY = np.zeros((0, 0))
+SINGULAR = np.ones((2, 2))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "make, mats",
+    [
+        (lambda A, B: matkron.sylvester(A, B), [EMPTY, SINGULAR]),
+        (lambda A, B: matkron.sylvester(A, B), [SINGULAR, EMPTY]),
+        (lambda A: matkron.lyapunov(A), [EMPTY]),
+        (lambda *m: matkron.kronsum(*m), [EMPTY, SINGULAR]),
+        (lambda *m: matkron.kronsum(*m), [SINGULAR, EMPTY, np.eye(3)]),
+        (lambda *m: matkron.kronsum(*m), [np.full((2, 2), np.nan), EMPTY]),
+    ],
+    ids=["sylvester(0x0, B)", "sylvester(A, 0x0)", "lyapunov(0x0)", "kronsum(0x0, B)",
+         "kronsum(A, 0x0, C)", "kronsum(nan, 0x0)"],
+)
+def test_solve_of_order_zero(make, mats, dtype):
+    mats = [M.astype(dtype) for M in mats]
+    K = make(*mats)
+    dense = _kronsum_dense(mats if len(mats) > 1 or K.factors[0].shape != (0, 0)
+                           else mats * 2).astype(dtype)
+    assert K.shape == dense.shape == (0, 0)
+    np.testing.assert_array_equal(K.todense(), dense)
+    for b in (np.ones(0, dtype), np.ones((0, 2), dtype)):
+        x = K.solve(b)
+        expected = np.linalg.solve(dense, b)
+        assert x.shape == expected.shape == b.shape
+        assert x.dtype == expected.dtype == dtype
+        assert (K @ b).shape == b.shape
+
