@@ -9,6 +9,7 @@ import scipy.linalg
 from ._kron import (
     IdentityFactor,
     _apply_order,
+    _factor_names,
     as_factors,
     check_operand,
     describe,
@@ -18,7 +19,7 @@ from ._kron import (
 )
 from ._kron_cy import kron_matvec_fast, kron_plan
 from ._linop import ProductOperator
-from ._validation import as_array, operand, own_dtypes, result_dtype
+from ._validation import as_array, check_finite, operand, own_dtypes, result_dtype
 
 __all__ = ["KronOperator", "kron"]
 
@@ -189,13 +190,31 @@ class KronOperator(ProductOperator):
                     f"has shape {(p, q)}"
                 )
 
+    def _factor_name(self, i):
+        """How the user named factor i: ``factor 1 (B in kron(A, B))``."""
+        name = _factor_names(len(self._shapes))[i]
+        return f"factor {i} ({name} in {describe(self._shapes)})"
+
+    def _check_finite(self, what):
+        """ValueError naming the first factor with NaN or inf (SciPy's check_finite)."""
+        for i, f in enumerate(self.factors):
+            if not isinstance(f, IdentityFactor):
+                check_finite(f, self._factor_name(i), what)
+
+    def _has_nonfinite(self):
+        return any(
+            not isinstance(f, IdentityFactor) and not np.isfinite(f).all()
+            for f in self.factors
+        )
+
     def inv(self):
         """The inverse, as the KronOperator of the factor inverses.
 
         Raises
         ------
         ValueError
-            If a factor is not square.
+            If a factor is not square, or contains NaN or inf (as ``scipy.linalg.inv``;
+            ``numpy.linalg.inv`` would return NaN).
         numpy.linalg.LinAlgError
             If a factor is singular.
 
@@ -220,12 +239,21 @@ class KronOperator(ProductOperator):
                 [f if isinstance(f, IdentityFactor) or f.shape[0] == 0
                  else np.eye(f.shape[0], dtype=self.dtype) for f in self.factors]
             )
-        return KronOperator(
-            [f if isinstance(f, IdentityFactor) else np.linalg.inv(f) for f in self.factors]
-        )
+        self._check_finite("inv")
+        inverses = []
+        for i, f in enumerate(self.factors):
+            if isinstance(f, IdentityFactor):
+                inverses.append(f)
+                continue
+            try:
+                inverses.append(np.linalg.inv(f))
+            except np.linalg.LinAlgError:
+                raise np.linalg.LinAlgError(f"{self._factor_name(i)} is singular") from None
+        return KronOperator(inverses)
 
     def _factorizations(self):
         if self._lu is None:
+            self._check_finite("solve")
             lus = []
             for i, f in enumerate(self.factors):
                 if isinstance(f, IdentityFactor) or f.shape[0] == 0:
@@ -235,9 +263,7 @@ class KronOperator(ProductOperator):
                 with _LAPACK_LOCK:
                     lu, piv, info = getrf(f)
                 if info > 0:
-                    raise np.linalg.LinAlgError(
-                        f"factor {i} of {describe(self._shapes)} is singular"
-                    )
+                    raise np.linalg.LinAlgError(f"{self._factor_name(i)} is singular")
                 lus.append((lu, piv))
             self._lu = lus
         return self._lu
@@ -258,7 +284,8 @@ class KronOperator(ProductOperator):
         Raises
         ------
         ValueError
-            If a factor is not square or `b` does not match.
+            If a factor is not square, `b` does not match, or a factor contains NaN or
+            inf (as SciPy's ``check_finite``; checked before any factorization).
         numpy.linalg.LinAlgError
             If a factor is singular.
 
@@ -312,15 +339,18 @@ class KronOperator(ProductOperator):
         Returns
         -------
         sign : float or complex
-            +1, -1 (or a complex unit for complex operators), or 0 when singular.
+            +1, -1 (or a complex unit for complex operators), or 0 when singular; nan
+            when a factor contains NaN or inf.
         logabsdet : float
-            log |det|, or -inf when singular.
+            log |det|, -inf when singular, nan when a factor contains NaN or inf.
 
         Notes
         -----
         As ``numpy.linalg.slogdet``, an operator of order 0 (a 0×0 factor) has sign 1 and
         logabsdet 0: the determinant of the 0×0 matrix is 1, whatever the other factors
-        hold.
+        hold. The identity above does not hold for factors with NaN or inf (their
+        Kronecker product has NaN entries inf·0), so they give nan, as numpy's
+        determinant of a matrix with NaN entries does (without its RuntimeWarning).
 
         Examples
         --------
@@ -336,6 +366,8 @@ class KronOperator(ProductOperator):
         logabs = 0.0
         if n_total == 0:
             return sign, logabs
+        if self._has_nonfinite():
+            return self.dtype.type(np.nan), np.nan
         for f in self.factors:
             if isinstance(f, IdentityFactor) or f.shape[0] == 0:
                 continue
@@ -355,8 +387,8 @@ class KronOperator(ProductOperator):
     def det(self):
         """The determinant, computed from the factors (see :meth:`slogdet`).
 
-        1 for an operator of order 0 (the determinant of the 0×0 matrix), as
-        ``numpy.linalg.det`` gives on the dense matrix.
+        1 for an operator of order 0 (the determinant of the 0×0 matrix), nan when a
+        factor contains NaN or inf, as ``numpy.linalg.det`` gives on the dense matrix.
 
         Examples
         --------
@@ -371,7 +403,9 @@ class KronOperator(ProductOperator):
     def trace(self):
         """The trace, Π trace(Fi), for square factors.
 
-        0 for an operator of order 0, whatever the other factors hold.
+        0 for an operator of order 0. NaN entries propagate as in ``numpy.trace``; with inf
+        entries the product of the traces may be inf where the dense matrix (whose entries
+        inf·0 are NaN) would give nan.
 
         Examples
         --------
@@ -391,7 +425,9 @@ class KronOperator(ProductOperator):
     def norm(self):
         """The Frobenius norm, Π ‖Fi‖_F.
 
-        0 for an operator with a zero dimension, whatever the other factors hold.
+        0 for an operator with a zero dimension. NaN entries propagate as in
+        ``numpy.linalg.norm``; with inf entries the product of the norms may be inf where
+        the dense matrix (whose entries inf·0 are NaN) would give nan.
 
         Examples
         --------

@@ -19,6 +19,7 @@ from ._kron import (
 from ._linop import ProductOperator
 from ._validation import (
     as_array,
+    check_finite,
     is_hermitian,
     operand,
     own_dtypes,
@@ -456,8 +457,9 @@ def kronsum(*mats):
     """
     if not mats:
         raise ValueError("kronsum needs at least one matrix")
+    names = [f"mats[{i}]" for i in range(len(mats))]
     return KronSumOperator(
-        [_square_factor(a, f"mats[{i}]") for i, a in enumerate(mats)]
+        [_square_factor(a, name) for a, name in zip(mats, names)], _names=names
     )
 
 
@@ -496,7 +498,7 @@ def sylvester(A, B):
     """
     A = _square_factor(A, "A")
     B = _square_factor(B, "B")
-    return KronSumOperator([A, B.T])
+    return KronSumOperator([A, B.T], _names=("A", "B"))
 
 
 def lyapunov(A):
@@ -530,7 +532,7 @@ def lyapunov(A):
     True
     """
     A = _square_factor(A, "A")
-    return KronSumOperator([A, A.conj()])
+    return KronSumOperator([A, A.conj()], _names=("A", "A"))
 
 
 class KronSumOperator(SumOfKronOperator):
@@ -544,6 +546,9 @@ class KronSumOperator(SumOfKronOperator):
     ----------
     factors : sequence of array_like
         The square matrices A1, A2, …; A1 acts along the fastest-varying index of vec.
+    _names : sequence of str, optional
+        Private: how the caller named the factors, for messages (``"A"``, ``"B"`` for
+        :func:`sylvester`); ``factors[i]`` by default.
 
     Attributes
     ----------
@@ -562,10 +567,13 @@ class KronSumOperator(SumOfKronOperator):
     True
     """
 
-    def __init__(self, factors):
+    def __init__(self, factors, *, _names=None):
         factors = as_factors(factors)
-        for i, f in enumerate(factors):
-            _square_factor(f, f"factors[{i}]")
+        if _names is None:
+            _names = [f"factors[{i}]" for i in range(len(factors))]
+        self._names = tuple(_names)
+        for f, name in zip(factors, self._names):
+            _square_factor(f, name)
         dims = [f.shape[0] for f in factors]
         k = len(factors)
         terms = []
@@ -584,7 +592,7 @@ class KronSumOperator(SumOfKronOperator):
 
     def _derived(self, factors):
         """A KronSumOperator of the given factors that promotes as this one."""
-        op = KronSumOperator(factors)
+        op = KronSumOperator(factors, _names=self._names)
         op._factor_dtypes = self._factor_dtypes
         return op
 
@@ -617,7 +625,9 @@ class KronSumOperator(SumOfKronOperator):
         Raises
         ------
         ValueError
-            If `b` does not match the operator.
+            If `b` does not match the operator, or a factor contains NaN or inf (named as
+            given: ``A`` or ``B`` of :func:`sylvester`, ``mats[i]`` of :func:`kronsum`);
+            checked before any decomposition, as SciPy's ``check_finite``.
         numpy.linalg.LinAlgError
             If the operator is singular: eigenvalues λ of the factors with
             λ(A1) + λ(A2) + … = 0.
@@ -655,6 +665,11 @@ class KronSumOperator(SumOfKronOperator):
         dtype = self._product_dtype(b)
         if n == 0:
             return np.empty(b.shape, dtype=dtype)
+        if "finite" not in self._cache:
+            for f, name in zip(self.factors, self._names):
+                if not isinstance(f, IdentityFactor):
+                    check_finite(f, name, "solve")
+            self._cache["finite"] = True
         rhs = b[:, np.newaxis] if b.ndim == 1 else b
         if rhs.size == 0:
             return np.zeros(b.shape, dtype=dtype)

@@ -177,3 +177,10 @@ def check_out(out, shape, dtype, inputs):
             raise ValueError(f"out overlaps {name}; pass a separate array")
     if not out.flags.aligned:
         raise ValueError("out is not aligned for its dtype")
+
+
+def check_finite(a, name, what):
+    """ValueError naming `name` when the array `a` holds NaN or inf (as SciPy's
+    ``check_finite``), before `what` runs a decomposition on it."""
+    if a.dtype.kind in "fc" and not np.isfinite(a).all():
+        raise ValueError(f"{name} contains NaN or inf; {what} needs finite factors")

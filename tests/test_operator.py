@@ -1,7 +1,10 @@
 """matkron.kron / KronOperator against dense numpy linear algebra on the np.kron matrix."""
 
+import warnings
+
 import numpy as np
 import pytest
+import scipy.linalg
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy.sparse.linalg import LinearOperator, aslinearoperator
@@ -725,3 +728,79 @@ def test_norm_of_rectangular_empty_operators_ignores_nan(spec):
     K = matkron.kron(*factors)
     assert K.norm() == np.linalg.norm(kron_dense(factors)) == 0
 
+
+# -- factors with NaN or inf (issue 15, item 7d) -----------------------------------------------
+
+
+def _with_nonfinite(rng, dtype, value, n=3):
+    f = well_conditioned_factors(rng, [(n, n)], dtype)[0]
+    f[1, 0] = value
+    return f
+
+
+NONFINITE = [np.nan, np.inf, -np.inf, complex(np.nan, 0), complex(0, np.inf)]
+
+
+@pytest.mark.parametrize("value", NONFINITE, ids=str)
+@pytest.mark.parametrize("position", [0, 1, 2])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_solve_and_inv_name_a_nonfinite_factor(dtype, position, value, rng):
+    if np.iscomplexobj(value) and np.dtype(dtype).kind != "c":
+        value = value.real if np.isnan(value.real) else np.inf
+    factors = well_conditioned_factors(rng, [(2, 2), ("I", 2), (3, 3)], dtype)
+    if position == 1:
+        factors.insert(0, _with_nonfinite(rng, dtype, value))
+        name = r"factor 0 \(A in kron\(A, B, C, D\)\)"
+    else:
+        # A singular factor before it: the check comes before any factorization.
+        factors[0] = np.zeros((2, 2), dtype)
+        factors.insert(position + 1, _with_nonfinite(rng, dtype, value))
+        i = position + 1
+        name = rf"factor {i} \({'ABCD'[i]} in kron\(A, B, C, D\)\)"
+    K = matkron.kron(*factors)
+    # scipy.linalg's convention for solvers (check_finite): a ValueError.
+    with np.errstate(invalid="ignore"):  # inf * 0 in np.kron
+        dense = kron_dense(factors)
+    with pytest.raises(ValueError, match=r"array must not contain infs or NaNs"):
+        scipy.linalg.solve(dense, np.ones(K.shape[0]))
+    message = rf"^{name} contains NaN or inf; solve needs finite factors$"
+    with pytest.raises(ValueError, match=message):
+        K.solve(np.ones(K.shape[0], dtype))
+    with pytest.raises(ValueError, match=message):
+        K.solve(np.ones((K.shape[0], 0), dtype))
+    with pytest.raises(ValueError, match=message.replace("solve", "inv")):
+        K.inv()
+    # The adjoint checks its own factors (the same ones, transposed).
+    with pytest.raises(ValueError, match="contains NaN or inf"):
+        K.H.solve(np.ones(K.shape[0], dtype))
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf], ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_det_of_a_nonfinite_factor_is_nan(dtype, value, rng):
+    B = well_conditioned_factors(rng, [(3, 3)], dtype)[0]
+    B[0, 1] = 0
+    factors = [_with_nonfinite(rng, dtype, value, 2), B]
+    K = matkron.kron(*factors)
+    with np.errstate(invalid="ignore"):
+        dense = kron_dense(factors)
+    assert np.isnan(dense).any()  # inf * 0 entries: the factor identity does not hold
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        det_ref = np.linalg.det(dense)
+        _, logdet_ref = np.linalg.slogdet(dense)
+    assert np.isnan(det_ref) and np.isnan(logdet_ref)  # numpy's convention: nan, no error
+    assert np.isnan(K.det())
+    sign, logdet = K.slogdet()
+    assert np.isnan(sign) and np.isnan(logdet)
+
+
+def test_trace_and_norm_propagate_nan(rng):
+    A = _with_nonfinite(rng, np.float64, np.nan)  # off the diagonal
+    B = well_conditioned_factors(rng, [(2, 2)], np.float64)[0]
+    K = matkron.kron(A, B)
+    dense = kron_dense([A, B]).real
+    assert np.isclose(K.trace(), np.trace(dense), rtol=1e-12)
+    assert np.isnan(K.norm()) and np.isnan(np.linalg.norm(dense))
+    A[0, 0] = np.nan
+    assert np.isnan(matkron.kron(A, B).trace()) and np.isnan(np.trace(kron_dense([A, B])))

@@ -577,3 +577,41 @@ def test_solve_of_order_zero(make, mats, dtype):
         assert x.dtype == expected.dtype == dtype
         assert (K @ b).shape == b.shape
 
+
+# -- Kronecker sums with NaN or inf factors (issue 15, item 7d) ----------------------------
+
+
+def _nonfinite(value, n, hermitian):
+    M = np.diag(np.arange(1.0, n + 1)) + 0.1
+    if hermitian:
+        M[0, 0] = value  # a symmetric matrix: the eigh path
+    else:
+        M[n - 1, 0] = value
+    return M
+
+
+@pytest.mark.parametrize("hermitian", [True, False], ids=["eigh", "schur"])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf], ids=str)
+def test_solve_names_a_nonfinite_factor(value, hermitian):
+    bad = _nonfinite(value, 3, hermitian)
+    good = np.diag([1.0, 2.0, 3.0, 4.0])
+    cases = [
+        (matkron.sylvester(bad, good), "A"),
+        (matkron.sylvester(good, bad), "B"),
+        (matkron.lyapunov(bad), "A"),
+        (matkron.kronsum(good, np.eye(2), bad), r"mats\[2\]"),
+        (matkron.kronsum(bad, matkron.identity(2)), r"mats\[0\]"),
+        (matkron.KronSumOperator([good, bad]), r"factors\[1\]"),
+    ]
+    for K, name in cases:
+        n = K.shape[0]
+        message = rf"^{name} contains NaN or inf; solve needs finite factors$"
+        # Before any decomposition (no SciPy "array must not contain infs or NaNs", no
+        # RuntimeWarning from the Hermitian test), for every right-hand side and the adjoint.
+        for b in (np.ones(n), np.ones((n, 3)), np.ones((n, 0))):
+            with pytest.raises(ValueError, match=message):
+                K.solve(b)
+        with pytest.raises(ValueError, match=message):
+            K.H.solve(np.ones(n))
+        with pytest.raises(ValueError, match=message):
+            K.T.solve(np.ones(n))
