@@ -63,7 +63,8 @@ cdef inline void watch_start(Watch* w, unsigned long main_thread) noexcept:
     w.main = PyThread_get_thread_ident() == main_thread
     w.stopped = False
     w.work = 0
-    w.next_look = _seconds() + WATCH_SECONDS if w.main else 0
+    # The first look, after WATCH_WORK, checks signals: short calls never read the clock.
+    w.next_look = 0
 
 
 cdef inline bint watch_tick(Watch* w, double work) noexcept nogil:
