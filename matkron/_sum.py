@@ -15,6 +15,7 @@ from ._kron import (
     identity,
     kernel_factors,
     kron_matvec,
+    result_shape,
 )
 from ._linop import ProductOperator
 from ._validation import (
@@ -56,11 +57,10 @@ def _adjoint_factor(f):
 
 
 def _new_result(x, rows, dtype):
-    """A result array for operand x: 1-D, or 2-D in the memory order of x."""
-    if x.ndim == 1:
-        return np.empty(rows, dtype=dtype)
-    order = "F" if x.flags.f_contiguous and not x.flags.c_contiguous else "C"
-    return np.empty((rows, x.shape[1]), dtype=dtype, order=order)
+    """A result array for operand x: 1-D, or 2-D in the memory order of x (its size
+    checked against the BLAS integer range first)."""
+    order = "F" if x.ndim == 2 and x.flags.f_contiguous and not x.flags.c_contiguous else "C"
+    return np.empty(result_shape(rows, x), dtype=dtype, order=order)
 
 
 def _product_shape(factors):

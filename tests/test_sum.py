@@ -615,3 +615,11 @@ def test_solve_names_a_nonfinite_factor(value, hermitian):
             K.H.solve(np.ones(n))
         with pytest.raises(ValueError, match=message):
             K.T.solve(np.ones(n))
+
+
+def test_result_beyond_blas_range_raises_before_allocating():
+    # The (2**32,) result (32 GiB) is refused before it is allocated.
+    tall = np.ones((2**16, 1))
+    S = matkron.sum_of_kron([(tall, tall), (tall, tall)])
+    with pytest.raises(ValueError, match=r"the result would have shape \(4294967296,\)"):
+        S @ np.ones(1)
