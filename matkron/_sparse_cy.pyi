@@ -1,0 +1,17 @@
+import numpy as np
+
+def sparse_mode_apply(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    data: np.ndarray,
+    p: int,
+    q: int,
+    x: np.ndarray,
+    out: np.ndarray,
+    L: int,
+    R: int,
+    transpose: bool = ...,
+    conjugate: bool = ...,
+    alpha: complex = ...,
+    accumulate: bool = ...,
+) -> np.ndarray: ...
