@@ -1,0 +1,244 @@
+"""The compiled sparse mode product matkron._sparse_cy.sparse_mode_apply.
+
+Oracle: np.einsum of the dense F (complex128) with X reshaped to (L, n_in, R) in Fortran
+order; never matkron itself. Every call writes into an `out` longer than Y whose tail is a
+sentinel, and starts from NaN when not accumulating, so unwritten or out-of-bounds elements
+show.
+"""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from matkron._sparse_cy import sparse_mode_apply
+
+from .conftest import DTYPES, random_array
+
+INDEX_DTYPES = (np.dtype("int32"), np.dtype("int64"))
+# Relative tolerance against the forward-error bound |alpha| |op(F)| |X| (+ |Y0|).
+TOL = {np.dtype("float32"): 1e-5, np.dtype("complex64"): 1e-5,
+       np.dtype("float64"): 1e-13, np.dtype("complex128"): 1e-13}
+# (L, q, p, R, density, empty rows): every mode of size 1 and 0, rectangular F, odd slab
+# lengths beyond a vector register, a matrix without nonzeros, a full one.
+SHAPES = (
+    (1, 1, 1, 1, 1.0, ()),
+    (1, 5, 3, 4, 0.5, (1,)),
+    (1, 9, 12, 3, 0.2, (0, 11)),
+    (3, 4, 6, 2, 0.5, (2, 5)),
+    (17, 7, 5, 3, 0.3, ()),
+    (2, 6, 6, 1, 1.0, ()),
+    (5, 8, 3, 2, 0.0, ()),
+    (1, 6, 4, 2, 0.0, ()),
+    (0, 3, 2, 2, 0.5, ()),
+    (2, 0, 3, 2, 0.0, ()),
+    (2, 3, 0, 2, 0.0, ()),
+    (2, 3, 4, 0, 0.5, ()),
+    (1, 0, 0, 3, 0.0, ()),
+)
+TAIL = 3
+SENTINEL = 7.0
+
+
+def random_csr(rng, p, q, density, empty_rows, dtype, index_dtype):
+    """A duplicate-free random CSR matrix with the given rows empty, and its dense form."""
+    dense = random_array(rng, (p, q), dtype)
+    dense[rng.random((p, q)) >= density] = 0
+    dense[list(empty_rows)] = 0
+    F = sp.csr_array(dense)  # canonical: sorted, no duplicates, no explicit zeros
+    return (F.indptr.astype(index_dtype), F.indices.astype(index_dtype), F.data.astype(dtype),
+            dense)
+
+
+def oracle(dense, x, L, R, transpose, conjugate, alpha):
+    """alpha op(F) applied along the middle mode of x, and its error bound (complex128)."""
+    op = dense.astype(np.complex128)
+    if conjugate:
+        op = op.conj()
+    if transpose:
+        op = op.T
+    X = x.astype(np.complex128).reshape((L, op.shape[1], R), order="F")
+    Y = alpha * np.einsum("ik,lkr->lir", op, X)
+    bound = abs(alpha) * np.einsum("ik,lkr->lir", np.abs(op), np.abs(X))
+    return Y.ravel(order="F"), bound.ravel(order="F")
+
+
+def check(rng, dtype, index_dtype, shape, transpose, conjugate, accumulate, alphas):
+    L, q, p, R, density, empty = shape
+    indptr, indices, data, dense = random_csr(rng, p, q, density, empty, dtype, index_dtype)
+    n_in, n_out = (p, q) if transpose else (q, p)
+    x = random_array(rng, L * n_in * R, dtype)
+    y0 = random_array(rng, L * n_out * R, dtype)
+    inputs = [a.copy() for a in (indptr, indices, data, x)]
+    for alpha in alphas:
+        out = np.full(L * n_out * R + TAIL, np.nan, dtype=dtype)
+        if accumulate:
+            out[: y0.size] = y0
+        out[y0.size :] = SENTINEL
+
+        result = sparse_mode_apply(indptr, indices, data, p, q, x, out, L, R,
+                                   transpose=transpose, conjugate=conjugate, alpha=alpha,
+                                   accumulate=accumulate)
+
+        assert result is out
+        used_alpha = alpha if dtype.kind == "c" else alpha.real
+        expected, bound = oracle(dense, x, L, R, transpose, conjugate, used_alpha)
+        if accumulate:
+            expected = expected + y0
+            bound = bound + np.abs(y0)
+        err = np.abs(out[: y0.size].astype(np.complex128) - expected)
+        assert np.all(err <= TOL[dtype] * bound + np.finfo(dtype).tiny), (
+            shape, alpha, np.max(err - TOL[dtype] * bound, initial=0))
+        assert np.all(out[y0.size :] == SENTINEL)
+    for before, after in zip(inputs, (indptr, indices, data, x)):
+        np.testing.assert_array_equal(before, after)
+
+
+@pytest.mark.parametrize("accumulate", [False, True])
+@pytest.mark.parametrize("transpose, conjugate",
+                         [(False, False), (False, True), (True, False), (True, True)])
+@pytest.mark.parametrize("index_dtype", INDEX_DTYPES, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_against_dense(rng, dtype, index_dtype, transpose, conjugate, accumulate):
+    alphas = (1.0 + 0j, -0.37 + 0j) + ((0.6 - 1.3j,) if dtype.kind == "c" else ())
+    for shape in SHAPES:
+        check(rng, dtype, index_dtype, shape, transpose, conjugate, accumulate, alphas)
+
+
+@pytest.mark.parametrize("dtype", [np.dtype("float32"), np.dtype("float64")], ids=str)
+def test_real_dtypes_use_the_real_part_of_alpha(rng, dtype):
+    check(rng, dtype, np.dtype("int32"), (3, 4, 5, 2, 0.5, ()), False, False, False,
+          [0.5 + 2j])
+    check(rng, dtype, np.dtype("int64"), (1, 4, 5, 2, 0.5, ()), True, False, True, [-2 + 1j])
+
+
+def test_duplicates_are_summed(rng):
+    # Not produced by the Python layer (which passes canonical CSR), but in bounds.
+    indptr = np.array([0, 3, 3], dtype=np.int32)
+    indices = np.array([1, 0, 1], dtype=np.int32)
+    data = np.array([1.0, 2.0, 4.0])
+    x = random_array(rng, 2 * 2 * 3, np.float64)
+    dense = np.array([[2.0, 5.0], [0.0, 0.0]])
+    for L in (1, 2):
+        for transpose in (False, True):
+            out = np.empty(L * 2 * 3)
+            sparse_mode_apply(indptr, indices, data, 2, 2, x[: L * 6], out, L, 3,
+                              transpose=transpose)
+            expected, _ = oracle(dense, x[: L * 6], L, 3, transpose, False, 1.0)
+            np.testing.assert_allclose(out, expected.real, rtol=1e-14)
+
+
+def test_multidimensional_contiguous_operands(rng):
+    # x and out may be any arrays whose memory is contiguous: here the tensors themselves,
+    # in Fortran order, and a C-ordered 2-D array holding Y's memory.
+    L, q, p, R = 3, 4, 5, 2
+    indptr, indices, data, dense = random_csr(rng, p, q, 0.5, (), np.float64, np.int64)
+    X = np.asfortranarray(random_array(rng, (L, q, R), np.float64))
+    out = np.empty((R, p * L))
+    sparse_mode_apply(indptr, indices, data, p, q, X, out, L, R)
+    expected, _ = oracle(dense, X.ravel(order="F"), L, R, False, False, 1.0)
+    np.testing.assert_allclose(out.ravel(), expected.real, rtol=1e-13)
+
+
+# -- what the entry point rejects --------------------------------------------------------
+
+def valid_args():
+    F = sp.csr_array(np.array([[1.0, 0.0, 2.0], [0.0, 3.0, 0.0]]))
+    return dict(indptr=F.indptr, indices=F.indices, data=F.data, p=2, q=3,
+                x=np.ones(2 * 3 * 4), out=np.empty(2 * 2 * 4), L=2, R=4)
+
+
+def call(**changes):
+    args = valid_args()
+    args.update(changes)
+    return sparse_mode_apply(args.pop("indptr"), args.pop("indices"), args.pop("data"),
+                             args.pop("p"), args.pop("q"), args.pop("x"), args.pop("out"),
+                             args.pop("L"), args.pop("R"), **args)
+
+
+def unaligned(n, dtype):
+    raw = np.zeros(n * np.dtype(dtype).itemsize + 1, dtype=np.uint8)
+    return raw[1:].view(dtype)
+
+
+def readonly(a):
+    a = a.copy()
+    a.setflags(write=False)
+    return a
+
+
+def test_valid_args_pass():
+    np.testing.assert_array_equal(call(), np.tile([3.0, 3.0, 3.0, 3.0], 4))
+
+
+@pytest.mark.parametrize("changes, match", [
+    (dict(x=np.ones(24, dtype=np.float32)), "x has dtype float32; expected float64"),
+    (dict(out=np.empty(16, dtype=np.complex128)), "out has dtype complex128"),
+    (dict(data=np.ones(3, dtype=np.float16), x=np.ones(24, dtype=np.float16),
+          out=np.empty(16, dtype=np.float16)), "data has dtype float16"),
+    (dict(data=np.ones(3, dtype=np.int64), x=np.ones(24, dtype=np.int64),
+          out=np.empty(16, dtype=np.int64)), "data has dtype int64"),
+    (dict(indptr=np.array([0, 2, 3], dtype=np.int64)), "indices has dtype int32"),
+    (dict(indptr=np.array([0, 2, 3], dtype=np.uint32),
+          indices=np.array([0, 2, 1], dtype=np.uint32)), "indptr has dtype uint32"),
+    (dict(indptr=np.array([0, 2, 3], dtype=np.int16),
+          indices=np.array([0, 2, 1], dtype=np.int16)), "indptr has dtype int16"),
+    (dict(indptr=np.array([0.0, 2.0, 3.0])), "indptr has dtype float64"),
+])
+def test_rejects_dtypes(changes, match):
+    with pytest.raises(TypeError, match=match):
+        call(**changes)
+
+
+@pytest.mark.parametrize("changes, match", [
+    (dict(p=-1), "sizes must be >= 0"),
+    (dict(L=-2), "sizes must be >= 0"),
+    (dict(q=-1), "sizes must be >= 0"),
+    (dict(R=-1), "sizes must be >= 0"),
+    (dict(p=3), "indptr has length 3; expected 4"),
+    (dict(indices=np.array([0, 2], dtype=np.int32)), "indices has length 2 but data"),
+    (dict(indptr=np.array([0, 2, 4], dtype=np.int32)), "indptr must be non-decreasing"),
+    (dict(indptr=np.array([-1, 2, 3], dtype=np.int32)), "indptr must be non-decreasing"),
+    (dict(indptr=np.array([0, 5, 3], dtype=np.int32)), "indptr must be non-decreasing"),
+    (dict(x=np.ones(23)), r"x has 23 elements; expected at least 24 = 2\*3\*4"),
+    (dict(out=np.empty(15)), r"out has 15 elements; expected at least 16 = 2\*2\*4"),
+    (dict(transpose=True), r"x has 24 elements; expected at least 16|out has 16 elements"),
+    (dict(L=2**40, R=2**40), "more elements than an array can hold"),
+    (dict(x=np.ones(48)[::2]), "x must be contiguous"),
+    (dict(out=np.empty((4, 8))[:, :4]), "out must be contiguous"),
+    (dict(data=np.ones(6)[::2]), "data must be contiguous"),
+    (dict(indices=np.array([0, 0, 2, 0, 1, 0], dtype=np.int32)[::2]),
+     "indices must be 1-D, contiguous"),
+    (dict(indptr=np.array([[0, 2, 3]], dtype=np.int32)), "indptr must be 1-D"),
+    (dict(x=unaligned(24, np.float64)), "x must be contiguous, aligned"),
+    (dict(out=unaligned(16, np.float64)), "out must be contiguous, aligned"),
+    (dict(x=np.ones(24, dtype=">f8")), "x has dtype >f8|x must be"),
+    (dict(indptr=np.array([0, 2, 3], dtype=">i4"), indices=np.array([0, 2, 1], dtype=">i4")),
+     "indptr must be 1-D, contiguous, aligned and in native byte order"),
+    (dict(out=readonly(np.empty(16))), "out is read-only"),
+])
+def test_rejects_out_of_bounds_arguments(changes, match):
+    with pytest.raises(ValueError, match=match):
+        call(**changes)
+
+
+def test_transposed_sizes_swap():
+    # Transposed, x holds L*p*R = 16 and out L*q*R = 24 elements.
+    out = call(transpose=True, x=np.ones(16), out=np.full(24, np.nan))
+    np.testing.assert_array_equal(out, np.tile([1.0, 1.0, 3.0, 3.0, 2.0, 2.0], 4))
+
+
+@pytest.mark.parametrize("name", ["indptr", "indices", "data", "x", "out"])
+def test_rejects_none(name):
+    with pytest.raises(TypeError):
+        call(**{name: None})
+
+
+def test_zero_sizes_zero_out_unless_accumulating():
+    indptr = np.zeros(4, dtype=np.int32)
+    empty = np.empty(0)
+    for accumulate, expected in ((False, 0.0), (True, 5.0)):
+        out = np.full(2 * 3 * 4, 5.0)
+        # q = 0: Y = F X is 2 x 3 x 4 zeros.
+        sparse_mode_apply(indptr, np.empty(0, dtype=np.int32), empty, 3, 0, empty, out, 2, 4,
+                          accumulate=accumulate)
+        assert np.all(out == expected)
