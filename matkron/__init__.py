@@ -41,6 +41,7 @@ def _use_installed_package():
 _use_installed_package()
 
 from ._chain import ChainPlan, chain_order, multi_dot
+from ._factors import DiagonalFactor, IdentityFactor, diagonal
 from ._kron import identity, kron_matvec, kron_order, unvec, vec
 from ._operator import KronOperator, kron
 from ._power import PowerJacobian, frechet_power, polynomial_jacobian, power_jacobian
@@ -57,11 +58,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ChainPlan",
+    "DiagonalFactor",
+    "IdentityFactor",
     "KronOperator",
     "KronSumOperator",
     "PowerJacobian",
     "SumOfKronOperator",
     "chain_order",
+    "diagonal",
     "frechet_power",
     "identity",
     "kron",

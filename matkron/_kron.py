@@ -7,10 +7,11 @@ import numbers
 import numpy as np
 
 from . import _kron_cy
+from ._factors import IdentityFactor, as_factor, factors_dtype, identity
+from ._structured import structured_product
 from ._validation import (
     BLAS_INT_MAX,
     as_array,
-    blas_readable,
     check_blas_size,
     check_out,
     count,
@@ -22,68 +23,6 @@ from ._validation import (
 __all__ = ["identity", "kron_matvec", "kron_order", "unvec", "vec"]
 
 MAX_FACTORS = _kron_cy.MAX_KRON_FACTORS
-
-
-class IdentityFactor:
-    """The n-by-n identity as a Kronecker factor: applied without a GEMM, no dtype.
-
-    Create it with :func:`matkron.identity`.
-    """
-
-    __slots__ = ("n",)
-    ndim = 2
-
-    def __init__(self, n):
-        self.n = n
-
-    @property
-    def shape(self):
-        return (self.n, self.n)
-
-    @property
-    def T(self):
-        return self
-
-    def conj(self):
-        return self
-
-    def toarray(self, dtype=np.float64):
-        """The dense identity matrix of the given dtype."""
-        return np.eye(self.n, dtype=dtype)
-
-    def __eq__(self, other):
-        return isinstance(other, IdentityFactor) and other.n == self.n
-
-    def __hash__(self):
-        return hash((IdentityFactor, self.n))
-
-    def __repr__(self):
-        return f"identity({self.n})"
-
-
-def identity(n):
-    """The n-by-n identity as a Kronecker factor.
-
-    Parameters
-    ----------
-    n : int
-        The order of the identity, n >= 0.
-
-    Returns
-    -------
-    IdentityFactor
-        A factor with ``shape == (n, n)`` and no dtype: it takes no part in dtype
-        promotion, and applying it costs no GEMM (``kron(identity(n), B)`` costs one).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import matkron
-    >>> B = np.array([[1.0, 2.0], [3.0, 4.0]])
-    >>> matkron.kron_matvec([matkron.identity(2), B], np.arange(4.0))
-    array([ 2.,  4.,  8., 18.])
-    """
-    return IdentityFactor(count(n, "n"))
 
 
 def vec(X):
@@ -283,7 +222,11 @@ def describe(shapes):
 
 
 def as_factors(factors, name="factors"):
-    """Validate a sequence of Kronecker factors: 2-D arrays or identity factors."""
+    """Validate a sequence of Kronecker factors of any kind (see :mod:`matkron._factors`).
+
+    Returns the list of Factor objects and the product of the coefficients of the
+    KronOperators among them, which are flattened into their factors.
+    """
     if isinstance(factors, np.ndarray) and factors.ndim < 3:
         raise TypeError(
             f"{name} must be a sequence of 2-D arrays; got one array of shape "
@@ -297,40 +240,39 @@ def as_factors(factors, name="factors"):
         ) from None
     if not factors:
         raise ValueError(f"{name} must contain at least one factor")
-    if len(factors) > MAX_FACTORS:
-        raise ValueError(
-            f"{name} has {len(factors)} factors; matkron supports at most {MAX_FACTORS}"
-        )
     out = []
+    coeff = 1
     for i, f in enumerate(factors):
-        if not isinstance(f, IdentityFactor):
-            f = as_array(f, f"{name}[{i}]")
-            if f.ndim != 2:
-                raise ValueError(f"{name}[{i}] must be 2-D; got shape {f.shape}")
-        out.append(f)
-    return out
+        inner = getattr(f, "_kron_factors", None)
+        if inner is not None:  # a KronOperator: its factors, and its coefficient
+            out.extend(inner)
+            coeff = coeff * f.coeff
+        else:
+            out.append(as_factor(f, f"{name}[{i}]"))
+    if len(out) > MAX_FACTORS:
+        raise ValueError(
+            f"{name} has {len(out)} factors; matkron supports at most {MAX_FACTORS}"
+        )
+    return out, coeff
 
 
 def factor_dtype(factors):
-    """The kernel dtype of the array factors (float64 when all are identities)."""
-    dtypes = [f.dtype for f in factors if not isinstance(f, IdentityFactor)]
-    return result_dtype(*dtypes) if dtypes else np.dtype(np.float64)
+    """The kernel dtype of the factors (float64 when all are identities)."""
+    return factors_dtype(factors)
 
 
 def kernel_factors(factors, dtype):
-    """The factors as the kernel takes them: BLAS-readable arrays of `dtype`, or ints."""
+    """The dense and identity factors as the kernel takes them: BLAS-readable arrays of
+    `dtype`, or ints."""
     mats = []
     for i, f in enumerate(factors):
-        if isinstance(f, IdentityFactor):
-            mats.append(f.n)
-            continue
         # Checked before a copy that BLAS-unreadable strides (zero, say) would need.
         if max(f.shape) > BLAS_INT_MAX:
             raise ValueError(
                 f"factors[{i}] has shape {f.shape}; the BLAS integer type allows at most "
                 f"{BLAS_INT_MAX} rows and columns"
             )
-        mats.append(blas_readable(f, dtype))
+        mats.append(f.kernel(dtype))
     return tuple(mats)
 
 
@@ -461,18 +403,23 @@ def _checked_kron_matvec(factors, x, *, out=None):
     >>> np.kron(A, B) @ x
     array([ 7.,  4., 15.,  8.])
     """
-    factors = as_factors(factors)
+    factors, coeff = as_factors(factors)
     x = as_array(x, "x")
-    dtype = result_dtype(
-        *(f.dtype for f in factors if not isinstance(f, IdentityFactor)), x.dtype
-    )
+    dtype = result_dtype(*(f.dtype for f in factors if f.dtype is not None), coeff, x.dtype)
     shapes = [f.shape for f in factors]
     check_operand(x, shapes)
     shape = result_shape(math.prod(p for p, _ in shapes), x)
     if out is not None:
-        named = [("x", x)] + [(f"factors[{i}]", f) for i, f in enumerate(factors)]
+        named = [("x", x)] + [
+            (f"factors[{i}]", f.a) for i, f in enumerate(factors) if f.kind == "dense"
+        ]
         check_out(out, shape, dtype, named)
-    return product(kernel_factors(factors, dtype), operand(x, dtype), shape[0], out)
+    x = operand(x, dtype)
+    if coeff == 1 and all(f.in_kernel for f in factors):
+        return product(kernel_factors(factors, dtype), x, shape[0], out)
+    if out is None:
+        out = np.empty(shape, dtype=dtype, order="F" if x.ndim == 2 else "C")
+    return structured_product(factors, x, dtype, out, alpha=coeff)
 
 
 # The public function is compiled: operands the kernel takes as they are (arrays of one

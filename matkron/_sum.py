@@ -6,9 +6,11 @@ import numbers
 
 import numpy as np
 import scipy.linalg
+import scipy.sparse
+from scipy.sparse.linalg import LinearOperator
 
+from ._factors import as_factor, require_finite, require_structure
 from ._kron import (
-    IdentityFactor,
     apply,
     as_factors,
     describe,
@@ -18,15 +20,8 @@ from ._kron import (
     result_shape,
 )
 from ._linop import ProductOperator
-from ._validation import (
-    as_array,
-    check_finite,
-    is_hermitian,
-    operand,
-    own_dtypes,
-    result_dtype,
-    square_matrix,
-)
+from ._structured import structured_product
+from ._validation import as_array, operand, result_dtype
 
 __all__ = [
     "KronSumOperator",
@@ -45,15 +40,8 @@ def _is_scalar(value):
     return isinstance(value, numbers.Number)
 
 
-def _dense(f, dtype):
-    """A factor as a dense array of `dtype` (identity factors as np.eye)."""
-    return f.toarray(dtype) if isinstance(f, IdentityFactor) else f.astype(dtype, copy=False)
-
-
-def _adjoint_factor(f):
-    if isinstance(f, IdentityFactor):
-        return f
-    return f.T.conj() if f.dtype.kind == "c" else f.T
+def _adjoint_array(a):
+    return a.T.conj() if a.dtype.kind == "c" else a.T
 
 
 def _new_result(x, rows, dtype):
@@ -202,7 +190,10 @@ class SumOfKronOperator(ProductOperator):
                     f"terms[{i}] must be an (A, B) pair of matrices; got "
                     f"{type(term).__name__}"
                 )
-            parsed.append(as_factors(term, f"terms[{i}]"))
+            factors, inner = as_factors(term, f"terms[{i}]")
+            parsed.append(factors)
+            if inner != 1:
+                coeffs[i] = coeffs[i] * inner
         shapes = [_product_shape(factors) for factors in parsed]
         expected = tuple(shape) if shape is not None else shapes[0]
         for i, s in enumerate(shapes):
@@ -216,19 +207,15 @@ class SumOfKronOperator(ProductOperator):
         if _promote is None:
             # The factors' own dtypes and the coefficients as given (Python numbers weak):
             # an int8 operator times float32 is float32, as kron_matvec gives.
-            _promote = tuple(d for factors in parsed for d in own_dtypes(factors))
+            _promote = tuple(f.dtype for factors in parsed for f in factors
+                             if f.dtype is not None)
             _promote += tuple(coeffs)
         if dtype is not None:
             _promote += (np.dtype(dtype),)
         self._factor_dtypes = _promote
         dtype = result_dtype(*_promote) if _promote else np.dtype("f8")
         self._terms = tuple(
-            (
-                dtype.type(c),
-                tuple(f if isinstance(f, IdentityFactor) else f.astype(dtype, copy=False)
-                      for f in factors),
-            )
-            for c, factors in zip(coeffs, parsed)
+            (dtype.type(c), tuple(factors)) for c, factors in zip(coeffs, parsed)
         )
         self._kernel = {}
         self._adjoint_op = None
@@ -238,8 +225,9 @@ class SumOfKronOperator(ProductOperator):
     def terms(self):
         """One tuple (cᵢ, Aᵢ, Bᵢ) per term: the coefficient and the factors.
 
-        The coefficient is a NumPy scalar and the factors arrays of the operator's dtype (or
-        identity factors); for a term of more factors, (cᵢ, Aᵢ, Bᵢ, Cᵢ, …).
+        The coefficient is a NumPy scalar, dense factors arrays of the operator's dtype and
+        the others (identity, diagonal, sparse, operator factors) as given; for a term of
+        more factors, (cᵢ, Aᵢ, Bᵢ, Cᵢ, …).
 
         Examples
         --------
@@ -254,17 +242,22 @@ class SumOfKronOperator(ProductOperator):
         array([[1., 2.],
                [3., 4.]])
         """
-        return tuple((c, *factors) for c, factors in self._terms)
+        return tuple(
+            (c, *(f.dense(self.dtype) if f.kind == "dense" else f.given for f in factors))
+            for c, factors in self._terms
+        )
 
     # -- products -----------------------------------------------------------------------
 
     def _kernel_terms(self, dtype):
+        """The terms whose factors all run in the compiled kernel, as it takes them."""
         terms = self._kernel.get(dtype)
         if terms is None:
             real = dtype.kind != "c"
             terms = self._kernel[dtype] = tuple(
                 (float(c.real) if real else complex(c), kernel_factors(factors, dtype))
                 for c, factors in self._terms
+                if all(f.in_kernel for f in factors)
             )
         return terms
 
@@ -284,10 +277,18 @@ class SumOfKronOperator(ProductOperator):
             )
         x = operand(x, dtype)
         out = _new_result(x, self.shape[0], dtype)
-        if not self._terms:
+        kernel_terms = self._kernel_terms(dtype)
+        if kernel_terms:
+            apply(kernel_terms, x, out)
+        elif len(self._terms) == 0 or x.shape[0] == 0:
             out.fill(0)
             return out
-        return apply(self._kernel_terms(dtype), x, out)
+        accumulate = bool(kernel_terms)
+        for c, factors in self._terms:
+            if not all(f.in_kernel for f in factors):
+                structured_product(factors, x, dtype, out, alpha=c, accumulate=accumulate)
+                accumulate = True
+        return out
 
     def _with_terms(self, terms, shape):
         """A SumOfKronOperator of (c, factors) pairs, of the given shape, that promotes as
@@ -302,7 +303,7 @@ class SumOfKronOperator(ProductOperator):
     def _adjoint(self):
         if self._adjoint_op is None:
             adj = self._with_terms(
-                [(np.conj(c), tuple(_adjoint_factor(f) for f in factors))
+                [(np.conj(c), tuple(f.adjoint() for f in factors))
                  for c, factors in self._terms],
                 self.shape[::-1],
             )
@@ -312,7 +313,7 @@ class SumOfKronOperator(ProductOperator):
 
     def _transpose(self):
         return self._with_terms(
-            [(c, tuple(f.T for f in factors)) for c, factors in self._terms],
+            [(c, tuple(f.transpose() for f in factors)) for c, factors in self._terms],
             self.shape[::-1],
         )
 
@@ -328,7 +329,7 @@ class SumOfKronOperator(ProductOperator):
         """
         result = np.zeros(self.shape, dtype=self.dtype)
         for c, factors in self._terms:
-            dense = functools.reduce(np.kron, [_dense(f, self.dtype) for f in factors])
+            dense = functools.reduce(np.kron, [f.dense(self.dtype) for f in factors])
             result += c * dense
         return result
 
@@ -382,7 +383,7 @@ def _as_terms(op):
     if isinstance(op, SumOfKronOperator):
         return list(op._terms)
     if isinstance(op, KronOperator):
-        return [(1, op.factors)]
+        return [(op.coeff, op._kron_factors)]
     return None
 
 
@@ -419,8 +420,20 @@ def scale(op, c):
 
 
 def _square_factor(f, name):
-    """A square matrix factor: an identity factor, or a square array."""
-    return f if isinstance(f, IdentityFactor) else square_matrix(f, name)
+    """The Factor of a square factor of any kind (a KronOperator as one operator), or
+    ValueError naming `name`."""
+    factor = as_factor(f, name) if isinstance(f, LinearOperator) or scipy.sparse.issparse(
+        f) else None
+    if factor is None:
+        if not hasattr(f, "shape") or len(f.shape) != 2:
+            f = as_array(f, name)
+            if f.ndim != 2:
+                raise ValueError(f"{name} must be a square matrix; got shape {f.shape}")
+        factor = as_factor(f, name)
+    f = factor
+    if f.shape[0] != f.shape[1]:
+        raise ValueError(f"{name} must be a square matrix; got shape {f.shape}")
+    return f
 
 
 def kronsum(*mats):
@@ -498,7 +511,7 @@ def sylvester(A, B):
     """
     A = _square_factor(A, "A")
     B = _square_factor(B, "B")
-    return KronSumOperator([A, B.T], _names=("A", "B"))
+    return KronSumOperator([A, B.transpose()], _names=("A", "B"))
 
 
 def lyapunov(A):
@@ -568,12 +581,16 @@ class KronSumOperator(SumOfKronOperator):
     """
 
     def __init__(self, factors, *, _names=None):
-        factors = as_factors(factors)
+        if isinstance(factors, np.ndarray) or not isinstance(factors, (list, tuple)):
+            raise TypeError(
+                f"factors must be a sequence of square matrices; got {type(factors).__name__}"
+            )
+        if not factors:
+            raise ValueError("factors must contain at least one matrix")
         if _names is None:
             _names = [f"factors[{i}]" for i in range(len(factors))]
         self._names = tuple(_names)
-        for f, name in zip(factors, self._names):
-            _square_factor(f, name)
+        factors = [_square_factor(f, name) for f, name in zip(factors, self._names)]
         dims = [f.shape[0] for f in factors]
         k = len(factors)
         terms = []
@@ -583,10 +600,11 @@ class KronSumOperator(SumOfKronOperator):
             term[k - 1 - i] = f
             terms.append(term)
         super().__init__(terms)
+        self._ks_factors = tuple(factors)
         self.factors = tuple(
-            f if isinstance(f, IdentityFactor) else f.astype(self.dtype, copy=False)
-            for f in factors
+            f.dense(self.dtype) if f.kind == "dense" else f.given for f in factors
         )
+        self.args = self.factors
         self._hermitian = None
         self._cache = {}
 
@@ -598,13 +616,13 @@ class KronSumOperator(SumOfKronOperator):
 
     def _adjoint(self):
         if self._adjoint_op is None:
-            adj = self._derived([_adjoint_factor(f) for f in self.factors])
+            adj = self._derived([f.adjoint() for f in self._ks_factors])
             adj._adjoint_op = self
             self._adjoint_op = adj
         return self._adjoint_op
 
     def _transpose(self):
-        return self._derived([f.T for f in self.factors])
+        return self._derived([f.transpose() for f in self._ks_factors])
 
     # -- solve ----------------------------------------------------------------------------
 
@@ -666,17 +684,14 @@ class KronSumOperator(SumOfKronOperator):
         if n == 0:
             return np.empty(b.shape, dtype=dtype)
         if "finite" not in self._cache:
-            for f, name in zip(self.factors, self._names):
-                if not isinstance(f, IdentityFactor):
-                    check_finite(f, name, "solve")
+            require_structure(self._ks_factors, self._names, "solve")
+            require_finite(self._ks_factors, self._names, "solve")
             self._cache["finite"] = True
         rhs = b[:, np.newaxis] if b.ndim == 1 else b
         if rhs.size == 0:
             return np.zeros(b.shape, dtype=dtype)
         if self._hermitian is None:
-            self._hermitian = all(
-                isinstance(f, IdentityFactor) or is_hermitian(f) for f in self.factors
-            )
+            self._hermitian = all(f.is_hermitian() for f in self._ks_factors)
         if self._hermitian:
             x = self._solve_eigh(rhs)
         else:
@@ -686,9 +701,9 @@ class KronSumOperator(SumOfKronOperator):
         return np.asarray(x, dtype=dtype).reshape(b.shape)
 
     def _singular_check(self, grid, scales):
-        n = max(f.shape[0] for f in self.factors)
+        n = max(f.shape[0] for f in self._ks_factors)
         eps = np.finfo(self.dtype).eps
-        tol = 4 * len(self.factors) * n * eps * sum(scales)
+        tol = 4 * len(self._ks_factors) * n * eps * sum(scales)
         smallest = np.abs(grid).min()
         if not smallest > tol:
             raise np.linalg.LinAlgError(
@@ -698,27 +713,27 @@ class KronSumOperator(SumOfKronOperator):
 
     def _solve_eigh(self, rhs):
         if "eigh" not in self._cache:
-            pairs = [scipy.linalg.eigh(_dense(f, self.dtype)) for f in self.factors]
+            pairs = [scipy.linalg.eigh(f.dense(self.dtype)) for f in self._ks_factors]
             lams = [lam.astype(np.float64) for lam, _ in pairs]
             grid = functools.reduce(np.add.outer, lams[::-1]).ravel()
             self._singular_check(grid, [np.abs(lam).max() for lam in lams])
             self._cache["eigh"] = (grid, [v for _, v in pairs][::-1])
         grid, vs = self._cache["eigh"]
-        y = kron_matvec([_adjoint_factor(v) for v in vs], rhs)
+        y = kron_matvec([_adjoint_array(v) for v in vs], rhs)
         y /= grid[:, None]
         return kron_matvec(vs, y)
 
     def _solve_schur(self, rhs):
         if "schur" not in self._cache:
             ctype = np.result_type(self.dtype, np.complex64)
-            forms = [scipy.linalg.schur(_dense(f, ctype), output="complex")
-                     for f in self.factors]
+            forms = [scipy.linalg.schur(f.dense(ctype), output="complex")
+                     for f in self._ks_factors]
             diags = [np.diag(t) for t, _ in forms]
             grid = functools.reduce(np.add.outer, diags[::-1]).ravel()
             self._singular_check(grid, [np.abs(d).max() for d in diags])
             self._cache["schur"] = ([t for t, _ in forms], [z for _, z in forms][::-1])
         ts, zs = self._cache["schur"]
-        c = kron_matvec([_adjoint_factor(z) for z in zs], rhs)
+        c = kron_matvec([_adjoint_array(z) for z in zs], rhs)
         if len(ts) == 2 and c.shape[1] == 1:
             y = _triangular_sylvester_solve(ts[0], ts[1], c)
         else:

@@ -1,0 +1,780 @@
+"""Kronecker factors of every kind and what each kind allows.
+
+A factor is a dense array, :func:`matkron.identity`, :func:`matkron.diagonal`, a
+``scipy.sparse`` matrix or array, or a ``scipy.sparse.linalg.LinearOperator``. Each is held
+by one of the classes below, which know the factor's shape, the dtype it promotes with,
+how it acts along its mode of a tensor, and the structure identities its kind has (solve,
+determinant, trace, norms, singular values). Dense and identity factors run in the
+compiled Kronecker kernel; the others have kernels of their own (sparse: a compiled
+CSR kernel; diagonal: a scaling; operator: its ``matmat`` on the tensor's unfolding).
+
+Tensors here are Fortran-ordered buffers X[L, q, R]: the L indices of the factors after
+this one (faster in vec), the factor's mode, then the R indices of the factors before it
+and of the right-hand sides.
+"""
+
+import math
+import threading
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse
+import scipy.sparse.linalg
+from scipy.sparse.linalg import LinearOperator
+
+from ._sparse_cy import sparse_mode_apply
+from ._validation import (
+    as_array,
+    blas_dtype,
+    blas_readable,
+    count,
+    result_dtype,
+)
+
+__all__ = ["DiagonalFactor", "IdentityFactor", "diagonal", "identity"]
+
+# SciPy's bundled OpenBLAS (0.3.30) can corrupt memory when getrf/getrs run in several
+# threads at once; the LAPACK calls of solves take turns (products need no lock).
+LAPACK_LOCK = threading.Lock()
+
+
+# -- the public factor objects ----------------------------------------------------------
+
+
+class IdentityFactor:
+    """The n-by-n identity as a Kronecker factor: applied without a GEMM, no dtype.
+
+    Create it with :func:`matkron.identity`.
+    """
+
+    __slots__ = ("n",)
+    ndim = 2
+
+    def __init__(self, n):
+        self.n = n
+
+    @property
+    def shape(self):
+        return (self.n, self.n)
+
+    @property
+    def T(self):
+        return self
+
+    def conj(self):
+        return self
+
+    def toarray(self, dtype=np.float64):
+        """The dense identity matrix of the given dtype."""
+        return np.eye(self.n, dtype=dtype)
+
+    def __eq__(self, other):
+        return isinstance(other, IdentityFactor) and other.n == self.n
+
+    def __hash__(self):
+        return hash((IdentityFactor, self.n))
+
+    def __repr__(self):
+        return f"identity({self.n})"
+
+
+class DiagonalFactor:
+    """diag(d) as a Kronecker factor, applied as a scaling along its mode (no GEMM).
+
+    Create it with :func:`matkron.diagonal`.
+
+    Attributes
+    ----------
+    d : ndarray
+        The diagonal (1-D).
+    """
+
+    __slots__ = ("d",)
+    ndim = 2
+
+    def __init__(self, d):
+        self.d = d
+
+    @property
+    def shape(self):
+        return (self.d.size, self.d.size)
+
+    @property
+    def dtype(self):
+        return self.d.dtype
+
+    @property
+    def T(self):
+        return self
+
+    def conj(self):
+        return DiagonalFactor(self.d.conj())
+
+    def toarray(self, dtype=None):
+        """The dense matrix diag(d), of `dtype` (that of `d` by default)."""
+        return np.diag(self.d.astype(dtype or self.d.dtype, copy=False))
+
+    def __repr__(self):
+        return f"diagonal({self.d!r})"
+
+
+def identity(n):
+    """The n-by-n identity as a Kronecker factor.
+
+    Parameters
+    ----------
+    n : int
+        The order of the identity, n >= 0.
+
+    Returns
+    -------
+    IdentityFactor
+        A factor with ``shape == (n, n)`` and no dtype: it takes no part in dtype
+        promotion, and applying it costs no GEMM (``kron(identity(n), B)`` costs one).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matkron
+    >>> B = np.array([[1.0, 2.0], [3.0, 4.0]])
+    >>> matkron.kron_matvec([matkron.identity(2), B], np.arange(4.0))
+    array([ 2.,  4.,  8., 18.])
+    """
+    return IdentityFactor(count(n, "n"))
+
+
+def diagonal(d):
+    """diag(d) as a Kronecker factor, applied as a scaling along its mode.
+
+    Parameters
+    ----------
+    d : array_like
+        The diagonal, 1-D, of a numeric dtype (it takes part in dtype promotion).
+
+    Returns
+    -------
+    DiagonalFactor
+        A factor of shape (n, n), n = len(d); a product scales the tensor along its mode
+        (n multiplications per entry fewer than a dense factor's GEMM), and solves,
+        determinants and norms are those of the diagonal.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matkron
+    >>> D = matkron.diagonal([1.0, 2.0])
+    >>> matkron.kron_matvec([D, np.eye(2)], np.ones(4))
+    array([1., 1., 2., 2.])
+    >>> round(float(matkron.kron(D, D).det()), 9)
+    16.0
+    """
+    d = as_array(d, "d")
+    if d.ndim != 1:
+        raise ValueError(f"d must be 1-D; got shape {d.shape}")
+    blas_dtype(d.dtype)
+    return DiagonalFactor(d)
+
+
+# -- what matkron holds for each factor ---------------------------------------------------
+
+
+def _cast(a, dtype):
+    return a.astype(dtype, copy=False)
+
+
+def _unfold(x, L, n, R):
+    """The (L, n, R) Fortran-ordered view of the buffer x."""
+    return x.reshape((L, n, R), order="F")
+
+
+def _write(out, y, alpha, accumulate):
+    """out (+)= alpha y, element by element (views of one shape)."""
+    if accumulate:
+        if alpha == 1:
+            out += y
+        else:
+            out += alpha * y
+    elif alpha == 1:
+        out[...] = y
+    else:
+        np.multiply(y, alpha, out=out, casting="unsafe")
+
+
+class Factor:
+    """A Kronecker factor of any kind (see the module docstring).
+
+    Attributes
+    ----------
+    given : object
+        The factor as the user gave it (``KronOperator.factors`` returns it).
+    shape : tuple of int
+        (p, q).
+    dtype : numpy.dtype or None
+        The dtype it takes part in promotion with (None for the identity).
+    kind : str
+        "dense", "identity", "diagonal", "sparse" or "operator".
+    """
+
+    kind = ""
+    # Runs in the compiled Kronecker kernel (dense and identity factors).
+    in_kernel = False
+    # Has its structure (solve, determinant, ...) on the factor itself.
+    structured = True
+
+    def __init__(self, given, shape, dtype):
+        self.given = given
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.dtype = dtype
+
+    # products ------------------------------------------------------------------------
+
+    def multiplies(self):
+        """Multiplications per entry of the input along the mode (for planning)."""
+        return self.shape[0]
+
+    def apply(self, x, L, R, dtype, out, alpha=1, accumulate=False):
+        """out (+)= alpha F ×_mode x for buffers x (L·q·R) and out (L·p·R) of `dtype`."""
+        raise NotImplementedError
+
+    # derived factors -------------------------------------------------------------------
+
+    def conj(self):
+        raise NotImplementedError
+
+    def transpose(self):
+        raise NotImplementedError
+
+    def adjoint(self):
+        return self.transpose().conj()
+
+    def dense(self, dtype):
+        """The dense matrix, of `dtype`."""
+        raise NotImplementedError
+
+    # structure -------------------------------------------------------------------------
+
+    def solver(self, dtype):
+        """A callable that overwrites nothing and returns F⁻¹ applied along the mode of an
+        (L, n, R) array (a factorization computed once and cached)."""
+        raise NotImplementedError
+
+    def inverse(self):
+        raise NotImplementedError
+
+    def slogdet(self):
+        """(sign, log|det|) of the square factor."""
+        return np.linalg.slogdet(self.dense(self._compute_dtype()))
+
+    def trace(self):
+        return np.trace(self.dense(self._compute_dtype()))
+
+    def svdvals(self):
+        """The singular values, descending."""
+        return scipy.linalg.svdvals(self.dense(self._compute_dtype()))
+
+    def norm(self, ord):
+        """The matrix norm of the factor for ord None/"fro", 1, inf, 2, "nuc"."""
+        return np.linalg.norm(self.dense(self._compute_dtype()), ord)
+
+    def diagonal_entries(self, rows, cols):
+        """F[rows, cols] for index arrays of equal length."""
+        return self.dense(self._compute_dtype())[rows, cols]
+
+    def rank(self):
+        return int(np.linalg.matrix_rank(self.dense(self._compute_dtype())))
+
+    def power(self, p):
+        """F^p for an integer p (square factors; negative p through the inverse)."""
+        raise NotImplementedError
+
+    def matmul(self, other):
+        """The factor F G for a conforming factor G."""
+        raise NotImplementedError
+
+    def is_finite(self):
+        return True
+
+    def is_hermitian(self):
+        from ._validation import is_hermitian
+
+        return is_hermitian(self.dense(self._compute_dtype()))
+
+    def _compute_dtype(self):
+        return blas_dtype(self.dtype) if self.dtype is not None else np.dtype(np.float64)
+
+
+class Dense(Factor):
+    kind = "dense"
+    in_kernel = True
+
+    def __init__(self, a, given=None):
+        super().__init__(a if given is None else given, a.shape, a.dtype)
+        self.a = a
+        self._solvers = {}
+
+    def kernel(self, dtype):
+        return blas_readable(self.a, dtype)
+
+    def conj(self):
+        return Dense(self.a.conj()) if self.a.dtype.kind == "c" else self
+
+    def transpose(self):
+        return Dense(self.a.T)
+
+    def dense(self, dtype):
+        return _cast(self.a, dtype)
+
+    def solver(self, dtype):
+        solve = self._solvers.get(dtype)
+        if solve is None:
+            a = np.asfortranarray(self.a, dtype=dtype)
+            getrf, getrs = scipy.linalg.get_lapack_funcs(("getrf", "getrs"), (a,))
+            with LAPACK_LOCK:
+                lu, piv, info = getrf(a)
+            if info > 0:
+                raise np.linalg.LinAlgError("singular")
+
+            def solve(b3):
+                n = b3.shape[1]
+                mat = np.moveaxis(b3, 1, 0).reshape(n, -1)
+                with LAPACK_LOCK:
+                    solved, _ = getrs(lu, piv, mat)
+                return np.moveaxis(solved.reshape((n, b3.shape[0], b3.shape[2])), 0, 1)
+
+            self._solvers[dtype] = solve
+        return solve
+
+    def inverse(self):
+        return Dense(np.linalg.inv(self.a))
+
+    def power(self, p):
+        if p < 0:
+            return Dense(np.linalg.matrix_power(np.linalg.inv(self.a), -p))
+        return Dense(np.linalg.matrix_power(self.a, p))
+
+    def matmul(self, other):
+        if isinstance(other, Dense):
+            return Dense(self.a @ other.a)
+        if isinstance(other, (Identity,)):
+            return self
+        if isinstance(other, Diagonal):
+            return Dense(self.a * other.d[None, :])
+        if isinstance(other, Sparse):
+            return Dense(np.asarray((other.csr.T @ self.a.T).T))
+        return Operator(scipy.sparse.linalg.aslinearoperator(self.a) @ other.op)
+
+    def is_finite(self):
+        return self.a.dtype.kind not in "fc" or bool(np.isfinite(self.a).all())
+
+    def slogdet(self):
+        return np.linalg.slogdet(self.a)
+
+    def trace(self):
+        return np.trace(self.a)
+
+    def norm(self, ord):
+        return np.linalg.norm(self.a, ord)
+
+    def diagonal_entries(self, rows, cols):
+        return self.a[rows, cols]
+
+    def rank(self):
+        return int(np.linalg.matrix_rank(self.a)) if self.a.size else 0
+
+    def svdvals(self):
+        if self.a.size == 0:
+            return np.zeros(0)
+        return scipy.linalg.svdvals(self.a, check_finite=False)
+
+
+class Identity(Factor):
+    kind = "identity"
+    in_kernel = True
+
+    def __init__(self, given):
+        super().__init__(given, given.shape, None)
+        self.n = given.n
+
+    def kernel(self, dtype):
+        return self.n
+
+    def multiplies(self):
+        return 0
+
+    def apply(self, x, L, R, dtype, out, alpha=1, accumulate=False):
+        _write(out, x, alpha, accumulate)
+
+    def conj(self):
+        return self
+
+    def transpose(self):
+        return self
+
+    def dense(self, dtype):
+        return np.eye(self.n, dtype=dtype)
+
+    def solver(self, dtype):
+        return lambda b3: b3
+
+    def inverse(self):
+        return self
+
+    def slogdet(self):
+        return 1.0, 0.0
+
+    def trace(self):
+        return self.n
+
+    def svdvals(self):
+        return np.ones(self.n)
+
+    def norm(self, ord):
+        if ord in (None, "fro"):
+            return math.sqrt(self.n)
+        if ord == "nuc":
+            return float(self.n)
+        return 1.0 if self.n else 0.0
+
+    def diagonal_entries(self, rows, cols):
+        return (rows == cols).astype(np.float64)
+
+    def rank(self):
+        return self.n
+
+    def power(self, p):
+        return self
+
+    def matmul(self, other):
+        return other
+
+
+class Diagonal(Factor):
+    kind = "diagonal"
+
+    def __init__(self, given):
+        super().__init__(given, given.shape, given.d.dtype)
+        self.d = given.d
+
+    def multiplies(self):
+        return 1
+
+    def apply(self, x, L, R, dtype, out, alpha=1, accumulate=False):
+        n = self.shape[0]
+        scaled = _unfold(x, L, n, R) * _cast(self.d, dtype)[None, :, None]
+        _write(_unfold(out, L, n, R), scaled, alpha, accumulate)
+
+    def conj(self):
+        return Diagonal(self.given.conj()) if self.d.dtype.kind == "c" else self
+
+    def transpose(self):
+        return self
+
+    def dense(self, dtype):
+        return np.diag(_cast(self.d, dtype))
+
+    def solver(self, dtype):
+        if not np.all(self.d):
+            raise np.linalg.LinAlgError("singular")
+        d = _cast(self.d, dtype)
+        return lambda b3: b3 / d[None, :, None]
+
+    def inverse(self):
+        if not np.all(self.d):
+            raise np.linalg.LinAlgError("singular")
+        return Diagonal(DiagonalFactor(1 / self.d))
+
+    def slogdet(self):
+        return np.linalg.slogdet(np.diag(self.d)) if self.d.size else (1.0, 0.0)
+
+    def trace(self):
+        return self.d.sum()
+
+    def svdvals(self):
+        return np.sort(np.abs(self.d))[::-1]
+
+    def norm(self, ord):
+        a = np.abs(self.d)
+        if ord in (None, "fro"):
+            return float(np.linalg.norm(self.d))
+        if ord == "nuc":
+            return float(a.sum())
+        if ord in (1, 2, np.inf):
+            return float(a.max(initial=0))
+        return np.linalg.norm(self.dense(self._compute_dtype()), ord)
+
+    def diagonal_entries(self, rows, cols):
+        return np.where(rows == cols, self.d[np.minimum(rows, self.d.size - 1)], 0)
+
+    def rank(self):
+        return int(np.count_nonzero(self.d))
+
+    def power(self, p):
+        if p < 0:
+            return self.inverse().power(-p)
+        return Diagonal(DiagonalFactor(self.d**p))
+
+    def matmul(self, other):
+        if isinstance(other, Diagonal):
+            return Diagonal(DiagonalFactor(self.d * other.d))
+        if isinstance(other, Identity):
+            return self
+        if isinstance(other, Dense):
+            return Dense(self.d[:, None] * other.a)
+        if isinstance(other, Sparse):
+            return Sparse(scipy.sparse.csr_array(scipy.sparse.diags_array(self.d) @ other.csr))
+        return Operator(
+            scipy.sparse.linalg.aslinearoperator(scipy.sparse.diags_array(self.d)) @ other.op
+        )
+
+    def is_finite(self):
+        return self.d.dtype.kind not in "fc" or bool(np.isfinite(self.d).all())
+
+
+class Sparse(Factor):
+    kind = "sparse"
+
+    def __init__(self, given, csr=None):
+        if csr is None:
+            csr = scipy.sparse.csr_array(given)
+            csr.sum_duplicates()  # canonical: sorted indices, no duplicates
+        super().__init__(given, csr.shape, csr.dtype)
+        self.csr = csr
+        self._kernel = {}
+        self._lu = {}
+
+    def multiplies(self):
+        q = self.shape[1]
+        return self.csr.nnz / q if q else 0
+
+    def _arrays(self, dtype):
+        arrays = self._kernel.get(dtype)
+        if arrays is None:
+            csr = self.csr
+            index = np.int32 if max(csr.nnz, *csr.shape) < 2**31 - 1 else np.int64
+            arrays = self._kernel[dtype] = (
+                np.ascontiguousarray(csr.indptr, dtype=index),
+                np.ascontiguousarray(csr.indices, dtype=index),
+                np.ascontiguousarray(csr.data, dtype=dtype),
+            )
+        return arrays
+
+    def apply(self, x, L, R, dtype, out, alpha=1, accumulate=False):
+        indptr, indices, data = self._arrays(dtype)
+        p, q = self.shape
+        sparse_mode_apply(indptr, indices, data, p, q, x, out, L, R, alpha=alpha,
+                          accumulate=accumulate)
+
+    def conj(self):
+        return Sparse(self.given, self.csr.conj()) if self.dtype.kind == "c" else self
+
+    def transpose(self):
+        return Sparse(self.given, scipy.sparse.csr_array(self.csr.T))
+
+    def dense(self, dtype):
+        return self.csr.toarray().astype(dtype, copy=False)
+
+    def _splu(self, dtype):
+        lu = self._lu.get(dtype)
+        if lu is None:
+            csc = scipy.sparse.csc_array(self.csr, dtype=dtype)
+            try:
+                lu = self._lu[dtype] = scipy.sparse.linalg.splu(csc)
+            except RuntimeError as exc:  # "Factor is exactly singular"
+                raise np.linalg.LinAlgError("singular") from exc
+        return lu
+
+    def solver(self, dtype):
+        lu = self._splu(dtype)
+
+        def solve(b3):
+            n = b3.shape[1]
+            mat = np.moveaxis(b3, 1, 0).reshape(n, -1)
+            solved = lu.solve(np.asfortranarray(mat))
+            return np.moveaxis(solved.reshape((n, b3.shape[0], b3.shape[2])), 0, 1)
+
+        return solve
+
+    def inverse(self):
+        lu = self._splu(self._compute_dtype())
+        n = self.shape[0]
+        op = LinearOperator(
+            (n, n), matvec=lu.solve, matmat=lu.solve,
+            rmatvec=lambda y: lu.solve(y, trans="H"), rmatmat=lambda y: lu.solve(y, trans="H"),
+            dtype=self._compute_dtype(),
+        )
+        return Operator(op)
+
+    def slogdet(self):
+        n = self.shape[0]
+        if n == 0:
+            return 1.0, 0.0
+        try:
+            lu = self._splu(self._compute_dtype())
+        except np.linalg.LinAlgError:
+            return self._compute_dtype().type(0), -np.inf
+        u = lu.U.diagonal()
+        sign, logabs = np.linalg.slogdet(np.diag(u))
+        if _parity(lu.perm_r) ^ _parity(lu.perm_c):
+            sign = -sign
+        return sign, logabs
+
+    def trace(self):
+        return self.csr.trace()
+
+    def norm(self, ord):
+        if ord in (None, "fro"):
+            return float(np.sqrt(np.sum(np.abs(self.csr.data) ** 2)))
+        if ord == 1:
+            return float(abs(self.csr).sum(axis=0).max(initial=0))
+        if ord == np.inf:
+            return float(abs(self.csr).sum(axis=1).max(initial=0))
+        return super().norm(ord)
+
+    def diagonal_entries(self, rows, cols):
+        return np.asarray(self.csr[rows, cols]).ravel()
+
+    def power(self, p):
+        if p < 0:
+            return self.inverse().power(-p)
+        result = scipy.sparse.eye_array(self.shape[0], dtype=self.dtype, format="csr")
+        base = self.csr
+        while p:
+            if p & 1:
+                result = result @ base
+            base = base @ base
+            p >>= 1
+        return Sparse(self.given, scipy.sparse.csr_array(result))
+
+    def matmul(self, other):
+        if isinstance(other, Identity):
+            return self
+        if isinstance(other, Sparse):
+            return Sparse(self.given, scipy.sparse.csr_array(self.csr @ other.csr))
+        if isinstance(other, Diagonal):
+            return Sparse(self.given,
+                          scipy.sparse.csr_array(self.csr @ scipy.sparse.diags_array(other.d)))
+        if isinstance(other, Dense):
+            return Dense(np.asarray(self.csr @ other.a))
+        return Operator(scipy.sparse.linalg.aslinearoperator(self.csr) @ other.op)
+
+    def is_finite(self):
+        return self.dtype.kind not in "fc" or bool(np.isfinite(self.csr.data).all())
+
+
+def _parity(perm):
+    """Whether the permutation (an index array) is odd."""
+    perm = np.asarray(perm)
+    seen = np.zeros(perm.size, dtype=bool)
+    odd = False
+    for start in range(perm.size):
+        if seen[start]:
+            continue
+        length = 0
+        j = start
+        while not seen[j]:
+            seen[j] = True
+            j = perm[j]
+            length += 1
+        odd ^= (length % 2 == 0)
+    return odd
+
+
+class Operator(Factor):
+    kind = "operator"
+    structured = False
+
+    def __init__(self, op, given=None):
+        super().__init__(op if given is None else given, op.shape, np.dtype(op.dtype))
+        self.op = op
+
+    def apply(self, x, L, R, dtype, out, alpha=1, accumulate=False):
+        p, q = self.shape
+        x3 = _unfold(x, L, q, R)
+        unfolded = x3.reshape(q, R, order="F") if L == 1 else (
+            np.moveaxis(x3, 1, 0).reshape(q, L * R))
+        y = np.asarray(self.op.matmat(unfolded))
+        if y.shape != (p, L * R):
+            raise ValueError(
+                f"a LinearOperator factor of shape {self.shape} returned shape {y.shape} "
+                f"from matmat of shape {unfolded.shape}"
+            )
+        y3 = np.moveaxis(y.reshape(p, L, R), 0, 1)
+        _write(_unfold(out, L, p, R), y3, alpha, accumulate)
+
+    def conj(self):
+        op = self.op
+        return Operator(LinearOperator(
+            op.shape, matvec=lambda v: np.conj(op.matvec(np.conj(v))),
+            matmat=lambda v: np.conj(op.matmat(np.conj(v))),
+            rmatvec=lambda v: np.conj(op.rmatvec(np.conj(v))),
+            rmatmat=lambda v: np.conj(op.rmatmat(np.conj(v))), dtype=op.dtype,
+        )) if self.dtype.kind == "c" else self
+
+    def transpose(self):
+        return Operator(self.op.T)
+
+    def adjoint(self):
+        return Operator(self.op.H)
+
+    def dense(self, dtype):
+        return np.asarray(self.op.matmat(np.eye(self.shape[1], dtype=dtype))).astype(
+            dtype, copy=False)
+
+    def matmul(self, other):
+        other_op = other.op if isinstance(other, Operator) else (
+            scipy.sparse.linalg.aslinearoperator(
+                other.csr if isinstance(other, Sparse) else other.dense(other._compute_dtype())))
+        return Operator(self.op @ other_op)
+
+
+def as_factor(value, name):
+    """The Factor for one factor as given, or a TypeError/ValueError naming `name`.
+
+    A KronOperator is not handled here (see :func:`as_factors`).
+    """
+    if isinstance(value, IdentityFactor):
+        return Identity(value)
+    if isinstance(value, DiagonalFactor):
+        return Diagonal(value)
+    if isinstance(value, Factor):
+        return value
+    if scipy.sparse.issparse(value):
+        if value.ndim != 2:
+            raise ValueError(f"{name} must be 2-D; got shape {value.shape}")
+        try:
+            blas_dtype(value.dtype)
+        except TypeError as exc:
+            raise TypeError(f"{name} has dtype {value.dtype}: {exc}") from None
+        return Sparse(value)
+    if isinstance(value, LinearOperator):
+        try:
+            blas_dtype(np.dtype(value.dtype))
+        except TypeError as exc:
+            raise TypeError(f"{name} has dtype {value.dtype}: {exc}") from None
+        return Operator(value)
+    a = as_array(value, name)
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be 2-D; got shape {a.shape}")
+    return Dense(a)
+
+
+def factors_dtype(factors):
+    """The kernel dtype of the factors' own dtypes (float64 when none has one)."""
+    dtypes = [f.dtype for f in factors if f.dtype is not None]
+    return result_dtype(*dtypes) if dtypes else np.dtype(np.float64)
+
+
+def require_structure(factors, names, what):
+    """TypeError naming the first factor whose kind has no `what` (an opaque operator)."""
+    for f, name in zip(factors, names):
+        if not f.structured:
+            raise TypeError(
+                f"{what} needs the structure of every factor; {name} is a LinearOperator, "
+                "which matkron can only apply"
+            )
+
+
+def require_finite(factors, names, what):
+    for f, name in zip(factors, names):
+        if not f.is_finite():
+            raise ValueError(f"{name} contains NaN or inf; {what} needs finite factors")
