@@ -12,6 +12,7 @@ from ._validation import (
     as_array,
     count,
     is_hermitian,
+    operand,
     result_dtype,
     square_matrix,
 )
@@ -254,8 +255,10 @@ def power_jacobian(A, n, *, method="auto"):
     relative, binary powering through the rounding of the squarings.
 
     n = 0 gives the zero operator, n = 1 the identity. Products run in compiled loops with
-    the GIL released and the workspace reused (per thread); a 2-D operand is copied to
-    Fortran order when its columns are not contiguous.
+    the GIL released and the workspace reused (per thread). A misaligned or byte-swapped A
+    is copied once, at construction, and A is copied to Fortran order for the kernel when
+    it is not; an operand is copied when it is misaligned, byte-swapped or (2-D) its
+    columns are not contiguous.
 
     Examples
     --------
@@ -383,8 +386,8 @@ class PowerJacobian(ProductOperator):
     Parameters
     ----------
     A : array_like
-        The m×m matrix (kept without a copy when it has the operator's dtype; do not modify
-        it afterwards).
+        The m×m matrix (kept without a copy when it has the operator's dtype and is aligned;
+        do not modify it afterwards).
     n : int, optional
         The power; give this or `coeffs`.
     coeffs : sequence of scalars, optional
@@ -433,7 +436,7 @@ class PowerJacobian(ProductOperator):
             degree = int(nonzero[-1]) if nonzero.size else 0
             if method == "binary":
                 raise ValueError("method='binary' applies to matrix powers only")
-        self.A = A.astype(dtype, copy=False)
+        self.A = operand(A, dtype)  # a misaligned A is copied, once
         self.n = n
         self.coeffs = coeffs
         self._degree = degree
@@ -465,7 +468,7 @@ class PowerJacobian(ProductOperator):
 
     def _build_parts(self, dtype):
         """The kernel method and the arrays of the plan, computed in `dtype`."""
-        A = np.asfortranarray(self.A, dtype=dtype)
+        A = np.require(self.A, dtype, ["F", "A"])  # the kernel reads A with stride m
         m, d = self._m, self._degree
         polynomial = self.coeffs is not None
         if d == 0:
