@@ -254,6 +254,11 @@ def power_jacobian(A, n, *, method="auto"):
     problem in A: "eig" through the rounding of the eigenvalues, which moves Γ by n eps
     relative, binary powering through the rounding of the squarings.
 
+    The E-independent data (powers of A, the Kronecker terms, the eigendecomposition, the
+    dense matrix) is built in the dtype of each product, once per dtype, from A and the
+    coefficients at full precision: a float64 x with a float32 A gets a float64 result of
+    float64 accuracy.
+
     n = 0 gives the zero operator, n = 1 the identity. Products run in compiled loops with
     the GIL released and the workspace reused (per thread). A misaligned or byte-swapped A
     is copied once, at construction, and A is copied to Fortran order for the kernel when
@@ -428,11 +433,16 @@ class PowerJacobian(ProductOperator):
             n = count(n, "n")
             dtype = result_dtype(A.dtype)
             degree = n
+            self._exact_coeffs = None
         else:
             coeffs, promote = _check_coeffs(coeffs)
             dtype = result_dtype(A.dtype, *promote)
+            # Kept at full precision for products wider than the operator's dtype (Python
+            # floats with a float32 A): the E-independent data is built in the dtype of
+            # each product.
+            self._exact_coeffs = coeffs.astype(np.result_type(coeffs.dtype, np.float64))
             coeffs = coeffs.astype(dtype)
-            nonzero = np.flatnonzero(coeffs)
+            nonzero = np.flatnonzero(self._exact_coeffs)
             degree = int(nonzero[-1]) if nonzero.size else 0
             if method == "binary":
                 raise ValueError("method='binary' applies to matrix powers only")
@@ -459,7 +469,7 @@ class PowerJacobian(ProductOperator):
                 method = _choose(m, degree, hermitian, coeffs is not None, _applications)
         self.method = method
         self._plans = {}
-        self._kron_op = None
+        self._kron_ops = {}
         self._adjoint_op = None
         super().__init__(dtype, (m * m, m * m))
         self._fast = None if method == "naive" or m == 0 else self._plan(dtype)
@@ -479,7 +489,7 @@ class PowerJacobian(ProductOperator):
             lam, V = scipy.linalg.eigh(A)
             lam = lam.astype(np.float64)
             if polynomial:
-                gamma = _poly_divided_differences(lam, self.coeffs.astype(np.complex128))
+                gamma = _poly_divided_differences(lam, self._coeffs(np.complex128))
                 if dtype.kind != "c":
                     gamma = gamma.real
             else:
@@ -491,14 +501,14 @@ class PowerJacobian(ProductOperator):
             if not polynomial and is_hermitian(A) and _choose(
                     m, d, True, False, None) == "eig":
                 helper = "eig"
-            coeffs = None if self.coeffs is None else self.coeffs.astype(dtype)
+            coeffs = None if self.coeffs is None else self._coeffs(dtype)
             plan = PowerJacobian(A, self.n, coeffs=coeffs, method=helper)._fast
             eye = np.eye(m * m, dtype=dtype, order="F")
             dense = plan.apply(eye, np.empty_like(eye, order="F"))
             return "dense", {"mats": dense}
         if polynomial:
             # Horner: S_d = c_d I, S_k = A S_{k+1} + c_k I; the steps use S_{d-1}, …, S_1.
-            c = self.coeffs.astype(dtype)
+            c = self._coeffs(dtype)
             mats = np.empty((m, m, d - 1), dtype=dtype, order="F")
             S = c[d] * np.eye(m, dtype=dtype)
             for s, k in enumerate(range(d - 1, 0, -1)):
@@ -523,6 +533,10 @@ class PowerJacobian(ProductOperator):
         for s, pw in enumerate(powers):
             mats[:, :, s] = pw
         return "binary", {"a": A, "mats": mats, "codes": bytes(codes), "count": len(codes)}
+
+    def _coeffs(self, dtype):
+        """The polynomial coefficients rounded to `dtype` from full precision."""
+        return self._exact_coeffs.astype(dtype)
 
     def _plan(self, dtype):
         plan = self._plans.get(dtype)
@@ -550,7 +564,7 @@ class PowerJacobian(ProductOperator):
                 f"shape ({m}, {m}) like A"
             )
         if self.method == "naive":
-            return self.kron_terms()._product(x)
+            return self._kron_terms(dtype)._product(x)
         if x.size == 0:
             return np.zeros(x.shape, dtype=dtype)
         x = np.require(x, dtype=dtype, requirements=["F", "A"])
@@ -558,11 +572,14 @@ class PowerJacobian(ProductOperator):
         return self._plan(dtype).apply(x, out)
 
     def _derived(self, A, coeffs):
+        # Coefficients as Python numbers: full precision, and weak in dtype promotion (A
+        # already has the operator's dtype).
+        coeffs = None if coeffs is None else coeffs.tolist()
         return PowerJacobian(A, self.n, coeffs=coeffs, method=self.method)
 
     def _adjoint(self):
         if self._adjoint_op is None:
-            coeffs = None if self.coeffs is None else self.coeffs.conj()
+            coeffs = None if self.coeffs is None else self._exact_coeffs.conj()
             A = self.A.conj().T
             if self.method == "eig":
                 A = (A + self.A) / 2  # Hermitian up to rounding: use the exact average
@@ -571,7 +588,7 @@ class PowerJacobian(ProductOperator):
         return self._adjoint_op
 
     def _transpose(self):
-        return self._derived(self.A.T, self.coeffs)
+        return self._derived(self.A.T, self._exact_coeffs)
 
     # -- structure ----------------------------------------------------------------------
 
@@ -601,36 +618,43 @@ class PowerJacobian(ProductOperator):
         >>> np.allclose(S.todense(), dense)
         True
         """
-        if self._kron_op is None:
-            m, d = self._m, self._degree
-            shape = (m * m, m * m)
-            if d == 0:
-                self._kron_op = SumOfKronOperator([], shape=shape, dtype=self.dtype)
-                return self._kron_op
-            powers = [identity(m)]
-            for _ in range(1, d):
-                prev = powers[-1]
-                powers.append(self.A.copy() if len(powers) == 1 else prev @ self.A)
-            if self.coeffs is None:
-                terms = [(powers[d - 1 - k].T, powers[k]) for k in range(d)]
-                coeffs = [1] * d
-            else:
-                c = self.coeffs
-                terms, coeffs = [], []
-                # Q_{d-1} = c_d I; Q_a = c_{a+1} I + A Q_{a+1}.
-                Q = None
-                for a in range(d - 1, -1, -1):
-                    if Q is None:
-                        terms.append((identity(m), powers[a]))
-                        coeffs.append(c[d])
-                        Q = c[d] * np.eye(m, dtype=self.dtype)
-                    else:
-                        Q = self.A @ Q
-                        Q[np.diag_indices(m)] += c[a + 1]
-                        terms.append((Q.T, powers[a]))
-                        coeffs.append(1)
-            self._kron_op = SumOfKronOperator(terms, coeffs, shape=shape, dtype=self.dtype)
-        return self._kron_op
+        return self._kron_terms(self.dtype)
+
+    def _kron_terms(self, dtype):
+        """kron_terms() with the powers computed in `dtype` (the dtype of a product)."""
+        op = self._kron_ops.get(dtype)
+        if op is not None:
+            return op
+        m, d = self._m, self._degree
+        shape = (m * m, m * m)
+        if d == 0:
+            op = self._kron_ops[dtype] = SumOfKronOperator([], shape=shape, dtype=dtype)
+            return op
+        A = self.A.astype(dtype, copy=False)
+        powers = [identity(m)]
+        for _ in range(1, d):
+            prev = powers[-1]
+            powers.append(A.copy() if len(powers) == 1 else prev @ A)
+        if self.coeffs is None:
+            terms = [(powers[d - 1 - k].T, powers[k]) for k in range(d)]
+            coeffs = [1] * d
+        else:
+            c = self._coeffs(dtype)
+            terms, coeffs = [], []
+            # Q_{d-1} = c_d I; Q_a = c_{a+1} I + A Q_{a+1}.
+            Q = None
+            for a in range(d - 1, -1, -1):
+                if Q is None:
+                    terms.append((identity(m), powers[a]))
+                    coeffs.append(c[d])
+                    Q = c[d] * np.eye(m, dtype=dtype)
+                else:
+                    Q = A @ Q
+                    Q[np.diag_indices(m)] += c[a + 1]
+                    terms.append((Q.T, powers[a]))
+                    coeffs.append(1)
+        op = self._kron_ops[dtype] = SumOfKronOperator(terms, coeffs, shape=shape, dtype=dtype)
+        return op
 
     def todense(self):
         """The dense m²×m² matrix (small m only).
