@@ -21,6 +21,15 @@ __all__ = ["PowerJacobian", "frechet_power", "polynomial_jacobian", "power_jacob
 
 METHODS = ("auto", "naive", "horner", "binary", "eig", "dense")
 
+# The most memory, in bytes, that an operator may use for the m²×m² matrix of
+# method="dense" (m⁴ entries) and for the powers of A that method="naive" and kron_terms()
+# store ((n − 1) m² entries, twice that for a polynomial): 1 GiB. Past it these raise
+# ValueError instead of exhausting memory, and "auto" does not pick them.
+MAX_STORED_BYTES = 2**30
+# The identity is applied to the plan this many entries of columns at a time when the
+# dense matrix is built (2 MiB of float64).
+_BLOCK_ENTRIES = 2**18
+
 # The cost model of method="auto", in multiply-adds of a GEMM (about 0.045 ns each with
 # one BLAS thread on x86-64), calibrated for m = 4 … 32 and n = 2 … 1024 with
 # `python -m matkron bench power` and a sweep of m with BLAS pinned to one thread.
@@ -63,9 +72,10 @@ def _binary_gemms(n):
     return 2 * (n.bit_length() - 1 + n.bit_count() - 1)
 
 
-def _choose(m, n, hermitian, polynomial, applications=None):
+def _choose(m, n, hermitian, polynomial, applications=None, itemsize=16):
     """The method of least estimated cost per product for an m×m A and degree n >= 2,
-    one-off costs spread over `applications` products (see _ASSUMED_APPLICATIONS)."""
+    one-off costs spread over `applications` products (see _ASSUMED_APPLICATIONS); "dense"
+    only within MAX_STORED_BYTES for entries of `itemsize` bytes."""
     gemm = m**3 + _CALL_COST
     uses = applications or _ASSUMED_APPLICATIONS
     apply = {}
@@ -78,7 +88,7 @@ def _choose(m, n, hermitian, polynomial, applications=None):
     costs = dict(apply)
     if hermitian:
         costs["eig"] += _EIGH_COST * m**3 / uses
-    if m <= _DENSE_MAX_M:
+    if m <= _DENSE_MAX_M and m**4 * itemsize <= MAX_STORED_BYTES:
         build = m * m * min(apply.values())  # the cheapest method on the m² unit vectors
         costs["dense"] = _DENSE_COST * m**4 + _CALL_COST + build / uses
     return min(costs, key=costs.get)
@@ -117,6 +127,23 @@ def _times(x, y):
     """
     with np.errstate(invalid="ignore"):
         return np.where((x == 0) | (y == 0), 0.0, x * y)
+
+
+def _matrix_of(apply, N, dtype):
+    """The N×N Fortran-ordered matrix of a linear map given by apply(x, out) (out = J x for
+    Fortran-ordered x and out of N rows), built a block of columns at a time: each block
+    of the identity is mapped straight into its columns of the result, so no N×N identity
+    is formed."""
+    out = np.empty((N, N), dtype=dtype, order="F")
+    width = max(1, min(N, _BLOCK_ENTRIES // max(N, 1)))
+    eye = np.zeros((N, width), dtype=dtype, order="F")
+    for j in range(0, N, width):
+        b = min(width, N - j)
+        rows, cols = np.arange(j, j + b), np.arange(b)
+        eye[rows, cols] = 1
+        apply(eye[:, :b], out[:, j : j + b])
+        eye[rows, cols] = 0
+    return out
 
 
 def _power_divided_differences(lam, n):
@@ -218,8 +245,9 @@ def power_jacobian(A, n, *, method="auto"):
     TypeError
         If `n` is not an integer, or `A` is not numeric.
     ValueError
-        If `n` is negative, `A` is not square, `method` is unknown, or "eig" is asked for a
-        non-Hermitian `A`.
+        If `n` is negative, `A` is not square, `method` is unknown, "eig" is asked for a
+        non-Hermitian `A`, or "dense" or "naive" would store more than the cap (see
+        Notes).
 
     Notes
     -----
@@ -228,7 +256,7 @@ def power_jacobian(A, n, *, method="auto"):
     work of one product with an m×m E in GEMMs of m×m matrices:
 
     - "naive": that sum with the powers precomputed, in one call of the Kronecker kernel:
-      2(n − 1) GEMMs, n m² stored entries.
+      2(n − 1) GEMMs, (n − 1) m² stored entries.
     - "horner": L₁ = E, L_{j+1} = A L_j + E A^j, with E A^j carried as a running product:
       2(n − 1) GEMMs, nothing stored.
     - "binary": binary powering of [[A, E], [0, A]], whose n-th power holds d(Aⁿ)[E] in its
@@ -242,8 +270,13 @@ def power_jacobian(A, n, *, method="auto"):
       expm1(n log1p(·)) of the exact b/a − 1 or 1 + b/a (no cancellation), and a^{n−1} is
       applied in two halves around it, so Γ is within a few ulps of its exact value (or
       0 or ±inf where that is beyond the float range, never NaN) for any n.
-    - "dense": the m²×m² matrix, built once (by one of the above on the m² unit vectors) and
-      applied by one GEMM; for small m.
+    - "dense": the m²×m² matrix, built once (by one of the above on the m² unit vectors, a
+      block of columns at a time) and applied by one GEMM; for small m.
+
+    "dense" (m⁴ entries) and "naive" ((n − 1) m² entries) are bounded by a fixed cap on the
+    memory they store, ``matkron._power.MAX_STORED_BYTES`` = 1 GiB: m <= 107 for "dense"
+    in float64, 90 in complex128. Past it they raise ValueError, and "auto" never picks
+    them.
 
     "auto" estimates the time of each method per product in GEMM multiply-adds, with a
     fixed cost per BLAS call; a product with the dense matrix, which streams it from memory,
@@ -466,7 +499,12 @@ class PowerJacobian(ProductOperator):
             if degree < 2 or m == 0:
                 method = "horner" if coeffs is not None else "binary"
             else:
-                method = _choose(m, degree, hermitian, coeffs is not None, _applications)
+                method = _choose(m, degree, hermitian, coeffs is not None, _applications,
+                                 dtype.itemsize)
+        if method == "dense" and not (degree == 0 or (n is not None and degree == 1)):
+            self._check_dense(dtype)
+        elif method == "naive":
+            self._check_kron_terms(dtype, "method='naive'")
         self.method = method
         self._plans = {}
         self._kron_ops = {}
@@ -475,6 +513,34 @@ class PowerJacobian(ProductOperator):
         self._fast = None if method == "naive" or m == 0 else self._plan(dtype)
 
     # -- construction of the E-independent data ------------------------------------------
+
+    def _check_dense(self, dtype):
+        """ValueError unless the dense matrix in `dtype` fits MAX_STORED_BYTES."""
+        m = self._m
+        need = m**4 * dtype.itemsize
+        if need > MAX_STORED_BYTES:
+            raise ValueError(
+                f"method='dense' needs the {m * m}x{m * m} matrix of A of order m = {m}: "
+                f"{need} bytes in {dtype}, more than the cap of {MAX_STORED_BYTES} bytes "
+                "(matkron._power.MAX_STORED_BYTES); use another method"
+            )
+
+    def _check_kron_terms(self, dtype, what):
+        """ValueError unless the powers stored by the Kronecker terms in `dtype` fit
+        MAX_STORED_BYTES."""
+        m, d = self._m, self._degree
+        mats = 0 if d == 0 or m == 0 else (d - 1) * (1 if self.coeffs is None else 2)
+        need = mats * m * m * dtype.itemsize
+        if need > MAX_STORED_BYTES:
+            if self.coeffs is None:
+                power, others = f"n = {self.n}", "'binary', 'horner' or 'eig'"
+            else:
+                power, others = f"degree {d}", "'horner' or 'eig'"
+            raise ValueError(
+                f"{what} stores {mats} matrices of order m = {m} for {power}: {need} bytes "
+                f"in {dtype}, more than the cap of {MAX_STORED_BYTES} bytes "
+                f"(matkron._power.MAX_STORED_BYTES); use method={others}"
+            )
 
     def _build_parts(self, dtype):
         """The kernel method and the arrays of the plan, computed in `dtype`."""
@@ -502,10 +568,9 @@ class PowerJacobian(ProductOperator):
                     m, d, True, False, None) == "eig":
                 helper = "eig"
             coeffs = None if self.coeffs is None else self._coeffs(dtype)
+            self._check_dense(dtype)
             plan = PowerJacobian(A, self.n, coeffs=coeffs, method=helper)._fast
-            eye = np.eye(m * m, dtype=dtype, order="F")
-            dense = plan.apply(eye, np.empty_like(eye, order="F"))
-            return "dense", {"mats": dense}
+            return "dense", {"mats": _matrix_of(plan.apply, m * m, dtype)}
         if polynomial:
             # Horner: S_d = c_d I, S_k = A S_{k+1} + c_k I; the steps use S_{d-1}, …, S_1.
             c = self._coeffs(dtype)
@@ -597,13 +662,19 @@ class PowerJacobian(ProductOperator):
 
         For the power, Σ_{k=0}^{n-1} (A^{n-1-k})ᵀ ⊗ A^k, term k being (1, (A^{n-1-k})ᵀ, A^k)
         with A⁰ = :func:`matkron.identity`; for a polynomial of degree d,
-        Σ_{a=0}^{d-1} Q_aᵀ ⊗ A^a with Q_a = Σ_b c_{a+b+1} A^b. n = 0 (or d <= 0) gives an
-        empty sum.
+        Σ_{a=0}^{d-1} Q_aᵀ ⊗ A^a with Q_a = Σ_b c_{a+b+1} A^b. n = 0 (or d <= 0), or
+        m = 0, gives an empty sum.
 
         Returns
         -------
         SumOfKronOperator
-            The sum; it stores the powers of A (n m² entries).
+            The sum; it stores the powers of A ((n − 1) m² entries, 2(d − 1) m² for a
+            polynomial).
+
+        Raises
+        ------
+        ValueError
+            If those entries take more than ``matkron._power.MAX_STORED_BYTES`` (1 GiB).
 
         Examples
         --------
@@ -625,9 +696,10 @@ class PowerJacobian(ProductOperator):
         op = self._kron_ops.get(dtype)
         if op is not None:
             return op
+        self._check_kron_terms(dtype, "kron_terms()")
         m, d = self._m, self._degree
         shape = (m * m, m * m)
-        if d == 0:
+        if d == 0 or m == 0:
             op = self._kron_ops[dtype] = SumOfKronOperator([], shape=shape, dtype=dtype)
             return op
         A = self.A.astype(dtype, copy=False)
@@ -666,8 +738,11 @@ class PowerJacobian(ProductOperator):
         >>> matkron.power_jacobian(np.array([[2.0]]), 3).todense()
         array([[12.]])
         """
-        N = self.shape[0]
-        return self._product(np.eye(N, dtype=self.dtype, order="F"))
+
+        def apply(x, out):
+            out[...] = self._product(x)
+
+        return _matrix_of(apply, self.shape[0], self.dtype)
 
     def __repr__(self):
         what = f"n={self.n}" if self.coeffs is None else f"degree {self._degree} polynomial"

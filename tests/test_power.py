@@ -448,3 +448,130 @@ def test_auto_method_choices():
     # One product (frechet_power of one E) never pays for the dense matrix; a great many do.
     assert method(4, 1024, _applications=1) == "binary"
     assert method(8, 1024, _applications=10**6) == "dense"
+
+
+# -- bounded memory -----------------------------------------------------------------------
+
+
+def dense_jacobian(A, n):
+    """Σ_{k<n} (A^{n-1-k})ᵀ ⊗ A^k by np.kron, in complex128."""
+    P = [np.linalg.matrix_power(A.astype(np.complex128), k) for k in range(n)]
+    return sum(np.kron(P[n - 1 - k].T, P[k]) for k in range(n))
+
+
+def test_dense_method_is_capped():
+    # Issue 15 (6): method="dense" accepted m up to 215 and built the m²×m² matrix and an
+    # m²×m² identity (26 GB at m = 200): the process was killed. Now the dense matrix is
+    # capped at MAX_STORED_BYTES = 1 GiB (m <= 107 in float64, 90 in complex128), checked
+    # before anything is allocated.
+    from matkron._power import MAX_STORED_BYTES
+
+    assert MAX_STORED_BYTES == 2**30
+    for m, dtype in ((200, np.float64), (108, np.float64), (91, np.complex128),
+                     (129, np.float32)):
+        need = m**4 * np.dtype(dtype).itemsize
+        assert need > MAX_STORED_BYTES
+        A = np.eye(m, dtype=dtype)
+        for make in (lambda: matkron.power_jacobian(A, 3, method="dense"),
+                     lambda: matkron.polynomial_jacobian(A, [1, 2, 3], method="dense"),
+                     lambda: matkron.frechet_power(A, A, 3, method="dense")):
+            with pytest.raises(ValueError, match=f"m = {m}: {need} bytes in {np.dtype(dtype)}, "
+                               f"more than the cap of {MAX_STORED_BYTES} bytes"):
+                make()
+        # Where no dense matrix is needed (n <= 1), none is built.
+        assert matkron.power_jacobian(A, 1, method="dense").shape == (m * m, m * m)
+    assert (90**4 * 16 <= MAX_STORED_BYTES) and (107**4 * 8 <= MAX_STORED_BYTES)
+
+
+def test_cap_bounds_auto_and_wider_products(monkeypatch):
+    # With the cap lowered below the dense matrix of m = 4, "auto" no longer picks "dense"
+    # (it does under the default cap: test_auto_method_choices), asking for it raises, and
+    # so does a product wider than the operator's dtype whose dense matrix would not fit.
+    import matkron._power as power
+
+    rng = np.random.default_rng(5)
+    A = unit_spectrum(rng, 4, np.float32)
+    x = random_array(rng, 16, np.float64)
+    monkeypatch.setattr(power, "MAX_STORED_BYTES", 4**4 * 4)
+    J = matkron.power_jacobian(A, 8, method="dense")  # float32: fits exactly
+    assert J.method == "dense"
+    with pytest.raises(ValueError, match="m = 4: 2048 bytes in float64, more than the cap "
+                       "of 1024 bytes"):
+        J @ x
+    monkeypatch.setattr(power, "MAX_STORED_BYTES", 4**4 * 4 - 1)
+    for hermitian in (False, True):
+        A = unit_spectrum(rng, 4, np.float32, hermitian=hermitian)
+        assert matkron.power_jacobian(A, 8).method != "dense"
+        assert matkron.PowerJacobian(A, 8, _applications=10**9).method != "dense"
+        assert matkron.polynomial_jacobian(A, [1.0, 2.0, 3.0]).method != "dense"
+        with pytest.raises(ValueError, match="method='dense' needs the 16x16 matrix"):
+            matkron.power_jacobian(A, 8, method="dense")
+
+
+def test_dense_matrix_built_by_column_blocks(monkeypatch):
+    # The dense matrix is built a block of columns at a time, with no m²×m² identity.
+    import tracemalloc
+
+    import matkron._power as power
+
+    rng = np.random.default_rng(6)
+    for entries in (5, 20):  # blocks of one column, and of two with a last one of one
+        monkeypatch.setattr(power, "_BLOCK_ENTRIES", entries)
+        for dtype in DTYPES:
+            A = unit_spectrum(rng, 3, dtype)
+            for J in (matkron.power_jacobian(A, 5, method="dense"),
+                      matkron.polynomial_jacobian(A, [1.0, -2.0, 0.5, 3.0], method="dense")):
+                expected = (dense_jacobian(A, 5) if J.n else
+                            -2 * dense_jacobian(A, 1) + 0.5 * dense_jacobian(A, 2)
+                            + 3 * dense_jacobian(A, 3))
+                for got in (J.todense(), J @ np.eye(9, dtype=dtype)):
+                    assert np.abs(got - expected).max() <= 10 * rtol(dtype) * np.abs(
+                        expected).max()
+    monkeypatch.undo()
+    m = 24
+    A = unit_spectrum(rng, m, np.float64)
+    dense_bytes = m**4 * 8
+    tracemalloc.start()
+    try:
+        J = matkron.power_jacobian(A, 50, method="dense")
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        D = J.todense()
+        _, peak_todense = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # The matrix itself, a block of the identity (2 MiB) and small change; an m²×m²
+    # identity (2.6 MiB here) would not fit. todense() holds the operator's matrix, its
+    # copy, a block of the identity and its image.
+    assert peak <= dense_bytes + 2 * 2**20 + 2**19, peak
+    assert peak_todense <= 2 * dense_bytes + 4 * 2**20 + 2**19, peak_todense
+    x = random_array(rng, m * m, np.float64)
+    E = unvec(x, m)
+    assert np.abs(unvec(D @ x, m) - block_oracle(A, E, 50)).max() <= 1e-10 * scale_of(A, E, 50)
+
+
+def test_naive_method_and_kron_terms_are_capped(monkeypatch):
+    # Issue 15 (6): method="naive" stores (n − 1) m² entries (kron_terms), so
+    # power_jacobian(A, 10**8, method="naive") would exhaust memory.
+    A = np.eye(3)
+    with pytest.raises(ValueError, match=r"method='naive' stores 99999999 matrices of order "
+                       r"m = 3 for n = 100000000: 7199999928 bytes in float64, more than the "
+                       r"cap of 1073741824 bytes"):
+        matkron.power_jacobian(A, 10**8, method="naive")
+    J = matkron.power_jacobian(A, 10**8)  # binary: two matrices per bit
+    np.testing.assert_allclose(J @ np.eye(3).ravel(), 1e8 * np.eye(3).ravel(), rtol=1e-13)
+    with pytest.raises(ValueError, match=r"kron_terms\(\) stores 99999999 matrices"):
+        J.kron_terms()
+    with pytest.raises(ValueError, match="degree 3000"):
+        matkron.polynomial_jacobian(np.eye(300), np.ones(3001), method="naive")
+    import matkron._power as power
+
+    # The bound is exact: (n − 1) m² entries, twice that for a polynomial.
+    monkeypatch.setattr(power, "MAX_STORED_BYTES", 6 * 9 * 8)
+    assert matkron.power_jacobian(A, 7, method="naive").kron_terms().shape == (9, 9)
+    assert matkron.polynomial_jacobian(A, [0, 1, 2, 3], method="naive").shape == (9, 9)
+    with pytest.raises(ValueError, match="stores 7 matrices"):
+        matkron.power_jacobian(A, 8, method="naive")
+    assert matkron.polynomial_jacobian(A, [0, 1, 2, 3, 4], method="naive").shape == (9, 9)
+    with pytest.raises(ValueError, match="stores 8 matrices"):
+        matkron.polynomial_jacobian(A, [0, 1, 2, 3, 4, 5], method="naive")
