@@ -1,5 +1,7 @@
 """The Jacobian of the matrix power, d(Aⁿ)[E] = Σₖ A^k E A^{n-1-k}, and of matrix polynomials."""
 
+import sys
+
 import numpy as np
 import scipy.linalg
 
@@ -26,6 +28,9 @@ METHODS = ("auto", "naive", "horner", "binary", "eig", "dense")
 # store ((n − 1) m² entries, twice that for a polynomial): 1 GiB. Past it these raise
 # ValueError instead of exhausting memory, and "auto" does not pick them.
 MAX_STORED_BYTES = 2**30
+# The largest n of method="horner", whose plan counts its steps in a C Py_ssize_t
+# (2**63 - 1 on 64-bit platforms); binary powering counts bits and "eig" takes any n.
+HORNER_MAX_N = sys.maxsize
 # The identity is applied to the plan this many entries of columns at a time when the
 # dense matrix is built (2 MiB of float64).
 _BLOCK_ENTRIES = 2**18
@@ -246,8 +251,9 @@ def power_jacobian(A, n, *, method="auto"):
         If `n` is not an integer, or `A` is not numeric.
     ValueError
         If `n` is negative, `A` is not square, `method` is unknown, "eig" is asked for a
-        non-Hermitian `A`, or "dense" or "naive" would store more than the cap (see
-        Notes).
+        non-Hermitian `A`, "dense" or "naive" would store more than the cap (see
+        Notes), or `n` is larger than "horner" can count (``sys.maxsize``, 2⁶³ − 1 on
+        64-bit platforms; "binary" and "eig" take any n).
 
     Notes
     -----
@@ -339,7 +345,8 @@ def polynomial_jacobian(A, coeffs, *, method="auto"):
     Raises
     ------
     ValueError
-        If `A` is not square, `coeffs` is not 1-D, or the method does not apply.
+        If `A` is not square, `coeffs` is not 1-D, the method does not apply, or "dense" or
+        "naive" would store more than the cap (see :func:`power_jacobian`).
     TypeError
         If `coeffs` is a scalar or not numeric.
 
@@ -501,6 +508,12 @@ class PowerJacobian(ProductOperator):
             else:
                 method = _choose(m, degree, hermitian, coeffs is not None, _applications,
                                  dtype.itemsize)
+        if method == "horner" and n is not None and n > HORNER_MAX_N:
+            raise ValueError(
+                f"n = {n} is too large for method='horner', whose plan counts its steps in "
+                f"a C integer: n must be at most {HORNER_MAX_N}; method='binary' (or 'eig' "
+                "for a Hermitian A) takes any n"
+            )
         if method == "dense" and not (degree == 0 or (n is not None and degree == 1)):
             self._check_dense(dtype)
         elif method == "naive":

@@ -575,3 +575,28 @@ def test_naive_method_and_kron_terms_are_capped(monkeypatch):
     assert matkron.polynomial_jacobian(A, [0, 1, 2, 3, 4], method="naive").shape == (9, 9)
     with pytest.raises(ValueError, match="stores 8 matrices"):
         matkron.polynomial_jacobian(A, [0, 1, 2, 3, 4, 5], method="naive")
+
+
+def test_horner_rejects_n_beyond_its_count():
+    # Issue 15 (7a): power_jacobian(A, 10**30, method="horner") raised "OverflowError:
+    # Python int too large to convert to C ssize_t", naming nothing. The plan counts its
+    # steps in a C Py_ssize_t: n <= 2**63 - 1 (sys.maxsize on 64-bit platforms).
+    import sys
+
+    A = np.diag([1.0, 0.5])
+    limit = sys.maxsize
+    assert limit == 2**63 - 1
+    for n in (10**30, limit + 1):
+        with pytest.raises(ValueError, match=f"n = {n} is too large for method='horner'.*"
+                           f"n must be at most {limit}"):
+            matkron.power_jacobian(A, n, method="horner")
+        with pytest.raises(ValueError, match=f"n = {n} is too large"):
+            matkron.frechet_power(A, np.eye(2), n, method="horner")
+    # At the limit the plan is built (it would take 2(n − 1) GEMMs to apply).
+    assert matkron.power_jacobian(A, limit, method="horner").n == limit
+    # Binary powering and "eig" take any n: d(Aⁿ)[E] = diag(n, n 2^{1-n}) E for diagonal E.
+    E = np.diag([1.0, 1.0])
+    for method in ("binary", "eig", "auto"):
+        for n in (10**30, 2**200 + 1):
+            got = matkron.frechet_power(A, E, n, method=method)
+            np.testing.assert_allclose(got, np.diag([float(n), 0.0]), rtol=1e-12, atol=0)
