@@ -127,8 +127,9 @@ def _abs_power(x, k):
 def _times(x, y):
     """x y for non-negative arrays, 0 where either is 0 (also 0 times inf).
 
-    Here a 0 is an exact zero or an underflow and an inf an overflow of a product whose
-    exact value is below the float range: 0 is the correctly rounded result.
+    In the divided differences 0 times inf arises only where the exact product is 0 or far
+    below the float range (an exact zero sum times an overflowed power, or an underflowed
+    power times a sum that overflowed because n did), so 0 is the correctly rounded result.
     """
     with np.errstate(invalid="ignore"):
         return np.where((x == 0) | (y == 0), 0.0, x * y)
