@@ -23,15 +23,9 @@ _METHODS = ("dp", "hu-shing")
 MULTI_DOT_DP_MAX_K = 1000
 
 
-def _show(value):
-    """`value` for an error message: numbers as text, anything else as its repr."""
-    if isinstance(value, (int, float, np.number)):
-        return str(value)
-    return repr(value)
-
-
 def _check_dims(dims):
-    """`dims` as a tuple of Python ints, or a ValueError naming the first bad entry."""
+    """`dims` as a tuple of Python ints, or a TypeError (not an integer) or ValueError
+    (negative, too large, too few) naming the first bad entry."""
     if isinstance(dims, np.ndarray):
         if dims.ndim != 1:
             raise ValueError(f"dims must be 1-D; got an array of shape {dims.shape}")
@@ -40,10 +34,8 @@ def _check_dims(dims):
         raise TypeError(f"dims must be a sequence of integers; got {type(dims).__name__}")
     checked = []
     for i, d in enumerate(dims):
-        try:
-            d = count(d, f"dims[{i}]")
-        except (TypeError, ValueError):
-            raise ValueError(f"dims[{i}] = {_show(d)} must be a non-negative integer") from None
+        # TypeError for a non-integer, ValueError for a negative one, as everywhere.
+        d = count(d, f"dims[{i}]")
         if d > DIM_MAX:
             raise ValueError(f"dims[{i}] = {d} is larger than 2**63 - 1")
         checked.append(d)

@@ -28,6 +28,7 @@ from ._validation import (
     blas_dtype,
     blas_readable,
     count,
+    is_hermitian,
     result_dtype,
 )
 
@@ -295,8 +296,6 @@ class Factor:
         return True
 
     def is_hermitian(self):
-        from ._validation import is_hermitian
-
         return is_hermitian(self.dense(self._compute_dtype()))
 
     def _compute_dtype(self):

@@ -5,7 +5,7 @@ import numbers
 
 import numpy as np
 
-from ._factors import Identity, require_finite, require_structure
+from ._factors import Identity, IdentityFactor, require_finite, require_structure
 from ._kron import (
     _apply_order,
     _factor_names,
@@ -20,6 +20,7 @@ from ._kron import (
 from ._kron_cy import kron_matvec_fast, kron_plan
 from ._linop import ProductOperator
 from ._structured import structured_product
+from ._sum import combine
 from ._validation import as_array, operand, result_dtype
 
 __all__ = ["KronOperator", "kron"]
@@ -307,8 +308,6 @@ class KronOperator(ProductOperator):
         """
         self._require_square("inv")
         if self.shape[0] == 0:
-            from ._factors import IdentityFactor
-
             return self._derived(
                 [f if f.shape[0] == 0 else Identity(IdentityFactor(f.shape[0]))
                  for f in self._kron_factors], 1)
@@ -686,16 +685,16 @@ class KronOperator(ProductOperator):
         )
 
     def __add__(self, other):
-        from ._sum import combine
-
         result = combine(self, other, 1)
         return super().__add__(other) if result is None else result
 
     def __sub__(self, other):
-        from ._sum import combine
-
         result = combine(self, other, -1)
         return super().__sub__(other) if result is None else result
+
+    def _kron_terms(self):
+        """The operator as one (c, factors) term (for sums with other operators)."""
+        return ((self.coeff, self._kron_factors),)
 
     def __repr__(self):
         shapes = ", ".join(f"{p}x{q}" for p, q in self._shapes)

@@ -249,6 +249,10 @@ class SumOfKronOperator(ProductOperator):
 
     # -- products -----------------------------------------------------------------------
 
+    def _kron_terms(self):
+        """The (c, factors) pairs of the sum (for the arithmetic between operators)."""
+        return self._terms
+
     def _kernel_terms(self, dtype):
         """The terms whose factors all run in the compiled kernel, as it takes them."""
         terms = self._kernel.get(dtype)
@@ -377,14 +381,10 @@ class SumOfKronOperator(ProductOperator):
 
 
 def _as_terms(op):
-    """The (c, factors) pairs of a KronOperator or SumOfKronOperator, else None."""
-    from ._operator import KronOperator
-
-    if isinstance(op, SumOfKronOperator):
-        return list(op._terms)
-    if isinstance(op, KronOperator):
-        return [(op.coeff, op._kron_factors)]
-    return None
+    """The (c, factors) pairs of an operator that is a sum of Kronecker products (a
+    KronOperator or SumOfKronOperator: those with ``_kron_terms``), else None."""
+    terms = getattr(op, "_kron_terms", None)
+    return None if terms is None else list(terms())
 
 
 def combine(left, right, sign):

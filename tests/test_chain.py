@@ -417,24 +417,26 @@ def test_long_chain_against_reference(rng):
 
 
 @pytest.mark.parametrize(
-    "dims, message",
+    "dims, error, message",
     [
-        ([], "dims must have at least two entries"),
-        ([5], "dims must have at least two entries"),
-        ([3, 4, 5, -2], "dims[3] = -2 must be a non-negative integer"),
-        ([3, 2.5], "dims[1] = 2.5 must be a non-negative integer"),
-        ([3, 4.0], "dims[1] = 4.0 must be a non-negative integer"),
-        ([3, "4"], "dims[1] = '4' must be a non-negative integer"),
-        ([True, 3], "dims[0] = True must be a non-negative integer"),
-        ([3, None], "dims[1] = None must be a non-negative integer"),
-        ([np.int64(-1), 3], "dims[0] = -1 must be a non-negative integer"),
-        (np.array([3.0, 4.0]), "dims[0] = 3.0 must be a non-negative integer"),
-        ([1, 2**63], f"dims[1] = {2**63} is larger than 2**63 - 1"),
-        (np.ones((2, 2), int), "dims must be 1-D"),
+        ([], ValueError, "dims must have at least two entries"),
+        ([5], ValueError, "dims must have at least two entries"),
+        ([3, 4, 5, -2], ValueError, "dims[3] must be non-negative; got -2"),
+        ([3, 2.5], TypeError, "dims[1] must be an integer; got 2.5 of type float"),
+        ([3, 4.0], TypeError, "dims[1] must be an integer; got 4.0 of type float"),
+        ([3, "4"], TypeError, "dims[1] must be an integer; got '4' of type str"),
+        ([True, 3], TypeError, "dims[0] must be an integer; got the bool True"),
+        ([3, None], TypeError, "dims[1] must be an integer; got None of type NoneType"),
+        ([np.int64(-1), 3], ValueError, "dims[0] must be non-negative; got -1"),
+        (np.array([3.0, 4.0]), TypeError, "dims[0] must be an integer; got 3.0"),
+        ([1, 2**63], ValueError, f"dims[1] = {2**63} is larger than 2**63 - 1"),
+        (np.ones((2, 2), int), ValueError, "dims must be 1-D"),
     ],
 )
-def test_dims_errors(dims, message):
-    with pytest.raises(ValueError, match=re.escape(message)):
+def test_dims_errors(dims, error, message):
+    # The same mistakes raise the same errors as kron_order's shapes (types TypeError,
+    # values ValueError).
+    with pytest.raises(error, match=re.escape(message)):
         matkron.chain_order(dims)
 
 
@@ -444,7 +446,7 @@ def test_argument_errors():
     with pytest.raises(ValueError, match="method must be one of 'dp', 'hu-shing'; got 'greedy'"):
         matkron.chain_order([2, 3, 4], method="greedy")
     for method in ("dp", "hu-shing"):
-        with pytest.raises(ValueError, match=re.escape("dims[3] = -2 must be a non-negative")):
+        with pytest.raises(ValueError, match=re.escape("dims[3] must be non-negative; got -2")):
             matkron.chain_order([3, 4, 5, -2], method=method)
 
 

@@ -317,6 +317,7 @@ def test_integer_arguments_are_checked_alike():
         "kron_order shape": lambda v: matkron.kron_order([(v, 2)]),
         "kron_order m": lambda v: matkron.kron_order([(2, 2)], m=v),
         "unvec shape": lambda v: matkron.unvec(np.zeros(1), (v,)),
+        "chain_order dims": lambda v: matkron.chain_order([v, 1]),
     }
     for call in counts.values():
         for bad in (True, np.True_, 2.0, "2"):
@@ -326,8 +327,6 @@ def test_integer_arguments_are_checked_alike():
             call(-1)
         call(np.int64(1))
         call(1)
-    with pytest.raises(ValueError, match="dims.0. = True must be a non-negative integer"):
-        matkron.chain_order([True, 3])
 
 
 # -- frechet_power and polynomial_jacobian -----------------------------------------------
