@@ -12,6 +12,7 @@ from ._sum import SumOfKronOperator, _is_scalar
 from ._validation import (
     BLAS_INT_MAX,
     as_array,
+    check_rows,
     count,
     is_hermitian,
     operand,
@@ -635,13 +636,8 @@ class PowerJacobian(ProductOperator):
             if y is not None:
                 return y
         dtype = self.dtype if x.dtype == self.dtype else result_dtype(self.dtype, x.dtype)
-        n = self.shape[1]
-        if x.ndim not in (1, 2) or x.shape[0] != n:
-            m = self._m
-            raise ValueError(
-                f"x has shape {x.shape}; expected ({n},) or ({n}, k), vec(E) for E of "
-                f"shape ({m}, {m}) like A"
-            )
+        m = self._m
+        check_rows(x, self.shape[1], "x", f"vec(E) for E of shape ({m}, {m}) like A")
         if self.method == "naive":
             return self._kron_terms(dtype)._product(x)
         if x.size == 0:

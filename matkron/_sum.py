@@ -21,7 +21,7 @@ from ._kron import (
 )
 from ._linop import ProductOperator
 from ._structured import structured_product
-from ._validation import as_array, operand, result_dtype
+from ._validation import as_array, check_rows, operand, result_dtype
 
 __all__ = [
     "KronSumOperator",
@@ -274,11 +274,8 @@ class SumOfKronOperator(ProductOperator):
         """self @ x for an ndarray x of 1 or 2 dimensions."""
         dtype = self._product_dtype(x)
         n = self.shape[1]
-        if x.ndim not in (1, 2) or x.shape[0] != n:
-            raise ValueError(
-                f"x has shape {x.shape}; expected ({n},) or ({n}, k), the number of "
-                f"columns of the {self.shape[0]}x{n} sum of Kronecker products"
-            )
+        check_rows(x, n, "x", f"the number of columns of the {self.shape[0]}x{n} sum of "
+                   "Kronecker products")
         x = operand(x, dtype)
         out = _new_result(x, self.shape[0], dtype)
         kernel_terms = self._kernel_terms(dtype)
@@ -675,11 +672,7 @@ class KronSumOperator(SumOfKronOperator):
         """
         b = as_array(b, "b")
         n = self.shape[0]
-        if b.ndim not in (1, 2) or b.shape[0] != n:
-            raise ValueError(
-                f"b has shape {b.shape}; expected ({n},) or ({n}, r), the number of rows "
-                f"of the {n}x{n} Kronecker sum"
-            )
+        check_rows(b, n, "b", f"the number of rows of the {n}x{n} Kronecker sum")
         dtype = self._product_dtype(b)
         if n == 0:
             return np.empty(b.shape, dtype=dtype)

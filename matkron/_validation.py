@@ -145,6 +145,15 @@ def operand(x, dtype):
     return x
 
 
+def check_rows(x, n, name, what):
+    """ValueError unless `x` is 1-D or 2-D with `n` rows: the one message for an operand
+    of the wrong shape, naming `name` and what its rows must match (`what`)."""
+    if x.ndim not in (1, 2) or x.shape[0] != n:
+        raise ValueError(
+            f"{name} has shape {x.shape}; expected ({n},) or ({n}, k), {what}"
+        )
+
+
 def check_blas_size(n, what):
     if n > BLAS_INT_MAX:
         raise ValueError(
