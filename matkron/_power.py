@@ -525,6 +525,7 @@ class PowerJacobian(ProductOperator):
         self._kron_ops = {}
         self._adjoint_op = None
         super().__init__(dtype, (m * m, m * m))
+        self.args = (self.A,)
         self._fast = None if method == "naive" or m == 0 else self._plan(dtype)
 
     # -- construction of the E-independent data ------------------------------------------

@@ -220,6 +220,7 @@ class SumOfKronOperator(ProductOperator):
         self._kernel = {}
         self._adjoint_op = None
         super().__init__(dtype, expected)
+        self.args = self.terms
 
     @property
     def terms(self):
@@ -552,9 +553,15 @@ class KronSumOperator(SumOfKronOperator):
     :class:`SumOfKronOperator` (products run in the compiled kernel, identity factors cost no
     GEMM) with a direct :meth:`solve`.
 
+    Factors may be dense, :func:`matkron.diagonal`, ``scipy.sparse`` (kept sparse for
+    products: the grid Laplacian of ``kronsum(T, T)`` with a sparse tridiagonal T costs
+    O(nnz) per product) or LinearOperators (products only). :meth:`solve` diagonalizes or
+    triangularizes each factor, so it makes sparse and diagonal factors dense: O(n³) per
+    factor of order n, once.
+
     Parameters
     ----------
-    factors : sequence of array_like
+    factors : sequence of matrices
         The square matrices A1, A2, …; A1 acts along the fastest-varying index of vec.
     _names : sequence of str, optional
         Private: how the caller named the factors, for messages (``"A"``, ``"B"`` for
@@ -563,7 +570,8 @@ class KronSumOperator(SumOfKronOperator):
     Attributes
     ----------
     factors : tuple
-        The matrices A1, A2, … as arrays of the operator's dtype.
+        The matrices A1, A2, …: dense ones as arrays of the operator's dtype, the others as
+        given.
 
     Examples
     --------
