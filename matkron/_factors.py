@@ -277,6 +277,11 @@ class Factor:
         """The matrix norm of the factor for ord None/"fro", 1, inf, 2, "nuc"."""
         return np.linalg.norm(self.dense(self._compute_dtype()), ord)
 
+    def cond(self, ord):
+        """‖F‖ ‖F⁻¹‖ in the norm `ord` (square F; inf when singular)."""
+        with np.errstate(all="ignore"):
+            return float(np.linalg.cond(self.dense(self._compute_dtype()), ord))
+
     def diagonal_entries(self, rows, cols):
         """F[rows, cols] for index arrays of equal length."""
         return self.dense(self._compute_dtype())[rows, cols]
@@ -434,6 +439,9 @@ class Identity(Factor):
             return float(self.n)
         return 1.0 if self.n else 0.0
 
+    def cond(self, ord):
+        return 1.0
+
     def diagonal_entries(self, rows, cols):
         return (rows == cols).astype(np.float64)
 
@@ -500,6 +508,17 @@ class Diagonal(Factor):
         if ord in (1, 2, np.inf):
             return float(a.max(initial=0))
         return np.linalg.norm(self.dense(self._compute_dtype()), ord)
+
+    def cond(self, ord):
+        a = np.abs(self.d)
+        if not a.all():
+            return np.inf
+        inv = 1 / a
+        if ord in (None, "fro"):
+            return float(np.linalg.norm(a) * np.linalg.norm(inv))
+        if ord == "nuc":
+            return float(a.sum() * inv.sum())
+        return float(a.max() * inv.max())
 
     def diagonal_entries(self, rows, cols):
         return np.where(rows == cols, self.d[np.minimum(rows, self.d.size - 1)], 0)
@@ -711,6 +730,11 @@ class Operator(Factor):
 
     def transpose(self):
         return Operator(self.op.T)
+
+    def power(self, p):
+        if p == 0:
+            return Identity(IdentityFactor(self.shape[0]))
+        return Operator(self.op**p)
 
     def adjoint(self):
         return Operator(self.op.H)

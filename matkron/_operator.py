@@ -594,10 +594,9 @@ class KronOperator(ProductOperator):
                 f"ord must be one of None, 2, 'fro', 'nuc', 1, inf; got {ord!r}"
             )
         self._require("cond")
-        try:
-            return np.float64(self.norm(ord) * self.inv().norm(ord))
-        except np.linalg.LinAlgError:
+        if self.coeff == 0:
             return np.float64(np.inf)
+        return np.float64(math.prod(f.cond(ord) for f in self._kron_factors))
 
     def diagonal(self):
         """The main diagonal (min(rows, columns) entries), from the factors' entries.
@@ -665,7 +664,6 @@ class KronOperator(ProductOperator):
         self._require_square("K ** p")
         if p < 0:
             return self.inv() ** (-p)
-        require_structure(self._kron_factors, self._names, "K ** p")
         return self._derived([f.power(p) for f in self._kron_factors], self.coeff**p)
 
     def __matmul__(self, other):
@@ -675,7 +673,7 @@ class KronOperator(ProductOperator):
         return super().__matmul__(other)
 
     def dot(self, x):
-        if isinstance(x, KronOperator):
+        if isinstance(x, KronOperator) and self._conforms(x):
             return self.__matmul__(x)
         return super().dot(x)
 
