@@ -1,0 +1,13 @@
+"""The README's example runs as written (it is the user's first page)."""
+
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_readme_example_runs(capsys):
+    text = README.read_text(encoding="utf-8")
+    code = re.search(r"## Example\n\n```python\n(.*?)```", text, re.S).group(1)
+    exec(compile(code, str(README), "exec"), {})
+    assert "((M0 M1) M2) 7500" in capsys.readouterr().out
