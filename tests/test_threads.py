@@ -123,11 +123,11 @@ print("ok")
 """
 
 
-def test_shared_operator_solve(tmp_path):
-    # Eight threads call solve (cached LU factors) on one operator at the same time.
+def _run_script(script, cwd):
+    """Run `script` in a fresh interpreter (a crash fails only it) and check it says ok."""
     proc = subprocess.run(
-        [sys.executable, "-X", "faulthandler", "-c", _SOLVE_SCRIPT],
-        cwd=tmp_path,
+        [sys.executable, "-X", "faulthandler", "-c", script],
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=300,
@@ -136,6 +136,11 @@ def test_shared_operator_solve(tmp_path):
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", (
         f"exit status {proc.returncode}\n{proc.stdout}\n{proc.stderr[-3000:]}"
     )
+
+
+def test_shared_operator_solve(tmp_path):
+    # Eight threads call solve (cached LU factors) on one operator at the same time.
+    _run_script(_SOLVE_SCRIPT, tmp_path)
 
 
 def test_shared_factors_kron_matvec_with_out(rng):
@@ -238,14 +243,4 @@ print("ok")
 def test_entry_points_own_their_operands(tmp_path):
     # Another thread replaces the elements of the list a compiled entry point was given
     # while it computes without the GIL (this crashed kron_matvec: use after free).
-    proc = subprocess.run(
-        [sys.executable, "-X", "faulthandler", "-c", _MUTATION_SCRIPT],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0 and proc.stdout.strip() == "ok", (
-        f"exit status {proc.returncode}\n{proc.stdout}\n{proc.stderr[-3000:]}"
-    )
+    _run_script(_MUTATION_SCRIPT, tmp_path)
