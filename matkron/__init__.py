@@ -43,16 +43,17 @@ _use_installed_package()
 from ._chain import ChainPlan, chain_order, multi_dot
 from ._factors import DiagonalFactor, IdentityFactor, diagonal
 from ._kron import identity, kron_matvec, kron_order, unvec, vec
-from ._operator import KronOperator, kron
-from ._power import PowerJacobian, frechet_power, polynomial_jacobian, power_jacobian
-from ._sum import (
+from ._operators import (
+    KronOperator,
     KronSumOperator,
     SumOfKronOperator,
+    kron,
     kronsum,
     lyapunov,
     sum_of_kron,
     sylvester,
 )
+from ._power import PowerJacobian, frechet_power, polynomial_jacobian, power_jacobian
 
 __version__ = "0.1.0"
 

@@ -7,7 +7,7 @@ import numbers
 import numpy as np
 
 from . import _kron_cy
-from ._factors import IdentityFactor, as_factor, factors_dtype, identity
+from ._factors import as_factor, factors_dtype, identity
 from ._structured import structured_product
 from ._validation import (
     BLAS_INT_MAX,

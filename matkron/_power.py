@@ -7,14 +7,15 @@ import scipy.linalg
 
 from ._kron import identity
 from ._linop import ProductOperator
+from ._operators import SumOfKronOperator
 from ._power_cy import PowerPlan
-from ._sum import SumOfKronOperator, _is_scalar
 from ._validation import (
     BLAS_INT_MAX,
     as_array,
     check_rows,
     count,
     is_hermitian,
+    is_scalar,
     operand,
     result_dtype,
     square_matrix,
@@ -63,7 +64,7 @@ def _check_coeffs(coeffs):
     An array's dtype takes part in promotion; Python numbers in a list are weak scalars
     (as in NumPy), so float coefficients keep a float32 A in float32.
     """
-    if _is_scalar(coeffs):
+    if is_scalar(coeffs):
         raise TypeError("coeffs must be a sequence of numbers c_0, c_1, …; got a scalar")
     c = as_array(coeffs, "coeffs")
     if c.ndim != 1:

@@ -3,6 +3,7 @@
 All dtype policy lives here: the kernels serve float32, float64, complex64 and complex128.
 """
 
+import numbers
 import operator
 
 import numpy as np
@@ -54,6 +55,20 @@ def own_dtypes(factors):
     ``result_dtype(*own_dtypes(factors), x.dtype)``, not ``result_dtype(dtype, x.dtype)``.
     """
     return tuple(f.dtype for f in factors if isinstance(f, np.ndarray))
+
+
+def is_scalar(value):
+    """Whether `value` is a single number (Python or NumPy scalar, not an array)."""
+    if isinstance(value, np.generic):
+        return value.dtype.kind in "biufc"
+    return isinstance(value, numbers.Number)
+
+
+def is_integer(value):
+    """Whether `value` is a Python or NumPy integer (bool is not)."""
+    return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(
+        value, (bool, np.bool_)
+    )
 
 
 def count(value, name):

@@ -219,7 +219,7 @@ def test_power_jacobian_repro_diagonal(n, sign):
     A = np.diag(lam)
     x = np.random.default_rng(n).standard_normal(40 * 40)
     E = x.reshape(40, 40, order="F")
-    expected, G = diagonal_oracle(lam, E, n)
+    expected, _ = diagonal_oracle(lam, E, n)
     J = matkron.power_jacobian(A, n)
     assert J.method == "eig"
     y = (J @ x).reshape(40, 40, order="F")

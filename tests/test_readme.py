@@ -8,6 +8,6 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 def test_readme_example_runs(capsys):
     text = README.read_text(encoding="utf-8")
-    code = re.search(r"## Example\n\n```python\n(.*?)```", text, re.S).group(1)
-    exec(compile(code, str(README), "exec"), {})
+    code = re.search(r"## Example\n\n```python\n(.*?)```", text, re.DOTALL).group(1)
+    exec(compile(code, str(README), "exec"), {})  # noqa: S102 (the README, as a user runs it)
     assert "((M0 M1) M2) 7500" in capsys.readouterr().out

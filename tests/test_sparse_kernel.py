@@ -143,8 +143,8 @@ def test_multidimensional_contiguous_operands(rng):
 
 def valid_args():
     F = sp.csr_array(np.array([[1.0, 0.0, 2.0], [0.0, 3.0, 0.0]]))
-    return dict(indptr=F.indptr, indices=F.indices, data=F.data, p=2, q=3,
-                x=np.ones(2 * 3 * 4), out=np.empty(2 * 2 * 4), L=2, R=4)
+    return {"indptr": F.indptr, "indices": F.indices, "data": F.data, "p": 2, "q": 3,
+                "x": np.ones(2 * 3 * 4), "out": np.empty(2 * 2 * 4), "L": 2, "R": 4}
 
 
 def call(**changes):
@@ -171,18 +171,18 @@ def test_valid_args_pass():
 
 
 @pytest.mark.parametrize("changes, match", [
-    (dict(x=np.ones(24, dtype=np.float32)), "x has dtype float32; expected float64"),
-    (dict(out=np.empty(16, dtype=np.complex128)), "out has dtype complex128"),
-    (dict(data=np.ones(3, dtype=np.float16), x=np.ones(24, dtype=np.float16),
-          out=np.empty(16, dtype=np.float16)), "data has dtype float16"),
-    (dict(data=np.ones(3, dtype=np.int64), x=np.ones(24, dtype=np.int64),
-          out=np.empty(16, dtype=np.int64)), "data has dtype int64"),
-    (dict(indptr=np.array([0, 2, 3], dtype=np.int64)), "indices has dtype int32"),
-    (dict(indptr=np.array([0, 2, 3], dtype=np.uint32),
-          indices=np.array([0, 2, 1], dtype=np.uint32)), "indptr has dtype uint32"),
-    (dict(indptr=np.array([0, 2, 3], dtype=np.int16),
-          indices=np.array([0, 2, 1], dtype=np.int16)), "indptr has dtype int16"),
-    (dict(indptr=np.array([0.0, 2.0, 3.0])), "indptr has dtype float64"),
+    ({"x": np.ones(24, dtype=np.float32)}, "x has dtype float32; expected float64"),
+    ({"out": np.empty(16, dtype=np.complex128)}, "out has dtype complex128"),
+    ({"data": np.ones(3, dtype=np.float16), "x": np.ones(24, dtype=np.float16),
+          "out": np.empty(16, dtype=np.float16)}, "data has dtype float16"),
+    ({"data": np.ones(3, dtype=np.int64), "x": np.ones(24, dtype=np.int64),
+          "out": np.empty(16, dtype=np.int64)}, "data has dtype int64"),
+    ({"indptr": np.array([0, 2, 3], dtype=np.int64)}, "indices has dtype int32"),
+    ({"indptr": np.array([0, 2, 3], dtype=np.uint32),
+          "indices": np.array([0, 2, 1], dtype=np.uint32)}, "indptr has dtype uint32"),
+    ({"indptr": np.array([0, 2, 3], dtype=np.int16),
+          "indices": np.array([0, 2, 1], dtype=np.int16)}, "indptr has dtype int16"),
+    ({"indptr": np.array([0.0, 2.0, 3.0])}, "indptr has dtype float64"),
 ])
 def test_rejects_dtypes(changes, match):
     with pytest.raises(TypeError, match=match):
@@ -190,31 +190,31 @@ def test_rejects_dtypes(changes, match):
 
 
 @pytest.mark.parametrize("changes, match", [
-    (dict(p=-1), "sizes must be >= 0"),
-    (dict(L=-2), "sizes must be >= 0"),
-    (dict(q=-1), "sizes must be >= 0"),
-    (dict(R=-1), "sizes must be >= 0"),
-    (dict(p=3), "indptr has length 3; expected 4"),
-    (dict(indices=np.array([0, 2], dtype=np.int32)), "indices has length 2 but data"),
-    (dict(indptr=np.array([0, 2, 4], dtype=np.int32)), "indptr must be non-decreasing"),
-    (dict(indptr=np.array([-1, 2, 3], dtype=np.int32)), "indptr must be non-decreasing"),
-    (dict(indptr=np.array([0, 5, 3], dtype=np.int32)), "indptr must be non-decreasing"),
-    (dict(x=np.ones(23)), r"x has 23 elements; expected at least 24 = 2\*3\*4"),
-    (dict(out=np.empty(15)), r"out has 15 elements; expected at least 16 = 2\*2\*4"),
-    (dict(transpose=True), r"x has 24 elements; expected at least 16|out has 16 elements"),
-    (dict(L=2**40, R=2**40), "more elements than an array can hold"),
-    (dict(x=np.ones(48)[::2]), "x must be contiguous"),
-    (dict(out=np.empty((4, 8))[:, :4]), "out must be contiguous"),
-    (dict(data=np.ones(6)[::2]), "data must be contiguous"),
-    (dict(indices=np.array([0, 0, 2, 0, 1, 0], dtype=np.int32)[::2]),
+    ({"p": -1}, "sizes must be >= 0"),
+    ({"L": -2}, "sizes must be >= 0"),
+    ({"q": -1}, "sizes must be >= 0"),
+    ({"R": -1}, "sizes must be >= 0"),
+    ({"p": 3}, "indptr has length 3; expected 4"),
+    ({"indices": np.array([0, 2], dtype=np.int32)}, "indices has length 2 but data"),
+    ({"indptr": np.array([0, 2, 4], dtype=np.int32)}, "indptr must be non-decreasing"),
+    ({"indptr": np.array([-1, 2, 3], dtype=np.int32)}, "indptr must be non-decreasing"),
+    ({"indptr": np.array([0, 5, 3], dtype=np.int32)}, "indptr must be non-decreasing"),
+    ({"x": np.ones(23)}, r"x has 23 elements; expected at least 24 = 2\*3\*4"),
+    ({"out": np.empty(15)}, r"out has 15 elements; expected at least 16 = 2\*2\*4"),
+    ({"transpose": True}, r"x has 24 elements; expected at least 16|out has 16 elements"),
+    ({"L": 2**40, "R": 2**40}, "more elements than an array can hold"),
+    ({"x": np.ones(48)[::2]}, "x must be contiguous"),
+    ({"out": np.empty((4, 8))[:, :4]}, "out must be contiguous"),
+    ({"data": np.ones(6)[::2]}, "data must be contiguous"),
+    ({"indices": np.array([0, 0, 2, 0, 1, 0], dtype=np.int32)[::2]},
      "indices must be 1-D, contiguous"),
-    (dict(indptr=np.array([[0, 2, 3]], dtype=np.int32)), "indptr must be 1-D"),
-    (dict(x=unaligned(24, np.float64)), "x must be contiguous, aligned"),
-    (dict(out=unaligned(16, np.float64)), "out must be contiguous, aligned"),
-    (dict(x=np.ones(24, dtype=">f8")), "x has dtype >f8|x must be"),
-    (dict(indptr=np.array([0, 2, 3], dtype=">i4"), indices=np.array([0, 2, 1], dtype=">i4")),
+    ({"indptr": np.array([[0, 2, 3]], dtype=np.int32)}, "indptr must be 1-D"),
+    ({"x": unaligned(24, np.float64)}, "x must be contiguous, aligned"),
+    ({"out": unaligned(16, np.float64)}, "out must be contiguous, aligned"),
+    ({"x": np.ones(24, dtype=">f8")}, "x has dtype >f8|x must be"),
+    ({"indptr": np.array([0, 2, 3], dtype=">i4"), "indices": np.array([0, 2, 1], dtype=">i4")},
      "indptr must be 1-D, contiguous, aligned and in native byte order"),
-    (dict(out=readonly(np.empty(16))), "out is read-only"),
+    ({"out": readonly(np.empty(16))}, "out is read-only"),
 ])
 def test_rejects_out_of_bounds_arguments(changes, match):
     with pytest.raises(ValueError, match=match):

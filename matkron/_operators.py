@@ -1,0 +1,1433 @@
+"""The Kronecker operators and the arithmetic between them.
+
+- :class:`KronOperator`, c (F1 ⊗ … ⊗ Fk), from :func:`kron`;
+- :class:`SumOfKronOperator`, Σ cᵢ (Aᵢ ⊗ Bᵢ), from :func:`sum_of_kron` or sums of the others;
+- :class:`KronSumOperator`, A1 ⊕ A2 ⊕ …, from :func:`kronsum`, :func:`sylvester` and
+  :func:`lyapunov`.
+
+All are SciPy LinearOperators. They live in one module, as SciPy's composite operators do
+in ``scipy/sparse/linalg/_interface.py``, so that the arithmetic that turns one kind into
+another needs no import cycle.
+"""
+
+import functools
+import math
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse
+from scipy.sparse.linalg import LinearOperator
+
+from ._factors import Identity, IdentityFactor, as_factor, require_finite, require_structure
+from ._kron import (
+    _apply_order,
+    _factor_names,
+    apply,
+    as_factors,
+    check_operand,
+    describe,
+    identity,
+    kernel_factors,
+    kron_matvec,
+    product,
+    result_shape,
+)
+from ._kron_cy import kron_matvec_fast, kron_plan
+from ._kronsum_solve import triangular_kronsum_solve, triangular_sylvester_solve
+from ._linop import ProductOperator
+from ._structured import structured_product
+from ._validation import (
+    as_array,
+    check_rows,
+    is_integer,
+    is_scalar,
+    operand,
+    result_dtype,
+)
+
+__all__ = [
+    "KronOperator",
+    "KronSumOperator",
+    "SumOfKronOperator",
+    "kron",
+    "kronsum",
+    "lyapunov",
+    "sum_of_kron",
+    "sylvester",
+]
+
+_NORMS = (None, "fro", "nuc", 1, 2, np.inf)
+
+
+def kron(*factors):
+    """The lazy Kronecker product F1 ⊗ F2 ⊗ … ⊗ Fk as a :class:`KronOperator`.
+
+    Parameters
+    ----------
+    *factors : array_like, sparse matrix, LinearOperator or factor
+        k >= 1 factors: two-dimensional array_likes, :func:`matkron.identity`,
+        :func:`matkron.diagonal`, ``scipy.sparse`` matrices or arrays of any format (kept
+        sparse), ``scipy.sparse.linalg.LinearOperator`` objects (applied through their
+        ``matmat``), or KronOperators (flattened into their factors).
+
+    Returns
+    -------
+    KronOperator
+        An operator of shape (p_1 ⋯ p_k, q_1 ⋯ q_k); nothing is formed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matkron
+    >>> A = np.array([[2.0, 0.0], [1.0, 3.0]])
+    >>> K = matkron.kron(A, np.eye(3))
+    >>> K.shape
+    (6, 6)
+    >>> bool(np.isclose(K.det(), np.linalg.det(K.todense())))
+    True
+    """
+    return KronOperator(factors)
+
+
+class KronOperator(ProductOperator):
+    """The Kronecker product c · (F1 ⊗ … ⊗ Fk), applied through its factors.
+
+    Create it with :func:`matkron.kron`. It is a :class:`scipy.sparse.linalg.LinearOperator`
+    and works as the operator of SciPy's iterative solvers and eigensolvers. Structure
+    identities (inverse, solve, determinant, trace, norms, singular values) are computed
+    on the factors, and arithmetic keeps the structure: ``c * K``, ``K / c``, ``-K``,
+    ``K ** p``, ``K1 @ K2`` for conforming factors, ``.T``, ``.H`` and ``.conj()`` are
+    KronOperators; ``K1 + K2`` is a :class:`matkron.SumOfKronOperator`.
+
+    Parameters
+    ----------
+    factors : sequence
+        The factors (see :func:`matkron.kron` for the kinds). Arrays are kept without a
+        copy (do not modify them afterwards).
+    coeff : scalar, optional
+        The scalar c (1 by default), carried exactly by the arithmetic.
+
+    Attributes
+    ----------
+    factors : tuple
+        The factors as given (arrays as ``np.asarray`` of what was given).
+    coeff : scalar
+        The scalar c.
+    apply_order : tuple of int
+        The order in which the non-identity factors are applied by matvec.
+
+    Notes
+    -----
+    Products with dense and identity factors run in the compiled kernel of
+    :func:`matkron.kron_matvec` (GIL released, per-thread workspace), so one operator may
+    be used from several threads at once. Sparse factors are applied by a compiled CSR
+    kernel along their mode, diagonal factors as a scaling, LinearOperator factors through
+    their ``matmat`` on the tensor's unfolding (a copy of the tensor in and out).
+    The result dtype of a product is ``np.result_type`` of the factors, c and the operand.
+
+    The structure methods work for dense, identity, diagonal and sparse factors; a sparse
+    factor is LU-factorized by ``scipy.sparse.linalg.splu`` for solves and determinants,
+    and made dense for singular values (2-norm, nuclear norm, ``cond``, ``rank``). They
+    raise TypeError for a LinearOperator factor, whose structure matkron cannot see.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matkron
+    >>> from scipy.sparse.linalg import cg
+    >>> A = np.array([[4.0, 1.0], [1.0, 3.0]])
+    >>> K = matkron.kron(A, A)
+    >>> b = np.ones(4)
+    >>> x, info = cg(K, b, rtol=1e-12)
+    >>> bool(np.allclose(K @ x, b)), info
+    (True, 0)
+    >>> bool(np.allclose((2 * K).solve(b), K.solve(b) / 2))
+    True
+    """
+
+    def __init__(self, factors, coeff=1):
+        factors, inner = as_factors(factors)
+        if not is_scalar(coeff):
+            raise TypeError(f"coeff must be a number; got {type(coeff).__name__}")
+        coeff = coeff * inner
+        self._init(factors, coeff)
+
+    def _init(self, factors, coeff, promote=None):
+        """Set up from Factor objects (also for operators derived from this one, which
+        promote as it does: `promote`)."""
+        self._kron_factors = tuple(factors)
+        if promote is None:
+            # Products promote with the factors' own dtypes and c as given (Python numbers
+            # weak), as kron_matvec does: an int8 operator times float32 is float32.
+            promote = tuple(f.dtype for f in factors if f.dtype is not None) + (coeff,)
+        self._factor_dtypes = promote
+        dtype = result_dtype(*promote)
+        self.coeff = coeff
+        self.factors = tuple(f.given for f in factors)
+        self._shapes = [f.shape for f in factors]
+        self._names = [f"factor {i} ({name} in {describe(self._shapes)})"
+                       for i, name in enumerate(_factor_names(len(self._shapes)))]
+        self._identities = frozenset(
+            i for i, f in enumerate(factors) if isinstance(f, Identity)
+        )
+        self._in_kernel = all(f.in_kernel for f in factors)
+        self._kernel_factors = {}
+        if self._in_kernel:
+            self._kernel_factors[dtype] = kernel_factors(factors, dtype)
+        self._adjoint_op = None
+        shape = (
+            math.prod(p for p, _ in self._shapes),
+            math.prod(q for _, q in self._shapes),
+        )
+        super().__init__(dtype, shape)
+        self.args = tuple(self.factors)
+
+    def _derived(self, factors, coeff, promote=()):
+        """A KronOperator of the given Factor objects that promotes as this one (and with
+        what `promote` adds)."""
+        op = KronOperator.__new__(KronOperator)
+        op._init(factors, coeff, self._factor_dtypes + tuple(promote))
+        return op
+
+    @property
+    def apply_order(self):
+        """The order in which matvec applies the non-identity factors to a vector."""
+        if 0 in self.shape or not self._in_kernel:
+            return _apply_order(self._shapes, self._identities)
+        # The planner reads only the shape and strides of its operand: a 1-element
+        # buffer viewed as a contiguous vector stands in for one.
+        probe = np.lib.stride_tricks.as_strided(
+            np.empty(1, dtype=self.dtype), (self.shape[1],), (self.dtype.itemsize,)
+        )
+        return kron_plan(self._mats(self.dtype), probe)[0]
+
+    # -- products -----------------------------------------------------------------------
+
+    def _mats(self, dtype):
+        mats = self._kernel_factors.get(dtype)
+        if mats is None:
+            mats = self._kernel_factors[dtype] = kernel_factors(self._kron_factors, dtype)
+        return mats
+
+    def _product(self, x):
+        """self @ x for an ndarray x of 1 or 2 dimensions, checked here."""
+        plain = self._in_kernel and self.coeff == 1
+        if x.dtype == self.dtype:
+            if plain:
+                result = kron_matvec_fast(self._mats(self.dtype), x, True)
+                if result is not None:
+                    return result
+            dtype = self.dtype
+        else:
+            dtype = result_dtype(*self._factor_dtypes, x.dtype)
+        if x.ndim not in (1, 2) or x.shape[0] != self.shape[1]:
+            check_operand(x, self._shapes)
+        x = operand(x, dtype)
+        if plain:
+            return product(self._mats(dtype), x, self.shape[0])
+        shape = result_shape(self.shape[0], x)
+        if self._in_kernel:
+            out = np.empty(shape, dtype=dtype)
+            return apply(((self.coeff, self._mats(dtype)),), x, out)
+        out = np.empty(shape, dtype=dtype, order="F")
+        return structured_product(self._kron_factors, x, dtype, out, alpha=self.coeff)
+
+    def _adjoint(self):
+        if self._adjoint_op is None:
+            adj = self._derived([f.adjoint() for f in self._kron_factors],
+                                np.conj(self.coeff))
+            adj._adjoint_op = self
+            self._adjoint_op = adj
+        return self._adjoint_op
+
+    def _transpose(self):
+        return self._derived([f.transpose() for f in self._kron_factors], self.coeff)
+
+    def conj(self):
+        """The entrywise complex conjugate, c̄ (F̄1 ⊗ … ⊗ F̄k).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> matkron.kron(np.array([[1j]]), np.eye(1)).conj().todense()
+        array([[0.-1.j]])
+        """
+        return self._derived([f.conj() for f in self._kron_factors], np.conj(self.coeff))
+
+    # -- structure ----------------------------------------------------------------------
+
+    def todense(self):
+        """The dense matrix, equal to c times the ``np.kron`` chain of the factors (small
+        sizes only).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> matkron.kron(np.eye(2), np.ones((1, 2))).todense()
+        array([[1., 1., 0., 0.],
+               [0., 0., 1., 1.]])
+        """
+        result = np.full((1, 1), self.coeff, dtype=self.dtype)
+        for f in self._kron_factors:
+            result = np.kron(result, f.dense(self.dtype))
+        return result
+
+    def toarray(self):
+        """The dense matrix (an alias of :meth:`todense`).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> matkron.kron(np.eye(1), [[2.0]]).toarray()
+        array([[2.]])
+        """
+        return self.todense()
+
+    def _require_square(self, what):
+        for i, (p, q) in enumerate(self._shapes):
+            if p != q:
+                raise ValueError(
+                    f"{what} needs square factors; factor {i} of {describe(self._shapes)} "
+                    f"has shape {(p, q)}"
+                )
+
+    def _require(self, what, finite=False):
+        """Check the factors for `what`: square, of a kind with structure, finite."""
+        self._require_square(what)
+        require_structure(self._kron_factors, self._names, what)
+        if finite:
+            require_finite(self._kron_factors, self._names, what)
+
+    def _has_nonfinite(self):
+        return not all(f.is_finite() for f in self._kron_factors) or not np.isfinite(
+            self.coeff)
+
+    def _singular(self, i):
+        return np.linalg.LinAlgError(f"{self._names[i]} is singular")
+
+    def inv(self):
+        """The inverse, as the KronOperator (1/c) (F1⁻¹ ⊗ … ⊗ Fk⁻¹).
+
+        Raises
+        ------
+        ValueError
+            If a factor is not square, or contains NaN or inf (as ``scipy.linalg.inv``;
+            ``numpy.linalg.inv`` would return NaN).
+        TypeError
+            If a factor is a LinearOperator.
+        numpy.linalg.LinAlgError
+            If a factor or c is singular (zero).
+
+        Notes
+        -----
+        Dense factors are inverted (``numpy.linalg.inv``), diagonal ones entrywise; a
+        sparse factor's inverse is a LinearOperator applying its ``splu`` factorization.
+        An operator with a zero dimension (a 0×0 factor) is the 0×0 matrix, its own
+        inverse: its other factors are then neither checked nor inverted, and come back as
+        identities of their order.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> K = matkron.kron(np.diag([2.0, 4.0]), np.diag([1.0, 5.0]))
+        >>> K.inv() @ np.ones(4)
+        array([0.5 , 0.1 , 0.25, 0.05])
+        """
+        self._require_square("inv")
+        if self.shape[0] == 0:
+            return self._derived(
+                [f if f.shape[0] == 0 else Identity(IdentityFactor(f.shape[0]))
+                 for f in self._kron_factors], 1)
+        self._require("inv", finite=True)
+        if self.coeff == 0:
+            raise np.linalg.LinAlgError("the operator is zero (its coefficient c is 0)")
+        inverses = []
+        for i, f in enumerate(self._kron_factors):
+            try:
+                inverses.append(f.inverse())
+            except np.linalg.LinAlgError:
+                raise self._singular(i) from None
+        return self._derived(inverses, 1 / self.coeff)
+
+    def solve(self, b):
+        """Solve c (F1 ⊗ … ⊗ Fk) x = b by solves with the factors.
+
+        Parameters
+        ----------
+        b : array_like
+            1-D of length N, or 2-D of shape (N, m) with one right-hand side per column.
+
+        Returns
+        -------
+        ndarray
+            x, of the shape of `b`.
+
+        Raises
+        ------
+        ValueError
+            If a factor is not square, `b` does not match, or a factor contains NaN or
+            inf (as SciPy's ``check_finite``; checked before any factorization).
+        TypeError
+            If a factor is a LinearOperator.
+        numpy.linalg.LinAlgError
+            If a factor is singular, or c is 0.
+
+        Notes
+        -----
+        An operator with a zero dimension is the 0×0 matrix: the solution is empty, of the
+        shape of `b`, as ``numpy.linalg.solve`` gives, whatever the other factors hold.
+
+        Each factor is factorized once (cached on it: LU for dense factors, ``splu`` for
+        sparse ones; diagonal factors divide) and applied along its mode of b reshaped as a
+        tensor: O(N Σ n_i) work after the factorizations for dense factors. The LAPACK
+        calls of concurrent solves run one at a time (SciPy's OpenBLAS is not safe
+        otherwise).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> K = matkron.kron([[2.0, 1.0], [0.0, 1.0]], [[3.0]])
+        >>> K.solve([3.0, 6.0])
+        array([-0.5,  2. ])
+        """
+        self._require_square("solve")
+        b = as_array(b, "b")
+        check_operand(b, self._shapes, name="b", columns=False)
+        dtype = result_dtype(*self._factor_dtypes, b.dtype)
+        if self.shape[0] == 0:
+            return np.empty(b.shape, dtype=dtype)
+        self._require("solve", finite=True)
+        if self.coeff == 0:
+            raise np.linalg.LinAlgError("the operator is zero (its coefficient c is 0)")
+        solvers = []
+        for i, f in enumerate(self._kron_factors):
+            try:
+                solvers.append(f.solver(dtype))
+            except np.linalg.LinAlgError:
+                raise self._singular(i) from None
+        m = 1 if b.ndim == 1 else b.shape[1]
+        dims = [q for _, q in self._shapes]
+        x = np.array(b, dtype=dtype, order="F").reshape(-1, order="F")
+        for i, solve in enumerate(solvers):
+            if isinstance(self._kron_factors[i], Identity):
+                continue
+            L = math.prod(dims[i + 1:])
+            R = math.prod(dims[:i]) * m
+            x = np.asfortranarray(solve(x.reshape((L, dims[i], R), order="F")))
+            x = x.reshape(-1, order="F")
+        x = x.reshape(b.shape, order="F")
+        if self.coeff != 1:
+            x = x / self.coeff
+        return x.astype(dtype, copy=False)
+
+    def slogdet(self):
+        """Sign and log of the absolute determinant, from the factors.
+
+        det(c F1 ⊗ … ⊗ Fk) = c^N Π det(Fi)^(N / n_i) for square factors of orders n_i,
+        N = Π n_i.
+
+        Returns
+        -------
+        sign : float or complex
+            +1, -1 (or a complex unit for complex operators), or 0 when singular; nan
+            when a factor contains NaN or inf.
+        logabsdet : float
+            log |det|, -inf when singular, nan when a factor contains NaN or inf.
+
+        Raises
+        ------
+        ValueError
+            If a factor is not square.
+        TypeError
+            If a factor is a LinearOperator.
+
+        Notes
+        -----
+        As ``numpy.linalg.slogdet``, an operator of order 0 (a 0×0 factor) has sign 1 and
+        logabsdet 0: the determinant of the 0×0 matrix is 1, whatever the other factors
+        hold. The identity above does not hold for factors with NaN or inf (their
+        Kronecker product has NaN entries inf·0), so they give nan, as numpy's
+        determinant of a matrix with NaN entries does (without its RuntimeWarning).
+        A sparse factor's determinant comes from its ``splu`` factorization.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> sign, logdet = matkron.kron(np.diag([1.0, -2.0]), np.eye(3)).slogdet()
+        >>> float(sign), round(float(np.exp(logdet)), 12)
+        (-1.0, 8.0)
+        """
+        self._require_square("slogdet")
+        n_total = self.shape[0]
+        sign = np.ones((), dtype=self.dtype)[()]
+        logabs = 0.0
+        if n_total == 0:
+            return sign, logabs
+        require_structure(self._kron_factors, self._names, "slogdet")
+        if self._has_nonfinite():
+            return self.dtype.type(np.nan), np.nan
+        parts = [(f.slogdet(), n_total // f.shape[0]) for f in self._kron_factors
+                 if not isinstance(f, Identity)]
+        parts.append((np.linalg.slogdet(np.full((1, 1), self.coeff, dtype=self.dtype)),
+                      n_total))
+        for (s, la), power in parts:
+            if s == 0:
+                return self.dtype.type(0), -np.inf
+            logabs += power * float(la)
+            if np.iscomplexobj(s):
+                # s = exp(i·θ); raise to an exact integer power through the angle.
+                theta = (power * np.angle(s)) % (2 * np.pi)
+                sign = sign * self.dtype.type(np.exp(1j * theta))
+            elif s < 0 and power % 2:
+                sign = -sign
+        return sign, logabs
+
+    def det(self):
+        """The determinant, computed from the factors (see :meth:`slogdet`).
+
+        1 for an operator of order 0 (the determinant of the 0×0 matrix), nan when a
+        factor contains NaN or inf, as ``numpy.linalg.det`` gives on the dense matrix.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> round(float(matkron.kron(np.diag([2.0, 3.0]), np.diag([1.0, 5.0])).det()), 9)
+        900.0
+        """
+        sign, logabs = self.slogdet()
+        return sign * np.exp(logabs) if logabs != -np.inf else sign
+
+    def trace(self):
+        """The trace, c Π trace(Fi), for square factors.
+
+        0 for an operator of order 0. NaN entries propagate as in ``numpy.trace``; with inf
+        entries the product of the traces may be inf where the dense matrix (whose entries
+        inf·0 are NaN) would give nan.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> float(matkron.kron(np.diag([1.0, 2.0]), np.eye(3)).trace())
+        9.0
+        """
+        self._require_square("trace")
+        if self.shape[0] == 0:
+            return np.zeros((), dtype=self.dtype)[()]
+        require_structure(self._kron_factors, self._names, "trace")
+        result = np.full((), self.coeff, dtype=self.dtype)[()]
+        for f in self._kron_factors:
+            result = result * f.trace()
+        return self.dtype.type(result)
+
+    def svdvals(self):
+        """The singular values, descending: every product of one singular value per
+        factor, times |c| (N = min(rows, columns) of them, zeros where the factors have
+        fewer).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> matkron.kron(np.diag([3.0, 1.0]), np.diag([2.0, 1.0])).svdvals()
+        array([6., 3., 2., 1.])
+        """
+        require_structure(self._kron_factors, self._names, "svdvals")
+        values = np.full(1, abs(self.coeff), dtype=np.float64)
+        for f in self._kron_factors:
+            values = np.multiply.outer(values, f.svdvals()).ravel()
+        n = min(self.shape)
+        values = np.sort(values)[::-1][:n]
+        return np.concatenate([values, np.zeros(n - values.size)])
+
+    def norm(self, ord=None):
+        """The matrix norm, |c| Π ‖Fi‖ (exact: each of these norms is multiplicative
+        over Kronecker products).
+
+        Parameters
+        ----------
+        ord : {None, "fro", "nuc", 1, 2, inf}, optional
+            As for ``numpy.linalg.norm`` of the dense matrix: Frobenius (default),
+            nuclear, largest column sum, largest singular value, largest row sum.
+
+        Raises
+        ------
+        ValueError
+            For another `ord`.
+        TypeError
+            If a factor is a LinearOperator.
+
+        Notes
+        -----
+        0 for an operator with a zero dimension. NaN entries propagate as in
+        ``numpy.linalg.norm``; with inf entries the product of the norms may be inf where
+        the dense matrix (whose entries inf·0 are NaN) would give nan. The 2-norm and the
+        nuclear norm take the singular values of dense and sparse factors (a sparse one
+        made dense).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> K = matkron.kron(np.eye(2), np.full((2, 2), 0.5))
+        >>> float(K.norm())
+        1.4142135623730951
+        >>> float(K.norm(2)), float(K.norm(1))
+        (1.0, 1.0)
+        """
+        if not any(ord is o or (ord == o and type(ord) is not bool) for o in _NORMS):
+            raise ValueError(
+                f"ord must be one of None, 'fro', 'nuc', 1, 2, inf; got {ord!r}"
+            )
+        if 0 in self.shape:
+            return np.float64(0.0)
+        require_structure(self._kron_factors, self._names, "norm")
+        result = float(abs(self.coeff))
+        for f in self._kron_factors:
+            result *= float(f.norm(ord))
+        return np.float64(result)
+
+    def cond(self, ord=None):
+        """The condition number, as ``numpy.linalg.cond`` of the dense matrix.
+
+        Parameters
+        ----------
+        ord : {None, 2, "fro", "nuc", 1, inf}, optional
+            None and 2: the ratio of the largest and smallest singular values (any shape;
+            inf when rank deficient); the others ‖K‖ ‖K⁻¹‖ in that norm (square factors).
+
+        Returns
+        -------
+        float
+            Π cond(Fi) (exact for each of these norms).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> float(matkron.kron(np.diag([1.0, 4.0]), np.diag([2.0, 1.0])).cond())
+        8.0
+        """
+        if ord is None or (ord == 2 and type(ord) is not bool):
+            s = self.svdvals()
+            if s.size == 0:
+                raise np.linalg.LinAlgError("cond of an empty operator")
+            return np.float64(s[0] / s[-1]) if s[-1] > 0 else np.float64(np.inf)
+        if not any(ord is o or (ord == o and type(ord) is not bool) for o in _NORMS):
+            raise ValueError(
+                f"ord must be one of None, 2, 'fro', 'nuc', 1, inf; got {ord!r}"
+            )
+        self._require("cond")
+        if self.coeff == 0:
+            return np.float64(np.inf)
+        return np.float64(math.prod(f.cond(ord) for f in self._kron_factors))
+
+    def diagonal(self):
+        """The main diagonal (min(rows, columns) entries), from the factors' entries.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> matkron.kron(np.diag([1.0, 2.0]), [[1.0, 5.0], [6.0, 3.0]]).diagonal()
+        array([1., 3., 2., 6.])
+        """
+        require_structure(self._kron_factors, self._names, "diagonal")
+        n = min(self.shape)
+        idx = np.arange(n)
+        rows = np.unravel_index(idx, [p for p, _ in self._shapes]) if n else None
+        cols = np.unravel_index(idx, [q for _, q in self._shapes]) if n else None
+        result = np.full(n, self.coeff, dtype=self.dtype)
+        for j, f in enumerate(self._kron_factors):
+            if n:
+                result *= f.diagonal_entries(rows[j], cols[j])
+        return result
+
+    def rank(self):
+        """The rank, Π rank(Fi) (0 when c is 0); dense and sparse factors by their
+        singular values, as ``numpy.linalg.matrix_rank``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> matkron.kron(np.ones((2, 2)), np.eye(3)).rank()
+        3
+        """
+        require_structure(self._kron_factors, self._names, "rank")
+        if self.coeff == 0 or 0 in self.shape:
+            return 0
+        return math.prod(f.rank() for f in self._kron_factors)
+
+    # -- arithmetic -----------------------------------------------------------------------
+
+    def __mul__(self, other):
+        if is_scalar(other):
+            return self._derived(self._kron_factors, self.coeff * other, (other,))
+        return super().__mul__(other)
+
+    def __rmul__(self, other):
+        if is_scalar(other):
+            return self._derived(self._kron_factors, other * self.coeff, (other,))
+        return super().__rmul__(other)
+
+    def __truediv__(self, other):
+        if is_scalar(other):
+            return self._derived(self._kron_factors, self.coeff / other, (other,))
+        return NotImplemented
+
+    def __neg__(self):
+        return self._derived(self._kron_factors, -self.coeff)
+
+    def __pow__(self, p):
+        """K ** p for an integer p: (c^p) (F1^p ⊗ … ⊗ Fk^p); negative p through the factor
+        inverses, p = 0 the identity."""
+        if not is_integer(p):
+            return NotImplemented
+        p = int(p)
+        self._require_square("K ** p")
+        if p < 0:
+            return self.inv() ** (-p)
+        return self._derived([f.power(p) for f in self._kron_factors], self.coeff**p)
+
+    def __matmul__(self, other):
+        if isinstance(other, KronOperator) and self._conforms(other):
+            factors = [f.matmul(g) for f, g in zip(self._kron_factors, other._kron_factors)]
+            return self._derived(factors, self.coeff * other.coeff, other._factor_dtypes)
+        return super().__matmul__(other)
+
+    def dot(self, x):
+        if isinstance(x, KronOperator) and self._conforms(x):
+            return self.__matmul__(x)
+        return super().dot(x)
+
+    def _conforms(self, other):
+        return len(self._shapes) == len(other._shapes) and all(
+            q == p for (_, q), (p, _) in zip(self._shapes, other._shapes)
+        )
+
+    def __add__(self, other):
+        result = combine(self, other, 1)
+        return super().__add__(other) if result is None else result
+
+    def __sub__(self, other):
+        result = combine(self, other, -1)
+        return super().__sub__(other) if result is None else result
+
+
+    def __repr__(self):
+        shapes = ", ".join(f"{p}x{q}" for p, q in self._shapes)
+        kinds = {f.kind for f in self._kron_factors} - {"dense", "identity"}
+        extra = f", {'/'.join(sorted(kinds))} factors" if kinds else ""
+        coeff = "" if self.coeff == 1 else f"{self.coeff!r} * "
+        return (
+            f"<{self.shape[0]}x{self.shape[1]} KronOperator {coeff}({shapes}){extra} "
+            f"with dtype={self.dtype}>"
+        )
+
+
+def _adjoint_array(a):
+    return a.T.conj() if a.dtype.kind == "c" else a.T
+
+
+def _new_result(x, rows, dtype):
+    """A result array for operand x: 1-D, or 2-D in the memory order of x (its size
+    checked against the BLAS integer range first)."""
+    order = "F" if x.ndim == 2 and x.flags.f_contiguous and not x.flags.c_contiguous else "C"
+    return np.empty(result_shape(rows, x), dtype=dtype, order=order)
+
+
+def _product_shape(factors):
+    return (
+        math.prod(f.shape[0] for f in factors),
+        math.prod(f.shape[1] for f in factors),
+    )
+
+
+def sum_of_kron(terms, coeffs=None):
+    """The sum of Kronecker products Σᵢ cᵢ (Aᵢ ⊗ Bᵢ) as a :class:`SumOfKronOperator`.
+
+    Parameters
+    ----------
+    terms : sequence of (array_like, array_like)
+        The pairs (Aᵢ, Bᵢ). The products Aᵢ ⊗ Bᵢ must all have the same shape; the factors'
+        own shapes may differ from term to term. A factor may be :func:`matkron.identity`.
+        (Longer tuples (Aᵢ, Bᵢ, Cᵢ, …) are accepted too and mean Aᵢ ⊗ Bᵢ ⊗ Cᵢ ⊗ ….)
+    coeffs : sequence of scalars, optional
+        The coefficients cᵢ; all ones by default.
+
+    Returns
+    -------
+    SumOfKronOperator
+        The lazy operator; nothing is formed.
+
+    Raises
+    ------
+    ValueError
+        If `terms` is empty, a factor is not 2-D, the products differ in shape, or `coeffs`
+        has the wrong length.
+    TypeError
+        If a term is not a sequence of matrices or a coefficient is not a number.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matkron
+    >>> A = np.array([[1.0, 2.0], [3.0, 4.0]])
+    >>> B = np.array([[0.0, 1.0], [1.0, 0.0]])
+    >>> S = matkron.sum_of_kron([(A, B), (B, matkron.identity(2))], coeffs=[2.0, -1.0])
+    >>> x = np.arange(4.0)
+    >>> S @ x
+    array([12.,  5., 30., 15.])
+    >>> (2 * np.kron(A, B) - np.kron(B, np.eye(2))) @ x
+    array([12.,  5., 30., 15.])
+    """
+    return SumOfKronOperator(terms, coeffs)
+
+
+class SumOfKronOperator(ProductOperator):
+    """A sum of Kronecker products Σᵢ cᵢ (Aᵢ ⊗ Bᵢ), applied term by term in one kernel call.
+
+    Create it with :func:`sum_of_kron`, or by adding, subtracting and scaling
+    :class:`matkron.KronOperator` objects. It is a :class:`scipy.sparse.linalg.LinearOperator`.
+
+    Parameters
+    ----------
+    terms : sequence of sequences of array_like
+        One sequence of Kronecker factors per term; usually pairs (Aᵢ, Bᵢ). Arrays are kept
+        without a copy when they already have the operator's dtype (do not modify them).
+    coeffs : sequence of scalars, optional
+        The coefficients cᵢ; all ones by default.
+    shape : tuple of int, optional
+        The operator shape; required only for an empty sum (the zero operator).
+    dtype : dtype, optional
+        A dtype the operator's dtype must include (used for an empty sum).
+    _promote : tuple, optional
+        Private: what products promote with, when the factors given are the cast arrays
+        of other operators (their own record of the original dtypes).
+
+    Attributes
+    ----------
+    terms : tuple
+        One tuple (cᵢ, Aᵢ, Bᵢ) per term (cᵢ followed by all of the term's factors), the
+        factors as arrays of the operator's dtype or identity factors.
+
+    Notes
+    -----
+    With vec the column-stacking map, (A ⊗ B) vec(C) = vec(B C Aᵀ). A product runs in the
+    compiled kernel of :func:`matkron.kron_matvec` in one call for all terms: each term's
+    last GEMM is scaled by cᵢ and accumulates into the result through GEMM's beta = 1, the
+    intermediates of every term share one per-thread workspace, and identity factors cost
+    no GEMM. The GIL is released; one operator may be used from several threads at once.
+
+    The operator computes in the kernel dtype of its factors and coefficients (int8
+    factors in float64), but a product promotes, as :func:`matkron.kron_matvec` does, with
+    the factors' own dtypes, the coefficients as given (Python numbers are weak) and the
+    operand: int8 factors times a float32 vector give float32. Sums and multiples of
+    operators keep what their operands promote with.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matkron
+    >>> A = np.array([[2.0, 1.0], [0.0, 3.0]])
+    >>> S = matkron.kron(A, np.eye(2)) + 2 * matkron.kron(np.eye(2), A)
+    >>> type(S).__name__, len(S.terms)
+    ('SumOfKronOperator', 2)
+    >>> np.allclose(S.todense(), np.kron(A, np.eye(2)) + 2 * np.kron(np.eye(2), A))
+    True
+    """
+
+    def __init__(self, terms, coeffs=None, *, shape=None, dtype=None, _promote=None):
+        if isinstance(terms, np.ndarray):
+            raise TypeError(
+                f"terms must be a sequence of (A, B) pairs; got one array of shape "
+                f"{terms.shape}"
+            )
+        try:
+            terms = list(terms)
+        except TypeError:
+            raise TypeError(
+                f"terms must be a sequence of (A, B) pairs; got {type(terms).__name__}"
+            ) from None
+        if coeffs is None:
+            coeffs = [1.0] * len(terms)
+        else:
+            if isinstance(coeffs, np.ndarray):
+                coeffs = list(coeffs.reshape(-1)) if coeffs.ndim <= 1 else None
+            if coeffs is None or is_scalar(coeffs):
+                raise TypeError("coeffs must be a sequence of numbers, one per term")
+            coeffs = list(coeffs)
+            if len(coeffs) != len(terms):
+                raise ValueError(
+                    f"coeffs has {len(coeffs)} entries; expected {len(terms)}, one per term"
+                )
+        for i, c in enumerate(coeffs):
+            if not is_scalar(c):
+                raise TypeError(f"coeffs[{i}] must be a number; got {type(c).__name__}")
+        if not terms and shape is None:
+            raise ValueError("terms must contain at least one (A, B) pair")
+        parsed = []
+        for i, term in enumerate(terms):
+            if isinstance(term, (np.ndarray, str, bytes)) or not isinstance(
+                term, (tuple, list)
+            ):
+                raise TypeError(
+                    f"terms[{i}] must be an (A, B) pair of matrices; got "
+                    f"{type(term).__name__}"
+                )
+            factors, inner = as_factors(term, f"terms[{i}]")
+            parsed.append(factors)
+            if inner != 1:
+                coeffs[i] = coeffs[i] * inner
+        shapes = [_product_shape(factors) for factors in parsed]
+        expected = tuple(shape) if shape is not None else shapes[0]
+        for i, s in enumerate(shapes):
+            if s != expected:
+                inner = ", ".join(str(f.shape) for f in parsed[i])
+                first = "the given shape" if shape is not None else "terms[0]"
+                raise ValueError(
+                    f"terms[{i}] is {describe([f.shape for f in parsed[i]])} of shape {s} "
+                    f"(factors {inner}); expected {expected} like {first}"
+                )
+        if _promote is None:
+            # The factors' own dtypes and the coefficients as given (Python numbers weak):
+            # an int8 operator times float32 is float32, as kron_matvec gives.
+            _promote = tuple(f.dtype for factors in parsed for f in factors
+                             if f.dtype is not None)
+            _promote += tuple(coeffs)
+        if dtype is not None:
+            _promote += (np.dtype(dtype),)
+        self._factor_dtypes = _promote
+        dtype = result_dtype(*_promote) if _promote else np.dtype("f8")
+        self._terms = tuple(
+            (dtype.type(c), tuple(factors)) for c, factors in zip(coeffs, parsed)
+        )
+        self._kernel = {}
+        self._adjoint_op = None
+        super().__init__(dtype, expected)
+        self.args = self.terms
+
+    @property
+    def terms(self):
+        """One tuple (cᵢ, Aᵢ, Bᵢ) per term: the coefficient and the factors.
+
+        The coefficient is a NumPy scalar, dense factors arrays of the operator's dtype and
+        the others (identity, diagonal, sparse, operator factors) as given; for a term of
+        more factors, (cᵢ, Aᵢ, Bᵢ, Cᵢ, …).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> A = np.array([[1, 2], [3, 4]])
+        >>> S = matkron.sum_of_kron([(A, matkron.identity(3))], coeffs=[2])
+        >>> c, left, right = S.terms[0]
+        >>> c, right
+        (np.float64(2.0), identity(3))
+        >>> left
+        array([[1., 2.],
+               [3., 4.]])
+        """
+        return tuple(
+            (c, *(f.dense(self.dtype) if f.kind == "dense" else f.given for f in factors))
+            for c, factors in self._terms
+        )
+
+    # -- products -----------------------------------------------------------------------
+
+    def _kernel_terms(self, dtype):
+        """The terms whose factors all run in the compiled kernel, as it takes them."""
+        terms = self._kernel.get(dtype)
+        if terms is None:
+            real = dtype.kind != "c"
+            terms = self._kernel[dtype] = tuple(
+                (float(c.real) if real else complex(c), kernel_factors(factors, dtype))
+                for c, factors in self._terms
+                if all(f.in_kernel for f in factors)
+            )
+        return terms
+
+    def _product_dtype(self, x):
+        if x.dtype == self.dtype:
+            return self.dtype
+        return result_dtype(*self._factor_dtypes, x.dtype)
+
+    def _product(self, x):
+        """self @ x for an ndarray x of 1 or 2 dimensions."""
+        dtype = self._product_dtype(x)
+        n = self.shape[1]
+        check_rows(x, n, "x", f"the number of columns of the {self.shape[0]}x{n} sum of "
+                   "Kronecker products")
+        x = operand(x, dtype)
+        out = _new_result(x, self.shape[0], dtype)
+        kernel_terms = self._kernel_terms(dtype)
+        if kernel_terms:
+            apply(kernel_terms, x, out)
+        elif len(self._terms) == 0 or x.shape[0] == 0:
+            out.fill(0)
+            return out
+        accumulate = bool(kernel_terms)
+        for c, factors in self._terms:
+            if not all(f.in_kernel for f in factors):
+                structured_product(factors, x, dtype, out, alpha=c, accumulate=accumulate)
+                accumulate = True
+        return out
+
+    def _with_terms(self, terms, shape):
+        """A SumOfKronOperator of (c, factors) pairs, of the given shape, that promotes as
+        this one."""
+        return SumOfKronOperator(
+            [factors for _, factors in terms],
+            [c for c, _ in terms],
+            shape=shape,
+            _promote=self._factor_dtypes,
+        )
+
+    def _adjoint(self):
+        if self._adjoint_op is None:
+            adj = self._with_terms(
+                [(np.conj(c), tuple(f.adjoint() for f in factors))
+                 for c, factors in self._terms],
+                self.shape[::-1],
+            )
+            adj._adjoint_op = self
+            self._adjoint_op = adj
+        return self._adjoint_op
+
+    def _transpose(self):
+        return self._with_terms(
+            [(c, tuple(f.transpose() for f in factors)) for c, factors in self._terms],
+            self.shape[::-1],
+        )
+
+    def todense(self):
+        """The dense matrix Σ cᵢ kron(Aᵢ, Bᵢ) (small sizes only).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> matkron.sum_of_kron([(np.eye(1), np.ones((1, 2)))], [3]).todense()
+        array([[3., 3.]])
+        """
+        result = np.zeros(self.shape, dtype=self.dtype)
+        for c, factors in self._terms:
+            dense = functools.reduce(np.kron, [f.dense(self.dtype) for f in factors])
+            result += c * dense
+        return result
+
+    # -- arithmetic ---------------------------------------------------------------------
+
+    def __add__(self, other):
+        result = combine(self, other, 1)
+        return super().__add__(other) if result is None else result
+
+    def __radd__(self, other):
+        result = combine(other, self, 1)
+        return NotImplemented if result is None else result
+
+    def __sub__(self, other):
+        result = combine(self, other, -1)
+        return super().__sub__(other) if result is None else result
+
+    def __rsub__(self, other):
+        result = combine(other, self, -1)
+        return NotImplemented if result is None else result
+
+    def __neg__(self):
+        return scale(self, -1)
+
+    def __mul__(self, other):
+        if is_scalar(other):
+            return scale(self, other)
+        return super().__mul__(other)
+
+    def __rmul__(self, other):
+        if is_scalar(other):
+            return scale(self, other)
+        return super().__rmul__(other)
+
+    def __truediv__(self, other):
+        if is_scalar(other):
+            return scale(self, 1 / other)
+        return super().__truediv__(other)
+
+    def __repr__(self):
+        return (
+            f"<{self.shape[0]}x{self.shape[1]} {type(self).__name__} of {len(self._terms)} "
+            f"terms with dtype={self.dtype}>"
+        )
+
+
+def _as_terms(op):
+    """The (c, factors) pairs of a KronOperator or SumOfKronOperator, else None."""
+    if isinstance(op, SumOfKronOperator):
+        return list(op._terms)
+    if isinstance(op, KronOperator):
+        return [(op.coeff, op._kron_factors)]
+    return None
+
+
+def combine(left, right, sign):
+    """left + sign * right as a SumOfKronOperator, or None when that does not apply.
+
+    The result promotes with what both operands promote with (their factors' own dtypes,
+    not the dtypes they compute in).
+    """
+    a, b = _as_terms(left), _as_terms(right)
+    if a is None or b is None or left.shape != right.shape:
+        return None
+    terms = a + [(sign * c, factors) for c, factors in b]
+    return SumOfKronOperator(
+        [factors for _, factors in terms],
+        [c for c, _ in terms],
+        shape=left.shape,
+        _promote=left._factor_dtypes + right._factor_dtypes,
+    )
+
+
+def scale(op, c):
+    """c * op as a SumOfKronOperator for a KronOperator or SumOfKronOperator op."""
+    terms = _as_terms(op)
+    return SumOfKronOperator(
+        [factors for _, factors in terms],
+        [c * t for t, _ in terms],
+        shape=op.shape,
+        _promote=op._factor_dtypes + (c,),
+    )
+
+
+# -- Kronecker sums ---------------------------------------------------------------------
+
+
+def _square_factor(f, name):
+    """The Factor of a square factor of any kind (a KronOperator as one operator), or
+    ValueError naming `name`."""
+    factor = as_factor(f, name) if isinstance(f, LinearOperator) or scipy.sparse.issparse(
+        f) else None
+    if factor is None:
+        if not hasattr(f, "shape") or len(f.shape) != 2:
+            f = as_array(f, name)
+            if f.ndim != 2:
+                raise ValueError(f"{name} must be a square matrix; got shape {f.shape}")
+        factor = as_factor(f, name)
+    f = factor
+    if f.shape[0] != f.shape[1]:
+        raise ValueError(f"{name} must be a square matrix; got shape {f.shape}")
+    return f
+
+
+def kronsum(*mats):
+    """The Kronecker sum A ⊕ B = kron(I_n, A) + kron(B, I_m) as a :class:`KronSumOperator`.
+
+    Parameters
+    ----------
+    *mats : array_like
+        Square matrices A1 (m×m), A2 (n×n), …. Two matrices A, B give the operator
+        vec(X) ↦ vec(A X + X Bᵀ) for X m×n, as ``scipy.sparse.kronsum(A, B)``; three or more
+        are taken left to right, ``kronsum(kronsum(A1, A2), A3)``, which is the Laplacian-like
+        operator Σᵢ I ⊗ … ⊗ Aᵢ ⊗ … ⊗ I of a grid with A1 along the fastest axis.
+
+    Returns
+    -------
+    KronSumOperator
+        The lazy operator, with :meth:`KronSumOperator.solve`.
+
+    Raises
+    ------
+    ValueError
+        If no matrix is given or one is not square.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.sparse
+    >>> import matkron
+    >>> A = np.array([[2.0, 1.0], [0.0, 3.0]])
+    >>> B = np.array([[1.0]])
+    >>> K = matkron.kronsum(A, B)
+    >>> np.allclose(K.todense(), scipy.sparse.kronsum(A, B).toarray())
+    True
+    """
+    if not mats:
+        raise ValueError("kronsum needs at least one matrix")
+    names = [f"mats[{i}]" for i in range(len(mats))]
+    return KronSumOperator(
+        [_square_factor(a, name) for a, name in zip(mats, names)], _names=names
+    )
+
+
+def sylvester(A, B):
+    """The Sylvester operator X ↦ A X + X B on vec(X), as a :class:`KronSumOperator`.
+
+    Parameters
+    ----------
+    A : array_like
+        m×m.
+    B : array_like
+        n×n; X is m×n.
+
+    Returns
+    -------
+    KronSumOperator
+        kronsum(A, Bᵀ) = I ⊗ A + Bᵀ ⊗ I; its :meth:`~KronSumOperator.solve` solves the
+        Sylvester equation A X + X B = C for b = vec(C).
+
+    Raises
+    ------
+    ValueError
+        If A or B is not square.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.linalg
+    >>> import matkron
+    >>> A = np.array([[4.0, 1.0], [0.0, 3.0]])
+    >>> B = np.array([[2.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 5.0]])
+    >>> C = np.arange(6.0).reshape(2, 3)
+    >>> X = matkron.unvec(matkron.sylvester(A, B).solve(matkron.vec(C)), (2, 3))
+    >>> np.allclose(X, scipy.linalg.solve_sylvester(A, B, C))
+    True
+    """
+    A = _square_factor(A, "A")
+    B = _square_factor(B, "B")
+    return KronSumOperator([A, B.transpose()], _names=("A", "B"))
+
+
+def lyapunov(A):
+    """The Lyapunov operator X ↦ A X + X Aᴴ on vec(X), as a :class:`KronSumOperator`.
+
+    Parameters
+    ----------
+    A : array_like
+        m×m.
+
+    Returns
+    -------
+    KronSumOperator
+        kronsum(A, conj(A)) = I ⊗ A + conj(A) ⊗ I; its :meth:`~KronSumOperator.solve`
+        solves the continuous Lyapunov equation A X + X Aᴴ = C for b = vec(C).
+
+    Raises
+    ------
+    ValueError
+        If A is not square.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.linalg
+    >>> import matkron
+    >>> A = np.array([[-2.0, 1.0], [0.0, -3.0]])
+    >>> Q = np.eye(2)
+    >>> X = matkron.unvec(matkron.lyapunov(A).solve(matkron.vec(Q)), (2, 2))
+    >>> np.allclose(X, scipy.linalg.solve_continuous_lyapunov(A, Q))
+    True
+    """
+    A = _square_factor(A, "A")
+    return KronSumOperator([A, A.conj()], _names=("A", "A"))
+
+
+class KronSumOperator(SumOfKronOperator):
+    """The Kronecker sum A1 ⊕ A2 ⊕ … = Σᵢ I ⊗ … ⊗ Aᵢ ⊗ … ⊗ I of square matrices.
+
+    Create it with :func:`kronsum`, :func:`sylvester` or :func:`lyapunov`. A
+    :class:`SumOfKronOperator` (products run in the compiled kernel, identity factors cost no
+    GEMM) with a direct :meth:`solve`.
+
+    Factors may be dense, :func:`matkron.diagonal`, ``scipy.sparse`` (kept sparse for
+    products: the grid Laplacian of ``kronsum(T, T)`` with a sparse tridiagonal T costs
+    O(nnz) per product) or LinearOperators (products only). :meth:`solve` diagonalizes or
+    triangularizes each factor, so it makes sparse and diagonal factors dense: O(n³) per
+    factor of order n, once.
+
+    Parameters
+    ----------
+    factors : sequence of matrices
+        The square matrices A1, A2, …; A1 acts along the fastest-varying index of vec.
+    _names : sequence of str, optional
+        Private: how the caller named the factors, for messages (``"A"``, ``"B"`` for
+        :func:`sylvester`); ``factors[i]`` by default.
+
+    Attributes
+    ----------
+    factors : tuple
+        The matrices A1, A2, …: dense ones as arrays of the operator's dtype, the others as
+        given.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matkron
+    >>> T = np.array([[2.0, -1.0], [-1.0, 2.0]])
+    >>> L = matkron.kronsum(T, T, T)  # the 3-D grid Laplacian of a 2x2x2 grid
+    >>> L.shape
+    (8, 8)
+    >>> np.allclose(L @ L.solve(np.ones(8)), 1.0)
+    True
+    """
+
+    def __init__(self, factors, *, _names=None):
+        if isinstance(factors, np.ndarray) or not isinstance(factors, (list, tuple)):
+            raise TypeError(
+                f"factors must be a sequence of square matrices; got {type(factors).__name__}"
+            )
+        if not factors:
+            raise ValueError("factors must contain at least one matrix")
+        if _names is None:
+            _names = [f"factors[{i}]" for i in range(len(factors))]
+        self._names = tuple(_names)
+        factors = [_square_factor(f, name) for f, name in zip(factors, self._names)]
+        dims = [f.shape[0] for f in factors]
+        k = len(factors)
+        terms = []
+        for i, f in enumerate(factors):
+            # Kronecker position p holds A_{k-p}: A_k is the leftmost factor.
+            term = [identity(dims[k - 1 - p]) for p in range(k)]
+            term[k - 1 - i] = f
+            terms.append(term)
+        super().__init__(terms)
+        self._ks_factors = tuple(factors)
+        self.factors = tuple(
+            f.dense(self.dtype) if f.kind == "dense" else f.given for f in factors
+        )
+        self.args = self.factors
+        self._hermitian = None
+        self._cache = {}
+
+    def _derived(self, factors):
+        """A KronSumOperator of the given factors that promotes as this one."""
+        op = KronSumOperator(factors, _names=self._names)
+        op._factor_dtypes = self._factor_dtypes
+        return op
+
+    def _adjoint(self):
+        if self._adjoint_op is None:
+            adj = self._derived([f.adjoint() for f in self._ks_factors])
+            adj._adjoint_op = self
+            self._adjoint_op = adj
+        return self._adjoint_op
+
+    def _transpose(self):
+        return self._derived([f.transpose() for f in self._ks_factors])
+
+    # -- solve ----------------------------------------------------------------------------
+
+    def solve(self, b):
+        """Solve (A1 ⊕ A2 ⊕ …) x = b on the factors, never on the dense matrix.
+
+        Parameters
+        ----------
+        b : array_like
+            1-D of length N (a vec, like a matvec input), or 2-D of shape (N, r) with one
+            right-hand side per column.
+
+        Returns
+        -------
+        ndarray
+            x, of the shape of `b`, in the dtype of the product ``self @ b``.
+
+        Raises
+        ------
+        ValueError
+            If `b` does not match the operator, or a factor contains NaN or inf (named as
+            given: ``A`` or ``B`` of :func:`sylvester`, ``mats[i]`` of :func:`kronsum`);
+            checked before any decomposition, as SciPy's ``check_finite``.
+        numpy.linalg.LinAlgError
+            If the operator is singular: eigenvalues λ of the factors with
+            λ(A1) + λ(A2) + … = 0.
+
+        Notes
+        -----
+        An operator of order 0 (a 0×0 factor) is the 0×0 matrix: the solution is empty, of
+        the shape of `b`, as ``numpy.linalg.solve`` gives, whatever the other factors hold.
+
+        When every factor is Hermitian, the eigendecompositions Aᵢ = Vᵢ Λᵢ Vᵢᴴ give
+        x = V (Λ⁻¹ ∘ Vᴴ b) with V = ⊗ Vᵢ applied through :func:`matkron.kron_matvec` and Λ
+        the grid of eigenvalue sums (the fast diagonalization method; any number of
+        factors). Otherwise the complex Schur forms Aᵢ = Zᵢ Tᵢ Zᵢᴴ reduce the system to
+        T1 ⊕ T2 ⊕ … with upper-triangular Tᵢ, solved by back substitution along the last
+        factor, recursively, for all right-hand sides at once; two factors and a single
+        right-hand side (Bartels–Stewart: T1 Y + Y T2ᵀ = C) take one call of LAPACK's
+        trsyl. The decompositions are computed on the first solve and cached (the adjoint
+        :attr:`H` is cached too, with its own).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> K = matkron.kronsum(np.diag([1.0, 2.0]), np.diag([10.0, 20.0]))
+        >>> K.solve([11.0, 12.0, 21.0, 22.0])
+        array([1., 1., 1., 1.])
+        """
+        b = as_array(b, "b")
+        n = self.shape[0]
+        check_rows(b, n, "b", f"the number of rows of the {n}x{n} Kronecker sum")
+        dtype = self._product_dtype(b)
+        if n == 0:
+            return np.empty(b.shape, dtype=dtype)
+        if "finite" not in self._cache:
+            require_structure(self._ks_factors, self._names, "solve")
+            require_finite(self._ks_factors, self._names, "solve")
+            self._cache["finite"] = True
+        rhs = b[:, np.newaxis] if b.ndim == 1 else b
+        if rhs.size == 0:
+            return np.zeros(b.shape, dtype=dtype)
+        if self._hermitian is None:
+            self._hermitian = all(f.is_hermitian() for f in self._ks_factors)
+        if self._hermitian:
+            x = self._solve_eigh(rhs)
+        else:
+            x = self._solve_schur(rhs)
+        if dtype.kind != "c":
+            x = x.real
+        return np.asarray(x, dtype=dtype).reshape(b.shape)
+
+    def _singular_check(self, grid, scales):
+        n = max(f.shape[0] for f in self._ks_factors)
+        eps = np.finfo(self.dtype).eps
+        tol = 4 * len(self._ks_factors) * n * eps * sum(scales)
+        smallest = np.abs(grid).min()
+        if not smallest > tol:
+            raise np.linalg.LinAlgError(
+                "the Kronecker sum is singular: eigenvalues of its factors sum to "
+                f"{smallest:.3g} (tolerance {tol:.3g})"
+            )
+
+    def _solve_eigh(self, rhs):
+        if "eigh" not in self._cache:
+            pairs = [scipy.linalg.eigh(f.dense(self.dtype)) for f in self._ks_factors]
+            lams = [lam.astype(np.float64) for lam, _ in pairs]
+            grid = functools.reduce(np.add.outer, lams[::-1]).ravel()
+            self._singular_check(grid, [np.abs(lam).max() for lam in lams])
+            self._cache["eigh"] = (grid, [v for _, v in pairs][::-1])
+        grid, vs = self._cache["eigh"]
+        y = kron_matvec([_adjoint_array(v) for v in vs], rhs)
+        y /= grid[:, None]
+        return kron_matvec(vs, y)
+
+    def _solve_schur(self, rhs):
+        if "schur" not in self._cache:
+            ctype = np.result_type(self.dtype, np.complex64)
+            forms = [scipy.linalg.schur(f.dense(ctype), output="complex")
+                     for f in self._ks_factors]
+            diags = [np.diag(t) for t, _ in forms]
+            grid = functools.reduce(np.add.outer, diags[::-1]).ravel()
+            self._singular_check(grid, [np.abs(d).max() for d in diags])
+            self._cache["schur"] = ([t for t, _ in forms], [z for _, z in forms][::-1])
+        ts, zs = self._cache["schur"]
+        c = kron_matvec([_adjoint_array(z) for z in zs], rhs)
+        if len(ts) == 2 and c.shape[1] == 1:
+            y = triangular_sylvester_solve(ts[0], ts[1], c)
+        else:
+            y = triangular_kronsum_solve(ts, c, 0)
+        return kron_matvec(zs, y)
