@@ -539,7 +539,7 @@ class Diagonal(Factor):
         if isinstance(other, Dense):
             return Dense(self.d[:, None] * other.a)
         if isinstance(other, Sparse):
-            return Sparse(scipy.sparse.csr_array(scipy.sparse.diags_array(self.d) @ other.csr))
+            return Sparse.of(scipy.sparse.diags_array(self.d) @ other.csr)
         return Operator(
             scipy.sparse.linalg.aslinearoperator(scipy.sparse.diags_array(self.d)) @ other.op
         )
@@ -553,12 +553,23 @@ class Sparse(Factor):
 
     def __init__(self, given, csr=None):
         if csr is None:
-            csr = scipy.sparse.csr_array(given)
-            csr.sum_duplicates()  # canonical: sorted indices, no duplicates
+            csr = scipy.sparse.csr_array(given)  # may share the arrays of a CSR input
+            if not csr.has_canonical_format:
+                # Sorted indices, no duplicates: on a copy, never on the user's arrays.
+                csr = csr.copy()
+                csr.sum_duplicates()
         super().__init__(given, csr.shape, csr.dtype)
         self.csr = csr
         self._kernel = {}
         self._lu = {}
+
+    @classmethod
+    def of(cls, matrix):
+        """The factor of a sparse matrix matkron computed (a product, a transpose, ...),
+        which it also reports as given."""
+        csr = scipy.sparse.csr_array(matrix)
+        csr.sum_duplicates()
+        return cls(csr, csr)
 
     def multiplies(self):
         q = self.shape[1]
@@ -569,10 +580,10 @@ class Sparse(Factor):
         if arrays is None:
             csr = self.csr
             index = np.int32 if max(csr.nnz, *csr.shape) < 2**31 - 1 else np.int64
-            arrays = self._kernel[dtype] = (
-                np.ascontiguousarray(csr.indptr, dtype=index),
-                np.ascontiguousarray(csr.indices, dtype=index),
-                np.ascontiguousarray(csr.data, dtype=dtype),
+            # Contiguous and aligned (a misaligned buffer is copied once, here).
+            arrays = self._kernel[dtype] = tuple(
+                np.require(a, dtype=t, requirements=["C", "A"])
+                for a, t in ((csr.indptr, index), (csr.indices, index), (csr.data, dtype))
             )
         return arrays
 
@@ -583,10 +594,10 @@ class Sparse(Factor):
                           accumulate=accumulate)
 
     def conj(self):
-        return Sparse(self.given, self.csr.conj()) if self.dtype.kind == "c" else self
+        return Sparse.of(self.csr.conj()) if self.dtype.kind == "c" else self
 
     def transpose(self):
-        return Sparse(self.given, scipy.sparse.csr_array(self.csr.T))
+        return Sparse.of(self.csr.T)
 
     def dense(self, dtype):
         return self.csr.toarray().astype(dtype, copy=False)
@@ -661,16 +672,15 @@ class Sparse(Factor):
                 result = result @ base
             base = base @ base
             p >>= 1
-        return Sparse(self.given, scipy.sparse.csr_array(result))
+        return Sparse.of(result)
 
     def matmul(self, other):
         if isinstance(other, Identity):
             return self
         if isinstance(other, Sparse):
-            return Sparse(self.given, scipy.sparse.csr_array(self.csr @ other.csr))
+            return Sparse.of(self.csr @ other.csr)
         if isinstance(other, Diagonal):
-            return Sparse(self.given,
-                          scipy.sparse.csr_array(self.csr @ scipy.sparse.diags_array(other.d)))
+            return Sparse.of(self.csr @ scipy.sparse.diags_array(other.d))
         if isinstance(other, Dense):
             return Dense(np.asarray(self.csr @ other.a))
         return Operator(scipy.sparse.linalg.aslinearoperator(self.csr) @ other.op)
