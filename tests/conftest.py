@@ -13,6 +13,8 @@ import zlib
 
 import numpy as np
 import pytest
+import scipy.sparse
+from scipy.sparse.linalg import LinearOperator
 
 import matkron
 
@@ -114,10 +116,21 @@ def operand_shape(n, m):
 
 
 def to_dense(f, dtype=np.complex128):
-    """A factor as a dense array of `dtype` (identity factors as np.eye)."""
+    """A factor as a dense array of `dtype`, without matkron: identity factors as np.eye,
+    diagonal factors as np.diag of their d, sparse ones by scipy's toarray, and
+    LinearOperators (never matkron's own) by their matmat with the identity."""
     if is_identity(f):
         return np.eye(f.shape[0], dtype=dtype)
-    a = np.asarray(f)
+    if isinstance(f, matkron.DiagonalFactor):
+        a = np.diag(np.asarray(f.d))
+    elif scipy.sparse.issparse(f):
+        a = f.toarray()
+    elif isinstance(f, (matkron.KronOperator, matkron.SumOfKronOperator)):
+        raise AssertionError("a matkron operator is not an independent oracle")
+    elif isinstance(f, LinearOperator):
+        a = np.asarray(f.matmat(np.eye(f.shape[1], dtype=f.dtype)))
+    else:
+        a = np.asarray(f)
     if np.dtype(dtype).kind != "c" and a.dtype.kind == "c":
         raise AssertionError("complex factor requested as a real dense matrix")
     return a.astype(dtype)
