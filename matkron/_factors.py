@@ -440,7 +440,9 @@ class Identity(Factor):
         return 1.0 if self.n else 0.0
 
     def cond(self, ord):
-        return 1.0
+        if ord in (None, "fro"):
+            return float(self.n)
+        return float(self.n) ** 2 if ord == "nuc" else 1.0
 
     def diagonal_entries(self, rows, cols):
         return (rows == cols).astype(np.float64)
