@@ -258,25 +258,29 @@ cdef Py_ssize_t _tensor_size(Py_ssize_t L, Py_ssize_t n, Py_ssize_t R) noexcept:
     return L * n * R
 
 
-cdef int _check_values(cnp.ndarray a, str name, int type_num) except -1:
+cdef int _check_values(str func, cnp.ndarray a, str name, int type_num,
+                       str reference) except -1:
+    """a has dtype type_num (that of `reference`), is contiguous, aligned and native."""
     if cnp.PyArray_TYPE(a) != type_num:
-        raise TypeError(f"sparse_mode_apply: {name} has dtype {a.dtype}; expected "
-                        f"{cnp.PyArray_DescrFromType(type_num)}, the dtype of data")
+        raise TypeError(f"{func}: {name} has dtype {a.dtype}; expected "
+                        f"{cnp.PyArray_DescrFromType(type_num)}, the dtype of {reference}")
     if not is_blas_array(a) or not _contiguous(a):
-        raise ValueError(f"sparse_mode_apply: {name} must be contiguous, aligned and in "
-                         "native byte order")
+        raise ValueError(f"{func}: {name} must be contiguous, aligned and in native byte "
+                         "order")
     return 0
 
 
-cdef int _check_index(cnp.ndarray a, str name, Py_ssize_t itemsize) except -1:
+cdef int _check_index(str func, cnp.ndarray a, str name, Py_ssize_t itemsize,
+                      str rule) except -1:
+    """a is a 1-D contiguous, aligned, native array of signed integers of `itemsize`
+    (4 or 8) bytes; `rule` states the requirement in the TypeError."""
     if (not cnp.PyArray_ISSIGNED(a) or cnp.PyArray_ITEMSIZE(a) != itemsize
             or itemsize not in (4, 8)):
-        raise TypeError(f"sparse_mode_apply: {name} has dtype {a.dtype}; indptr and "
-                        "indices must both be int32 or both int64")
+        raise TypeError(f"{func}: {name} has dtype {a.dtype}; {rule}")
     if (cnp.PyArray_NDIM(a) != 1 or not cnp.PyArray_ISNOTSWAPPED(a)
             or not cnp.PyArray_ISALIGNED(a) or not _contiguous(a)):
-        raise ValueError(f"sparse_mode_apply: {name} must be 1-D, contiguous, aligned and "
-                         "in native byte order")
+        raise ValueError(f"{func}: {name} must be 1-D, contiguous, aligned and in native "
+                         "byte order")
     return 0
 
 
@@ -369,6 +373,8 @@ def sparse_mode_apply(cnp.ndarray indptr not None, cnp.ndarray indices not None,
     cdef const void* xp = cnp.PyArray_DATA(x)
     cdef void* op = cnp.PyArray_DATA(out)
     cdef bint wide = cnp.PyArray_ITEMSIZE(indptr) == 8
+    cdef str func = "sparse_mode_apply"
+    cdef str rule = "indptr and indices must both be int32 or both int64"
 
     if p < 0 or q < 0 or L < 0 or R < 0:
         raise ValueError(f"sparse_mode_apply: sizes must be >= 0; got p={p}, q={q}, L={L}, "
@@ -376,13 +382,13 @@ def sparse_mode_apply(cnp.ndarray indptr not None, cnp.ndarray indices not None,
     if not is_blas_type(type_num):
         raise TypeError(f"sparse_mode_apply: data has dtype {data.dtype}; expected float32, "
                         "float64, complex64 or complex128")
-    _check_values(data, "data", type_num)
-    _check_values(x, "x", type_num)
-    _check_values(out, "out", type_num)
+    _check_values(func, data, "data", type_num, "data")
+    _check_values(func, x, "x", type_num, "data")
+    _check_values(func, out, "out", type_num, "data")
     if not cnp.PyArray_ISWRITEABLE(out):
         raise ValueError("sparse_mode_apply: out is read-only")
-    _check_index(indptr, "indptr", cnp.PyArray_ITEMSIZE(indptr))
-    _check_index(indices, "indices", cnp.PyArray_ITEMSIZE(indptr))
+    _check_index(func, indptr, "indptr", cnp.PyArray_ITEMSIZE(indptr), rule)
+    _check_index(func, indices, "indices", cnp.PyArray_ITEMSIZE(indptr), rule)
     if cnp.PyArray_SIZE(indptr) != p + 1:
         raise ValueError(f"sparse_mode_apply: indptr has length {cnp.PyArray_SIZE(indptr)}; "
                          f"expected {p + 1} = p + 1")
