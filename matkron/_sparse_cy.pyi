@@ -15,3 +15,15 @@ def sparse_mode_apply(
     alpha: complex = ...,
     accumulate: bool = ...,
 ) -> np.ndarray: ...
+
+def kronsum_apply(
+    indptrs: tuple[np.ndarray, ...],
+    indices: tuple[np.ndarray, ...],
+    datas: tuple[np.ndarray, ...],
+    dims: tuple[int, ...],
+    x: np.ndarray,
+    out: np.ndarray,
+    R: int,
+    alpha: complex = ...,
+    accumulate: bool = ...,
+) -> np.ndarray: ...

@@ -1,16 +1,20 @@
-"""The compiled sparse mode product matkron._sparse_cy.sparse_mode_apply.
+"""The compiled sparse kernels of matkron._sparse_cy: the mode product sparse_mode_apply and
+the Kronecker-sum product kronsum_apply.
 
-Oracle: np.einsum of the dense F (complex128) with X reshaped to (L, n_in, R) in Fortran
-order; never matkron itself. Every call writes into an `out` longer than Y whose tail is a
+Oracles: np.einsum of the dense F (complex128) with X reshaped to (L, n_in, R) in Fortran
+order; for the Kronecker sum the dense Σ_t I ⊗ … ⊗ A_t ⊗ … ⊗ I formed with np.kron (and
+scipy.sparse.kronsum where the dense matrix is too large); never matkron itself. Every call writes into an `out` longer than Y whose tail is a
 sentinel, and starts from NaN when not accumulating, so unwritten or out-of-bounds elements
 show.
 """
+
+import math
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from matkron._sparse_cy import sparse_mode_apply
+from matkron._sparse_cy import kronsum_apply, sparse_mode_apply
 
 from .conftest import DTYPES, random_array
 
@@ -242,3 +246,236 @@ def test_zero_sizes_zero_out_unless_accumulating():
         sparse_mode_apply(indptr, np.empty(0, dtype=np.int32), empty, 3, 0, empty, out, 2, 4,
                           accumulate=accumulate)
         assert np.all(out == expected)
+
+
+# -- the Kronecker sum -------------------------------------------------------------------
+
+# (dims, R, densities, empty rows): k = 1 to 4; orders 1 and 0; a column of the fastest
+# mode longer than a vector register; factors without nonzeros; dense factors.
+KRONSUM_CASES = (
+    ((5,), 3, (0.5,), ((1,),)),
+    ((1,), 1, (1.0,), ((),)),
+    ((0,), 3, (0.0,), ((),)),
+    ((4, 3), 1, (0.5, 0.6), ((2,), (0,))),
+    ((17, 2), 3, (0.3, 1.0), ((), ())),
+    ((1, 5), 3, (1.0, 0.4), ((), (4,))),
+    ((5, 1), 1, (0.5, 1.0), ((0, 3), ())),
+    ((3, 4), 3, (0.0, 0.5), ((), ())),
+    ((3, 4), 1, (0.5, 0.0), ((), ())),
+    ((0, 3), 3, (0.0, 0.5), ((), ())),
+    ((3, 0), 3, (0.5, 0.0), ((), ())),
+    ((3, 2), 0, (0.5, 0.5), ((), ())),
+    ((3, 2, 4), 3, (0.5, 0.7, 0.4), ((1,), (), (0, 3))),
+    ((2, 1, 3), 1, (1.0, 1.0, 0.5), ((), (), ())),
+    ((4, 3, 2), 1, (0.4, 0.0, 1.0), ((), (), ())),
+    ((2, 3, 1, 2), 3, (0.6, 0.5, 1.0, 0.5), ((), (2,), (), ())),
+    ((2, 2, 2, 3), 1, (0.7, 0.7, 0.7, 0.0), ((1,), (), (0,), ())),
+)
+
+
+def kronsum_dense(denses):
+    """Σ_t I_{n_k} ⊗ … ⊗ A_t ⊗ … ⊗ I_{n_1}, A_1 acting along the fastest index."""
+    dims = [a.shape[0] for a in denses]
+    total = np.zeros((math.prod(dims),) * 2, dtype=np.complex128)
+    for t, a in enumerate(denses):
+        term = np.ones((1, 1))
+        for s, n in enumerate(dims):  # kron(M_k, …, M_1) built from the fastest factor up
+            term = np.kron(a if s == t else np.eye(n), term)
+        total += term
+    return total
+
+
+def check_kronsum(rng, dtype, index_dtype, case, accumulate, alphas):
+    dims, R, densities, empty = case
+    factors = [random_csr(rng, n, n, dens, emp, dtype, index_dtype)
+               for n, dens, emp in zip(dims, densities, empty)]
+    indptrs, indices, datas = (tuple(f[i] for f in factors) for i in range(3))
+    L = kronsum_dense([f[3] for f in factors])
+    size = L.shape[0] * R
+    x = random_array(rng, size, dtype)
+    y0 = random_array(rng, size, dtype)
+    inputs = [a.copy() for a in indptrs + indices + datas + (x,)]
+    X = x.astype(np.complex128).reshape((L.shape[0], R), order="F")
+    for alpha in alphas:
+        out = np.full(size + TAIL, np.nan, dtype=dtype)
+        if accumulate:
+            out[:size] = y0
+        out[size:] = SENTINEL
+
+        result = kronsum_apply(indptrs, indices, datas, dims, x, out, R, alpha=alpha,
+                               accumulate=accumulate)
+
+        assert result is out
+        used_alpha = alpha if dtype.kind == "c" else alpha.real
+        expected = (used_alpha * (L @ X)).ravel(order="F")
+        bound = (abs(used_alpha) * (np.abs(L) @ np.abs(X))).ravel(order="F")
+        if accumulate:
+            expected = expected + y0
+            bound = bound + np.abs(y0)
+        err = np.abs(out[:size].astype(np.complex128) - expected)
+        assert np.all(err <= TOL[dtype] * bound + np.finfo(dtype).tiny), (
+            case, alpha, np.max(err - TOL[dtype] * bound, initial=0))
+        assert np.all(out[size:] == SENTINEL)
+    for before, after in zip(inputs, indptrs + indices + datas + (x,)):
+        np.testing.assert_array_equal(before, after)
+
+
+@pytest.mark.parametrize("accumulate", [False, True])
+@pytest.mark.parametrize("index_dtype", INDEX_DTYPES, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_kronsum_against_dense(rng, dtype, index_dtype, accumulate):
+    alphas = (1.0 + 0j, -0.37 + 0j) + ((0.6 - 1.3j,) if dtype.kind == "c" else (0.5 + 2j,))
+    for case in KRONSUM_CASES:
+        check_kronsum(rng, dtype, index_dtype, case, accumulate, alphas)
+
+
+@pytest.mark.parametrize("dtype", [np.dtype("float64"), np.dtype("complex64")], ids=str)
+def test_kronsum_long_columns_against_scipy(rng, dtype):
+    # n_1 = 4100 is split into blocks of the fastest mode; the 1-D Laplacian on it couples
+    # the blocks, random long-range entries too. Oracle: scipy.sparse.kronsum (I ⊗ A + B ⊗ I).
+    n1 = 4100
+    T = sp.diags([-1.0, 2.0, -1.0], [-1, 0, 1], shape=(n1, n1), format="csr")
+    A1 = sp.csr_array(T + sp.random(n1, n1, density=2e-4, random_state=rng, format="csr"),
+                      dtype=dtype)
+    A2 = sp.csr_array(random_array(rng, (3, 3), dtype))
+    A3 = sp.csr_array(np.array([[0.0, 1.5], [-2.0, 0.0]]), dtype=dtype)
+    C = sp.kronsum(sp.kronsum(A1, A2), A3, format="csr").astype(np.complex128)
+    R = 2
+    x = random_array(rng, C.shape[0] * R, dtype)
+    out = np.full(x.size, np.nan, dtype=dtype)
+    kronsum_apply(tuple(A.indptr for A in (A1, A2, A3)),
+                  tuple(A.indices for A in (A1, A2, A3)),
+                  tuple(A.data for A in (A1, A2, A3)), (n1, 3, 2), x, out, R)
+    X = x.astype(np.complex128).reshape((-1, R), order="F")
+    expected = (C @ X).ravel(order="F")
+    bound = (abs(C) @ np.abs(X)).ravel(order="F")
+    assert np.all(np.abs(out - expected) <= TOL[dtype] * bound)
+
+
+def test_kronsum_duplicates_are_summed(rng):
+    indptr = np.array([0, 3, 3], dtype=np.int64)
+    indices = np.array([1, 0, 1], dtype=np.int64)
+    data = np.array([1.0, 2.0, 4.0])
+    dense = np.array([[2.0, 5.0], [0.0, 0.0]])
+    x = random_array(rng, 4 * 2, np.float64)
+    out = np.empty(8)
+    kronsum_apply((indptr, indptr), (indices, indices), (data, data), (2, 2), x, out, 2)
+    expected = kronsum_dense([dense, dense]).real @ x.reshape((4, 2), order="F")
+    np.testing.assert_allclose(out, expected.ravel(order="F"), rtol=1e-14)
+
+
+def test_kronsum_multidimensional_contiguous_operands(rng):
+    # x and out may be any arrays whose memory is contiguous: here the tensor itself, in
+    # Fortran order, and a C-ordered 2-D array holding Y's memory.
+    dims, R = (3, 4, 2), 2
+    factors = [random_csr(rng, n, n, 0.6, (), np.float64, np.int32) for n in dims]
+    X = np.asfortranarray(random_array(rng, dims + (R,), np.float64))
+    out = np.empty((R, 24))
+    kronsum_apply(*(tuple(f[i] for f in factors) for i in range(3)), dims, X, out, R)
+    expected = kronsum_dense([f[3] for f in factors]).real @ X.reshape((24, R), order="F")
+    np.testing.assert_allclose(out.ravel(), expected.ravel(order="F"), rtol=1e-13)
+
+
+def kronsum_valid_args():
+    A = sp.csr_array(np.array([[1.0, 0.0, 2.0], [0.0, 3.0, 0.0], [0.0, 0.0, 0.0]]))
+    B = sp.csr_array(np.array([[4.0, 0.0], [5.0, 6.0]]))
+    return dict(indptrs=(A.indptr, B.indptr), indices=(A.indices, B.indices),
+                datas=(A.data, B.data), dims=(3, 2), x=np.ones(3 * 2 * 4),
+                out=np.empty(3 * 2 * 4), R=4)
+
+
+def kronsum_call(**changes):
+    args = kronsum_valid_args()
+    args.update(changes)
+    return kronsum_apply(args.pop("indptrs"), args.pop("indices"), args.pop("datas"),
+                         args.pop("dims"), args.pop("x"), args.pop("out"), args.pop("R"),
+                         **args)
+
+
+def test_kronsum_valid_args_pass():
+    # Rows of A: 3, 3, 0; of B: 4, 11. A_1 = A along the fastest mode.
+    np.testing.assert_array_equal(kronsum_call(), np.tile([7.0, 7.0, 4.0, 14.0, 14.0, 11.0],
+                                                          4))
+
+
+def with_item(name, t, value):
+    items = list(kronsum_valid_args()[name])
+    items[t] = value
+    return {name: tuple(items)}
+
+
+I32 = np.int32
+
+
+@pytest.mark.parametrize("changes, match", [
+    (dict(x=np.ones(24, dtype=np.float32)), "x has dtype float32; expected float64"),
+    (dict(out=np.empty(24, dtype=np.complex128)), "out has dtype complex128"),
+    (with_item("datas", 1, np.ones(3, dtype=np.float32)),
+     r"datas\[1\] has dtype float32; expected float64, the dtype of datas\[0\]"),
+    (dict(datas=(np.ones(3, dtype=np.float16), np.ones(3, dtype=np.float16)),
+          x=np.ones(24, dtype=np.float16), out=np.empty(24, dtype=np.float16)),
+     r"datas\[0\] has dtype float16"),
+    (with_item("indptrs", 1, np.array([0, 1, 3], dtype=np.int64)),
+     r"indptrs\[1\] has dtype int64; indptrs and indices must all be int32 or all int64"),
+    (with_item("indices", 0, np.array([0, 2, 1], dtype=np.int64)), r"indices\[0\] has dtype"),
+    (with_item("indptrs", 0, np.array([0, 2, 3, 3], dtype=np.uint32)),
+     r"indptrs\[0\] has dtype uint32"),
+    (with_item("indptrs", 1, [0, 1, 3]), r"indptrs\[1\] is list; expected an ndarray"),
+    (with_item("datas", 0, None), r"datas\[0\] is NoneType"),
+    (with_item("indices", 1, None), r"indices\[1\] is NoneType"),
+    (dict(dims=(3, 2.0)), "integer"),
+])
+def test_kronsum_rejects_types(changes, match):
+    with pytest.raises(TypeError, match=match):
+        kronsum_call(**changes)
+
+
+@pytest.mark.parametrize("changes, match", [
+    (dict(indptrs=(), indices=(), datas=(), dims=()), "dims has length 0; expected 1 to 32"),
+    (dict(dims=(1,) * 33), "dims has length 33; expected 1 to 32"),
+    (dict(dims=(3,)), r"indptrs, indices and datas have lengths 2, 2 and 2; expected 1"),
+    (with_item("datas", 1, None) | dict(datas=(np.ones(3),)), "lengths 2, 2 and 1"),
+    (dict(dims=(3, -2)), "sizes must be >= 0"),
+    (dict(R=-1), "sizes must be >= 0"),
+    (dict(dims=(3, 3)), r"indptrs\[1\] has length 3; expected 4 = dims\[1\] \+ 1"),
+    (with_item("indices", 0, np.array([0, 2], dtype=I32)),
+     r"indices\[0\] has length 2 but datas\[0\] has length 3"),
+    (with_item("indptrs", 1, np.array([0, 1, 4], dtype=I32)),
+     r"indptrs\[1\] must be non-decreasing .* <= 3, the length of indices\[1\]"),
+    (with_item("indptrs", 0, np.array([-1, 2, 3, 3], dtype=I32)),
+     r"indptrs\[0\] must be non-decreasing"),
+    (with_item("indptrs", 0, np.array([0, 3, 2, 3], dtype=I32)),
+     r"indptrs\[0\] must be non-decreasing"),
+    (dict(x=np.ones(23)), r"x has 23 elements; expected at least 24 = 3\*2\*4"),
+    (dict(out=np.empty(23)), r"out has 23 elements; expected at least 24 = 3\*2\*4"),
+    (dict(R=2**62), "more elements than an array can hold"),
+    (dict(x=np.ones(48)[::2]), "x must be contiguous"),
+    (dict(out=np.empty((4, 12))[:, :6]), "out must be contiguous"),
+    (with_item("datas", 0, np.ones(6)[::2]), r"datas\[0\] must be contiguous"),
+    (with_item("indices", 1, np.array([0, 0, 0, 0, 1, 0], dtype=I32)[::2]),
+     r"indices\[1\] must be 1-D, contiguous"),
+    (with_item("indptrs", 0, np.array([[0, 2, 3, 3]], dtype=I32)), r"indptrs\[0\] must be 1-D"),
+    (dict(x=unaligned(24, np.float64)), "x must be contiguous, aligned"),
+    (dict(out=unaligned(24, np.float64)), "out must be contiguous, aligned"),
+    (dict(out=readonly(np.empty(24))), "out is read-only"),
+])
+def test_kronsum_rejects_out_of_bounds_arguments(changes, match):
+    with pytest.raises(ValueError, match=match):
+        kronsum_call(**changes)
+
+
+@pytest.mark.parametrize("name", ["indptrs", "indices", "datas", "dims", "x", "out"])
+def test_kronsum_rejects_none(name):
+    with pytest.raises(TypeError):
+        kronsum_call(**{name: None})
+
+
+def test_kronsum_zero_sizes_write_nothing():
+    # An order or R of 0 leaves a tensor of 0 elements: out is not touched.
+    empty = np.empty(0)
+    e32 = np.empty(0, dtype=I32)
+    out = np.full(4, 5.0)
+    kronsum_apply((np.zeros(3, I32), np.zeros(1, I32)), (e32, e32), (empty, empty), (2, 0),
+                  empty, out, 3)
+    kronsum_apply((np.zeros(3, I32),), (e32,), (empty,), (2,), np.ones(2), out, 0)
+    assert np.all(out == 5.0)
