@@ -27,6 +27,7 @@
 # read or write out of bounds, except the column indices, which it trusts.
 
 cimport numpy as cnp
+from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
 from _blas cimport blas_t, complex64_t, complex128_t, is_blas_array, is_blas_type
@@ -117,6 +118,37 @@ cdef inline void _slab(bint add, Py_ssize_t n, blas_t c, const blas_t* x,
             _zaxpy(n, c.real, c.imag, <const double*>x, <double*>y)
         else:
             _zscal(n, c.real, c.imag, <const double*>x, <double*>y)
+
+
+cdef inline void _rvaxpy(Py_ssize_t n, const real_t* v, const real_t* x,
+                         real_t* y) noexcept nogil:
+    cdef Py_ssize_t l
+    for l in range(n):
+        y[l] += v[l] * x[l]
+
+
+cdef inline void _zvaxpy(Py_ssize_t n, const real_t* v, const real_t* x,
+                         real_t* y) noexcept nogil:
+    cdef Py_ssize_t l
+    cdef real_t vr, vi, xr, xi
+    for l in range(n):
+        vr = v[2 * l]
+        vi = v[2 * l + 1]
+        xr = x[2 * l]
+        xi = x[2 * l + 1]
+        y[2 * l] += vr * xr - vi * xi
+        y[2 * l + 1] += vr * xi + vi * xr
+
+
+cdef inline void _diagonal_slab(Py_ssize_t n, const blas_t* v, const blas_t* x,
+                                blas_t* y) noexcept nogil:
+    """y[:n] += v[:n] * x[:n] elementwise (a diagonal of a banded matrix times x)."""
+    if blas_t is float or blas_t is double:
+        _rvaxpy(n, v, x, y)
+    elif blas_t is complex64_t:
+        _zvaxpy(n, <const float*>v, <const float*>x, <float*>y)
+    else:
+        _zvaxpy(n, <const double*>v, <const double*>x, <double*>y)
 
 
 cdef inline blas_t _op(blas_t d, bint conjugate) noexcept nogil:
@@ -257,6 +289,11 @@ cdef enum:
     # Elements of an output column handled at once: every term adds into this block while
     # it stays in cache (a column of the fastest mode longer than this is split).
     KRONSUM_ROW_BLOCK = 4096
+    # The widest band of A_1 applied by diagonals (see _band).
+    KRONSUM_MAX_BAND = 64
+    # What _kronsum_run returns besides the index of a factor whose indptr is wrong.
+    KRONSUM_DONE = -1
+    KRONSUM_NO_MEMORY = -2
 
 
 cdef struct KronSum:
@@ -270,28 +307,67 @@ cdef struct KronSum:
     double complex alpha
 
 
+cdef Py_ssize_t _band(const index_t* indptr, const index_t* indices, Py_ssize_t n,
+                      Py_ssize_t* lo) noexcept nogil:
+    """The width w of a full band of the n × n CSR matrix, or 0 if it has none.
+
+    A full band: some lo and w such that every row i holds exactly the columns
+    max(0, i + lo), ..., min(n, i + lo + w) - 1, in ascending order (so a row may be empty
+    only where the band leaves the matrix). The gather then sums the same products in the
+    same order as the diagonals do, one after the other.
+    """
+    cdef Py_ssize_t i, j, js, je, first, last, hi = -n, w
+    lo[0] = n
+    for i in range(n):
+        if indptr[i] < indptr[i + 1]:
+            if indices[indptr[i]] - i < lo[0]:
+                lo[0] = indices[indptr[i]] - i
+            if indices[indptr[i + 1] - 1] - i > hi:
+                hi = indices[indptr[i + 1] - 1] - i
+    w = hi - lo[0] + 1
+    if w < 1 or w > KRONSUM_MAX_BAND:
+        return 0
+    for i in range(n):
+        first = i + lo[0] if i + lo[0] > 0 else 0
+        last = i + hi if i + hi < n - 1 else n - 1
+        js = indptr[i]
+        je = indptr[i + 1]
+        if je - js != (last - first + 1 if last >= first else 0):
+            return 0
+        for j in range(js, je):
+            if indices[j] != first + (j - js):
+                return 0
+    return w
+
+
 cdef void _kronsum_columns(const KronSum* s, const index_t* indptr1,
-                           const index_t* indices1, const blas_t* data1, const blas_t* x,
-                           blas_t* y, blas_t alpha, Watch* watch) noexcept nogil:
+                           const index_t* indices1, const blas_t* data1,
+                           const blas_t* diagonals, Py_ssize_t lo, Py_ssize_t w,
+                           const blas_t* x, blas_t* y, blas_t alpha, blas_t* tmp,
+                           Watch* watch) noexcept nogil:
     """Y[:, j_2, ..., j_k, r] (+)= alpha (A_1 X[:, j_2, ..., j_k, r]
     + Σ_{t >= 2} Σ_c A_t[j_t, c] X[:, j_2, ..., c, ..., j_k, r]), column by column.
 
-    The columns (j_2, ..., j_k, r) are walked in memory order by an odometer; A_1 is a
-    gather (one sparse dot product per element), every other term an axpy of a
-    neighbouring column of X into the column of Y, which is written first by the gather.
+    The columns (j_2, ..., j_k, r) are walked in memory order by an odometer. A block of
+    a column is summed in `tmp` (or directly in Y when `tmp` is NULL): A_1 as w diagonals
+    (the band from offset lo, `diagonals` of w n_1 values) or, when w == 0, as a gather;
+    every other term as axpys of neighbouring columns of X. The block of Y is then
+    written once: alpha tmp (+ Y).
     """
-    cdef Py_ssize_t k = s.k, n1 = s.n[0], t, i, j, js, je, jt, ib, nb, col, m
+    cdef Py_ssize_t k = s.k, n1 = s.n[0], t, i, j, js, je, jt, ib, nb, i0, i1, m, col
+    cdef Py_ssize_t terms
     cdef Py_ssize_t ncols = 1
     cdef Py_ssize_t digit[KRONSUM_MAX_FACTORS + 1]      # j_2, ..., j_k, r at [1..k]
     cdef Py_ssize_t stride[KRONSUM_MAX_FACTORS]         # n_1 ... n_t at [t]
     cdef bint acc = s.accumulate
-    cdef double nnz1 = <double>(indptr1[n1] - indptr1[0])
+    cdef double work1 = <double>(w * n1 if w else indptr1[n1] - indptr1[0])
     cdef const index_t* ip
     cdef const index_t* ix
     cdef const blas_t* d
     cdef const blas_t* xc = x
     cdef const blas_t* xt
     cdef blas_t* yc = y
+    cdef blas_t* buf
     cdef blas_t dot
     stride[0] = 1
     for t in range(1, k + 1):
@@ -300,18 +376,26 @@ cdef void _kronsum_columns(const KronSum* s, const index_t* indptr1,
         if t < k:
             stride[t] = stride[t - 1] * s.n[t - 1]
     for col in range(ncols):
-        m = 0
+        terms = 0
         ib = 0
         while ib < n1:
             nb = n1 - ib if n1 - ib < KRONSUM_ROW_BLOCK else KRONSUM_ROW_BLOCK
-            for i in range(ib, ib + nb):
-                dot = 0
-                for j in range(indptr1[i], indptr1[i + 1]):
-                    dot = dot + data1[j] * xc[indices1[j]]
-                if acc:
-                    yc[i] = yc[i] + alpha * dot
-                else:
-                    yc[i] = alpha * dot
+            buf = yc + ib if tmp == NULL else tmp
+            if w:
+                memset(buf, 0, nb * sizeof(blas_t))
+                for m in range(w):
+                    # Rows i of the block with 0 <= i + lo + m < n_1.
+                    i0 = ib if ib + lo + m >= 0 else -(lo + m)
+                    i1 = ib + nb if ib + nb + lo + m <= n1 else n1 - (lo + m)
+                    if i0 < i1:
+                        _diagonal_slab(i1 - i0, diagonals + m * n1 + i0,
+                                       xc + i0 + lo + m, buf + (i0 - ib))
+            else:
+                for i in range(nb):
+                    dot = 0
+                    for j in range(indptr1[ib + i], indptr1[ib + i + 1]):
+                        dot = dot + data1[j] * xc[indices1[j]]
+                    buf[i] = dot
             for t in range(1, k):
                 ip = <const index_t*>s.indptr[t]
                 ix = <const index_t*>s.indices[t]
@@ -320,9 +404,11 @@ cdef void _kronsum_columns(const KronSum* s, const index_t* indptr1,
                 xt = xc + ib - jt * stride[t]
                 js = ip[jt]
                 je = ip[jt + 1]
-                m += je - js
+                terms += je - js
                 for j in range(js, je):
-                    _slab(True, nb, alpha * d[j], xt + ix[j] * stride[t], yc + ib)
+                    _slab(True, nb, d[j], xt + ix[j] * stride[t], buf)
+            if tmp != NULL:
+                _slab(acc, nb, alpha, tmp, yc + ib)
             ib += nb
         xc += n1
         yc += n1
@@ -331,29 +417,50 @@ cdef void _kronsum_columns(const KronSum* s, const index_t* indptr1,
             if digit[t] < s.n[t]:
                 break
             digit[t] = 0
-        if watch_tick(watch, nnz1 + <double>(m + 1) * n1):
+        if watch_tick(watch, work1 + <double>(terms + 1) * n1):
             return
 
 
 cdef Py_ssize_t _kronsum_run(const KronSum* s, const index_t* indptr1, const blas_t* x,
                              blas_t* y, Watch* watch) noexcept nogil:
-    """Check every indptr, then apply; -1, or the first factor whose indptr is out of
-    bounds (nothing is then written)."""
-    cdef Py_ssize_t t
+    """Check every indptr, then apply. KRONSUM_DONE, KRONSUM_NO_MEMORY, or the first
+    factor whose indptr is out of bounds (nothing is then written)."""
+    cdef Py_ssize_t t, i, j, w, lo = 0, n1 = s.n[0]
+    cdef const index_t* indices1 = <const index_t*>s.indices[0]
+    cdef const blas_t* data1 = <const blas_t*>s.data[0]
     cdef blas_t alpha
+    cdef blas_t* diagonals = NULL
+    cdef blas_t* tmp = NULL
     for t in range(s.k):
         if not _indptr_ok(<const index_t*>s.indptr[t], s.n[t], s.nnz[t]):
             return t
     for t in range(s.k + 1):
         if s.n[t] == 0:
-            return -1
+            return KRONSUM_DONE
     if blas_t is float or blas_t is double:
         alpha = <blas_t>s.alpha.real
     else:
         alpha = <blas_t>s.alpha
-    _kronsum_columns(s, indptr1, <const index_t*>s.indices[0], <const blas_t*>s.data[0],
-                     x, y, alpha, watch)
-    return -1
+    w = _band(indptr1, indices1, n1, &lo)
+    if w:
+        # Diagonal m of the band: A_1[i, i + lo + m] at diagonals[m n_1 + i].
+        diagonals = <blas_t*>malloc(w * n1 * sizeof(blas_t))
+        if diagonals == NULL:
+            return KRONSUM_NO_MEMORY
+        for i in range(n1):
+            for j in range(indptr1[i], indptr1[i + 1]):
+                diagonals[(indices1[j] - i - lo) * n1 + i] = data1[j]
+    if s.accumulate or alpha != 1:
+        tmp = <blas_t*>malloc(
+            (n1 if n1 < KRONSUM_ROW_BLOCK else KRONSUM_ROW_BLOCK) * sizeof(blas_t))
+        if tmp == NULL:
+            free(diagonals)
+            return KRONSUM_NO_MEMORY
+    _kronsum_columns(s, indptr1, indices1, data1, diagonals, lo, w, x, y, alpha, tmp,
+                     watch)
+    free(tmp)
+    free(diagonals)
+    return KRONSUM_DONE
 
 
 cdef Py_ssize_t _kronsum_values(int type_num, const KronSum* s, const index_t* indptr1,
@@ -750,6 +857,9 @@ def kronsum_apply(tuple indptrs not None, tuple indices not None, tuple datas no
             bad = _kronsum_values(type_num, &s, <const cnp.int32_t*>ip1, xp, op, &watch)
     if watch.stopped:
         raise_pending()
+    if bad == KRONSUM_NO_MEMORY:
+        raise MemoryError("kronsum_apply: no memory for the diagonals of A_1 or a column "
+                          "block")
     if bad >= 0:
         raise ValueError(f"kronsum_apply: indptrs[{bad}] must be non-decreasing with "
                          f"indptrs[{bad}][0] >= 0 and indptrs[{bad}][dims[{bad}]] <= "
