@@ -27,7 +27,7 @@
 # read or write out of bounds, except the column indices, which it trusts.
 
 cimport numpy as cnp
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memset
 
 from _blas cimport blas_t, complex64_t, complex128_t, is_blas_array, is_blas_type
@@ -120,35 +120,97 @@ cdef inline void _slab(bint add, Py_ssize_t n, blas_t c, const blas_t* x,
             _zscal(n, c.real, c.imag, <const double*>x, <double*>y)
 
 
-cdef inline void _rvaxpy(Py_ssize_t n, const real_t* v, const real_t* x,
-                         real_t* y) noexcept nogil:
+# -- fused leaves of the Kronecker sum: four terms in one pass over a block -------------
+#
+# y[:n] (+)= Σ_{m<4} v_m[:n] * x_m[:n] (a vector coefficient per term: diagonals of A_1) or
+# y[:n] += Σ_{m<4} c_m x_m[:n] (a scalar per term: nonzeros of A_t, t >= 2), summed left to
+# right after y, so that each element sees the additions in the order of the terms.
+
+cdef inline void _rdiagonals4(bint add, Py_ssize_t n, const real_t** v, const real_t** x,
+                              real_t* y) noexcept nogil:
     cdef Py_ssize_t l
-    for l in range(n):
-        y[l] += v[l] * x[l]
-
-
-cdef inline void _zvaxpy(Py_ssize_t n, const real_t* v, const real_t* x,
-                         real_t* y) noexcept nogil:
-    cdef Py_ssize_t l
-    cdef real_t vr, vi, xr, xi
-    for l in range(n):
-        vr = v[2 * l]
-        vi = v[2 * l + 1]
-        xr = x[2 * l]
-        xi = x[2 * l + 1]
-        y[2 * l] += vr * xr - vi * xi
-        y[2 * l + 1] += vr * xi + vi * xr
-
-
-cdef inline void _diagonal_slab(Py_ssize_t n, const blas_t* v, const blas_t* x,
-                                blas_t* y) noexcept nogil:
-    """y[:n] += v[:n] * x[:n] elementwise (a diagonal of a banded matrix times x)."""
-    if blas_t is float or blas_t is double:
-        _rvaxpy(n, v, x, y)
-    elif blas_t is complex64_t:
-        _zvaxpy(n, <const float*>v, <const float*>x, <float*>y)
+    cdef const real_t* v0 = v[0]
+    cdef const real_t* v1 = v[1]
+    cdef const real_t* v2 = v[2]
+    cdef const real_t* v3 = v[3]
+    cdef const real_t* x0 = x[0]
+    cdef const real_t* x1 = x[1]
+    cdef const real_t* x2 = x[2]
+    cdef const real_t* x3 = x[3]
+    if add:
+        for l in range(n):
+            y[l] = y[l] + v0[l] * x0[l] + v1[l] * x1[l] + v2[l] * x2[l] + v3[l] * x3[l]
     else:
-        _zvaxpy(n, <const double*>v, <const double*>x, <double*>y)
+        for l in range(n):
+            y[l] = v0[l] * x0[l] + v1[l] * x1[l] + v2[l] * x2[l] + v3[l] * x3[l]
+
+
+cdef inline void _zdiagonals4(bint add, Py_ssize_t n, const real_t** v, const real_t** x,
+                              real_t* y) noexcept nogil:
+    cdef Py_ssize_t l, m
+    cdef real_t sr, si, vr, vi, xr, xi
+    for l in range(n):
+        sr = y[2 * l] if add else 0
+        si = y[2 * l + 1] if add else 0
+        for m in range(4):
+            vr = v[m][2 * l]
+            vi = v[m][2 * l + 1]
+            xr = x[m][2 * l]
+            xi = x[m][2 * l + 1]
+            sr = sr + (vr * xr - vi * xi)
+            si = si + (vr * xi + vi * xr)
+        y[2 * l] = sr
+        y[2 * l + 1] = si
+
+
+cdef inline void _raxpy4(Py_ssize_t n, const real_t* c, const real_t** x,
+                         real_t* y) noexcept nogil:
+    cdef Py_ssize_t l
+    cdef real_t c0 = c[0], c1 = c[1], c2 = c[2], c3 = c[3]
+    cdef const real_t* x0 = x[0]
+    cdef const real_t* x1 = x[1]
+    cdef const real_t* x2 = x[2]
+    cdef const real_t* x3 = x[3]
+    for l in range(n):
+        y[l] = y[l] + c0 * x0[l] + c1 * x1[l] + c2 * x2[l] + c3 * x3[l]
+
+
+cdef inline void _zaxpy4(Py_ssize_t n, const real_t* c, const real_t** x,
+                         real_t* y) noexcept nogil:
+    cdef Py_ssize_t l, m
+    cdef real_t sr, si, xr, xi
+    for l in range(n):
+        sr = y[2 * l]
+        si = y[2 * l + 1]
+        for m in range(4):
+            xr = x[m][2 * l]
+            xi = x[m][2 * l + 1]
+            sr = sr + (c[2 * m] * xr - c[2 * m + 1] * xi)
+            si = si + (c[2 * m] * xi + c[2 * m + 1] * xr)
+        y[2 * l] = sr
+        y[2 * l + 1] = si
+
+
+cdef inline void _diagonals4(bint add, Py_ssize_t n, const blas_t** v, const blas_t** x,
+                             blas_t* y) noexcept nogil:
+    """y[:n] (+)= Σ_{m<4} v[m][:n] * x[m][:n] elementwise."""
+    if blas_t is float or blas_t is double:
+        _rdiagonals4(add, n, v, x, y)
+    elif blas_t is complex64_t:
+        _zdiagonals4(add, n, <const float**>v, <const float**>x, <float*>y)
+    else:
+        _zdiagonals4(add, n, <const double**>v, <const double**>x, <double*>y)
+
+
+cdef inline void _slab4(Py_ssize_t n, const blas_t* c, const blas_t** x,
+                        blas_t* y) noexcept nogil:
+    """y[:n] += Σ_{m<4} c[m] x[m][:n]."""
+    if blas_t is float or blas_t is double:
+        _raxpy4(n, c, x, y)
+    elif blas_t is complex64_t:
+        _zaxpy4(n, <const float*>c, <const float**>x, <float*>y)
+    else:
+        _zaxpy4(n, <const double*>c, <const double**>x, <double*>y)
 
 
 cdef inline blas_t _op(blas_t d, bint conjugate) noexcept nogil:
@@ -340,25 +402,43 @@ cdef Py_ssize_t _band(const index_t* indptr, const index_t* indices, Py_ssize_t 
     return w
 
 
+cdef inline void _gather_rows(Py_ssize_t i0, Py_ssize_t i1, const index_t* indptr,
+                              const index_t* indices, const blas_t* data, const blas_t* x,
+                              blas_t* y) noexcept nogil:
+    """y[i - i0] = Σ_j data[j] x[indices[j]] over row i of the CSR arrays, i0 <= i < i1."""
+    cdef Py_ssize_t i, j
+    cdef blas_t dot
+    for i in range(i0, i1):
+        dot = 0
+        for j in range(indptr[i], indptr[i + 1]):
+            dot = dot + data[j] * x[indices[j]]
+        y[i - i0] = dot
+
+
 cdef void _kronsum_columns(const KronSum* s, const index_t* indptr1,
                            const index_t* indices1, const blas_t* data1,
                            const blas_t* diagonals, Py_ssize_t lo, Py_ssize_t w,
                            const blas_t* x, blas_t* y, blas_t alpha, blas_t* tmp,
-                           Watch* watch) noexcept nogil:
+                           const blas_t* zeros, Watch* watch) noexcept nogil:
     """Y[:, j_2, ..., j_k, r] (+)= alpha (A_1 X[:, j_2, ..., j_k, r]
     + Σ_{t >= 2} Σ_c A_t[j_t, c] X[:, j_2, ..., c, ..., j_k, r]), column by column.
 
     The columns (j_2, ..., j_k, r) are walked in memory order by an odometer. A block of
-    a column is summed in `tmp` (or directly in Y when `tmp` is NULL): A_1 as w diagonals
-    (the band from offset lo, `diagonals` of w n_1 values) or, when w == 0, as a gather;
-    every other term as axpys of neighbouring columns of X. The block of Y is then
-    written once: alpha tmp (+ Y).
+    a column is summed in `tmp` (or directly in Y when `tmp` is NULL): A_1 as a gather,
+    or, when w > 0, as w diagonals (the band from offset lo, `diagonals` of w n_1 values)
+    over the rows where the whole band lies inside the matrix and a gather over the
+    others; every other term as axpys of neighbouring columns of X. Four diagonals or
+    four axpys share one pass over the block (missing ones are zeros times `zeros`). The
+    block of Y is then written once: alpha tmp (+ Y).
     """
-    cdef Py_ssize_t k = s.k, n1 = s.n[0], t, i, j, js, je, jt, ib, nb, i0, i1, m, col
+    cdef Py_ssize_t k = s.k, n1 = s.n[0], t, j, js, je, jt, ib, nb, i0, i1, m, q, col
     cdef Py_ssize_t terms
     cdef Py_ssize_t ncols = 1
     cdef Py_ssize_t digit[KRONSUM_MAX_FACTORS + 1]      # j_2, ..., j_k, r at [1..k]
     cdef Py_ssize_t stride[KRONSUM_MAX_FACTORS]         # n_1 ... n_t at [t]
+    # The rows where the band lies inside: 0 <= i + lo and i + lo + w - 1 < n_1.
+    cdef Py_ssize_t inner_lo = -lo if lo < 0 else 0
+    cdef Py_ssize_t inner_hi = n1 - (lo + w - 1) if lo + w - 1 > 0 else n1
     cdef bint acc = s.accumulate
     cdef double work1 = <double>(w * n1 if w else indptr1[n1] - indptr1[0])
     cdef const index_t* ip
@@ -366,9 +446,11 @@ cdef void _kronsum_columns(const KronSum* s, const index_t* indptr1,
     cdef const blas_t* d
     cdef const blas_t* xc = x
     cdef const blas_t* xt
+    cdef const blas_t* vs[4]
+    cdef const blas_t* xs[4]
+    cdef blas_t cs[4]
     cdef blas_t* yc = y
     cdef blas_t* buf
-    cdef blas_t dot
     stride[0] = 1
     for t in range(1, k + 1):
         digit[t] = 0
@@ -381,21 +463,23 @@ cdef void _kronsum_columns(const KronSum* s, const index_t* indptr1,
         while ib < n1:
             nb = n1 - ib if n1 - ib < KRONSUM_ROW_BLOCK else KRONSUM_ROW_BLOCK
             buf = yc + ib if tmp == NULL else tmp
-            if w:
-                memset(buf, 0, nb * sizeof(blas_t))
-                for m in range(w):
-                    # Rows i of the block with 0 <= i + lo + m < n_1.
-                    i0 = ib if ib + lo + m >= 0 else -(lo + m)
-                    i1 = ib + nb if ib + nb + lo + m <= n1 else n1 - (lo + m)
-                    if i0 < i1:
-                        _diagonal_slab(i1 - i0, diagonals + m * n1 + i0,
-                                       xc + i0 + lo + m, buf + (i0 - ib))
+            i0 = ib if ib > inner_lo else inner_lo
+            i1 = ib + nb if ib + nb < inner_hi else inner_hi
+            if w == 0 or i0 >= i1:
+                _gather_rows(ib, ib + nb, indptr1, indices1, data1, xc, buf)
             else:
-                for i in range(nb):
-                    dot = 0
-                    for j in range(indptr1[ib + i], indptr1[ib + i + 1]):
-                        dot = dot + data1[j] * xc[indices1[j]]
-                    buf[i] = dot
+                _gather_rows(ib, i0, indptr1, indices1, data1, xc, buf)
+                for m in range(0, w, 4):
+                    for q in range(4):
+                        if m + q < w:
+                            vs[q] = diagonals + (m + q) * n1 + i0
+                            xs[q] = xc + i0 + lo + m + q
+                        else:
+                            vs[q] = zeros
+                            xs[q] = zeros
+                    _diagonals4(m > 0, i1 - i0, vs, xs, buf + (i0 - ib))
+                _gather_rows(i1, ib + nb, indptr1, indices1, data1, xc, buf + (i1 - ib))
+            q = 0
             for t in range(1, k):
                 ip = <const index_t*>s.indptr[t]
                 ix = <const index_t*>s.indices[t]
@@ -406,7 +490,18 @@ cdef void _kronsum_columns(const KronSum* s, const index_t* indptr1,
                 je = ip[jt + 1]
                 terms += je - js
                 for j in range(js, je):
-                    _slab(True, nb, d[j], xt + ix[j] * stride[t], buf)
+                    cs[q] = d[j]
+                    xs[q] = xt + ix[j] * stride[t]
+                    q += 1
+                    if q == 4:
+                        _slab4(nb, cs, xs, buf)
+                        q = 0
+            if q:
+                while q < 4:
+                    cs[q] = 0
+                    xs[q] = zeros
+                    q += 1
+                _slab4(nb, cs, xs, buf)
             if tmp != NULL:
                 _slab(acc, nb, alpha, tmp, yc + ib)
             ib += nb
@@ -426,11 +521,14 @@ cdef Py_ssize_t _kronsum_run(const KronSum* s, const index_t* indptr1, const bla
     """Check every indptr, then apply. KRONSUM_DONE, KRONSUM_NO_MEMORY, or the first
     factor whose indptr is out of bounds (nothing is then written)."""
     cdef Py_ssize_t t, i, j, w, lo = 0, n1 = s.n[0]
+    cdef Py_ssize_t block = n1 if n1 < KRONSUM_ROW_BLOCK else KRONSUM_ROW_BLOCK
     cdef const index_t* indices1 = <const index_t*>s.indices[0]
     cdef const blas_t* data1 = <const blas_t*>s.data[0]
     cdef blas_t alpha
     cdef blas_t* diagonals = NULL
     cdef blas_t* tmp = NULL
+    cdef blas_t* zeros = NULL
+    cdef Py_ssize_t status = KRONSUM_NO_MEMORY
     for t in range(s.k):
         if not _indptr_ok(<const index_t*>s.indptr[t], s.n[t], s.nnz[t]):
             return t
@@ -442,25 +540,28 @@ cdef Py_ssize_t _kronsum_run(const KronSum* s, const index_t* indptr1, const bla
     else:
         alpha = <blas_t>s.alpha
     w = _band(indptr1, indices1, n1, &lo)
+    zeros = <blas_t*>calloc(block, sizeof(blas_t))
+    if zeros == NULL:
+        return KRONSUM_NO_MEMORY
     if w:
         # Diagonal m of the band: A_1[i, i + lo + m] at diagonals[m n_1 + i].
         diagonals = <blas_t*>malloc(w * n1 * sizeof(blas_t))
         if diagonals == NULL:
-            return KRONSUM_NO_MEMORY
-        for i in range(n1):
-            for j in range(indptr1[i], indptr1[i + 1]):
-                diagonals[(indices1[j] - i - lo) * n1 + i] = data1[j]
+            w = 0
+        else:
+            for i in range(n1):
+                for j in range(indptr1[i], indptr1[i + 1]):
+                    diagonals[(indices1[j] - i - lo) * n1 + i] = data1[j]
     if s.accumulate or alpha != 1:
-        tmp = <blas_t*>malloc(
-            (n1 if n1 < KRONSUM_ROW_BLOCK else KRONSUM_ROW_BLOCK) * sizeof(blas_t))
-        if tmp == NULL:
-            free(diagonals)
-            return KRONSUM_NO_MEMORY
-    _kronsum_columns(s, indptr1, indices1, data1, diagonals, lo, w, x, y, alpha, tmp,
-                     watch)
+        tmp = <blas_t*>malloc(block * sizeof(blas_t))
+    if tmp != NULL or not (s.accumulate or alpha != 1):
+        _kronsum_columns(s, indptr1, indices1, data1, diagonals, lo, w, x, y, alpha, tmp,
+                         zeros, watch)
+        status = KRONSUM_DONE
     free(tmp)
     free(diagonals)
-    return KRONSUM_DONE
+    free(zeros)
+    return status
 
 
 cdef Py_ssize_t _kronsum_values(int type_num, const KronSum* s, const index_t* indptr1,
@@ -741,9 +842,20 @@ def kronsum_apply(tuple indptrs not None, tuple indices not None, tuple datas no
 
     (+ Y[:, j_2, …, j_k, r]): A_1 as one sparse dot product per element (a gather within
     the column), every nonzero of row j_t of A_t (t >= 2) as an axpy of a contiguous
-    column of X at distance (c - j_t) n_1 ⋯ n_{t-1}. The column indices are walked by an
-    odometer; a column longer than 4096 elements is done in blocks of that length, so
-    the block of Y stays in cache while every term adds into it.
+    column of X at distance (c - j_t) n_1 ⋯ n_{t-1}, four axpys per pass over the
+    column. The column indices are walked by an odometer; a column longer than 4096
+    elements is done in blocks of that length, so that the block stays in cache while
+    every term adds into it. The block is summed, then written to Y once, with alpha
+    and `accumulate` applied there.
+
+    When A_1 has a full band (every row i holds exactly the columns i + lo, …, i + lo +
+    w - 1 that lie inside the matrix, in ascending order, for some lo and w <= 64), the
+    rows where the whole band lies inside are computed by diagonals instead, four per
+    vectorized pass: the same products, summed in the same order, as the gather (up to
+    the sign of a zero sum; a structural zero is never multiplied, so an inf or nan of
+    X stays in its rows). This
+    copies the w diagonals of A_1 (w n_1 values) once per call; the grid Laplacian
+    (A_1 tridiagonal) is such a case.
 
     The kernel trusts its inputs beyond the checks above: the column indices are not
     checked to lie in [0, n_t) (the Python layer passes arrays of scipy.sparse after
@@ -858,8 +970,7 @@ def kronsum_apply(tuple indptrs not None, tuple indices not None, tuple datas no
     if watch.stopped:
         raise_pending()
     if bad == KRONSUM_NO_MEMORY:
-        raise MemoryError("kronsum_apply: no memory for the diagonals of A_1 or a column "
-                          "block")
+        raise MemoryError("kronsum_apply: no memory for a block of a column")
     if bad >= 0:
         raise ValueError(f"kronsum_apply: indptrs[{bad}] must be non-decreasing with "
                          f"indptrs[{bad}][0] >= 0 and indptrs[{bad}][dims[{bad}]] <= "

@@ -285,10 +285,9 @@ def kronsum_dense(denses):
     return total
 
 
-def check_kronsum(rng, dtype, index_dtype, case, accumulate, alphas):
-    dims, R, densities, empty = case
-    factors = [random_csr(rng, n, n, dens, emp, dtype, index_dtype)
-               for n, dens, emp in zip(dims, densities, empty)]
+def check_kronsum(rng, dtype, factors, R, accumulate, alphas):
+    """kronsum_apply with the CSR factors [(indptr, indices, data, dense), ...]."""
+    dims = tuple(f[3].shape[0] for f in factors)
     indptrs, indices, datas = (tuple(f[i] for f in factors) for i in range(3))
     L = kronsum_dense([f[3] for f in factors])
     size = L.shape[0] * R
@@ -314,7 +313,7 @@ def check_kronsum(rng, dtype, index_dtype, case, accumulate, alphas):
             bound = bound + np.abs(y0)
         err = np.abs(out[:size].astype(np.complex128) - expected)
         assert np.all(err <= TOL[dtype] * bound + np.finfo(dtype).tiny), (
-            case, alpha, np.max(err - TOL[dtype] * bound, initial=0))
+            dims, alpha, np.max(err - TOL[dtype] * bound, initial=0))
         assert np.all(out[size:] == SENTINEL)
     for before, after in zip(inputs, indptrs + indices + datas + (x,)):
         np.testing.assert_array_equal(before, after)
@@ -325,18 +324,103 @@ def check_kronsum(rng, dtype, index_dtype, case, accumulate, alphas):
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_kronsum_against_dense(rng, dtype, index_dtype, accumulate):
     alphas = (1.0 + 0j, -0.37 + 0j) + ((0.6 - 1.3j,) if dtype.kind == "c" else (0.5 + 2j,))
-    for case in KRONSUM_CASES:
-        check_kronsum(rng, dtype, index_dtype, case, accumulate, alphas)
+    for dims, R, densities, empty in KRONSUM_CASES:
+        factors = [random_csr(rng, n, n, dens, emp, dtype, index_dtype)
+                   for n, dens, emp in zip(dims, densities, empty)]
+        check_kronsum(rng, dtype, factors, R, accumulate, alphas)
 
 
+def banded_csr(rng, n, offsets, dtype, index_dtype, drop=None, zero=None, unsort=False):
+    """A CSR matrix with the given diagonals full; optionally one entry (i, j) dropped, one
+    stored as an explicit zero, or the first row's indices reversed."""
+    dense = np.zeros((n, n), dtype=dtype)
+    for off in offsets:
+        i = np.arange(max(0, -off), min(n, n - off))
+        dense[i, i + off] = random_array(rng, i.size, dtype)
+    if drop is not None:
+        dense[drop] = 0
+    if zero is not None:
+        dense[zero] = 1
+    F = sp.csr_array(dense)
+    if zero is not None:
+        F.data[(F.indptr[zero[0]] + np.flatnonzero(
+            F.indices[F.indptr[zero[0]]:F.indptr[zero[0] + 1]] == zero[1]))] = 0
+        dense[zero] = 0
+    indices = F.indices.copy()
+    data = F.data.copy()
+    if unsort:
+        indices[F.indptr[0]:F.indptr[1]] = indices[F.indptr[0]:F.indptr[1]][::-1]
+        data[F.indptr[0]:F.indptr[1]] = data[F.indptr[0]:F.indptr[1]][::-1]
+    return (F.indptr.astype(index_dtype), indices.astype(index_dtype), data.astype(dtype),
+            dense)
+
+
+# A_1 with a full band (applied by diagonals, with gathers at the ends) and with nearly
+# full bands (applied by gathers): (n_1, offsets, changes).
+BANDS = (
+    (9, (-1, 0, 1), {}),
+    (9, (-2, -1, 0, 1, 2), {}),
+    (9, (0, 1), {}),
+    (9, (-2, -1), {}),
+    (9, (3,), {}),
+    (9, (0,), {}),
+    (9, tuple(range(-8, 9)), {}),
+    (4, tuple(range(-3, 4)), {}),
+    (1, (0,), {}),
+    (9, (-1, 0, 1), dict(drop=(4, 5))),
+    (9, (-1, 0, 1), dict(zero=(4, 5))),
+    (9, (-1, 0, 1), dict(unsort=True)),
+    (9, (-3, 0, 3), {}),
+)
+
+
+@pytest.mark.parametrize("index_dtype", INDEX_DTYPES, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_kronsum_banded_first_factor(rng, dtype, index_dtype):
+    alphas = (1.0 + 0j, 0.6 - 1.3j)
+    for n1, offsets, changes in BANDS:
+        A1 = banded_csr(rng, n1, offsets, dtype, index_dtype, **changes)
+        for rest in ((), (3,), (2, 3)):
+            factors = [A1] + [random_csr(rng, n, n, 0.7, (), dtype, index_dtype)
+                              for n in rest]
+            for accumulate in (False, True):
+                check_kronsum(rng, dtype, factors, 2, accumulate, alphas)
+
+
+def test_kronsum_infinities_stay_in_their_rows(rng):
+    # Every product of the sparse structure, and no other: an inf or a nan of X reaches
+    # only the rows with a nonzero of some term in its column. Oracle: the sum over the
+    # terms of scipy's CSR products with kron(I, A_t, I) (which skip structural zeros;
+    # the assembled Kronecker sum would merge the diagonal terms into one product).
+    factors = [banded_csr(rng, 12, (-1, 0, 1), np.float64, np.int32),
+               banded_csr(rng, 5, (-2, 0, 1), np.float64, np.int32),
+               random_csr(rng, 3, 3, 0.5, (1,), np.float64, np.int32)]
+    dims = (12, 5, 3)
+    x = random_array(rng, math.prod(dims), np.float64)
+    x[[7, 40, 100]] = [np.inf, np.nan, -np.inf]
+    expected = np.zeros_like(x)
+    for t, f in enumerate(factors):
+        term = sp.kron(sp.kron(sp.eye_array(math.prod(dims[t + 1:])), sp.csr_array(f[3])),
+                       sp.eye_array(math.prod(dims[:t])), format="csr")
+        with np.errstate(invalid="ignore"):  # inf - inf
+            expected += term @ x
+    out = np.empty_like(x)
+    kronsum_apply(*(tuple(f[i] for f in factors) for i in range(3)), dims, x, out, 1)
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(expected))
+    np.testing.assert_allclose(out, expected, rtol=1e-13)
+
+
+@pytest.mark.parametrize("banded", [True, False])
 @pytest.mark.parametrize("dtype", [np.dtype("float64"), np.dtype("complex64")], ids=str)
-def test_kronsum_long_columns_against_scipy(rng, dtype):
+def test_kronsum_long_columns_against_scipy(rng, dtype, banded):
     # n_1 = 4100 is split into blocks of the fastest mode; the 1-D Laplacian on it couples
-    # the blocks, random long-range entries too. Oracle: scipy.sparse.kronsum (I ⊗ A + B ⊗ I).
+    # the blocks (applied by diagonals), random long-range entries too (then by gathers).
+    # Oracle: scipy.sparse.kronsum (I ⊗ A + B ⊗ I).
     n1 = 4100
     T = sp.diags([-1.0, 2.0, -1.0], [-1, 0, 1], shape=(n1, n1), format="csr")
-    A1 = sp.csr_array(T + sp.random(n1, n1, density=2e-4, random_state=rng, format="csr"),
-                      dtype=dtype)
+    if not banded:
+        T = T + sp.random(n1, n1, density=2e-4, random_state=rng, format="csr")
+    A1 = sp.csr_array(T, dtype=dtype)
     A2 = sp.csr_array(random_array(rng, (3, 3), dtype))
     A3 = sp.csr_array(np.array([[0.0, 1.5], [-2.0, 0.0]]), dtype=dtype)
     C = sp.kronsum(sp.kronsum(A1, A2), A3, format="csr").astype(np.complex128)
