@@ -405,13 +405,26 @@ cdef Py_ssize_t _band(const index_t* indptr, const index_t* indices, Py_ssize_t 
 cdef inline void _gather_rows(Py_ssize_t i0, Py_ssize_t i1, const index_t* indptr,
                               const index_t* indices, const blas_t* data, const blas_t* x,
                               blas_t* y) noexcept nogil:
-    """y[i - i0] = Σ_j data[j] x[indices[j]] over row i of the CSR arrays, i0 <= i < i1."""
-    cdef Py_ssize_t i, j
+    """y[i - i0] = Σ_j data[j] x[indices[j]] over row i of the CSR arrays, i0 <= i < i1.
+
+    Rows of up to four nonzeros are summed without a loop (in the same order)."""
+    cdef Py_ssize_t i, j, js, je
     cdef blas_t dot
     for i in range(i0, i1):
-        dot = 0
-        for j in range(indptr[i], indptr[i + 1]):
-            dot = dot + data[j] * x[indices[j]]
+        js = indptr[i]
+        je = indptr[i + 1]
+        if je - js == 3:
+            dot = (data[js] * x[indices[js]] + data[js + 1] * x[indices[js + 1]]
+                   + data[js + 2] * x[indices[js + 2]])
+        elif je - js == 2:
+            dot = data[js] * x[indices[js]] + data[js + 1] * x[indices[js + 1]]
+        elif je - js == 4:
+            dot = (data[js] * x[indices[js]] + data[js + 1] * x[indices[js + 1]]
+                   + data[js + 2] * x[indices[js + 2]] + data[js + 3] * x[indices[js + 3]])
+        else:
+            dot = 0
+            for j in range(js, je):
+                dot = dot + data[j] * x[indices[j]]
         y[i - i0] = dot
 
 
