@@ -15,8 +15,9 @@
 # a multiple of a slab (L > 1) or of one element (L == 1) of X into Y.
 #
 # kronsum_apply makes one pass over Y, column by column of the fastest mode: A_1 is a
-# gather within the column, every other term adds multiples of neighbouring columns of X
-# with the same slab loops (see its docstring).
+# gather within the column (or, when it has a full narrow band, a sum of diagonals), every
+# other term adds multiples of neighbouring columns of X, four per pass over the column
+# (see its docstring).
 #
 # Each kernel is fused over the value type (float32, float64, complex64, complex128) and the
 # index type (int32, int64). Elementwise complex products in the slab loops are written
@@ -868,7 +869,9 @@ def kronsum_apply(tuple indptrs not None, tuple indices not None, tuple datas no
     the sign of a zero sum; a structural zero is never multiplied, so an inf or nan of
     X stays in its rows). This
     copies the w diagonals of A_1 (w n_1 values) once per call; the grid Laplacian
-    (A_1 tridiagonal) is such a case.
+    (A_1 tridiagonal) is such a case. Besides, the call allocates a block of zeros and,
+    when alpha != 1 or `accumulate`, a block in which a column is summed (4096 values
+    each at most).
 
     The kernel trusts its inputs beyond the checks above: the column indices are not
     checked to lie in [0, n_t) (the Python layer passes arrays of scipy.sparse after
