@@ -440,7 +440,8 @@ cdef void _kronsum_columns(const KronSum* s, const index_t* indptr1,
     The columns (j_2, ..., j_k, r) are walked in memory order by an odometer. A block of
     a column is summed in `tmp` (or directly in Y when `tmp` is NULL): A_1 as a gather,
     or, when w > 0, as w diagonals (the band from offset lo, `diagonals` of w n_1 values)
-    over the rows where the whole band lies inside the matrix and a gather over the
+    over the rows where the whole band lies inside the matrix (if at least 16: on fewer,
+    the setup of the vectorized passes costs more than it saves) and a gather over the
     others; every other term as axpys of neighbouring columns of X. Four diagonals or
     four axpys share one pass over the block (missing ones are zeros times `zeros`). The
     block of Y is then written once: alpha tmp (+ Y).
@@ -479,7 +480,7 @@ cdef void _kronsum_columns(const KronSum* s, const index_t* indptr1,
             buf = yc + ib if tmp == NULL else tmp
             i0 = ib if ib > inner_lo else inner_lo
             i1 = ib + nb if ib + nb < inner_hi else inner_hi
-            if w == 0 or i0 >= i1:
+            if w == 0 or i1 - i0 < 16:
                 _gather_rows(ib, ib + nb, indptr1, indices1, data1, xc, buf)
             else:
                 _gather_rows(ib, i0, indptr1, indices1, data1, xc, buf)
@@ -864,8 +865,8 @@ def kronsum_apply(tuple indptrs not None, tuple indices not None, tuple datas no
 
     When A_1 has a full band (every row i holds exactly the columns i + lo, …, i + lo +
     w - 1 that lie inside the matrix, in ascending order, for some lo and w <= 64), the
-    rows where the whole band lies inside are computed by diagonals instead, four per
-    vectorized pass: the same products, summed in the same order, as the gather (up to
+    rows where the whole band lies inside (if there are 16 or more in a block) are
+    computed by diagonals instead, four per vectorized pass: the same products, summed in the same order, as the gather (up to
     the sign of a zero sum; a structural zero is never multiplied, so an inf or nan of
     X stays in its rows). This
     copies the w diagonals of A_1 (w n_1 values) once per call; the grid Laplacian

@@ -355,22 +355,23 @@ def banded_csr(rng, n, offsets, dtype, index_dtype, drop=None, zero=None, unsort
             dense)
 
 
-# A_1 with a full band (applied by diagonals, with gathers at the ends) and with nearly
-# full bands (applied by gathers): (n_1, offsets, changes).
+# A_1 with a full band (applied by diagonals where the band has 16 or more rows inside,
+# by gathers elsewhere) and with nearly full bands (by gathers): (n_1, offsets, changes).
 BANDS = (
+    (20, (-1, 0, 1), {}),
+    (20, (-2, -1, 0, 1, 2), {}),
+    (17, (0, 1), {}),
+    (19, (-2, -1), {}),
+    (20, (3,), {}),
+    (16, (0,), {}),
+    (33, tuple(range(-8, 9)), {}),
     (9, (-1, 0, 1), {}),
-    (9, (-2, -1, 0, 1, 2), {}),
-    (9, (0, 1), {}),
-    (9, (-2, -1), {}),
-    (9, (3,), {}),
-    (9, (0,), {}),
-    (9, tuple(range(-8, 9)), {}),
     (4, tuple(range(-3, 4)), {}),
     (1, (0,), {}),
-    (9, (-1, 0, 1), dict(drop=(4, 5))),
-    (9, (-1, 0, 1), dict(zero=(4, 5))),
-    (9, (-1, 0, 1), dict(unsort=True)),
-    (9, (-3, 0, 3), {}),
+    (20, (-1, 0, 1), dict(drop=(4, 5))),
+    (20, (-1, 0, 1), dict(zero=(4, 5))),
+    (20, (-1, 0, 1), dict(unsort=True)),
+    (20, (-3, 0, 3), {}),
 )
 
 
@@ -392,12 +393,12 @@ def test_kronsum_infinities_stay_in_their_rows(rng):
     # only the rows with a nonzero of some term in its column. Oracle: the sum over the
     # terms of scipy's CSR products with kron(I, A_t, I) (which skip structural zeros;
     # the assembled Kronecker sum would merge the diagonal terms into one product).
-    factors = [banded_csr(rng, 12, (-1, 0, 1), np.float64, np.int32),
+    factors = [banded_csr(rng, 24, (-1, 0, 1), np.float64, np.int32),
                banded_csr(rng, 5, (-2, 0, 1), np.float64, np.int32),
                random_csr(rng, 3, 3, 0.5, (1,), np.float64, np.int32)]
-    dims = (12, 5, 3)
+    dims = (24, 5, 3)
     x = random_array(rng, math.prod(dims), np.float64)
-    x[[7, 40, 100]] = [np.inf, np.nan, -np.inf]
+    x[[7, 80, 200]] = [np.inf, np.nan, -np.inf]
     expected = np.zeros_like(x)
     for t, f in enumerate(factors):
         term = sp.kron(sp.kron(sp.eye_array(math.prod(dims[t + 1:])), sp.csr_array(f[3])),
