@@ -577,7 +577,7 @@ class Sparse(Factor):
         q = self.shape[1]
         return self.csr.nnz / q if q else 0
 
-    def _arrays(self, dtype):
+    def arrays(self, dtype):
         arrays = self._kernel.get(dtype)
         if arrays is None:
             csr = self.csr
@@ -590,7 +590,7 @@ class Sparse(Factor):
         return arrays
 
     def apply(self, x, L, R, dtype, out, alpha=1, accumulate=False):
-        indptr, indices, data = self._arrays(dtype)
+        indptr, indices, data = self.arrays(dtype)
         p, q = self.shape
         sparse_mode_apply(indptr, indices, data, p, q, x, out, L, R, alpha=alpha,
                           accumulate=accumulate)

@@ -18,7 +18,14 @@ import scipy.linalg
 import scipy.sparse
 from scipy.sparse.linalg import LinearOperator
 
-from ._factors import Identity, IdentityFactor, as_factor, require_finite, require_structure
+from ._factors import (
+    Identity,
+    IdentityFactor,
+    Sparse,
+    as_factor,
+    require_finite,
+    require_structure,
+)
 from ._kron import (
     _apply_order,
     _factor_names,
@@ -35,6 +42,7 @@ from ._kron import (
 from ._kron_cy import kron_matvec_fast, kron_plan
 from ._kronsum_solve import triangular_kronsum_solve, triangular_sylvester_solve
 from ._linop import ProductOperator
+from ._sparse_cy import kronsum_apply
 from ._structured import structured_product
 from ._validation import (
     as_array,
@@ -57,6 +65,12 @@ __all__ = [
 ]
 
 _NORMS = (None, "fro", "nuc", 1, 2, np.inf)
+# Kronecker sums of these factor kinds run in one pass of the fused sparse kernel.
+_FUSED_KINDS = ("sparse", "diagonal", "identity")
+# ... when A1 (the fastest mode) has at least this order: the kernel walks columns of that
+# length, and shorter ones cost more per column than the term-by-term products (measured:
+# n1 = 4 at 0.8-1.0x of them, n1 = 8 at 1.2x, n1 = 16 at 1.5x).
+_FUSED_MIN_ORDER = 8
 
 
 def kron(*factors):
@@ -1303,6 +1317,37 @@ class KronSumOperator(SumOfKronOperator):
         self.args = self.factors
         self._hermitian = None
         self._cache = {}
+        self._csr = None  # the factors as CSR for the fused kernel, when all allow it
+
+    def _product(self, x):
+        """self @ x: with sparse, diagonal and identity factors only, in one pass of the
+        fused Kronecker-sum kernel; otherwise term by term (SumOfKronOperator)."""
+        if self._csr is None:
+            self._csr = all(f.kind in _FUSED_KINDS for f in self._ks_factors) and [
+                f if f.kind == "sparse" else Sparse.of(
+                    scipy.sparse.diags_array(f.d) if f.kind == "diagonal"
+                    else scipy.sparse.eye_array(f.shape[0]))
+                for f in self._ks_factors
+            ]
+        if not self._csr or self._csr[0].shape[0] < _FUSED_MIN_ORDER:
+            return super()._product(x)
+        dtype = self._product_dtype(x)
+        n = self.shape[1]
+        check_rows(x, n, "x", f"the number of columns of the {n}x{n} Kronecker sum")
+        x = operand(x, dtype)
+        out = np.empty(result_shape(n, x), dtype=dtype, order="F")
+        if out.size == 0:
+            return out
+        arrays = [f.arrays(dtype) for f in self._csr]
+        if len({a[0].dtype for a in arrays}) > 1:  # one index type for the kernel
+            arrays = [tuple(a.astype(np.int64) for a in f[:2]) + f[2:] for f in arrays]
+        kronsum_apply(
+            tuple(a[0] for a in arrays), tuple(a[1] for a in arrays),
+            tuple(a[2] for a in arrays), tuple(f.shape[0] for f in self._csr),
+            np.asfortranarray(x).reshape(-1, order="F"), out.reshape(-1, order="F"),
+            1 if x.ndim == 1 else x.shape[1],
+        )
+        return out
 
     def _derived(self, factors):
         """A KronSumOperator of the given factors that promotes as this one."""
