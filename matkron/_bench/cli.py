@@ -19,6 +19,7 @@ SUITES = {
     "chain": "matkron._bench.chain",
     "power": "matkron._bench.power",
     "multi": "matkron._bench.multi",
+    "structured": "matkron._bench.structured",
 }
 DEFAULT_SUITE = "kron"
 
