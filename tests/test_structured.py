@@ -1163,3 +1163,37 @@ def test_threads_share_one_operator(rng):
         assert_close(y, products[i], np.complex128, 100)
         assert_close(yh, adjoints[i], np.complex128, 100)
         assert_close(z, solves[i], np.complex128, 1000)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, np.complex128])
+@pytest.mark.parametrize("orders", [(9, 8), (12, 3, 10), (8, 1)])
+def test_kronsum_of_sparse_factors_in_one_pass(orders, dtype, rng):
+    # Sparse, diagonal and identity factors with a fastest factor of order >= 8 run in
+    # the fused Kronecker-sum kernel: against Σ_t I ⊗ … ⊗ A_t ⊗ … ⊗ I, densely.
+    kinds = ["csr", "diag", "I", "csc"]
+    factors, dense = [], []
+    for t, n in enumerate(orders):
+        kind = kinds[t % len(kinds)] if t else "csr"
+        if kind == "diag":
+            d = random_array(rng, n, dtype)
+            factors.append(matkron.diagonal(d))
+            dense.append(np.diag(d))
+        elif kind == "I":
+            factors.append(matkron.identity(n))
+            dense.append(np.eye(n))
+        else:
+            a = sparse_pattern(rng, (n, n), dtype, density=0.3)
+            factors.append(as_sparse(a, kind))
+            dense.append(a)
+    L = matkron.kronsum(*factors)
+    N = L.shape[0]
+    M = np.zeros((N, N), dtype=np.complex128)
+    for t, a in enumerate(dense):
+        term = np.ones((1, 1))
+        for s in range(len(orders) - 1, -1, -1):  # A_1 acts along the fastest index
+            term = np.kron(term, a if s == t else np.eye(orders[s]))
+        M += term
+    for x in (random_array(rng, N, dtype), random_array(rng, (N, 3), dtype),
+              np.asfortranarray(random_array(rng, (N, 2), dtype))):
+        assert_close(L @ x, M @ x, dtype, 10)
+        assert_close(L.H @ x, M.conj().T @ x, dtype, 10)
