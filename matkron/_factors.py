@@ -22,6 +22,7 @@ import scipy.sparse
 import scipy.sparse.linalg
 from scipy.sparse.linalg import LinearOperator
 
+from . import _workspace
 from ._sparse_cy import sparse_mode_apply
 from ._validation import (
     as_array,
@@ -315,9 +316,13 @@ class Dense(Factor):
         super().__init__(a if given is None else given, a.shape, a.dtype)
         self.a = a
         self._solvers = {}
+        self._kernel = {}
 
     def kernel(self, dtype):
-        return blas_readable(self.a, dtype)
+        mat = self._kernel.get(dtype)
+        if mat is None:
+            mat = self._kernel[dtype] = blas_readable(self.a, dtype)
+        return mat
 
     def conj(self):
         return Dense(self.a.conj()) if self.a.dtype.kind == "c" else self
@@ -463,14 +468,27 @@ class Diagonal(Factor):
     def __init__(self, given):
         super().__init__(given, given.shape, given.d.dtype)
         self.d = given.d
+        self._cache = {}
 
     def multiplies(self):
         return 1
 
     def apply(self, x, L, R, dtype, out, alpha=1, accumulate=False):
         n = self.shape[0]
-        scaled = _unfold(x, L, n, R) * _cast(self.d, dtype)[None, :, None]
-        _write(_unfold(out, L, n, R), scaled, alpha, accumulate)
+        d = self._scaled(dtype, alpha)[None, :, None]
+        if accumulate:
+            _unfold(out, L, n, R)[...] += _unfold(x, L, n, R) * d
+        else:
+            np.multiply(_unfold(x, L, n, R), d, out=_unfold(out, L, n, R))
+
+    def _scaled(self, dtype, alpha):
+        """alpha d in `dtype` (cached for alpha = 1)."""
+        if alpha != 1:
+            return (alpha * self.d).astype(dtype, copy=False)
+        d = self._cache.get(dtype)
+        if d is None:
+            d = self._cache[dtype] = _cast(self.d, dtype)
+        return d
 
     def conj(self):
         return Diagonal(self.given.conj()) if self.d.dtype.kind == "c" else self
@@ -720,15 +738,28 @@ class Operator(Factor):
     def apply(self, x, L, R, dtype, out, alpha=1, accumulate=False):
         p, q = self.shape
         x3 = _unfold(x, L, q, R)
-        unfolded = x3.reshape(q, R, order="F") if L == 1 else (
-            np.moveaxis(x3, 1, 0).reshape(q, L * R))
+        # The mode's unfolding (q, L·R): a view when the mode is first or R is 1 (the
+        # transpose of the (L, q) matrix), else a copy.
+        if L == 1:
+            unfolded = x3.reshape(q, R, order="F")
+        elif R == 1:
+            unfolded = x3[:, :, 0].T
+        elif _workspace.nested():
+            unfolded = np.moveaxis(x3, 1, 0).reshape((q, L * R), order="F")
+        else:
+            # Into reused scratch memory (slot 3: the product's tensors hold 1 and 2).
+            size = q * L * R * dtype.itemsize
+            buf = _workspace.workspace(size, 3)[:size]
+            unfolded = buf.view(dtype).reshape((q, L * R), order="F")
+            np.copyto(unfolded.reshape((q, L, R), order="F"), np.moveaxis(x3, 1, 0))
         y = np.asarray(self.op.matmat(unfolded))
         if y.shape != (p, L * R):
             raise ValueError(
                 f"a LinearOperator factor of shape {self.shape} returned shape {y.shape} "
                 f"from matmat of shape {unfolded.shape}"
             )
-        y3 = np.moveaxis(y.reshape(p, L, R), 0, 1)
+        # Column l + L r of the unfolding is (l, r) in every case above.
+        y3 = np.moveaxis(y.reshape((p, L, R), order="F"), 0, 1)
         _write(_unfold(out, L, p, R), y3, alpha, accumulate)
 
     def conj(self):

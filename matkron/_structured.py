@@ -4,37 +4,56 @@
 operators: the dense factors (with identities for the others) are applied in one call of
 the compiled Kronecker kernel, and each other factor along its mode by its own kernel
 (see :mod:`matkron._factors`). The factors act on separate modes, so they commute: the
-ones that shrink the tensor run first and the ones that grow it last.
+ones that shrink the tensor run first, then the dense ones (which read x in any layout),
+then the rest.
+
+The tensors between steps live in two per-thread workspaces, reused across calls (fresh
+memory costs a page fault per 4 KiB on first touch). A LinearOperator factor's ``matmat``
+may itself run a matkron product in the same thread; such a nested product allocates its
+own tensors.
 """
 
 import math
 
 import numpy as np
 
+from . import _workspace
 from ._factors import _write
 from ._kron_cy import kron_apply
 
 __all__ = ["structured_product"]
 
+# Workspace slots of the intermediate tensors (slot 0 is the compiled kernels', 3 the
+# unfolding of a LinearOperator factor's input).
+_SLOTS = (1, 2)
+
 
 def _steps(factors):
     """The order of steps: factor indices, and the tuple of dense indices for the kernel
-    call (None when every factor is structured or an identity)."""
+    call (absent when no factor is dense)."""
     dense = tuple(i for i, f in enumerate(factors) if f.kind == "dense")
     others = [i for i, f in enumerate(factors) if not f.in_kernel]
     # Shrinking factors first (smallest p/q), growing ones last.
     others.sort(key=lambda i: factors[i].shape[0] / max(factors[i].shape[1], 1))
-    shrinking = [i for i in others if factors[i].shape[0] <= factors[i].shape[1]]
-    growing = [i for i in others if factors[i].shape[0] > factors[i].shape[1]]
-    return shrinking + ([dense] if dense else []) + growing
+    shrinking = [i for i in others if factors[i].shape[0] < factors[i].shape[1]]
+    rest = [i for i in others if factors[i].shape[0] >= factors[i].shape[1]]
+    return shrinking + ([dense] if dense else []) + rest
+
+
+def _buffer(size, dtype, step, nested):
+    """A 1-D array of `size` elements for the tensor after `step`."""
+    if nested:
+        return np.empty(size, dtype=dtype)
+    buf = _workspace.workspace(size * dtype.itemsize, _SLOTS[step % 2])
+    return buf[: size * dtype.itemsize].view(dtype)
 
 
 def structured_product(factors, x, dtype, out, alpha=1, accumulate=False):
     """out (+)= alpha (F1 ⊗ … ⊗ Fk) x for Factor objects of any kind.
 
-    `x` is a checked 1-D or 2-D array of `dtype` matching the factors' columns, `out` a
-    writeable array of the result's shape and dtype (any layout), not overlapping `x`.
-    Returns `out`.
+    `x` is a checked, aligned 1-D or 2-D array of `dtype` matching the factors' columns
+    (any strides), `out` a writeable array of the result's shape and dtype (any layout),
+    not overlapping `x`. Returns `out`.
     """
     k = len(factors)
     m = 1 if x.ndim == 1 else x.shape[1]
@@ -46,35 +65,47 @@ def structured_product(factors, x, dtype, out, alpha=1, accumulate=False):
         return out
     dims = [f.shape[1] for f in factors]
     steps = _steps(factors)
-    cur = np.asfortranarray(x, dtype=dtype).reshape(-1, order="F")
-    # The last step writes into out when out is one Fortran-ordered buffer.
-    flat_out = out.reshape(-1, order="F") if out.flags.f_contiguous else None
-    for t, step in enumerate(steps):
-        last = t == len(steps) - 1
-        if isinstance(step, tuple):
-            mats = tuple(factors[i].kernel(dtype) if i in step else dims[i] for i in range(k))
-            n_in = math.prod(dims)
-            for i in step:
-                dims[i] = factors[i].shape[0]
-            src = cur.reshape((n_in, m), order="F")
-            if last:
-                # The kernel writes any layout and scales and accumulates itself.
-                target = out if out.ndim == 2 else out[:, np.newaxis]
-                kron_apply(((alpha, mats),), src, target, accumulate)
+    _workspace.enter()
+    nested = _workspace.nested()
+    try:
+        # The last step writes into out when out is one Fortran-ordered buffer.
+        flat_out = out.reshape(-1, order="F") if out.flags.f_contiguous else None
+        cur = None  # the current tensor as a Fortran-ordered buffer; None while it is x
+        for t, step in enumerate(steps):
+            last = t == len(steps) - 1
+            if isinstance(step, tuple):
+                mats = tuple(factors[i].kernel(dtype) if i in step else dims[i]
+                             for i in range(k))
+                n_in = math.prod(dims)
+                for i in step:
+                    dims[i] = factors[i].shape[0]
+                if cur is None:
+                    src = x if x.ndim == 2 else x[:, np.newaxis]
+                else:
+                    src = cur.reshape((n_in, m), order="F")
+                if last:
+                    # The kernel writes any layout and scales and accumulates itself.
+                    target = out if out.ndim == 2 else out[:, np.newaxis]
+                    kron_apply(((alpha, mats),), src, target, accumulate)
+                    return out
+                cur = _buffer(math.prod(dims) * m, dtype, t, nested)
+                kron_apply(((1, mats),), src, cur.reshape((-1, m), order="F"), False)
+                continue
+            if cur is None:
+                cur = np.asfortranarray(x).reshape(-1, order="F")
+            f = factors[step]
+            L = math.prod(dims[step + 1:])
+            R = math.prod(dims[:step]) * m
+            dims[step] = f.shape[0]
+            if last and flat_out is not None:
+                f.apply(cur, L, R, dtype, flat_out, alpha, accumulate)
                 return out
-            dst = np.empty((math.prod(dims), m), dtype=dtype, order="F")
-            kron_apply(((1, mats),), src, dst, False)
-            cur = dst.reshape(-1, order="F")
-            continue
-        f = factors[step]
-        L = math.prod(dims[step + 1:])
-        R = math.prod(dims[:step]) * m
-        dims[step] = f.shape[0]
-        if last and flat_out is not None:
-            f.apply(cur, L, R, dtype, flat_out, alpha, accumulate)
-            return out
-        nxt = np.empty(math.prod(dims) * m, dtype=dtype)
-        f.apply(cur, L, R, dtype, nxt)
-        cur = nxt
-    _write(out, cur.reshape(out.shape, order="F"), alpha, accumulate)
-    return out
+            nxt = _buffer(math.prod(dims) * m, dtype, t, nested)
+            f.apply(cur, L, R, dtype, nxt)
+            cur = nxt
+        if cur is None:  # identities only
+            cur = np.asfortranarray(x).reshape(-1, order="F")
+        _write(out, cur.reshape(out.shape, order="F"), alpha, accumulate)
+        return out
+    finally:
+        _workspace.leave()

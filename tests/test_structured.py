@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 import scipy.sparse
+import scipy.sparse.linalg
 from scipy.sparse.linalg import LinearOperator
 
 import matkron
@@ -1197,3 +1198,18 @@ def test_kronsum_of_sparse_factors_in_one_pass(orders, dtype, rng):
               np.asfortranarray(random_array(rng, (N, 2), dtype))):
         assert_close(L @ x, M @ x, dtype, 10)
         assert_close(L.H @ x, M.conj().T @ x, dtype, 10)
+
+
+def test_operator_factor_running_a_product_itself(rng):
+    # A LinearOperator factor whose matmat runs another structured product (with its own
+    # operator factor) in the same thread: the inner product must not take the outer
+    # one's scratch memory.
+    A, B, C = (random_array(rng, (n, n), np.float64) for n in (3, 4, 5))
+    inner = matkron.kron(custom_operator(A), matkron.diagonal([1.0, 2.0, 3.0, 4.0]))
+    outer = matkron.kron(inner, C)  # flattened: operator, diagonal, dense
+    wrapped = matkron.kron(scipy.sparse.linalg.aslinearoperator(inner), custom_operator(C))
+    M = np.kron(np.kron(A, np.diag([1.0, 2.0, 3.0, 4.0])), C)
+    x = random_array(rng, (60, 3), np.float64)
+    for op in (outer, wrapped):
+        assert_close(op @ x, M @ x, np.float64, 10)
+        assert_close(op @ np.asfortranarray(x), M @ x, np.float64, 10)
