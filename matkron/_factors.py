@@ -758,8 +758,12 @@ class Operator(Factor):
                 f"a LinearOperator factor of shape {self.shape} returned shape {y.shape} "
                 f"from matmat of shape {unfolded.shape}"
             )
-        # Column l + L r of the unfolding is (l, r) in every case above.
-        y3 = np.moveaxis(y.reshape((p, L, R), order="F"), 0, 1)
+        # Column l + L r of the unfolding is (l, r) in every case above; viewed as
+        # (L, p, R) without a copy in either memory order of y.
+        if y.flags.c_contiguous:
+            y3 = y.reshape((p, R, L)).transpose(2, 0, 1)
+        else:
+            y3 = np.moveaxis(y.reshape((p, L, R), order="F"), 0, 1)
         _write(_unfold(out, L, p, R), y3, alpha, accumulate)
 
     def conj(self):
