@@ -32,7 +32,8 @@ cdef extern from *:
     #define MATKRON_WATCH_WORK 16777216.0
     #define MATKRON_CALL_WORK 1000.0
     /* Wall time between signal checks, and a GEMM's work from which it runs in blocks of
-       columns (about 20-50 ms each on one core). */
+       columns (about 20-50 ms each on one core; longer where the 256-column minimum
+       exceeds that work, for m·k above 4·10⁶). */
     #define MATKRON_WATCH_SECONDS 0.1
     #define MATKRON_GEMM_BLOCK_WORK 1073741824.0
     #define MATKRON_GEMM_BLOCK_MIN_COLS 256

@@ -23,8 +23,8 @@
 # index type (int32, int64). Elementwise complex products in the slab loops are written
 # out in real arithmetic (so the compiler vectorizes them and no NaN fallback of C99 complex
 # multiplication sits in the loop). All loops run inside one `with nogil:` block, watched
-# for Ctrl-C (_interrupt.pxd). The Python layer validates F (scipy.sparse after
-# check_format) and the shapes; the entry point checks only what would make the kernel
+# for Ctrl-C (_interrupt.pxd). The Python layer validates F (its column indices checked
+# to be in range, in matkron._factors.as_factor) and the shapes; the entry point checks only what would make the kernel
 # read or write out of bounds, except the column indices, which it trusts.
 
 cimport numpy as cnp
@@ -689,8 +689,8 @@ def sparse_mode_apply(cnp.ndarray indptr not None, cnp.ndarray indices not None,
     Notes
     -----
     The kernel trusts its inputs beyond these checks: the column indices are not checked
-    to lie in [0, q) (the Python layer passes arrays of scipy.sparse after
-    ``check_format``), and duplicates are summed. Without `accumulate` every element of Y
+    to lie in [0, q) (matkron's Python layer checks them once, when a factor is made),
+    and duplicates are summed. Without `accumulate` every element of Y
     is written (rows of F without nonzeros give zeros), so `out` may hold anything. For
     L == 1 each row of op(F) = F is a sparse dot product, contiguous in k; for L > 1 each
     nonzero adds a multiple of a contiguous slab X[:, k, r] to Y[:, i, r]. The transposed
@@ -875,8 +875,8 @@ def kronsum_apply(tuple indptrs not None, tuple indices not None, tuple datas no
     each at most).
 
     The kernel trusts its inputs beyond the checks above: the column indices are not
-    checked to lie in [0, n_t) (the Python layer passes arrays of scipy.sparse after
-    ``check_format``), and duplicates are summed. Without `accumulate` every element of
+    checked to lie in [0, n_t) (matkron's Python layer checks them once, when a factor
+    is made), and duplicates are summed. Without `accumulate` every element of
     Y is written, so `out` may hold anything. The GIL is released; a long call can be
     interrupted with Ctrl-C.
 

@@ -511,7 +511,7 @@ class Diagonal(Factor):
         return Diagonal(DiagonalFactor(1 / self.d))
 
     def slogdet(self):
-        return np.linalg.slogdet(np.diag(self.d)) if self.d.size else (1.0, 0.0)
+        return _diagonal_slogdet(self.d)
 
     def trace(self):
         return self.d.sum()
@@ -661,8 +661,7 @@ class Sparse(Factor):
             lu = self._splu(self._compute_dtype())
         except np.linalg.LinAlgError:
             return self._compute_dtype().type(0), -np.inf
-        u = lu.U.diagonal()
-        sign, logabs = np.linalg.slogdet(np.diag(u))
+        sign, logabs = _diagonal_slogdet(lu.U.diagonal())
         if _parity(lu.perm_r) ^ _parity(lu.perm_c):
             sign = -sign
         return sign, logabs
@@ -709,6 +708,19 @@ class Sparse(Factor):
         return self.dtype.kind not in "fc" or bool(np.isfinite(self.csr.data).all())
 
 
+def _diagonal_slogdet(u):
+    """(sign, log|det|) of diag(u) in O(n), as numpy.linalg.slogdet gives it."""
+    u = np.asarray(u)
+    if u.dtype.kind not in "fc":
+        u = u.astype(np.float64)
+    a = np.abs(u)
+    if not a.all():
+        return u.dtype.type(0), -np.inf
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sign = np.prod(u / a) if u.size else u.dtype.type(1)
+    return sign, float(np.sum(np.log(a)))
+
+
 def _parity(perm):
     """Whether the permutation (an index array) is odd."""
     perm = np.asarray(perm)
@@ -744,8 +756,6 @@ class Operator(Factor):
             unfolded = x3.reshape(q, R, order="F")
         elif R == 1:
             unfolded = x3[:, :, 0].T
-        elif _workspace.nested():
-            unfolded = np.moveaxis(x3, 1, 0).reshape((q, L * R), order="F")
         else:
             # Into reused scratch memory (slot 3: the product's tensors hold 1 and 2).
             size = q * L * R * dtype.itemsize
@@ -815,7 +825,15 @@ def as_factor(value, name):
             blas_dtype(value.dtype)
         except TypeError as exc:
             raise TypeError(f"{name} has dtype {value.dtype}: {exc}") from None
-        return Sparse(value)
+        f = Sparse(value)
+        indices = f.csr.indices
+        # The kernels trust the column indices (scipy.sparse does not check them by
+        # default): one pass here, at construction.
+        if indices.size and (indices.min() < 0 or indices.max() >= f.shape[1]):
+            raise ValueError(
+                f"{name} has a column index out of range for its shape {f.shape}"
+            )
+        return f
     if isinstance(value, LinearOperator):
         try:
             blas_dtype(np.dtype(value.dtype))

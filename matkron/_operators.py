@@ -136,7 +136,8 @@ class KronOperator(ProductOperator):
     :func:`matkron.kron_matvec` (GIL released, per-thread workspace), so one operator may
     be used from several threads at once. Sparse factors are applied by a compiled CSR
     kernel along their mode, diagonal factors as a scaling, LinearOperator factors through
-    their ``matmat`` on the tensor's unfolding (a copy of the tensor in and out).
+    their ``matmat`` on the tensor's unfolding (a view of the tensor when the factor's
+    mode is first or there is one right-hand side, else a copy into scratch memory).
     The result dtype of a product is ``np.result_type`` of the factors, c and the operand.
 
     The structure methods work for dense, identity, diagonal and sparse factors; a sparse
@@ -249,7 +250,7 @@ class KronOperator(ProductOperator):
     def _adjoint(self):
         if self._adjoint_op is None:
             adj = self._derived([f.adjoint() for f in self._kron_factors],
-                                np.conj(self.coeff))
+                                self.coeff.conjugate())
             adj._adjoint_op = self
             self._adjoint_op = adj
         return self._adjoint_op
@@ -267,7 +268,8 @@ class KronOperator(ProductOperator):
         >>> matkron.kron(np.array([[1j]]), np.eye(1)).conj().todense()
         array([[0.-1.j]])
         """
-        return self._derived([f.conj() for f in self._kron_factors], np.conj(self.coeff))
+        return self._derived([f.conj() for f in self._kron_factors],
+                             self.coeff.conjugate())
 
     # -- structure ----------------------------------------------------------------------
 
@@ -495,7 +497,8 @@ class KronOperator(ProductOperator):
                 return self.dtype.type(0), -np.inf
             logabs += power * float(la)
             if np.iscomplexobj(s):
-                # s = exp(i·θ); raise to an exact integer power through the angle.
+                # s = exp(i·θ) raised to the integer power through the angle (to about
+                # power·eps radians).
                 theta = (power * np.angle(s)) % (2 * np.pi)
                 sign = sign * self.dtype.type(np.exp(1j * theta))
             elif s < 0 and power % 2:
@@ -629,10 +632,10 @@ class KronOperator(ProductOperator):
         >>> float(matkron.kron(np.diag([1.0, 4.0]), np.diag([2.0, 1.0])).cond())
         8.0
         """
+        if 0 in self.shape:
+            raise np.linalg.LinAlgError("cond is not defined for an empty operator")
         if ord is None or (ord == 2 and type(ord) is not bool):
             s = self.svdvals()
-            if s.size == 0:
-                raise np.linalg.LinAlgError("cond of an empty operator")
             return np.float64(s[0] / s[-1]) if s[-1] > 0 else np.float64(np.inf)
         if not any(ord is o or (ord == o and type(ord) is not bool) for o in _NORMS):
             raise ValueError(
@@ -922,7 +925,8 @@ class SumOfKronOperator(ProductOperator):
         self._factor_dtypes = _promote
         dtype = result_dtype(*_promote) if _promote else np.dtype("f8")
         self._terms = tuple(
-            (dtype.type(c), tuple(factors)) for c, factors in zip(coeffs, parsed)
+            # Coefficients as given (exact), cast per product dtype in the products.
+            (c, tuple(factors)) for c, factors in zip(coeffs, parsed)
         )
         self._kernel = {}
         self._adjoint_op = None
@@ -951,7 +955,8 @@ class SumOfKronOperator(ProductOperator):
                [3., 4.]])
         """
         return tuple(
-            (c, *(f.dense(self.dtype) if f.kind == "dense" else f.given for f in factors))
+            (self.dtype.type(c),
+             *(f.dense(self.dtype) if f.kind == "dense" else f.given for f in factors))
             for c, factors in self._terms
         )
 
@@ -1008,7 +1013,7 @@ class SumOfKronOperator(ProductOperator):
     def _adjoint(self):
         if self._adjoint_op is None:
             adj = self._with_terms(
-                [(np.conj(c), tuple(f.adjoint() for f in factors))
+                [(c.conjugate(), tuple(f.adjoint() for f in factors))
                  for c, factors in self._terms],
                 self.shape[::-1],
             )

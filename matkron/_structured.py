@@ -9,8 +9,8 @@ then the rest.
 
 The tensors between steps live in two per-thread workspaces, reused across calls (fresh
 memory costs a page fault per 4 KiB on first touch). A LinearOperator factor's ``matmat``
-may itself run a matkron product in the same thread; such a nested product allocates its
-own tensors.
+may itself run a matkron product in the same thread; the workspaces are then busy (see
+:func:`matkron._workspace.workspace`), and that product gets memory of its own.
 """
 
 import math
@@ -40,10 +40,8 @@ def _steps(factors):
     return shrinking + ([dense] if dense else []) + rest
 
 
-def _buffer(size, dtype, step, nested):
+def _buffer(size, dtype, step):
     """A 1-D array of `size` elements for the tensor after `step`."""
-    if nested:
-        return np.empty(size, dtype=dtype)
     buf = _workspace.workspace(size * dtype.itemsize, _SLOTS[step % 2])
     return buf[: size * dtype.itemsize].view(dtype)
 
@@ -65,47 +63,43 @@ def structured_product(factors, x, dtype, out, alpha=1, accumulate=False):
         return out
     dims = [f.shape[1] for f in factors]
     steps = _steps(factors)
-    _workspace.enter()
-    nested = _workspace.nested()
-    try:
-        # The last step writes into out when out is one Fortran-ordered buffer.
-        flat_out = out.reshape(-1, order="F") if out.flags.f_contiguous else None
-        cur = None  # the current tensor as a Fortran-ordered buffer; None while it is x
-        for t, step in enumerate(steps):
-            last = t == len(steps) - 1
-            if isinstance(step, tuple):
-                mats = tuple(factors[i].kernel(dtype) if i in step else dims[i]
-                             for i in range(k))
-                n_in = math.prod(dims)
-                for i in step:
-                    dims[i] = factors[i].shape[0]
-                if cur is None:
-                    src = x if x.ndim == 2 else x[:, np.newaxis]
-                else:
-                    src = cur.reshape((n_in, m), order="F")
-                if last:
-                    # The kernel writes any layout and scales and accumulates itself.
-                    target = out if out.ndim == 2 else out[:, np.newaxis]
-                    kron_apply(((alpha, mats),), src, target, accumulate)
-                    return out
-                cur = _buffer(math.prod(dims) * m, dtype, t, nested)
-                kron_apply(((1, mats),), src, cur.reshape((-1, m), order="F"), False)
-                continue
+    # The last step writes into out when out is one Fortran-ordered buffer.
+    flat_out = out.reshape(-1, order="F") if out.flags.f_contiguous else None
+    cur = None  # the current tensor as a Fortran-ordered buffer; None while it is x
+    for t, step in enumerate(steps):
+        last = t == len(steps) - 1
+        if isinstance(step, tuple):
+            mats = tuple(factors[i].kernel(dtype) if i in step else dims[i]
+                         for i in range(k))
+            n_in = math.prod(dims)
+            for i in step:
+                dims[i] = factors[i].shape[0]
             if cur is None:
-                cur = np.asfortranarray(x).reshape(-1, order="F")
-            f = factors[step]
-            L = math.prod(dims[step + 1:])
-            R = math.prod(dims[:step]) * m
-            dims[step] = f.shape[0]
-            if last and flat_out is not None:
-                f.apply(cur, L, R, dtype, flat_out, alpha, accumulate)
+                src = x if x.ndim == 2 else x[:, np.newaxis]
+            else:
+                src = cur.reshape((n_in, m), order="F")
+            if last:
+                # The kernel writes any layout and scales and accumulates itself.
+                target = out if out.ndim == 2 else out[:, np.newaxis]
+                kron_apply(((alpha, mats),), src, target, accumulate)
                 return out
-            nxt = _buffer(math.prod(dims) * m, dtype, t, nested)
-            f.apply(cur, L, R, dtype, nxt)
-            cur = nxt
-        if cur is None:  # identities only
+            cur = _buffer(math.prod(dims) * m, dtype, t)
+            kron_apply(((1, mats),), src, cur.reshape((-1, m), order="F"), False)
+            src = None  # no longer holds the other slot
+            continue
+        if cur is None:
             cur = np.asfortranarray(x).reshape(-1, order="F")
-        _write(out, cur.reshape(out.shape, order="F"), alpha, accumulate)
-        return out
-    finally:
-        _workspace.leave()
+        f = factors[step]
+        L = math.prod(dims[step + 1:])
+        R = math.prod(dims[:step]) * m
+        dims[step] = f.shape[0]
+        if last and flat_out is not None:
+            f.apply(cur, L, R, dtype, flat_out, alpha, accumulate)
+            return out
+        nxt = _buffer(math.prod(dims) * m, dtype, t)
+        f.apply(cur, L, R, dtype, nxt)
+        cur = nxt
+    if cur is None:  # identities only
+        cur = np.asfortranarray(x).reshape(-1, order="F")
+    _write(out, cur.reshape(out.shape, order="F"), alpha, accumulate)
+    return out

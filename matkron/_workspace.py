@@ -4,6 +4,7 @@ Each thread keeps one byte buffer that grows to the largest request it has seen,
 products allocate nothing, and threads sharing an operator never share scratch memory.
 """
 
+import sys
 import threading
 
 import numpy as np
@@ -11,38 +12,43 @@ import numpy as np
 _local = threading.local()
 
 
+def _references(obj):
+    return sys.getrefcount(obj)
+
+
+def _unused_references():
+    """What _references gives here for an object held only by a dict and one local
+    variable (measured: interpreters differ in the references their calls hold)."""
+    held = {0: object()}
+    obj = held.get(0)
+    return _references(obj)
+
+
+_UNUSED = _unused_references()
+
+
 def workspace(nbytes=0, slot=0):
     """Return this thread's scratch buffer number `slot`, grown to at least `nbytes` bytes.
 
     Slot 0 is the compiled kernels' (used within one call); other slots hold the
     intermediate tensors of a product with structured factors between kernel calls.
+
+    A buffer that something still references (a kernel running further up this thread's
+    stack, say, when a signal handler or a LinearOperator factor's matmat starts another
+    product) is busy: the caller then gets memory of its own.
     """
     bufs = getattr(_local, "bufs", None)
     if bufs is None:
         bufs = _local.bufs = {}
     buf = bufs.get(slot)
+    # Held by more than the dict and `buf`: a user is running.
+    if buf is not None and _references(buf) > _UNUSED:
+        return np.empty(max(nbytes, 1), dtype=np.uint8)
     if buf is None or buf.nbytes < nbytes:
         # Grow geometrically so a slowly increasing sequence of sizes reallocates rarely.
         size = max(nbytes, 4096 if buf is None else 2 * buf.nbytes)
         buf = bufs[slot] = np.empty(size, dtype=np.uint8)
     return buf
-
-
-def nested():
-    """Whether a product with structured factors is already running in this thread (a
-    LinearOperator factor's matmat may start another): the inner one then allocates its
-    tensors instead of taking the outer one's scratch slots."""
-    return getattr(_local, "depth", 0) > 1
-
-
-def enter():
-    """Mark the start of a product with structured factors in this thread."""
-    _local.depth = getattr(_local, "depth", 0) + 1
-
-
-def leave():
-    """Mark its end."""
-    _local.depth -= 1
 
 
 def release():

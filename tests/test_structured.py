@@ -1213,3 +1213,47 @@ def test_operator_factor_running_a_product_itself(rng):
     for op in (outer, wrapped):
         assert_close(op @ x, M @ x, np.float64, 10)
         assert_close(op @ np.asfortranarray(x), M @ x, np.float64, 10)
+
+
+def test_sparse_column_index_out_of_range_is_refused():
+    # scipy.sparse does not check column indices by default; the kernels trust them.
+    bad = scipy.sparse.csr_array(
+        (np.ones(1), np.array([10**6], np.int32), np.array([0, 1, 1], np.int32)), shape=(2, 2)
+    )
+    with pytest.raises(ValueError, match=r"factors\[0\] has a column index out of range"):
+        matkron.kron_matvec([bad, np.eye(3)], np.ones(6))
+    with pytest.raises(ValueError, match="mats.1. has a column index out of range"):
+        matkron.kronsum(scipy.sparse.csr_array(np.eye(8)), bad)
+
+
+def test_determinants_of_large_diagonal_and_sparse_factors():
+    # O(n) from the diagonal (or splu's U): never an n×n dense matrix.
+    n = 200_000
+    d = np.linspace(1.0, 2.0, n)
+    sign, logdet = matkron.kron(matkron.diagonal(d), -np.eye(1)).slogdet()
+    assert sign == 1 and np.isclose(logdet, np.sum(np.log(d)), rtol=1e-12)
+    T = scipy.sparse.diags_array([-1.0, 3.0, -1.0], offsets=[-1, 0, 1], shape=(n, n))
+    sign, logdet = matkron.kron(T).slogdet()
+    # det of the tridiagonal Toeplitz T: t_k = 3 t_{k-1} - t_{k-2}, computed in logs.
+    r = (3 + np.sqrt(5)) / 2
+    assert sign == 1 and np.isclose(logdet, (n + 1) * np.log(r) - np.log(np.sqrt(5)),
+                                    rtol=1e-10)
+
+
+def test_cond_of_an_empty_operator_raises():
+    K = matkron.kron(matkron.diagonal(np.array([])), np.eye(2))
+    for ord in (None, 2, 1, "fro", np.inf, "nuc"):
+        with pytest.raises(np.linalg.LinAlgError):
+            K.cond(ord)
+
+
+def test_coefficients_are_carried_exactly():
+    # Python-number coefficients stay exact through .H, .conj() and powers, and a sum's
+    # coefficients are not rounded to its factors' dtype.
+    K = matkron.kron(np.eye(2))
+    np.testing.assert_array_equal(((2 * K).H ** 70).todense(), float(2**70) * np.eye(2))
+    A = np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32)
+    S = matkron.sum_of_kron([(A, A)], [0.1])
+    x = np.arange(4.0)
+    expected = 0.1 * (np.kron(A.astype(np.float64), A.astype(np.float64)) @ x)
+    np.testing.assert_allclose(S @ x, expected, rtol=1e-15)
