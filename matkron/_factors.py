@@ -370,10 +370,13 @@ class Dense(Factor):
             return Dense(self.a * other.d[None, :])
         if isinstance(other, Sparse):
             return Dense(np.asarray((other.csr.T @ self.a.T).T))
-        return Operator(scipy.sparse.linalg.aslinearoperator(self.a) @ other.op)
+        return Operator(self.linear_operator() @ other.op)
 
     def is_finite(self):
         return self.a.dtype.kind not in "fc" or bool(np.isfinite(self.a).all())
+
+    def linear_operator(self):
+        return scipy.sparse.linalg.aslinearoperator(self.a)
 
     def slogdet(self):
         return np.linalg.slogdet(self.a)
@@ -560,12 +563,13 @@ class Diagonal(Factor):
             return Dense(self.d[:, None] * other.a)
         if isinstance(other, Sparse):
             return Sparse.of(scipy.sparse.diags_array(self.d) @ other.csr)
-        return Operator(
-            scipy.sparse.linalg.aslinearoperator(scipy.sparse.diags_array(self.d)) @ other.op
-        )
+        return Operator(self.linear_operator() @ other.op)
 
     def is_finite(self):
         return self.d.dtype.kind not in "fc" or bool(np.isfinite(self.d).all())
+
+    def linear_operator(self):
+        return scipy.sparse.linalg.aslinearoperator(scipy.sparse.diags_array(self.d))
 
 
 class Sparse(Factor):
@@ -702,10 +706,13 @@ class Sparse(Factor):
             return Sparse.of(self.csr @ scipy.sparse.diags_array(other.d))
         if isinstance(other, Dense):
             return Dense(np.asarray(self.csr @ other.a))
-        return Operator(scipy.sparse.linalg.aslinearoperator(self.csr) @ other.op)
+        return Operator(self.linear_operator() @ other.op)
 
     def is_finite(self):
         return self.dtype.kind not in "fc" or bool(np.isfinite(self.csr.data).all())
+
+    def linear_operator(self):
+        return scipy.sparse.linalg.aslinearoperator(self.csr)
 
 
 def _diagonal_slogdet(u):
@@ -801,10 +808,12 @@ class Operator(Factor):
             dtype, copy=False)
 
     def matmul(self, other):
-        other_op = other.op if isinstance(other, Operator) else (
-            scipy.sparse.linalg.aslinearoperator(
-                other.csr if isinstance(other, Sparse) else other.dense(other._compute_dtype())))
-        return Operator(self.op @ other_op)
+        if isinstance(other, Identity):
+            return self
+        return Operator(self.op @ other.linear_operator())
+
+    def linear_operator(self):
+        return self.op
 
 
 def as_factor(value, name):
