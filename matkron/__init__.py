@@ -54,8 +54,7 @@ from ._operators import (
     sylvester,
 )
 from ._power import PowerJacobian, frechet_power, polynomial_jacobian, power_jacobian
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "ChainPlan",

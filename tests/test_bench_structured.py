@@ -69,3 +69,4 @@ def test_check_catches_a_wrong_factor_product():
     case.statements["matkron"] = lambda: case.Kd @ (2 * case.x)
     with pytest.raises(RuntimeError, match="matkron does not compute"):
         case.check()
+

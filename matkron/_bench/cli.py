@@ -9,6 +9,7 @@ import importlib
 import time
 from pathlib import Path
 
+from .._version import __version__
 from .suite import Config
 
 __all__ = ["SUITES", "main"]
@@ -44,6 +45,7 @@ def _parser():
         prog="python -m matkron",
         description="matkron command line.",
     )
+    parser.add_argument("--version", action="version", version=f"matkron {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     bench = commands.add_parser(
         "bench",
