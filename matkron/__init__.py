@@ -54,7 +54,7 @@ from ._operators import (
     sylvester,
 )
 from ._power import PowerJacobian, frechet_power, polynomial_jacobian, power_jacobian
-from ._version import __version__
+from ._version import __version__ as __version__
 
 __all__ = [
     "ChainPlan",
