@@ -40,6 +40,8 @@ from _interrupt cimport Watch, gemm_watched, raise_pending, watch_start
 
 import threading
 
+import numpy as np
+
 from matkron._workspace import workspace as _workspace
 
 cnp.import_array()
@@ -339,7 +341,12 @@ cdef class PowerPlan:
             if mm * mm > BLAS_INT_MAX:
                 raise ValueError(f"PowerPlan: the dense matrix of m = {m} is too large")
             self.plan.mats = _matrix_data(mats, "mats", type_num, mm * mm)
-        self._refs = (a, mats, gamma, codes)
+        self._refs = (method, m, dtype_array, a, mats, gamma, codes, count, alpha)
+
+    def __reduce__(self):
+        # Rebuilt from its arrays, which pickle may hand back unaligned (out-of-band
+        # buffers): _rebuild_plan copies those once.
+        return (_rebuild_plan, self._refs)
 
     cdef int _execute(self, cnp.ndarray x, cnp.ndarray out) except -1:
         cdef double stack_ws[STACK_DOUBLES]
@@ -399,3 +406,12 @@ cdef class PowerPlan:
         out = cnp.PyArray_EMPTY(1, shape, self.type_num, 0)
         self._execute(xa, out)
         return out
+
+
+def _rebuild_plan(method, m, dtype_array, a, mats, gamma, codes, count, alpha):
+    """A PowerPlan from pickled arguments, its arrays made Fortran-contiguous and aligned
+    (copied only where pickle returned them otherwise)."""
+    def aligned(arr):
+        return None if arr is None else np.require(arr, requirements=["F", "A"])
+    return PowerPlan(method, m, np.empty(0, dtype=dtype_array.dtype), aligned(a),
+                     aligned(mats), aligned(gamma), codes, count, alpha)

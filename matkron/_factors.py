@@ -218,6 +218,9 @@ class Factor:
     """
 
     kind = ""
+    # Caches (dicts) left out when pickled or copied: rebuilt on use (from arrays pickle
+    # may return unaligned; factorizations do not pickle).
+    _caches = ()
     # Runs in the compiled Kronecker kernel (dense and identity factors).
     in_kernel = False
     # Has its structure (solve, determinant, ...) on the factor itself.
@@ -227,6 +230,12 @@ class Factor:
         self.given = given
         self.shape = (int(shape[0]), int(shape[1]))
         self.dtype = dtype
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        for name in self._caches:
+            state[name] = {}
+        return state
 
     # products ------------------------------------------------------------------------
 
@@ -311,6 +320,7 @@ class Factor:
 class Dense(Factor):
     kind = "dense"
     in_kernel = True
+    _caches = ("_solvers", "_kernel")
 
     def __init__(self, a, given=None):
         super().__init__(a if given is None else given, a.shape, a.dtype)
@@ -467,6 +477,7 @@ class Identity(Factor):
 
 class Diagonal(Factor):
     kind = "diagonal"
+    _caches = ("_cache",)
 
     def __init__(self, given):
         super().__init__(given, given.shape, given.d.dtype)
@@ -574,6 +585,7 @@ class Diagonal(Factor):
 
 class Sparse(Factor):
     kind = "sparse"
+    _caches = ("_kernel", "_lu")
 
     def __init__(self, given, csr=None):
         if csr is None:
@@ -648,14 +660,8 @@ class Sparse(Factor):
         return solve
 
     def inverse(self):
-        lu = self._splu(self._compute_dtype())
-        n = self.shape[0]
-        op = LinearOperator(
-            (n, n), matvec=lu.solve, matmat=lu.solve,
-            rmatvec=lambda y: lu.solve(y, trans="H"), rmatmat=lambda y: lu.solve(y, trans="H"),
-            dtype=self._compute_dtype(),
-        )
-        return Operator(op)
+        self._splu(self._compute_dtype())  # singular: LinAlgError now, not on use
+        return Operator(_SparseInverse(self))
 
     def slogdet(self):
         n = self.shape[0]
@@ -784,13 +790,7 @@ class Operator(Factor):
         _write(_unfold(out, L, p, R), y3, alpha, accumulate)
 
     def conj(self):
-        op = self.op
-        return Operator(LinearOperator(
-            op.shape, matvec=lambda v: np.conj(op.matvec(np.conj(v))),
-            matmat=lambda v: np.conj(op.matmat(np.conj(v))),
-            rmatvec=lambda v: np.conj(op.rmatvec(np.conj(v))),
-            rmatmat=lambda v: np.conj(op.rmatmat(np.conj(v))), dtype=op.dtype,
-        )) if self.dtype.kind == "c" else self
+        return Operator(_Conjugate(self.op)) if self.dtype.kind == "c" else self
 
     def transpose(self):
         return Operator(self.op.T)
@@ -814,6 +814,55 @@ class Operator(Factor):
 
     def linear_operator(self):
         return self.op
+
+
+class _SparseInverse(LinearOperator):
+    """F⁻¹ for a sparse factor F, applied by its (cached) splu factorization."""
+
+    def __init__(self, factor):
+        dtype = factor._compute_dtype()
+        super().__init__(dtype, factor.shape)
+        self.factor = factor
+        self.args = (factor.given,)
+
+    def _solve(self, x, trans):
+        x = np.asarray(x)
+        dtype = blas_dtype(np.result_type(x.dtype, self.dtype))
+        return self.factor._splu(dtype).solve(x.astype(dtype, copy=False), trans=trans)
+
+    def _matvec(self, x):
+        return self._solve(x, "N")
+
+    def _matmat(self, x):
+        return self._solve(x, "N")
+
+    def _rmatvec(self, x):
+        return self._solve(x, "H")
+
+    def _rmatmat(self, x):
+        return self._solve(x, "H")
+
+
+class _Conjugate(LinearOperator):
+    """The entrywise conjugate of a LinearOperator, conj(A) x = conj(A conj(x))
+    (a class, not closures, so that it pickles)."""
+
+    def __init__(self, op):
+        super().__init__(op.dtype, op.shape)
+        self.op = op
+        self.args = (op,)
+
+    def _matvec(self, x):
+        return np.conj(self.op.matvec(np.conj(x)))
+
+    def _matmat(self, x):
+        return np.conj(self.op.matmat(np.conj(x)))
+
+    def _rmatvec(self, x):
+        return np.conj(self.op.rmatvec(np.conj(x)))
+
+    def _rmatmat(self, x):
+        return np.conj(self.op.rmatmat(np.conj(x)))
 
 
 def as_factor(value, name):

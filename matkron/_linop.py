@@ -13,7 +13,20 @@ class ProductOperator(LinearOperator):
     call; for a 1-D or 2-D ndarray these call the subclass's ``_product(x)``, which checks
     `x` itself, and leave everything else (matrices, other operators, scalars) to SciPy.
     Subclasses define ``_product`` and ``_adjoint``.
+
+    Pickling and copying leave out the caches named in ``_transient`` (name → a callable
+    making the empty value): they are rebuilt on use, from arrays that pickle may return
+    unaligned, and some (factorizations) do not pickle.
     """
+
+    _transient = {}
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        for name, empty in self._transient.items():
+            if name in state:
+                state[name] = empty()
+        return state
 
     def _matvec(self, x):
         return self._product(np.asarray(x).reshape(-1))

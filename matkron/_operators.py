@@ -160,6 +160,8 @@ class KronOperator(ProductOperator):
     True
     """
 
+    _transient = {"_kernel_factors": dict, "_adjoint_op": type(None)}
+
     def __init__(self, factors, coeff=1):
         factors, inner = as_factors(factors)
         if not is_scalar(coeff):
@@ -862,6 +864,8 @@ class SumOfKronOperator(ProductOperator):
     True
     """
 
+    _transient = {"_kernel": dict, "_adjoint_op": type(None)}
+
     def __init__(self, terms, coeffs=None, *, shape=None, dtype=None, _promote=None):
         if isinstance(terms, np.ndarray):
             raise TypeError(
@@ -1294,6 +1298,8 @@ class KronSumOperator(SumOfKronOperator):
     >>> np.allclose(L @ L.solve(np.ones(8)), 1.0)
     True
     """
+
+    _transient = {**SumOfKronOperator._transient, "_csr": type(None)}
 
     def __init__(self, factors, *, _names=None):
         if isinstance(factors, np.ndarray) or not isinstance(factors, (list, tuple)):
