@@ -44,6 +44,7 @@ from ._chain import ChainPlan, chain_order, multi_dot
 from ._factors import DiagonalFactor, IdentityFactor, diagonal
 from ._kron import identity, kron_matvec, kron_order, unvec, vec
 from ._operators import (
+    EigenOperator,
     KronOperator,
     KronSumOperator,
     SumOfKronOperator,
@@ -59,6 +60,7 @@ from ._version import __version__ as __version__
 __all__ = [
     "ChainPlan",
     "DiagonalFactor",
+    "EigenOperator",
     "IdentityFactor",
     "KronOperator",
     "KronSumOperator",

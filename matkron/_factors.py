@@ -313,6 +313,25 @@ class Factor:
     def is_hermitian(self):
         return is_hermitian(self.dense(self._compute_dtype()))
 
+    def eigh(self):
+        """(eigenvalues, eigenvectors) of the Hermitian factor: the eigenvectors as a
+        factor matkron takes (an array, or an identity)."""
+        return scipy.linalg.eigh(self.dense(self._compute_dtype()))
+
+    def fractional_power(self, p):
+        """F^p for a real p of the Hermitian positive semidefinite factor, through its
+        eigendecomposition (ValueError, saying which eigenvalue, when it is not)."""
+        lam, v = self.eigh()
+        _check_semidefinite(lam)
+        with np.errstate(divide="ignore"):
+            lam_p = np.maximum(lam, 0) ** p
+        return Dense((v * lam_p) @ v.conj().T)
+
+    def cholesky(self):
+        """The lower-triangular Cholesky factor of the Hermitian positive definite
+        factor (LinAlgError otherwise)."""
+        return Dense(scipy.linalg.cholesky(self.dense(self._compute_dtype()), lower=True))
+
     def _compute_dtype(self):
         return blas_dtype(self.dtype) if self.dtype is not None else np.dtype(np.float64)
 
@@ -457,6 +476,18 @@ class Identity(Factor):
             return float(self.n)
         return 1.0 if self.n else 0.0
 
+    def eigh(self):
+        return np.ones(self.n), self.given
+
+    def fractional_power(self, p):
+        return self
+
+    def cholesky(self):
+        return self
+
+    def is_hermitian(self):
+        return True
+
     def cond(self, ord):
         if ord in (None, "fro"):
             return float(self.n)
@@ -542,6 +573,24 @@ class Diagonal(Factor):
         if ord in (1, 2, np.inf):
             return float(a.max(initial=0))
         return np.linalg.norm(self.dense(self._compute_dtype()), ord)
+
+    def eigh(self):
+        return self.d.real.astype(np.finfo(self._compute_dtype()).dtype), IdentityFactor(
+            self.shape[0])
+
+    def fractional_power(self, p):
+        lam = self.d.real
+        _check_semidefinite(lam)
+        with np.errstate(divide="ignore"):
+            return Diagonal(DiagonalFactor(np.maximum(lam, 0) ** p))
+
+    def cholesky(self):
+        if not (self.d.real > 0).all():
+            raise np.linalg.LinAlgError("not positive definite")
+        return Diagonal(DiagonalFactor(np.sqrt(self.d.real)))
+
+    def is_hermitian(self):
+        return self.d.dtype.kind != "c" or bool((self.d.imag == 0).all())
 
     def cond(self, ord):
         a = np.abs(self.d)
@@ -719,6 +768,14 @@ class Sparse(Factor):
 
     def linear_operator(self):
         return scipy.sparse.linalg.aslinearoperator(self.csr)
+
+
+def _check_semidefinite(lam):
+    """ValueError unless the eigenvalues are >= 0 up to rounding (16 n ulps of the
+    largest)."""
+    scale = max(float(np.abs(lam).max(initial=0.0)), np.finfo(lam.dtype).tiny)
+    if lam.size and lam.min() < -16 * np.finfo(lam.dtype).eps * lam.size * scale:
+        raise ValueError(f"has the eigenvalue {lam.min():.3g}")
 
 
 def _diagonal_slogdet(u):

@@ -54,6 +54,7 @@ from ._validation import (
 )
 
 __all__ = [
+    "EigenOperator",
     "KronOperator",
     "KronSumOperator",
     "SumOfKronOperator",
@@ -685,6 +686,179 @@ class KronOperator(ProductOperator):
             return 0
         return math.prod(f.rank() for f in self._kron_factors)
 
+    # -- spectral methods (Hermitian factors) ---------------------------------------------
+
+    def _hermitian_factors(self, what):
+        """The factors' eigendecompositions [(w, V)], after checking that every factor
+        and c allow `what` (square, structured, finite, Hermitian; c real)."""
+        self._require(what, finite=True)
+        if np.iscomplexobj(self.coeff) and self.coeff.imag != 0:
+            raise ValueError(f"{what} needs a real coefficient; c = {self.coeff!r}")
+        for f, name in zip(self._kron_factors, self._names):
+            if not f.is_hermitian():
+                raise ValueError(f"{what} needs Hermitian factors; {name} is not Hermitian")
+        return [f.eigh() for f in self._kron_factors]
+
+    def eigh(self):
+        """The eigendecomposition K = V diag(w) Vᴴ from the factors' (Hermitian factors).
+
+        Returns
+        -------
+        w : ndarray
+            The N eigenvalues, c times the Kronecker product of the factor eigenvalue
+            vectors (the order of ``np.kron(w1, w2, …)``, not sorted), float64 (float32
+            for single-precision operators).
+        V : KronOperator
+            The unitary operator of the factor eigenvectors.
+
+        Raises
+        ------
+        ValueError
+            If a factor is not square, not Hermitian (to 16 ulps of its largest entry) or
+            not finite, or c is not real.
+        TypeError
+            If a factor is a LinearOperator.
+
+        Notes
+        -----
+        One ``scipy.linalg.eigh`` per dense factor (a sparse factor is made dense: O(n³)
+        once); diagonal and identity factors need none.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> K = matkron.kron(np.array([[2.0, 1.0], [1.0, 2.0]]), np.diag([1.0, 3.0]))
+        >>> w, V = K.eigh()
+        >>> w
+        array([1., 3., 3., 9.])
+        >>> bool(np.allclose(V.todense() @ np.diag(w) @ V.todense().T, K.todense()))
+        True
+        """
+        pairs = self._hermitian_factors("eigh")
+        w = np.full(1, self.coeff.real if np.iscomplexobj(self.coeff) else self.coeff,
+                    dtype=np.finfo(self.dtype).dtype)
+        for lam, _ in pairs:
+            w = np.multiply.outer(w, lam).ravel()
+        return w, KronOperator([v for _, v in pairs])
+
+    def cholesky(self):
+        """The lower-triangular KronOperator L = √c (L1 ⊗ … ⊗ Lk) with L Lᴴ = K, from the
+        factors' Cholesky factors (Hermitian positive definite factors, c > 0).
+
+        Raises
+        ------
+        numpy.linalg.LinAlgError
+            If a factor is not positive definite (named), or c <= 0.
+        ValueError, TypeError
+            As for :meth:`eigh`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> K = matkron.kron(np.array([[4.0, 2.0], [2.0, 3.0]]), np.diag([1.0, 9.0]))
+        >>> L = K.cholesky()
+        >>> bool(np.allclose(L.todense() @ L.todense().T, K.todense()))
+        True
+        >>> bool(np.allclose(np.triu(L.todense(), 1), 0))
+        True
+        """
+        self._hermitian_factors("cholesky")
+        c = self.coeff.real if np.iscomplexobj(self.coeff) else self.coeff
+        if not c > 0:
+            raise np.linalg.LinAlgError(f"cholesky needs c > 0; c = {self.coeff!r}")
+        factors = []
+        for f, name in zip(self._kron_factors, self._names):
+            try:
+                factors.append(f.cholesky())
+            except np.linalg.LinAlgError:
+                raise np.linalg.LinAlgError(f"{name} is not positive definite") from None
+        return self._derived(factors, math.sqrt(c))
+
+    def power(self, p):
+        """K^p for a real p: the KronOperator c^p (F1^p ⊗ … ⊗ Fk^p).
+
+        An integer p works for any square factors (:meth:`__pow__`); another real p needs
+        Hermitian positive semidefinite factors and c >= 0 (each factor's power through
+        its eigendecomposition; the principal power).
+
+        Raises
+        ------
+        ValueError
+            For a non-integer p with a factor that is not Hermitian positive semidefinite
+            (named), or c < 0.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> K = matkron.kron(np.diag([4.0, 9.0]), np.array([[2.0, 1.0], [1.0, 2.0]]))
+        >>> R = K.power(0.5)
+        >>> bool(np.allclose(R.todense() @ R.todense(), K.todense()))
+        True
+        """
+        if is_integer(p) or (is_scalar(p) and float(p).is_integer()
+                             and not isinstance(p, (bool, np.bool_))):
+            return self ** int(p)
+        if not is_scalar(p) or np.iscomplexobj(p):
+            raise TypeError(f"p must be a real number; got {p!r}")
+        self._hermitian_factors("power")
+        c = self.coeff.real if np.iscomplexobj(self.coeff) else self.coeff
+        if c < 0:
+            raise ValueError(f"a non-integer power needs c >= 0; c = {self.coeff!r}")
+        factors = []
+        for f, name in zip(self._kron_factors, self._names):
+            try:
+                factors.append(f.fractional_power(float(p)))
+            except ValueError as exc:
+                raise ValueError(
+                    f"a non-integer power needs positive semidefinite factors; {name} {exc}"
+                ) from None
+        return self._derived(factors, c ** float(p))
+
+    def sqrtm(self):
+        """The principal square root, :meth:`power` (0.5): Hermitian positive
+        semidefinite factors.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> matkron.kron(np.diag([4.0, 9.0]), np.eye(1)).sqrtm().todense()
+        array([[2., 0.],
+               [0., 3.]])
+        """
+        return self.power(0.5)
+
+    def funm(self, f):
+        """f(K) = V diag(f(w)) Vᴴ for Hermitian factors, from :meth:`eigh`.
+
+        Parameters
+        ----------
+        f : callable
+            Vectorized: applied once to the 1-D array of the N eigenvalues.
+
+        Returns
+        -------
+        EigenOperator
+            The LinearOperator x ↦ V (f(w) ∘ (Vᴴ x)): two Kronecker products and a scaling
+            per product. A function of a Kronecker product has no Kronecker structure in
+            general, so the eigenvalue grid (N values) is stored.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import scipy.linalg
+        >>> import matkron
+        >>> A = np.array([[1.0, 0.5], [0.5, 2.0]])
+        >>> E = matkron.kron(A, A).funm(np.exp)
+        >>> bool(np.allclose(E.todense(), scipy.linalg.expm(np.kron(A, A))))
+        True
+        """
+        w, V = self.eigh()
+        return EigenOperator(V, f(w))
+
     # -- arithmetic -----------------------------------------------------------------------
 
     def __mul__(self, other):
@@ -750,6 +924,61 @@ class KronOperator(ProductOperator):
             f"<{self.shape[0]}x{self.shape[1]} KronOperator {coeff}({shapes}){extra} "
             f"with dtype={self.dtype}>"
         )
+
+
+class EigenOperator(ProductOperator):
+    """V diag(values) Vᴴ for a unitary KronOperator V: a function of a Hermitian
+    Kronecker operator through its eigenvalue grid (see :meth:`KronOperator.funm`).
+
+    Attributes
+    ----------
+    V : KronOperator
+        The eigenvectors.
+    values : ndarray
+        The N values on the eigenvalue grid.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matkron
+    >>> S = matkron.kron(np.diag([1.0, 4.0]), np.eye(2)).funm(np.sqrt)
+    >>> S @ np.ones(4)
+    array([1., 1., 2., 2.])
+    """
+
+    def __init__(self, V, values):
+        values = np.asarray(values)
+        if values.shape != (V.shape[1],):
+            raise ValueError(
+                f"f returned shape {values.shape}; expected ({V.shape[1]},), one value per "
+                "eigenvalue"
+            )
+        dtype = result_dtype(V.dtype, values.dtype)
+        self.V = V
+        self.values = values
+        self._adjoint_op = None
+        super().__init__(dtype, (V.shape[0], V.shape[0]))
+        self.args = (V, values)
+
+    def _product(self, x):
+        check_rows(x, self.shape[1], "x", f"the number of columns of the {self.shape[0]}x"
+                   f"{self.shape[1]} operator")
+        y = self.V.H @ x
+        y = y * (self.values if y.ndim == 1 else self.values[:, np.newaxis])
+        return self.V @ y
+
+    def _adjoint(self):
+        if self._adjoint_op is None:
+            self._adjoint_op = EigenOperator(self.V, self.values.conj())
+        return self._adjoint_op
+
+    def _transpose(self):
+        return EigenOperator(self.V.conj(), self.values)
+
+    def todense(self):
+        """The dense matrix (small sizes only)."""
+        Vd = self.V.todense()
+        return (Vd * self.values) @ Vd.conj().T
 
 
 def _adjoint_array(a):

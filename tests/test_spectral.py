@@ -1,0 +1,125 @@
+"""Spectral methods of KronOperator (eigh, cholesky, power, sqrtm, funm) against dense
+numpy/scipy on the np.kron matrix."""
+
+import numpy as np
+import pytest
+import scipy.linalg
+import scipy.sparse
+import scipy.sparse.linalg
+
+import matkron
+
+from .conftest import random_array
+
+
+def _hpd(rng, n, dtype, cond=100.0):
+    """A Hermitian positive definite matrix with eigenvalues in [1, cond]."""
+    q, _ = np.linalg.qr(random_array(rng, (n, n), np.complex128 if np.dtype(dtype).kind ==
+                                     "c" else np.float64))
+    lam = np.geomspace(1.0, cond, n)
+    return ((q * lam) @ q.conj().T).astype(dtype)
+
+
+def _factors(rng, dtype, cond=100.0):
+    """Hermitian positive definite factors of every kind, and their dense matrices."""
+    A = _hpd(rng, 3, dtype, cond)
+    B = _hpd(rng, 4, dtype, cond)
+    d = np.linspace(0.5, 2.0, 2)
+    S = scipy.sparse.csr_array(_hpd(rng, 2, dtype, cond))
+    given = [A, matkron.diagonal(d), S, B, matkron.identity(2)]
+    dense = [A, np.diag(d), S.toarray(), B, np.eye(2)]
+    return given, dense
+
+
+def _kron(mats):
+    out = np.ones((1, 1))
+    for m in mats:
+        out = np.kron(out, m)
+    return out
+
+
+TOL = {np.float32: 2e-4, np.float64: 1e-10, np.complex64: 2e-4, np.complex128: 1e-10}
+DTYPES = list(TOL)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("c", [1.0, 2.5])
+def test_eigh(dtype, c, rng):
+    given, dense = _factors(rng, dtype)
+    K = c * matkron.kron(*given)
+    M = c * _kron(dense)
+    w, V = K.eigh()
+    assert isinstance(V, matkron.KronOperator)
+    expected = np.linalg.eigvalsh(M)
+    # The oracle's own error is about eps times the largest eigenvalue.
+    np.testing.assert_allclose(np.sort(w), expected, rtol=TOL[dtype],
+                               atol=TOL[dtype] * expected[-1])
+    Vd = V.todense()
+    scale = np.abs(M).max()
+    np.testing.assert_allclose((Vd * w) @ Vd.conj().T, M, atol=TOL[dtype] * scale)
+    np.testing.assert_allclose(Vd.conj().T @ Vd, np.eye(len(w)), atol=TOL[dtype] * 10)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cholesky(dtype, rng):
+    given, dense = _factors(rng, dtype)
+    K = 3.0 * matkron.kron(*given)
+    M = 3.0 * _kron(dense)
+    L = K.cholesky()
+    Ld = L.todense()
+    np.testing.assert_allclose(np.triu(Ld, 1), 0, atol=0)
+    np.testing.assert_allclose(Ld @ Ld.conj().T, M, atol=TOL[dtype] * np.abs(M).max())
+    np.testing.assert_allclose(Ld, np.linalg.cholesky(M), atol=TOL[dtype] * 10 *
+                               np.abs(Ld).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+@pytest.mark.parametrize("p", [0.5, -1.5, 2.25, 3, -2])
+def test_power_and_sqrtm(dtype, p, rng):
+    given, dense = _factors(rng, dtype)
+    K = 2.0 * matkron.kron(*given)
+    M = 2.0 * _kron(dense)
+    expected = scipy.linalg.fractional_matrix_power(M, p)
+    got = K.power(p).todense()
+    np.testing.assert_allclose(got, expected, atol=1e-9 * np.abs(expected).max())
+    if p == 0.5:
+        np.testing.assert_allclose(K.sqrtm().todense(), scipy.linalg.sqrtm(M),
+                                   atol=1e-9 * np.abs(M).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+def test_funm(dtype, rng):
+    given, dense = _factors(rng, dtype, cond=4.0)
+    K = 0.5 * matkron.kron(*given)
+    M = 0.5 * _kron(dense)
+    E = K.funm(np.exp)
+    assert isinstance(E, matkron.EigenOperator)
+    expected = scipy.linalg.expm(M)
+    x = random_array(rng, (M.shape[0], 3), dtype)
+    np.testing.assert_allclose(E @ x, expected @ x, atol=1e-10 * np.abs(expected @ x).max())
+    np.testing.assert_allclose(E.H @ x[:, 0], expected.conj().T @ x[:, 0],
+                               atol=1e-10 * np.abs(expected).max() * np.abs(x).max() * 10)
+    np.testing.assert_allclose(E.todense(), expected, atol=1e-10 * np.abs(expected).max())
+
+
+def test_errors(rng):
+    A = random_array(rng, (3, 3), np.float64)  # not symmetric
+    H = _hpd(rng, 3, np.float64)
+    with pytest.raises(ValueError, match=r"factor 0 \(A in kron\(A, B\)\) is not Hermitian"):
+        matkron.kron(A, H).eigh()
+    with pytest.raises(np.linalg.LinAlgError, match=r"factor 1 .* not positive definite"):
+        matkron.kron(H, -H).cholesky()
+    with pytest.raises(np.linalg.LinAlgError, match="c > 0"):
+        (-matkron.kron(H, H)).cholesky()
+    with pytest.raises(ValueError, match="positive semidefinite factors; factor 1"):
+        matkron.kron(H, -H).power(0.5)
+    with pytest.raises(ValueError, match="real coefficient"):
+        (1j * matkron.kron(H)).eigh()
+    with pytest.raises(TypeError, match="LinearOperator"):
+        matkron.kron(scipy.sparse.linalg.aslinearoperator(H), H).eigh()
+    with pytest.raises(ValueError, match="square factors"):
+        matkron.kron(np.ones((2, 3))).eigh()
+    with pytest.raises(ValueError, match=r"f returned shape \(2,\)"):
+        matkron.kron(H).funm(lambda w: w[:2])
+    # An integer power works for any square factors, as K ** p.
+    np.testing.assert_allclose(matkron.kron(A).power(2.0).todense(), A @ A, rtol=1e-12)
