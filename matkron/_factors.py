@@ -30,10 +30,11 @@ from ._validation import (
     blas_readable,
     count,
     is_hermitian,
+    is_scalar,
     result_dtype,
 )
 
-__all__ = ["DiagonalFactor", "IdentityFactor", "diagonal", "identity"]
+__all__ = ["DiagonalFactor", "IdentityFactor", "ScaledIdentity", "diagonal", "identity"]
 
 # SciPy's bundled OpenBLAS (0.3.30) can corrupt memory when getrf/getrs run in several
 # threads at once; the LAPACK calls of solves take turns (products need no lock).
@@ -70,6 +71,12 @@ class IdentityFactor:
         """The dense identity matrix of the given dtype."""
         return np.eye(self.n, dtype=dtype)
 
+    def __mul__(self, c):
+        """c I as an operator term (``K + c * matkron.identity(N)``)."""
+        return ScaledIdentity(self.n, c) if is_scalar(c) else NotImplemented
+
+    __rmul__ = __mul__
+
     def __eq__(self, other):
         return isinstance(other, IdentityFactor) and other.n == self.n
 
@@ -78,6 +85,39 @@ class IdentityFactor:
 
     def __repr__(self):
         return f"identity({self.n})"
+
+
+class ScaledIdentity:
+    """c I_n, a term of sums of Kronecker operators (``K + c * matkron.identity(n)``).
+
+    Attributes
+    ----------
+    n : int
+        The order.
+    c : scalar
+        The scale.
+    """
+
+    __slots__ = ("c", "n")
+
+    def __init__(self, n, c):
+        self.n = n
+        self.c = c
+
+    @property
+    def shape(self):
+        return (self.n, self.n)
+
+    def __mul__(self, c):
+        return ScaledIdentity(self.n, self.c * c) if is_scalar(c) else NotImplemented
+
+    __rmul__ = __mul__
+
+    def __neg__(self):
+        return ScaledIdentity(self.n, -self.c)
+
+    def __repr__(self):
+        return f"{self.c!r} * identity({self.n})"
 
 
 class DiagonalFactor:

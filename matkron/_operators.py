@@ -21,6 +21,7 @@ from scipy.sparse.linalg import LinearOperator
 from ._factors import (
     Identity,
     IdentityFactor,
+    ScaledIdentity,
     Sparse,
     as_factor,
     require_finite,
@@ -910,10 +911,17 @@ class KronOperator(ProductOperator):
         result = combine(self, other, 1)
         return super().__add__(other) if result is None else result
 
+    def __radd__(self, other):
+        result = combine(other, self, 1)
+        return NotImplemented if result is None else result
+
     def __sub__(self, other):
         result = combine(self, other, -1)
         return super().__sub__(other) if result is None else result
 
+    def __rsub__(self, other):
+        result = combine(other, self, -1)
+        return NotImplemented if result is None else result
 
     def __repr__(self):
         shapes = ", ".join(f"{p}x{q}" for p, q in self._shapes)
@@ -1276,6 +1284,145 @@ class SumOfKronOperator(ProductOperator):
             result += c * dense
         return result
 
+    # -- direct methods for the sums a factor eigendecomposition diagonalizes -------------
+
+    def _diagonalized(self, what):
+        """(w, V) with this sum = V diag(w) Vᴴ: one Kronecker product c K of Hermitian
+        factors plus s I (any number of identity terms); NotImplementedError otherwise."""
+        shift = 0
+        products = []
+        for c, factors in self._terms:
+            if all(f.kind == "identity" for f in factors):
+                shift = shift + c
+            else:
+                products.append((c, factors))
+        if len(products) != 1:
+            raise NotImplementedError(
+                f"{what} is direct for c K + s I with K a Kronecker product of Hermitian "
+                "factors (and for Kronecker sums, KronSumOperator); this sum has "
+                f"{len(products)} Kronecker products besides identities: use an iterative "
+                "solver of scipy.sparse.linalg (cg, minres, gmres) with this operator"
+            )
+        c, factors = products[0]
+        K = KronOperator.__new__(KronOperator)
+        K._init(list(factors), c, self._factor_dtypes)
+        w, V = K.eigh()
+        return w + shift, V
+
+    def solve(self, b):
+        """Solve (c K + s I) x = b through the factors' eigendecompositions.
+
+        For K = ⊗ Aᵢ with Hermitian Aᵢ = Vᵢ Λᵢ Vᵢᴴ: x = V ((c w + s)⁻¹ ∘ Vᴴ b) with V = ⊗ Vᵢ and
+        w the Kronecker product of the Λᵢ (the Gaussian-process form K + σ² I): one
+        ``eigh`` per factor, then two Kronecker products per solve.
+
+        Parameters
+        ----------
+        b : array_like
+            1-D of length N, or 2-D (N, m).
+
+        Returns
+        -------
+        ndarray
+            x, of the shape of `b`.
+
+        Raises
+        ------
+        NotImplementedError
+            For another sum (use ``scipy.sparse.linalg`` solvers on the operator).
+        ValueError
+            If a factor is not Hermitian (named), or `b` does not match.
+        numpy.linalg.LinAlgError
+            If the sum is singular.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> A = np.array([[2.0, 1.0], [1.0, 2.0]])
+        >>> S = matkron.kron(A, A) + 0.5 * matkron.identity(4)
+        >>> x = S.solve(np.ones(4))
+        >>> bool(np.allclose((np.kron(A, A) + 0.5 * np.eye(4)) @ x, 1.0))
+        True
+        """
+        b = as_array(b, "b")
+        n = self.shape[0]
+        check_rows(b, n, "b", f"the number of rows of the {n}x{n} operator")
+        w, V = self._diagonalized("solve")
+        if not np.all(w):
+            raise np.linalg.LinAlgError("the operator is singular (an eigenvalue is 0)")
+        dtype = result_dtype(*self._factor_dtypes, b.dtype, w.dtype)
+        y = V.H @ b.astype(dtype, copy=False)
+        y = y / (w if y.ndim == 1 else w[:, np.newaxis])
+        return (V @ y).astype(dtype, copy=False)
+
+    def inv(self):
+        """(c K + s I)⁻¹ as an :class:`EigenOperator` V diag(1/(c w + s)) Vᴴ (see
+        :meth:`solve` for the forms and errors).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> S = matkron.kron(np.diag([1.0, 3.0])) + matkron.identity(2)
+        >>> S.inv() @ np.ones(2)
+        array([0.5 , 0.25])
+        """
+        w, V = self._diagonalized("inv")
+        if not np.all(w):
+            raise np.linalg.LinAlgError("the operator is singular (an eigenvalue is 0)")
+        return EigenOperator(V, 1 / w)
+
+    def eigh(self):
+        """(w, V) with c K + s I = V diag(w) Vᴴ, s real (see :meth:`solve`; w in the order
+        of :meth:`KronOperator.eigh`, not sorted).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> w, V = (matkron.kron(np.diag([1.0, 3.0])) + 2 * matkron.identity(2)).eigh()
+        >>> w
+        array([3., 5.])
+        """
+        w, V = self._diagonalized("eigh")
+        if np.iscomplexobj(w):
+            raise ValueError("eigh needs a real shift s: the sum is not Hermitian")
+        return w, V
+
+    def slogdet(self):
+        """Sign and log|det| of c K + s I from the eigenvalue grid, Σ log|c w + s| (see
+        :meth:`solve`).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> S = matkron.kron(np.diag([1.0, 3.0]), np.eye(2)) + matkron.identity(4)
+        >>> sign, logdet = S.slogdet()
+        >>> float(sign), round(float(np.exp(logdet)), 9)
+        (1.0, 64.0)
+        """
+        w, _ = self._diagonalized("slogdet")
+        a = np.abs(w)
+        if not a.all():
+            return self.dtype.type(0), -np.inf
+        sign = np.prod(w / a)
+        return self.dtype.type(sign), float(np.sum(np.log(a)))
+
+    def det(self):
+        """The determinant, from :meth:`slogdet`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> round(float((matkron.kron(np.diag([1.0, 3.0])) + matkron.identity(2)).det()), 9)
+        8.0
+        """
+        sign, logabs = self.slogdet()
+        return sign * np.exp(logabs) if logabs != -np.inf else sign
+
     # -- arithmetic ---------------------------------------------------------------------
 
     def __add__(self, other):
@@ -1320,12 +1467,24 @@ class SumOfKronOperator(ProductOperator):
 
 
 def _as_terms(op):
-    """The (c, factors) pairs of a KronOperator or SumOfKronOperator, else None."""
+    """The (c, factors) pairs of a KronOperator, SumOfKronOperator, identity factor or
+    multiple of one, else None."""
     if isinstance(op, SumOfKronOperator):
         return list(op._terms)
     if isinstance(op, KronOperator):
         return [(op.coeff, op._kron_factors)]
+    if isinstance(op, IdentityFactor):
+        return [(1, (Identity(op),))]
+    if isinstance(op, ScaledIdentity):
+        return [(op.c, (Identity(IdentityFactor(op.n)),))]
     return None
+
+
+def _promotes_with(op):
+    """What an operand of the arithmetic adds to dtype promotion."""
+    if isinstance(op, ScaledIdentity):
+        return (op.c,)
+    return getattr(op, "_factor_dtypes", ())
 
 
 def combine(left, right, sign):
@@ -1342,7 +1501,7 @@ def combine(left, right, sign):
         [factors for _, factors in terms],
         [c for c, _ in terms],
         shape=left.shape,
-        _promote=left._factor_dtypes + right._factor_dtypes,
+        _promote=_promotes_with(left) + _promotes_with(right),
     )
 
 

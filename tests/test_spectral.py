@@ -123,3 +123,47 @@ def test_errors(rng):
         matkron.kron(H).funm(lambda w: w[:2])
     # An integer power works for any square factors, as K ** p.
     np.testing.assert_allclose(matkron.kron(A).power(2.0).todense(), A @ A, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+@pytest.mark.parametrize("cond", [10.0, 1e8])
+def test_kron_plus_shifted_identity(dtype, cond, rng):
+    # The Gaussian-process form c K + s I: solve, inv, slogdet, eigh on the factors.
+    # Three factors of condition cond^(1/3): the dense oracle's own accuracy (LU, eigvalsh)
+    # degrades with the condition of the whole matrix.
+    given, dense = _factors(rng, dtype, cond ** (1 / 3))
+    N = int(np.prod([d.shape[0] for d in dense]))
+    sigma2 = 0.3
+    S = 2.0 * matkron.kron(*given) + sigma2 * matkron.identity(N)
+    assert isinstance(S, matkron.SumOfKronOperator)
+    M = 2.0 * _kron(dense) + sigma2 * np.eye(N)
+    b = random_array(rng, (N, 3), dtype)
+    x = S.solve(b)
+    # Relative residual of the direct solve.
+    assert np.linalg.norm(M @ x - b) <= 1e-10 * np.linalg.norm(M) * np.linalg.norm(x)
+    np.testing.assert_allclose(S.solve(b[:, 0]), x[:, 0], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(S.inv() @ b, x, rtol=1e-10, atol=1e-12 * np.abs(x).max())
+    sign, logdet = S.slogdet()
+    esign, elogdet = np.linalg.slogdet(M)
+    assert np.isclose(sign, esign) and np.isclose(logdet, elogdet, rtol=1e-10)
+    w, V = S.eigh()
+    np.testing.assert_allclose(np.sort(w), np.linalg.eigvalsh(M), rtol=1e-9,
+                               atol=1e-10 * np.abs(M).max())
+    # Subtracting and adding identities on either side give the same form.
+    T = sigma2 * matkron.identity(N) + 2.0 * matkron.kron(*given) - 0.1 * matkron.identity(N)
+    np.testing.assert_allclose(T.solve(b), np.linalg.solve(M - 0.1 * np.eye(N), b),
+                               rtol=1e-8, atol=1e-10)
+
+
+def test_shifted_sum_errors(rng):
+    H = _hpd(rng, 3, np.float64)
+    A = random_array(rng, (3, 3), np.float64)
+    with pytest.raises(ValueError, match=r"factor 1 .* is not Hermitian"):
+        (matkron.kron(H, A) + matkron.identity(9)).solve(np.ones(9))
+    two = matkron.kron(H, H) + matkron.kron(H, np.eye(3)) + matkron.identity(9)
+    with pytest.raises(NotImplementedError, match="scipy.sparse.linalg"):
+        two.solve(np.ones(9))
+    with pytest.raises(np.linalg.LinAlgError, match="singular"):
+        (matkron.kron(np.eye(2)) - matkron.identity(2)).solve(np.ones(2))
+    with pytest.raises(ValueError, match="b has shape"):
+        (matkron.kron(H) + matkron.identity(3)).solve(np.ones(4))
