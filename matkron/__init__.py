@@ -51,6 +51,8 @@ from ._operators import (
     kron,
     kronsum,
     lyapunov,
+    solve_continuous_lyapunov,
+    solve_sylvester,
     sum_of_kron,
     sylvester,
 )
@@ -78,6 +80,8 @@ __all__ = [
     "multi_dot",
     "polynomial_jacobian",
     "power_jacobian",
+    "solve_continuous_lyapunov",
+    "solve_sylvester",
     "sum_of_kron",
     "sylvester",
     "unvec",

@@ -62,6 +62,8 @@ __all__ = [
     "kron",
     "kronsum",
     "lyapunov",
+    "solve_continuous_lyapunov",
+    "solve_sylvester",
     "sum_of_kron",
     "sylvester",
 ]
@@ -1830,6 +1832,8 @@ class KronSumOperator(SumOfKronOperator):
             self._hermitian = all(f.is_hermitian() for f in self._ks_factors)
         if self._hermitian:
             x = self._solve_eigh(rhs)
+        elif len(self._ks_factors) == 2 and dtype.kind != "c":
+            x = self._solve_real_pair(rhs.astype(dtype, copy=False))
         else:
             x = self._solve_schur(rhs)
         if dtype.kind != "c":
@@ -1859,6 +1863,35 @@ class KronSumOperator(SumOfKronOperator):
         y /= grid[:, None]
         return kron_matvec(vs, y)
 
+    def _solve_real_pair(self, rhs):
+        """Two real factors, A1 X + X A2ᵀ = C column by column of rhs: the real Schur forms
+        A = Z T Zᵀ (one when A2 equals A1, as for a real Lyapunov operator), cached, and
+        LAPACK's trsyl on the quasi-triangular T1 Y + Y T2ᵀ = Z1ᵀ C Z2 (Bartels–Stewart in
+        real arithmetic)."""
+        if "real schur" not in self._cache:
+            dtype = rhs.dtype
+            a1, a2 = (f.dense(dtype) for f in self._ks_factors)
+            t1, z1 = scipy.linalg.schur(a1, output="real")
+            t2, z2 = (t1, z1) if np.array_equal(a1, a2) else scipy.linalg.schur(
+                a2, output="real")
+            self._cache["real schur"] = (t1, z1, t2, z2)
+        t1, z1, t2, z2 = self._cache["real schur"]
+        n1, n2, m = t1.shape[0], t2.shape[0], rhs.shape[1]
+        trsyl = scipy.linalg.get_lapack_funcs("trsyl", (t1, t2))
+        c = rhs.reshape((n1, n2, m), order="F")
+        x = np.empty((n1, n2, m), dtype=rhs.dtype, order="F")
+        for j in range(m):
+            y, scale, info = trsyl(t1, t2, z1.T @ c[:, :, j] @ z2, trana="N", tranb="T")
+            if info < 0:
+                raise ValueError(f"trsyl: illegal value in argument {-info}")
+            if info == 1:
+                raise np.linalg.LinAlgError(
+                    "the Kronecker sum is singular: A1 and -A2 have common or close "
+                    "eigenvalues"
+                )
+            x[:, :, j] = z1 @ (y / scale) @ z2.T
+        return x.reshape((n1 * n2, m), order="F")
+
     def _solve_schur(self, rhs):
         if "schur" not in self._cache:
             ctype = np.result_type(self.dtype, np.complex64)
@@ -1875,3 +1908,84 @@ class KronSumOperator(SumOfKronOperator):
         else:
             y = triangular_kronsum_solve(ts, c, 0)
         return kron_matvec(zs, y)
+
+
+def solve_sylvester(a, b, q):
+    """Solve the Sylvester equation AX + XB = Q, as ``scipy.linalg.solve_sylvester``.
+
+    Parameters
+    ----------
+    a : array_like
+        m×m.
+    b : array_like
+        n×n.
+    q : array_like
+        m×n.
+
+    Returns
+    -------
+    ndarray
+        X, m×n.
+
+    Notes
+    -----
+    Through :func:`sylvester` (``sylvester(a, b).solve``): for Hermitian A and B the
+    eigendecompositions, for real A and B the real Schur forms and LAPACK's trsyl, else
+    the complex Schur forms. To solve for several Q with the same A and B, keep the
+    operator: its decompositions are cached.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.linalg
+    >>> import matkron
+    >>> a = np.array([[1.0, 2.0], [0.0, 3.0]])
+    >>> b = np.array([[4.0, 0.0], [1.0, 5.0]])
+    >>> q = np.array([[1.0, 0.0], [2.0, 1.0]])
+    >>> x = matkron.solve_sylvester(a, b, q)
+    >>> bool(np.allclose(a @ x + x @ b, q))
+    True
+    """
+    op = sylvester(a, b)
+    return _solve_matrix(op, q, "q")
+
+
+def solve_continuous_lyapunov(a, q):
+    """Solve the continuous Lyapunov equation AX + XAᴴ = Q, as
+    ``scipy.linalg.solve_continuous_lyapunov``.
+
+    Parameters
+    ----------
+    a, q : array_like
+        n×n.
+
+    Returns
+    -------
+    ndarray
+        X, n×n.
+
+    Notes
+    -----
+    Through :func:`lyapunov`: one real Schur form of a real A (A and its conjugate share
+    it), or the eigendecomposition of a Hermitian A.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matkron
+    >>> a = np.array([[-2.0, 1.0], [0.0, -3.0]])
+    >>> q = -np.eye(2)
+    >>> x = matkron.solve_continuous_lyapunov(a, q)
+    >>> bool(np.allclose(a @ x + x @ a.T, q))
+    True
+    """
+    return _solve_matrix(lyapunov(a), q, "q")
+
+
+def _solve_matrix(op, q, name):
+    """X from the matrix right-hand side of a two-factor Kronecker sum, X ↦ A1 X + X A2ᵀ."""
+    q = as_array(q, name)
+    m, n = (f.shape[0] for f in op._ks_factors)
+    if q.shape != (m, n):
+        raise ValueError(f"{name} has shape {q.shape}; expected ({m}, {n})")
+    return op.solve(q.reshape(-1, order="F")).reshape((m, n), order="F")

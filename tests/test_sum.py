@@ -625,3 +625,39 @@ def test_result_beyond_blas_range_raises_before_allocating():
     S = matkron.sum_of_kron([(tall, tall), (tall, tall)])
     with pytest.raises(ValueError, match=r"the result would have shape \(4294967296,\)"):
         S @ np.ones(1)
+
+
+@pytest.mark.parametrize("kind", ["real", "symmetric", "complex"])
+@pytest.mark.parametrize("shape", [(5, 5), (4, 7)])
+def test_solve_sylvester_and_lyapunov_drop_ins(kind, shape, rng):
+    # Against SciPy's functions, matrix in and matrix out, with the same meaning.
+    m, n = shape
+    dtype = np.complex128 if kind == "complex" else np.float64
+    a = random_array(rng, (m, m), dtype) + m * np.eye(m)
+    b = random_array(rng, (n, n), dtype) + n * np.eye(n)
+    if kind == "symmetric":
+        a, b = a + a.T, b + b.T
+    q = random_array(rng, (m, n), dtype)
+    x = matkron.solve_sylvester(a, b, q)
+    expected = scipy.linalg.solve_sylvester(a, b, q)
+    np.testing.assert_allclose(x, expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(a @ x + x @ b, q, rtol=1e-10, atol=1e-12)
+    qs = random_array(rng, (m, m), dtype)
+    y = matkron.solve_continuous_lyapunov(a, qs)
+    np.testing.assert_allclose(y, scipy.linalg.solve_continuous_lyapunov(a, qs),
+                               rtol=1e-10, atol=1e-12)
+    # A second right-hand side on one operator reuses its decompositions; several at once.
+    op = matkron.sylvester(a, b)
+    qq = random_array(rng, (m * n, 3), dtype)
+    got = op.solve(qq)
+    for j in range(3):
+        col = scipy.linalg.solve_sylvester(a, b, qq[:, j].reshape(m, n, order="F"))
+        np.testing.assert_allclose(got[:, j], col.ravel(order="F"), rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match=r"q has shape \(2, 2\); expected"):
+        matkron.solve_sylvester(a, b, np.ones((2, 2)))
+
+
+def test_real_sylvester_singular_raises():
+    a = np.array([[1.0, 0.0], [0.0, 2.0]])
+    with pytest.raises(np.linalg.LinAlgError, match="singular"):
+        matkron.solve_sylvester(a, -np.array([[2.0, 1.0], [0.0, 3.0]]), np.ones((2, 2)))
