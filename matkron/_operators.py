@@ -1840,6 +1840,188 @@ class KronSumOperator(SumOfKronOperator):
             x = x.real
         return np.asarray(x, dtype=dtype).reshape(b.shape)
 
+    # -- spectral methods ----------------------------------------------------------------
+
+    def _eig_grid(self, what):
+        """(grid, vs): the eigenvalues of A1 ⊕ A2 ⊕ … (sums over the factor eigenvalues,
+        in vec order) and the factor eigenvectors in Kronecker order, for Hermitian
+        factors (cached; ValueError naming a factor that is not Hermitian)."""
+        if "grid" not in self._cache:
+            require_structure(self._ks_factors, self._names, what)
+            require_finite(self._ks_factors, self._names, what)
+            for f, name in zip(self._ks_factors, self._names):
+                if not f.is_hermitian():
+                    raise ValueError(f"{what} needs Hermitian factors; {name} is not")
+            pairs = [scipy.linalg.eigh(f.dense(self.dtype)) for f in self._ks_factors]
+            lams = [lam.astype(np.float64) for lam, _ in pairs]
+            grid = functools.reduce(np.add.outer, lams[::-1]).ravel()
+            self._cache["grid"] = (grid, [v for _, v in pairs][::-1])
+            self._cache["scales"] = [np.abs(lam).max(initial=0.0) for lam in lams]
+        return self._cache["grid"]
+
+    def eigh(self):
+        """(w, V) with A1 ⊕ A2 ⊕ … = V diag(w) Vᴴ, from the factors' (Hermitian factors):
+        w[i] sums one eigenvalue of each factor (in vec order, not sorted), V is the
+        KronOperator of the factor eigenvectors.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> w, V = matkron.kronsum(np.diag([1.0, 2.0]), np.diag([10.0, 20.0])).eigh()
+        >>> w
+        array([11., 12., 21., 22.])
+        """
+        grid, vs = self._eig_grid("eigh")
+        return grid, KronOperator(vs)
+
+    def funm(self, f):
+        """f(A1 ⊕ A2 ⊕ …) = V diag(f(w)) Vᴴ for Hermitian factors (see :meth:`eigh`), as
+        an :class:`EigenOperator`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> L = matkron.kronsum(np.diag([1.0, 2.0]), np.diag([1.0, 3.0]))
+        >>> L.funm(np.sqrt) @ np.ones(4)
+        array([1.41421356, 1.73205081, 2.        , 2.23606798])
+        """
+        grid, vs = self._eig_grid("funm")
+        return EigenOperator(KronOperator(vs), f(grid))
+
+    def expm(self):
+        """exp(A1 ⊕ A2 ⊕ …) = exp(Ak) ⊗ … ⊗ exp(A1), exactly (the terms commute), as a
+        KronOperator of the factor exponentials (``scipy.linalg.expm``; any factors).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import scipy.linalg
+        >>> import matkron
+        >>> A = np.array([[0.0, 1.0], [-1.0, 0.0]])
+        >>> E = matkron.kronsum(A, 2 * A).expm()
+        >>> bool(np.allclose(E.todense(), scipy.linalg.expm(matkron.kronsum(A, 2 * A).todense())))
+        True
+        """
+        return self._exp_kron(1.0)
+
+    def _exp_kron(self, t):
+        require_structure(self._ks_factors, self._names, "expm")
+        return KronOperator([scipy.linalg.expm(t * f.dense(self.dtype))
+                             for f in self._ks_factors[::-1]])
+
+    def expm_multiply(self, b, t=1.0):
+        """exp(t (A1 ⊕ A2 ⊕ …)) b, for one time t or a 1-D array of times.
+
+        Parameters
+        ----------
+        b : array_like
+            1-D of length N or 2-D (N, m).
+        t : float or 1-D array_like
+            The time(s).
+
+        Returns
+        -------
+        ndarray
+            Shaped like `b` for a scalar t; (T,) + b.shape for T times.
+
+        Notes
+        -----
+        Hermitian factors: one eigendecomposition per factor (cached), then per time two
+        Kronecker products and a scaling by exp(t w). Other factors: the factor
+        exponentials exp(t Aᵢ) per time (``scipy.linalg.expm``, O(Σ nᵢ³)), then one
+        Kronecker product.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> L = matkron.kronsum(np.diag([0.0, 1.0]), np.diag([0.0, 2.0]))
+        >>> L.expm_multiply(np.ones(4), [0.0, 1.0]).round(4)
+        array([[ 1.    ,  1.    ,  1.    ,  1.    ],
+               [ 1.    ,  2.7183,  7.3891, 20.0855]])
+        """
+        b = as_array(b, "b")
+        n = self.shape[0]
+        check_rows(b, n, "b", f"the number of rows of the {n}x{n} Kronecker sum")
+        times = np.asarray(t)
+        if times.ndim > 1 or times.dtype.kind not in "biuf":
+            raise ValueError(f"t must be a real number or a 1-D array of them; got {t!r}")
+        hermitian = all(f.is_hermitian() for f in self._ks_factors)
+        results = []
+        for ti in np.atleast_1d(times).astype(np.float64):
+            if hermitian:
+                grid, vs = self._eig_grid("expm_multiply")
+                V = KronOperator(vs)
+                scale = np.exp(ti * grid)
+                y = V.H @ b
+                results.append(V @ (y * (scale if y.ndim == 1 else scale[:, np.newaxis])))
+            else:
+                results.append(self._exp_kron(ti) @ b)
+        return results[0] if times.ndim == 0 else np.stack(results)
+
+    def slogdet(self):
+        """Sign and log|det| from the eigenvalues of the Kronecker sum (all sums of one
+        eigenvalue per factor: the Hermitian factors' eigh, else the Schur forms').
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> sign, logdet = matkron.kronsum(np.diag([1.0, 2.0]), np.diag([1.0, 3.0])).slogdet()
+        >>> float(sign), round(float(np.exp(logdet)), 9)
+        (1.0, 120.0)
+        """
+        require_structure(self._ks_factors, self._names, "slogdet")
+        if self.shape[0] == 0:
+            return self.dtype.type(1), 0.0
+        if all(f.is_hermitian() for f in self._ks_factors):
+            grid = self._eig_grid("slogdet")[0]
+        else:
+            ctype = np.result_type(self.dtype, np.complex64)
+            diags = [scipy.linalg.eigvals(f.dense(ctype)) for f in self._ks_factors]
+            grid = functools.reduce(np.add.outer, diags[::-1]).ravel()
+        a = np.abs(grid)
+        if not a.all():
+            return self.dtype.type(0), -np.inf
+        sign = np.prod(grid / a)
+        if self.dtype.kind != "c":
+            sign = np.real(sign).round()  # eigenvalues in conjugate pairs: ±1
+        return self.dtype.type(sign), float(np.sum(np.log(a)))
+
+    def inv(self):
+        """The inverse as an operator whose products are :meth:`solve`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> matkron.kronsum(np.diag([1.0, 2.0]), np.diag([1.0, 3.0])).inv() @ np.ones(4)
+        array([0.5       , 0.33333333, 0.25      , 0.2       ])
+        """
+        if all(f.is_hermitian() for f in self._ks_factors):
+            grid, vs = self._eig_grid("inv")
+            return EigenOperator(KronOperator(vs), 1 / grid)
+        n = self.shape[0]
+        return LinearOperator((n, n), matvec=self.solve, matmat=self.solve,
+                              rmatvec=self.H.solve, rmatmat=self.H.solve, dtype=self.dtype)
+
+    def diagonal(self):
+        """The main diagonal, sums of one diagonal entry per factor.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> matkron.kronsum(np.array([[1.0, 5.0], [5.0, 2.0]]), np.eye(2)).diagonal()
+        array([2., 3., 2., 3.])
+        """
+        n = [f.shape[0] for f in self._ks_factors]
+        diags = [f.diagonal_entries(np.arange(k), np.arange(k)).astype(self.dtype)
+                 for f, k in zip(self._ks_factors, n)]
+        return functools.reduce(np.add.outer, diags[::-1]).ravel()
+
     def _singular_check(self, grid, scales):
         n = max(f.shape[0] for f in self._ks_factors)
         eps = np.finfo(self.dtype).eps
@@ -1852,13 +2034,8 @@ class KronSumOperator(SumOfKronOperator):
             )
 
     def _solve_eigh(self, rhs):
-        if "eigh" not in self._cache:
-            pairs = [scipy.linalg.eigh(f.dense(self.dtype)) for f in self._ks_factors]
-            lams = [lam.astype(np.float64) for lam, _ in pairs]
-            grid = functools.reduce(np.add.outer, lams[::-1]).ravel()
-            self._singular_check(grid, [np.abs(lam).max() for lam in lams])
-            self._cache["eigh"] = (grid, [v for _, v in pairs][::-1])
-        grid, vs = self._cache["eigh"]
+        grid, vs = self._eig_grid("solve")
+        self._singular_check(grid, self._cache["scales"])
         y = kron_matvec([_adjoint_array(v) for v in vs], rhs)
         y /= grid[:, None]
         return kron_matvec(vs, y)

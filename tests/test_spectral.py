@@ -167,3 +167,47 @@ def test_shifted_sum_errors(rng):
         (matkron.kron(np.eye(2)) - matkron.identity(2)).solve(np.ones(2))
     with pytest.raises(ValueError, match="b has shape"):
         (matkron.kron(H) + matkron.identity(3)).solve(np.ones(4))
+
+
+def _kronsum_dense(mats):
+    """Σ_t I ⊗ … ⊗ A_t ⊗ … ⊗ I with A_1 along the fastest index (scipy.sparse.kronsum)."""
+    out = mats[0]
+    for a in mats[1:]:
+        out = np.kron(np.eye(len(a)), out) + np.kron(a, np.eye(len(out)))
+    return out
+
+
+@pytest.mark.parametrize("hermitian", [True, False])
+@pytest.mark.parametrize("k", [2, 3])
+def test_kronsum_spectral_methods(hermitian, k, rng):
+    mats = [_hpd(rng, n, np.float64, 10.0) if hermitian
+            else random_array(rng, (n, n), np.float64) + n * np.eye(n) for n in (3, 4, 2)[:k]]
+    given = [mats[0], scipy.sparse.csr_array(mats[1])] + mats[2:]
+    L = matkron.kronsum(*given)
+    M = _kronsum_dense(mats)
+    b = random_array(rng, (M.shape[0], 2), np.float64)
+    E = scipy.linalg.expm(M)
+    np.testing.assert_allclose(L.expm().todense(), E, rtol=1e-10, atol=1e-12 * np.abs(E).max())
+    ts = np.array([0.0, 0.3, 1.0])
+    got = L.expm_multiply(b, ts)
+    assert got.shape == (3,) + b.shape
+    for t, g in zip(ts, got):
+        expected = scipy.linalg.expm(t * M) @ b
+        np.testing.assert_allclose(g, expected, rtol=1e-9, atol=1e-11 * np.abs(expected).max())
+    np.testing.assert_allclose(L.expm_multiply(b[:, 0], 0.3), scipy.linalg.expm(0.3 * M) @
+                               b[:, 0], rtol=1e-9)
+    sign, logdet = L.slogdet()
+    esign, elogdet = np.linalg.slogdet(M)
+    assert sign == esign and np.isclose(logdet, elogdet, rtol=1e-10)
+    np.testing.assert_allclose(L.inv() @ b, np.linalg.solve(M, b), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(L.diagonal(), np.diag(M), rtol=1e-14)
+    if hermitian:
+        w, V = L.eigh()
+        np.testing.assert_allclose(np.sort(w), np.linalg.eigvalsh(M), rtol=1e-10)
+        Vd = V.todense()
+        np.testing.assert_allclose((Vd * w) @ Vd.T, M, atol=1e-10 * np.abs(M).max())
+        S = L.funm(np.sqrt)
+        np.testing.assert_allclose(S.todense(), scipy.linalg.sqrtm(M), atol=1e-9)
+    else:
+        with pytest.raises(ValueError, match="Hermitian factors"):
+            L.eigh()
