@@ -1949,13 +1949,14 @@ class KronSumOperator(SumOfKronOperator):
         if times.ndim > 1 or times.dtype.kind not in "biuf":
             raise ValueError(f"t must be a real number or a 1-D array of them; got {t!r}")
         hermitian = all(f.is_hermitian() for f in self._ks_factors)
+        if hermitian:
+            grid, vs = self._eig_grid("expm_multiply")
+            V = KronOperator(vs)
+            y = V.H @ b  # once for all times
         results = []
         for ti in np.atleast_1d(times).astype(np.float64):
             if hermitian:
-                grid, vs = self._eig_grid("expm_multiply")
-                V = KronOperator(vs)
                 scale = np.exp(ti * grid)
-                y = V.H @ b
                 results.append(V @ (y * (scale if y.ndim == 1 else scale[:, np.newaxis])))
             else:
                 results.append(self._exp_kron(ti) @ b)
