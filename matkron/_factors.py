@@ -71,6 +71,9 @@ class IdentityFactor:
         """The dense identity matrix of the given dtype."""
         return np.eye(self.n, dtype=dtype)
 
+    # NumPy scalars defer to __rmul__ with their dtype kept (not as a Python number).
+    __array_ufunc__ = None
+
     def __mul__(self, c):
         """c I as an operator term (``K + c * matkron.identity(N)``)."""
         return ScaledIdentity(self.n, c) if is_scalar(c) else NotImplemented
@@ -99,6 +102,7 @@ class ScaledIdentity:
     """
 
     __slots__ = ("c", "n")
+    __array_ufunc__ = None
 
     def __init__(self, n, c):
         self.n = n
@@ -810,6 +814,34 @@ class Sparse(Factor):
         return scipy.sparse.linalg.aslinearoperator(self.csr)
 
 
+def _check_sparse_indices(value, name):
+    """ValueError when a sparse matrix's index arrays point outside it: scipy.sparse does
+    not check them by default, and converting such a matrix (to CSR) or applying it reads
+    out of bounds."""
+    n_rows, n_cols = value.shape
+    fmt = value.format
+    if fmt in ("csr", "csc", "bsr"):
+        block = value.blocksize if fmt == "bsr" else (1, 1)
+        major, minor = ((n_rows // block[0], n_cols // block[1]) if fmt != "csc"
+                        else (n_cols, n_rows))
+        indptr, indices = np.asarray(value.indptr), np.asarray(value.indices)
+        bad = (indptr.size != major + 1 or (indptr.size and indptr[0] != 0)
+               or bool(np.any(np.diff(indptr) < 0))
+               or (indptr.size and indptr[-1] > indices.size)
+               or (indices.size and (indices.min() < 0 or indices.max() >= minor)))
+    elif fmt == "coo":
+        row, col = (np.asarray(a) for a in value.coords)
+        bad = row.size and (row.min() < 0 or row.max() >= n_rows or col.min() < 0
+                            or col.max() >= n_cols)
+    else:  # dia, lil, dok: built through checked methods
+        bad = False
+    if bad:
+        raise ValueError(
+            f"{name} has an index out of range for its shape {value.shape} (or an invalid "
+            "index pointer)"
+        )
+
+
 def _check_semidefinite(lam):
     """ValueError unless the eigenvalues are >= 0 up to rounding (16 n ulps of the
     largest)."""
@@ -976,19 +1008,12 @@ def as_factor(value, name):
     if scipy.sparse.issparse(value):
         if value.ndim != 2:
             raise ValueError(f"{name} must be 2-D; got shape {value.shape}")
+        _check_sparse_indices(value, name)
         try:
             blas_dtype(value.dtype)
         except TypeError as exc:
             raise TypeError(f"{name} has dtype {value.dtype}: {exc}") from None
-        f = Sparse(value)
-        indices = f.csr.indices
-        # The kernels trust the column indices (scipy.sparse does not check them by
-        # default): one pass here, at construction.
-        if indices.size and (indices.min() < 0 or indices.max() >= f.shape[1]):
-            raise ValueError(
-                f"{name} has a column index out of range for its shape {f.shape}"
-            )
-        return f
+        return Sparse(value)
     if isinstance(value, LinearOperator):
         try:
             blas_dtype(np.dtype(value.dtype))

@@ -2003,6 +2003,7 @@ class KronSumOperator(SumOfKronOperator):
         """
         if all(f.is_hermitian() for f in self._ks_factors):
             grid, vs = self._eig_grid("inv")
+            self._singular_check(grid, self._cache["scales"])
             return EigenOperator(KronOperator(vs), 1 / grid)
         n = self.shape[0]
         return LinearOperator((n, n), matvec=self.solve, matmat=self.solve,
@@ -2046,14 +2047,14 @@ class KronSumOperator(SumOfKronOperator):
         A = Z T Zᵀ (one when A2 equals A1, as for a real Lyapunov operator), cached, and
         LAPACK's trsyl on the quasi-triangular T1 Y + Y T2ᵀ = Z1ᵀ C Z2 (Bartels–Stewart in
         real arithmetic)."""
-        if "real schur" not in self._cache:
-            dtype = rhs.dtype
-            a1, a2 = (f.dense(dtype) for f in self._ks_factors)
+        key = ("real schur", rhs.dtype)  # in the dtype of the solve: float32 stays apart
+        if key not in self._cache:
+            a1, a2 = (f.dense(rhs.dtype) for f in self._ks_factors)
             t1, z1 = scipy.linalg.schur(a1, output="real")
             t2, z2 = (t1, z1) if np.array_equal(a1, a2) else scipy.linalg.schur(
                 a2, output="real")
-            self._cache["real schur"] = (t1, z1, t2, z2)
-        t1, z1, t2, z2 = self._cache["real schur"]
+            self._cache[key] = (t1, z1, t2, z2)
+        t1, z1, t2, z2 = self._cache[key]
         n1, n2, m = t1.shape[0], t2.shape[0], rhs.shape[1]
         trsyl = scipy.linalg.get_lapack_funcs("trsyl", (t1, t2))
         c = rhs.reshape((n1, n2, m), order="F")

@@ -98,7 +98,7 @@ def structured_product(factors, x, dtype, out, alpha=1, accumulate=False):
             return out
         nxt = _buffer(math.prod(dims) * m, dtype, t)
         f.apply(cur, L, R, dtype, nxt)
-        cur = nxt
+        cur, nxt = nxt, None
     if cur is None:  # identities only
         cur = np.asfortranarray(x).reshape(-1, order="F")
     _write(out, cur.reshape(out.shape, order="F"), alpha, accumulate)

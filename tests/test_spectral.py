@@ -24,7 +24,7 @@ def _factors(rng, dtype, cond=100.0):
     """Hermitian positive definite factors of every kind, and their dense matrices."""
     A = _hpd(rng, 3, dtype, cond)
     B = _hpd(rng, 4, dtype, cond)
-    d = np.linspace(0.5, 2.0, 2)
+    d = np.linspace(0.5, 2.0, 2).astype(dtype)
     S = scipy.sparse.csr_array(_hpd(rng, 2, dtype, cond))
     given = [A, matkron.diagonal(d), S, B, matkron.identity(2)]
     dense = [A, np.diag(d), S.toarray(), B, np.eye(2)]

@@ -1220,10 +1220,17 @@ def test_sparse_column_index_out_of_range_is_refused():
     bad = scipy.sparse.csr_array(
         (np.ones(1), np.array([10**6], np.int32), np.array([0, 1, 1], np.int32)), shape=(2, 2)
     )
-    with pytest.raises(ValueError, match=r"factors\[0\] has a column index out of range"):
+    with pytest.raises(ValueError, match=r"factors\[0\] has an index out of range"):
         matkron.kron_matvec([bad, np.eye(3)], np.ones(6))
-    with pytest.raises(ValueError, match="mats.1. has a column index out of range"):
+    with pytest.raises(ValueError, match="mats.1. has an index out of range"):
         matkron.kronsum(scipy.sparse.csr_array(np.eye(8)), bad)
+    # Other formats are checked before matkron converts them (the conversion itself would
+    # read out of bounds).
+    bad_csc = scipy.sparse.csc_array(
+        (np.ones(1), np.array([10**6], np.int32), np.array([0, 1, 1], np.int32)), shape=(2, 2)
+    )
+    with pytest.raises(ValueError, match=r"factors\[0\] has an index out of range"):
+        matkron.kron_matvec([bad_csc, np.eye(3)], np.ones(6))
 
 
 def test_determinants_of_large_diagonal_and_sparse_factors():
