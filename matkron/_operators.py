@@ -107,7 +107,28 @@ def kron(*factors):
     return KronOperator(factors)
 
 
-class KronOperator(ProductOperator):
+class _SumsOfKron:
+    """Sums and differences of Kronecker operators (and identities) as
+    SumOfKronOperators; anything else goes to SciPy's generic sums."""
+
+    def __add__(self, other):
+        result = combine(self, other, 1)
+        return super().__add__(other) if result is None else result
+
+    def __radd__(self, other):
+        result = combine(other, self, 1)
+        return NotImplemented if result is None else result
+
+    def __sub__(self, other):
+        result = combine(self, other, -1)
+        return super().__sub__(other) if result is None else result
+
+    def __rsub__(self, other):
+        result = combine(other, self, -1)
+        return NotImplemented if result is None else result
+
+
+class KronOperator(_SumsOfKron, ProductOperator):
     """The Kronecker product c · (F1 ⊗ … ⊗ Fk), applied through its factors.
 
     Create it with :func:`matkron.kron`. It is a :class:`scipy.sparse.linalg.LinearOperator`
@@ -909,22 +930,6 @@ class KronOperator(ProductOperator):
             q == p for (_, q), (p, _) in zip(self._shapes, other._shapes)
         )
 
-    def __add__(self, other):
-        result = combine(self, other, 1)
-        return super().__add__(other) if result is None else result
-
-    def __radd__(self, other):
-        result = combine(other, self, 1)
-        return NotImplemented if result is None else result
-
-    def __sub__(self, other):
-        result = combine(self, other, -1)
-        return super().__sub__(other) if result is None else result
-
-    def __rsub__(self, other):
-        result = combine(other, self, -1)
-        return NotImplemented if result is None else result
-
     def __repr__(self):
         shapes = ", ".join(f"{p}x{q}" for p, q in self._shapes)
         kinds = {f.kind for f in self._kron_factors} - {"dense", "identity"}
@@ -1050,7 +1055,7 @@ def sum_of_kron(terms, coeffs=None):
     return SumOfKronOperator(terms, coeffs)
 
 
-class SumOfKronOperator(ProductOperator):
+class SumOfKronOperator(_SumsOfKron, ProductOperator):
     """A sum of Kronecker products Σᵢ cᵢ (Aᵢ ⊗ Bᵢ), applied term by term in one kernel call.
 
     Create it with :func:`sum_of_kron`, or by adding, subtracting and scaling
@@ -1426,22 +1431,6 @@ class SumOfKronOperator(ProductOperator):
         return sign * np.exp(logabs) if logabs != -np.inf else sign
 
     # -- arithmetic ---------------------------------------------------------------------
-
-    def __add__(self, other):
-        result = combine(self, other, 1)
-        return super().__add__(other) if result is None else result
-
-    def __radd__(self, other):
-        result = combine(other, self, 1)
-        return NotImplemented if result is None else result
-
-    def __sub__(self, other):
-        result = combine(self, other, -1)
-        return super().__sub__(other) if result is None else result
-
-    def __rsub__(self, other):
-        result = combine(other, self, -1)
-        return NotImplemented if result is None else result
 
     def __neg__(self):
         return scale(self, -1)
