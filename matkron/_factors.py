@@ -366,9 +366,7 @@ class Factor:
         """F^p for a real p of the Hermitian positive semidefinite factor, through its
         eigendecomposition (ValueError, saying which eigenvalue, when it is not)."""
         lam, v = self.eigh()
-        _check_semidefinite(lam)
-        with np.errstate(divide="ignore"):
-            lam_p = np.maximum(lam, 0) ** p
+        lam_p = _semidefinite_power(lam, p)
         return Dense((v * lam_p) @ v.conj().T)
 
     def cholesky(self):
@@ -623,10 +621,7 @@ class Diagonal(Factor):
             self.shape[0])
 
     def fractional_power(self, p):
-        lam = self.d.real
-        _check_semidefinite(lam)
-        with np.errstate(divide="ignore"):
-            return Diagonal(DiagonalFactor(np.maximum(lam, 0) ** p))
+        return Diagonal(DiagonalFactor(_semidefinite_power(self.d.real, p)))
 
     def cholesky(self):
         if not (self.d.real > 0).all():
@@ -848,6 +843,16 @@ def _check_semidefinite(lam):
     scale = max(float(np.abs(lam).max(initial=0.0)), np.finfo(lam.dtype).tiny)
     if lam.size and lam.min() < -16 * np.finfo(lam.dtype).eps * lam.size * scale:
         raise ValueError(f"has the eigenvalue {lam.min():.3g}")
+
+
+def _semidefinite_power(lam, p):
+    """lam**p for eigenvalues lam >= 0 up to rounding (the negative ones of rounding
+    taken as 0); LinAlgError for p < 0 when an eigenvalue is 0, whose power is infinite."""
+    _check_semidefinite(lam)
+    lam = np.maximum(lam, 0)
+    if p < 0 and not lam.all():
+        raise np.linalg.LinAlgError("is singular; a negative power needs a nonsingular factor")
+    return lam**p
 
 
 def _diagonal_slogdet(u):

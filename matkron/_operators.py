@@ -812,6 +812,8 @@ class KronOperator(_SumsOfKron, ProductOperator):
         ValueError
             For a non-integer p with a factor that is not Hermitian positive semidefinite
             (named), or c < 0.
+        numpy.linalg.LinAlgError
+            For p < 0 when a factor (named) or c is singular.
 
         Examples
         --------
@@ -831,10 +833,15 @@ class KronOperator(_SumsOfKron, ProductOperator):
         c = self.coeff.real if np.iscomplexobj(self.coeff) else self.coeff
         if c < 0:
             raise ValueError(f"a non-integer power needs c >= 0; c = {self.coeff!r}")
+        if c == 0 and p < 0:
+            raise np.linalg.LinAlgError(
+                f"a negative power needs a nonsingular operator; c = {self.coeff!r}")
         factors = []
         for f, name in zip(self._kron_factors, self._names):
             try:
                 factors.append(f.fractional_power(float(p)))
+            except np.linalg.LinAlgError as exc:  # before ValueError, its base class
+                raise np.linalg.LinAlgError(f"{name} {exc}") from None
             except ValueError as exc:
                 raise ValueError(
                     f"a non-integer power needs positive semidefinite factors; {name} {exc}"
@@ -1108,7 +1115,7 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
     True
     """
 
-    _transient = {"_kernel": dict, "_adjoint_op": type(None)}
+    _transient = {"_kernel": dict, "_adjoint_op": type(None), "_eigen": dict}
 
     def __init__(self, terms, coeffs=None, *, shape=None, dtype=None, _promote=None):
         if isinstance(terms, np.ndarray):
@@ -1178,6 +1185,7 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
         )
         self._kernel = {}
         self._adjoint_op = None
+        self._eigen = {}  # (w, V) of c K + s I, computed once for every solve
         super().__init__(dtype, expected)
         self.args = self.terms
 
@@ -1310,11 +1318,14 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
                 f"{len(products)} Kronecker products besides identities: use an iterative "
                 "solver of scipy.sparse.linalg (cg, minres, gmres) with this operator"
             )
-        c, factors = products[0]
-        K = KronOperator.__new__(KronOperator)
-        K._init(list(factors), c, self._factor_dtypes)
-        w, V = K.eigh()
-        return w + shift, V
+        cached = self._eigen.get("eigh")
+        if cached is None:
+            c, factors = products[0]
+            K = KronOperator.__new__(KronOperator)
+            K._init(list(factors), c, self._factor_dtypes)
+            w, V = K.eigh()
+            cached = self._eigen["eigh"] = (w + shift, V)
+        return cached
 
     def solve(self, b):
         """Solve (c K + s I) x = b through the factors' eigendecompositions.
@@ -1395,7 +1406,7 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
         w, V = self._diagonalized("eigh")
         if np.iscomplexobj(w):
             raise ValueError("eigh needs a real shift s: the sum is not Hermitian")
-        return w, V
+        return w.copy(), V  # the cached grid stays the operator's
 
     def slogdet(self):
         """Sign and log|det| of c K + s I from the eigenvalue grid, Σ log|c w + s| (see
@@ -1831,6 +1842,10 @@ class KronSumOperator(SumOfKronOperator):
 
     # -- spectral methods ----------------------------------------------------------------
 
+    @property
+    def _real_dtype(self):
+        return np.finfo(self.dtype).dtype
+
     def _eig_grid(self, what):
         """(grid, vs): the eigenvalues of A1 ⊕ A2 ⊕ … (sums over the factor eigenvalues,
         in vec order) and the factor eigenvectors in Kronecker order, for Hermitian
@@ -1862,7 +1877,7 @@ class KronSumOperator(SumOfKronOperator):
         array([11., 12., 21., 22.])
         """
         grid, vs = self._eig_grid("eigh")
-        return grid, KronOperator(vs)
+        return grid.astype(self._real_dtype), KronOperator(vs)
 
     def funm(self, f):
         """f(A1 ⊕ A2 ⊕ …) = V diag(f(w)) Vᴴ for Hermitian factors (see :meth:`eigh`), as
@@ -1877,7 +1892,7 @@ class KronSumOperator(SumOfKronOperator):
         array([1.41421356, 1.73205081, 2.        , 2.23606798])
         """
         grid, vs = self._eig_grid("funm")
-        return EigenOperator(KronOperator(vs), f(grid))
+        return EigenOperator(KronOperator(vs), f(grid.astype(self._real_dtype)))
 
     def expm(self):
         """exp(A1 ⊕ A2 ⊕ …) = exp(Ak) ⊗ … ⊗ exp(A1), exactly (the terms commute), as a
@@ -1937,15 +1952,18 @@ class KronSumOperator(SumOfKronOperator):
         times = np.asarray(t)
         if times.ndim > 1 or times.dtype.kind not in "biuf":
             raise ValueError(f"t must be a real number or a 1-D array of them; got {t!r}")
+        if times.size == 0:
+            return np.empty((0,) + b.shape, result_dtype(self.dtype, b.dtype))
         hermitian = all(f.is_hermitian() for f in self._ks_factors)
         if hermitian:
             grid, vs = self._eig_grid("expm_multiply")
             V = KronOperator(vs)
             y = V.H @ b  # once for all times
+            real = np.finfo(y.dtype).dtype
         results = []
         for ti in np.atleast_1d(times).astype(np.float64):
             if hermitian:
-                scale = np.exp(ti * grid)
+                scale = np.exp(ti * grid).astype(real, copy=False)
                 results.append(V @ (y * (scale if y.ndim == 1 else scale[:, np.newaxis])))
             else:
                 results.append(self._exp_kron(ti) @ b)
@@ -1993,7 +2011,7 @@ class KronSumOperator(SumOfKronOperator):
         if all(f.is_hermitian() for f in self._ks_factors):
             grid, vs = self._eig_grid("inv")
             self._singular_check(grid, self._cache["scales"])
-            return EigenOperator(KronOperator(vs), 1 / grid)
+            return EigenOperator(KronOperator(vs), (1 / grid).astype(self._real_dtype))
         n = self.shape[0]
         return LinearOperator((n, n), matvec=self.solve, matmat=self.solve,
                               rmatvec=self.H.solve, rmatmat=self.H.solve, dtype=self.dtype)

@@ -211,3 +211,64 @@ def test_kronsum_spectral_methods(hermitian, k, rng):
     else:
         with pytest.raises(ValueError, match="Hermitian factors"):
             L.eigh()
+
+
+def test_negative_power_of_a_singular_factor_raises(rng):
+    # A PSD factor with eigenvalue 0 has no negative power: raise rather than return inf.
+    H = _hpd(rng, 3, np.float64)
+    P = np.diag([2.0, 0.0])
+    for singular in (P, matkron.diagonal([2.0, 0.0]), scipy.sparse.csr_array(P)):
+        K = matkron.kron(H, singular)
+        with pytest.raises(np.linalg.LinAlgError, match=r"factor 1 .* singular"):
+            K.power(-0.5)
+        # A positive power of the same factors is fine, and matches the dense one.
+        np.testing.assert_allclose(K.power(0.5).todense(),
+                                   np.kron(scipy.linalg.sqrtm(H), np.sqrt(P)), atol=1e-12)
+    with pytest.raises(np.linalg.LinAlgError, match="c = 0"):
+        (0 * matkron.kron(H)).power(-1.5)
+
+
+def test_shifted_sum_factors_decomposed_once(rng, monkeypatch):
+    # Repeated solves of K + s I reuse the factor eigendecompositions (the GP loop).
+    H, G = _hpd(rng, 3, np.float64), _hpd(rng, 4, np.float64)
+    S = matkron.kron(H, G) + 0.5 * matkron.identity(12)
+    M = np.kron(H, G) + 0.5 * np.eye(12)
+    calls = []
+    real_eigh = scipy.linalg.eigh
+    monkeypatch.setattr(scipy.linalg, "eigh", lambda *a, **k: calls.append(1) or
+                        real_eigh(*a, **k))
+    for _ in range(3):
+        b = random_array(rng, 12, np.float64)
+        np.testing.assert_allclose(S.solve(b), np.linalg.solve(M, b), rtol=1e-10)
+    S.slogdet()
+    w, _ = S.eigh()
+    w[:] = 0  # the caller's copy: the operator keeps its own
+    np.testing.assert_allclose(S.solve(b), np.linalg.solve(M, b), rtol=1e-10)
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.complex64])
+def test_single_precision_kronsum_spectral_methods_stay_single(dtype, rng):
+    A, B = _hpd(rng, 3, dtype, 10.0), _hpd(rng, 4, dtype, 10.0)
+    L = matkron.kronsum(A, B)
+    M = _kronsum_dense([A.astype(np.complex128), B.astype(np.complex128)])
+    real = np.finfo(dtype).dtype
+    w, V = L.eigh()
+    assert w.dtype == real
+    np.testing.assert_allclose(np.sort(w), np.linalg.eigvalsh(M), rtol=1e-5)
+    b = random_array(rng, 12, dtype)
+    for op, dense in ((L.funm(np.exp), scipy.linalg.expm(M)), (L.inv(), np.linalg.inv(M))):
+        y = op @ b
+        assert y.dtype == dtype
+        np.testing.assert_allclose(y, dense @ b, rtol=1e-4, atol=1e-5 * np.abs(dense @ b).max())
+    y = L.expm_multiply(b, 0.5)
+    assert y.dtype == dtype
+    expected = scipy.linalg.expm(0.5 * M) @ b
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
+
+
+def test_kronsum_expm_multiply_no_times(rng):
+    L = matkron.kronsum(np.diag([1.0, 2.0]), np.diag([3.0, 4.0]))
+    for b in (np.ones(4), np.ones((4, 3), np.float32)):
+        got = L.expm_multiply(b, [])
+        assert got.shape == (0,) + b.shape and got.dtype == np.result_type(L.dtype, b.dtype)
