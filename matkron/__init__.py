@@ -42,6 +42,7 @@ _use_installed_package()
 
 from ._chain import ChainPlan, chain_order, multi_dot
 from ._factors import DiagonalFactor, IdentityFactor, diagonal
+from ._inv_quad_logdet import inv_quad_logdet
 from ._kron import identity, kron_matvec, kron_order, unvec, vec
 from ._operators import (
     EigenOperator,
@@ -72,6 +73,7 @@ __all__ = [
     "diagonal",
     "frechet_power",
     "identity",
+    "inv_quad_logdet",
     "kron",
     "kron_matvec",
     "kron_order",

@@ -43,6 +43,7 @@ from ._kron import (
 from ._kron_cy import kron_matvec_fast, kron_plan
 from ._kronsum_solve import triangular_kronsum_solve, triangular_sylvester_solve
 from ._linop import ProductOperator
+from ._pencil import factor_pencil
 from ._sparse_cy import kronsum_apply
 from ._structured import structured_product
 from ._validation import (
@@ -1299,11 +1300,17 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
             result += c * dense
         return result
 
-    # -- direct methods for the sums a factor eigendecomposition diagonalizes -------------
+    # -- direct methods for the sums factor eigendecompositions diagonalize ---------------
 
-    def _diagonalized(self, what):
-        """(w, V) with this sum = V diag(w) Vᴴ: one Kronecker product c K of Hermitian
-        factors plus s I (any number of identity terms); NotImplementedError otherwise."""
+    def _direct(self, what):
+        """How this sum is solved directly (computed once, cached): a
+        :class:`KronSumOperator` equal to it, or a :class:`_Pencil` (see :meth:`solve`)."""
+        form = self._eigen.get("form")
+        if form is None:
+            form = self._eigen["form"] = self._find_direct_form(what)
+        return form
+
+    def _find_direct_form(self, what):
         shift = 0
         products = []
         for c, factors in self._terms:
@@ -1311,28 +1318,111 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
                 shift = shift + c
             else:
                 products.append((c, factors))
-        if len(products) != 1:
-            raise NotImplementedError(
-                f"{what} is direct for c K + s I with K a Kronecker product of Hermitian "
-                "factors (and for Kronecker sums, KronSumOperator); this sum has "
-                f"{len(products)} Kronecker products besides identities: use an iterative "
-                "solver of scipy.sparse.linalg (cg, minres, gmres) with this operator"
-            )
-        cached = self._eigen.get("eigh")
-        if cached is None:
+        kronsum_op = self._as_kronsum(products, shift)
+        if kronsum_op is not None:
+            return kronsum_op
+        if len(products) == 1:
             c, factors = products[0]
-            K = KronOperator.__new__(KronOperator)
-            K._init(list(factors), c, self._factor_dtypes)
-            w, V = K.eigh()
-            cached = self._eigen["eigh"] = (w + shift, V)
-        return cached
+            unit = [Identity(IdentityFactor(f.shape[0])) for f in factors]
+            return self._pencil(what, (c, factors), (shift, unit), "factor")
+        if len(products) == 2 and shift == 0 and _conforming(products):
+            # c₁ ⊗ Aᵢ + c₂ ⊗ Cᵢ: the product of structured (identity, diagonal) factors
+            # is the likelier positive definite one, so it is tried first as C.
+            first, second = sorted(products, key=lambda t: not all(
+                f.kind in ("identity", "diagonal") for f in t[1]))
+            try:
+                return self._pencil(what, second, first, "the first product's factor")
+            except np.linalg.LinAlgError:
+                return self._pencil(what, first, second, "the second product's factor")
+        raise NotImplementedError(
+            f"{what} is direct for c K + s I with K a Kronecker product of Hermitian "
+            "factors, for c₁ (A1 ⊗ … ⊗ Ak) + c₂ (C1 ⊗ … ⊗ Ck) with Hermitian Aᵢ and "
+            "Hermitian positive definite Cᵢ (e.g. matkron.diagonal with positive entries), "
+            "and for Kronecker sums plus s I; this sum has "
+            f"{len(products)} Kronecker products besides identities: use an iterative "
+            "solver of scipy.sparse.linalg (cg, minres, gmres) with this operator"
+        )
+
+    def _as_kronsum(self, products, shift):
+        """The KronSumOperator equal to Σ c F + s I when every product has one
+        non-identity factor, all products are of one shape and there are at least two
+        positions or a shift; else None."""
+        if not products or not _conforming(products):
+            return None
+        positions = {}
+        for c, factors in products:
+            busy = [p for p, f in enumerate(factors) if f.kind != "identity"]
+            if len(busy) != 1:
+                return None
+            positions.setdefault(busy[0], []).append((c, factors[busy[0]]))
+        if len(products) == 1 and shift == 0:
+            return None  # a single Kronecker product: the pencil form
+        dims = [f.shape[0] for f in products[0][1]]
+        dtype = self.dtype
+        mats = []
+        for p, n in enumerate(dims):
+            mat = np.zeros((n, n), dtype)
+            for c, f in positions.get(p, ()):
+                mat += dtype.type(c) * f.dense(dtype)
+            mats.append(mat)
+        mats[-1][np.diag_indices(dims[-1])] += dtype.type(shift)
+        # kronsum(A1, …, Ak) puts A1 at the last Kronecker position.
+        return KronSumOperator(mats[::-1])
+
+    def _pencil(self, what, kron_term, c_term, c_name):
+        """The _Pencil of c₁ ⊗ Aᵢ + c₂ ⊗ Cᵢ, naming the factor that fails its condition."""
+        (c1, a_factors), (c2, c_factors) = kron_term, c_term
+        for c in (c1, c2):
+            if np.iscomplexobj(c) and c.imag != 0:
+                raise ValueError(f"{what} needs real coefficients; c = {c!r}")
+        for f in (*a_factors, *c_factors):
+            if f.kind == "operator":
+                raise TypeError(f"{what} needs factors with structure; a factor of this sum "
+                                "is a LinearOperator")
+            if not f.is_finite():
+                raise ValueError(f"{what}: a factor of this sum contains NaN or inf")
+        dtype = self.dtype
+        lams, vs, logdet_c = [np.ones(1, np.finfo(dtype).dtype)], [], 0.0
+        n_total = self.shape[0]
+        for i, (a, cf) in enumerate(zip(a_factors, c_factors)):
+            try:
+                lam, v, logdet = factor_pencil(a, cf, dtype)
+            except np.linalg.LinAlgError as exc:
+                raise np.linalg.LinAlgError(f"{what}: {c_name} {i} {exc}") from None
+            except ValueError as exc:
+                raise ValueError(f"{what} needs Hermitian factors; factor {i} of the "
+                                 f"Kronecker product {exc}") from None
+            lams.append(lam)
+            vs.append(v)
+            logdet_c += n_total // a.shape[0] * logdet
+        w = functools.reduce(lambda u, lam: np.multiply.outer(u, lam).ravel(), lams)
+        c1 = np.real(c1) if np.iscomplexobj(c1) else c1
+        c2 = np.real(c2) if np.iscomplexobj(c2) else c2
+        unitary = all(f.kind == "identity" for f in c_factors)
+        return _Pencil(c1 * w + c2, KronOperator(vs), logdet_c, unitary)
+
+    def _pencil_form(self, what):
+        form = self._direct(what)
+        if isinstance(form, KronSumOperator):
+            return None, form
+        return form, None
 
     def solve(self, b):
-        """Solve (c K + s I) x = b through the factors' eigendecompositions.
+        """Solve this sum times x = b directly, for the sums factor eigendecompositions
+        diagonalize.
 
-        For K = ⊗ Aᵢ with Hermitian Aᵢ = Vᵢ Λᵢ Vᵢᴴ: x = V ((c w + s)⁻¹ ∘ Vᴴ b) with V = ⊗ Vᵢ and
-        w the Kronecker product of the Λᵢ (the Gaussian-process form K + σ² I): one
-        ``eigh`` per factor, then two Kronecker products per solve.
+        - c K + s I (the Gaussian-process form K + σ² I), K = ⊗ Aᵢ with Hermitian
+          Aᵢ = Vᵢ Λᵢ Vᵢᴴ: x = V ((c w + s)⁻¹ ∘ Vᴴ b) with V = ⊗ Vᵢ and w the Kronecker
+          product of the Λᵢ;
+        - c₁ (A1 ⊗ … ⊗ Ak) + c₂ (C1 ⊗ … ⊗ Ck) with Hermitian Aᵢ and Hermitian positive
+          definite Cᵢ (e.g. ``matkron.diagonal`` with positive entries, exactly, through
+          Dᵢ^{-1/2} Aᵢ Dᵢ^{-1/2}): the pencils Aᵢ Vᵢ = Cᵢ Vᵢ Λᵢ with Vᵢᴴ Cᵢ Vᵢ = I, as
+          ``scipy.linalg.eigh(a, b)``, give the same formula;
+        - a Kronecker sum plus s I, or any sum of Kronecker products of one non-identity
+          factor each (A ⊗ I + I ⊗ B + s I): :meth:`KronSumOperator.solve`.
+
+        The factor decompositions are computed once, on the first call of any direct
+        method, and reused by every later one.
 
         Parameters
         ----------
@@ -1351,7 +1441,7 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
         ValueError
             If a factor is not Hermitian (named), or `b` does not match.
         numpy.linalg.LinAlgError
-            If the sum is singular.
+            If the sum is singular, or no product's factors are positive definite.
 
         Examples
         --------
@@ -1362,21 +1452,31 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
         >>> x = S.solve(np.ones(4))
         >>> bool(np.allclose((np.kron(A, A) + 0.5 * np.eye(4)) @ x, 1.0))
         True
+        >>> D = matkron.diagonal([1.0, 2.0])
+        >>> T = matkron.kron(A, A) + 3 * matkron.kron(D, D)
+        >>> y = T.solve(np.ones(4))
+        >>> M = np.kron(A, A) + 3 * np.kron(np.diag([1.0, 2.0]), np.diag([1.0, 2.0]))
+        >>> bool(np.allclose(M @ y, 1.0))
+        True
         """
         b = as_array(b, "b")
         n = self.shape[0]
         check_rows(b, n, "b", f"the number of rows of the {n}x{n} operator")
-        w, V = self._diagonalized("solve")
+        pencil, kronsum_op = self._pencil_form("solve")
+        dtype = result_dtype(*self._factor_dtypes, b.dtype)
+        if kronsum_op is not None:
+            return kronsum_op.solve(b).astype(dtype, copy=False)
+        w, V = pencil.w, pencil.V
         if not np.all(w):
             raise np.linalg.LinAlgError("the operator is singular (an eigenvalue is 0)")
-        dtype = result_dtype(*self._factor_dtypes, b.dtype, w.dtype)
+        dtype = result_dtype(dtype, w.dtype)
         y = V.H @ b.astype(dtype, copy=False)
         y = y / (w if y.ndim == 1 else w[:, np.newaxis])
         return (V @ y).astype(dtype, copy=False)
 
     def inv(self):
-        """(c K + s I)⁻¹ as an :class:`EigenOperator` V diag(1/(c w + s)) Vᴴ (see
-        :meth:`solve` for the forms and errors).
+        """The inverse as an operator (see :meth:`solve` for the forms and errors): an
+        :class:`EigenOperator` V diag(1/w) Vᴴ, or a Kronecker sum's inverse.
 
         Examples
         --------
@@ -1386,14 +1486,18 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
         >>> S.inv() @ np.ones(2)
         array([0.5 , 0.25])
         """
-        w, V = self._diagonalized("inv")
-        if not np.all(w):
+        pencil, kronsum_op = self._pencil_form("inv")
+        if kronsum_op is not None:
+            return kronsum_op.inv()
+        if not np.all(pencil.w):
             raise np.linalg.LinAlgError("the operator is singular (an eigenvalue is 0)")
-        return EigenOperator(V, 1 / w)
+        return EigenOperator(pencil.V, 1 / pencil.w)
 
     def eigh(self):
-        """(w, V) with c K + s I = V diag(w) Vᴴ, s real (see :meth:`solve`; w in the order
-        of :meth:`KronOperator.eigh`, not sorted).
+        """(w, V) with this sum = V diag(w) Vᴴ, V unitary, for c K + s I with s real and
+        Kronecker sums of Hermitian factors plus s I (see :meth:`solve`; w in the order
+        of :meth:`KronOperator.eigh`, not sorted). The two-product form
+        c₁ ⊗ Aᵢ + c₂ ⊗ Cᵢ has a generalized eigendecomposition only (ValueError).
 
         Examples
         --------
@@ -1403,14 +1507,19 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
         >>> w
         array([3., 5.])
         """
-        w, V = self._diagonalized("eigh")
-        if np.iscomplexobj(w):
-            raise ValueError("eigh needs a real shift s: the sum is not Hermitian")
-        return w.copy(), V  # the cached grid stays the operator's
+        pencil, kronsum_op = self._pencil_form("eigh")
+        if kronsum_op is not None:
+            return kronsum_op.eigh()
+        if not pencil.unitary:
+            raise ValueError(
+                "eigh needs the form c K + s I: c₁ ⊗ Aᵢ + c₂ ⊗ Cᵢ has the generalized "
+                "eigendecomposition Vᴴ (·) V = diag(w) with Vᴴ (⊗ Cᵢ) V = I only"
+            )
+        return pencil.w.copy(), pencil.V  # the cached grid stays the operator's
 
     def slogdet(self):
-        """Sign and log|det| of c K + s I from the eigenvalue grid, Σ log|c w + s| (see
-        :meth:`solve`).
+        """Sign and log|det| from the eigenvalue grid: Σ log|w| (+ log det ⊗ Cᵢ for the
+        two-product form; see :meth:`solve`).
 
         Examples
         --------
@@ -1421,12 +1530,16 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
         >>> float(sign), round(float(np.exp(logdet)), 9)
         (1.0, 64.0)
         """
-        w, _ = self._diagonalized("slogdet")
+        pencil, kronsum_op = self._pencil_form("slogdet")
+        if kronsum_op is not None:
+            sign, logdet = kronsum_op.slogdet()
+            return self.dtype.type(sign), logdet
+        w = pencil.w
         a = np.abs(w)
         if not a.all():
             return self.dtype.type(0), -np.inf
         sign = np.prod(w / a)
-        return self.dtype.type(sign), float(np.sum(np.log(a)))
+        return self.dtype.type(sign), float(np.sum(np.log(a)) + pencil.logdet_c)
 
     def det(self):
         """The determinant, from :meth:`slogdet`.
@@ -1466,6 +1579,22 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
             f"<{self.shape[0]}x{self.shape[1]} {type(self).__name__} of {len(self._terms)} "
             f"terms with dtype={self.dtype}>"
         )
+
+
+class _Pencil:
+    """A sum diagonalized by factor pencils: Vᴴ (sum) V = diag(w), Vᴴ (⊗ Cᵢ) V = I."""
+
+    __slots__ = ("V", "logdet_c", "unitary", "w")
+
+    def __init__(self, w, V, logdet_c, unitary):
+        self.w, self.V, self.logdet_c, self.unitary = w, V, logdet_c, unitary
+
+
+def _conforming(products):
+    """Whether the products have the same number of factors, square and of equal orders
+    position by position."""
+    shapes = {tuple(f.shape for f in factors) for _, factors in products}
+    return len(shapes) == 1 and all(m == n for m, n in next(iter(shapes)))
 
 
 def _as_terms(op):
