@@ -41,7 +41,11 @@ from ._kron import (
     result_shape,
 )
 from ._kron_cy import kron_matvec_fast, kron_plan
-from ._kronsum_solve import triangular_kronsum_solve, triangular_sylvester_solve
+from ._kronsum_solve import (
+    quasi_triangular_sylvester,
+    triangular_kronsum_solve,
+    triangular_sylvester_solve,
+)
 from ._linop import ProductOperator
 from ._pencil import factor_pencil
 from ._sparse_cy import kronsum_apply
@@ -1990,6 +1994,7 @@ class KronSumOperator(SumOfKronOperator):
             grid = functools.reduce(np.add.outer, lams[::-1]).ravel()
             self._cache["grid"] = (grid, [v for _, v in pairs][::-1])
             self._cache["scales"] = [np.abs(lam).max(initial=0.0) for lam in lams]
+            self._cache["lams"] = lams
         return self._cache["grid"]
 
     def eigh(self):
@@ -2084,19 +2089,38 @@ class KronSumOperator(SumOfKronOperator):
         if times.size == 0:
             return np.empty((0,) + b.shape, result_dtype(self.dtype, b.dtype))
         hermitian = all(f.is_hermitian() for f in self._ks_factors)
-        if hermitian:
-            grid, vs = self._eig_grid("expm_multiply")
-            V = KronOperator(vs)
-            y = V.H @ b  # once for all times
-            real = np.finfo(y.dtype).dtype
-        results = []
-        for ti in np.atleast_1d(times).astype(np.float64):
-            if hermitian:
-                scale = np.exp(ti * grid).astype(real, copy=False)
-                results.append(V @ (y * (scale if y.ndim == 1 else scale[:, np.newaxis])))
+        if not hermitian:
+            results = [self._exp_kron(ti) @ b for ti in np.atleast_1d(times).astype(float)]
+            return results[0] if times.ndim == 0 else np.stack(results)
+        grid, vs = self._eig_grid("expm_multiply")
+        V = KronOperator(vs)
+        y = V.H @ b  # once for all times
+        ts = np.atleast_1d(times).astype(np.float64)
+        scales = self._exp_grid(ts).astype(np.finfo(y.dtype).dtype, copy=False)  # (N, T)
+        # All times in one product: y scaled per time, the columns side by side.
+        n_times = ts.size
+        cols = 1 if y.ndim == 1 else y.shape[1]
+        scaled = (y.reshape(n, 1, cols) * scales[:, :, np.newaxis]).reshape(n, -1)
+        x = (V @ scaled).reshape(n, n_times, cols).transpose(1, 0, 2)
+        x = x.reshape((n_times,) + b.shape)
+        return x[0] if times.ndim == 0 else x
+
+    def _exp_grid(self, ts):
+        """exp(t w) for the eigenvalue grid w, one column per time: the Kronecker product of
+        the factors' exp(t λᵢ) (Σ nᵢ exponentials, not Π nᵢ), unless one of those
+        overflows or underflows where their product need not."""
+        grid = self._cache["grid"][0]
+        lams = self._cache["lams"][::-1]
+        out = np.empty((grid.size, ts.size))
+        for j, t in enumerate(ts):
+            with np.errstate(over="ignore", under="ignore"):
+                parts = [np.exp(t * lam) for lam in lams]
+            tiny = np.finfo(np.float64).tiny
+            if all(np.isfinite(p).all() and (p >= tiny).all() for p in parts):
+                out[:, j] = functools.reduce(np.multiply.outer, parts).ravel()
             else:
-                results.append(self._exp_kron(ti) @ b)
-        return results[0] if times.ndim == 0 else np.stack(results)
+                out[:, j] = np.exp(t * grid)
+        return out
 
     def slogdet(self):
         """Sign and log|det| from the eigenvalues of the Kronecker sum (all sums of one
@@ -2192,19 +2216,11 @@ class KronSumOperator(SumOfKronOperator):
             self._cache[key] = (t1, z1, t2, z2)
         t1, z1, t2, z2 = self._cache[key]
         n1, n2, m = t1.shape[0], t2.shape[0], rhs.shape[1]
-        trsyl = scipy.linalg.get_lapack_funcs("trsyl", (t1, t2))
         c = rhs.reshape((n1, n2, m), order="F")
         x = np.empty((n1, n2, m), dtype=rhs.dtype, order="F")
         for j in range(m):
-            y, scale, info = trsyl(t1, t2, z1.T @ c[:, :, j] @ z2, trana="N", tranb="T")
-            if info < 0:
-                raise ValueError(f"trsyl: illegal value in argument {-info}")
-            if info == 1:
-                raise np.linalg.LinAlgError(
-                    "the Kronecker sum is singular: A1 and -A2 have common or close "
-                    "eigenvalues"
-                )
-            x[:, :, j] = z1 @ (y / scale) @ z2.T
+            y = quasi_triangular_sylvester(t1, t2, z1.T @ c[:, :, j] @ z2)
+            x[:, :, j] = z1 @ y @ z2.T
         return x.reshape((n1 * n2, m), order="F")
 
     def _solve_schur(self, rhs):

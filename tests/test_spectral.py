@@ -389,3 +389,15 @@ def test_inv_quad_logdet(dtype, rng):
         matkron.inv_quad_logdet(forms[0][0], np.ones(5))
     with pytest.raises(ValueError, match="K must be square"):
         matkron.inv_quad_logdet(matkron.kron(np.ones((2, 3))), np.ones(2))
+
+
+def test_kronsum_expm_multiply_factor_exponentials_out_of_range():
+    # exp(710) overflows and exp(-710) is subnormal, but the sums are small: the grid of
+    # factor exponentials falls back to the exponentials of the sums.
+    A1, A2 = np.diag([710.0, 705.0]), np.diag([-710.0, -705.0])
+    L = matkron.kronsum(A1, A2)
+    M = _kronsum_dense([A1, A2])
+    b = np.arange(1.0, 5.0)
+    got = L.expm_multiply(b, [0.5, 1.0])
+    for t, g in zip([0.5, 1.0], got):
+        np.testing.assert_allclose(g, np.exp(t * np.diag(M)) * b, rtol=1e-12)

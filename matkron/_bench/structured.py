@@ -19,8 +19,6 @@ products against an einsum over the dense factors (which shares no code with mat
 
 import functools
 import operator
-import statistics
-import time
 
 import numpy as np
 import scipy.sparse
@@ -30,7 +28,7 @@ import matkron
 
 from .report import Progress, format_time, format_value
 from .suite import Check, Column, Outcome, PlotSpec, Suite
-from .timing import measure
+from .timing import measure, measure_slow
 
 __all__ = ["SUITE", "FactorCase", "PoissonCase", "factor_operands", "poisson_factor"]
 
@@ -315,33 +313,10 @@ class FactorCase:
                 )
 
 
-def _call(func):
-    """The seconds of one call of `func`, and its result."""
-    start = time.perf_counter()
-    result = func()
-    return time.perf_counter() - start, result
-
-
 def _time_slow(funcs, config):
-    """Median times of calls that may take seconds: by :func:`measure` when all are short,
-    else by single calls, interleaved, the first included, as many as fit the budget.
-
-    Returns the times by name, the number of samples each, and the first call's results.
-    """
-    first = {name: _call(func) for name, func in funcs.items()}
-    results = {name: result for name, (_, result) in first.items()}
-    if max(seconds for seconds, _ in first.values()) < SLOW_CALL_S:
-        times = measure(funcs, None, config.repeat, config.min_time)
-        return times, config.repeat, results
-    samples = {name: [seconds] for name, (seconds, _) in first.items()}
-    round_time = sum(seconds for seconds, _ in first.values())
-    deadline = time.perf_counter() + SLOW_BUDGET_S[config.quick]
-    while (len(samples[next(iter(samples))]) < config.repeat
-           and time.perf_counter() + round_time < deadline):
-        for name, func in funcs.items():
-            samples[name].append(_call(func)[0])
-    count = len(samples[next(iter(samples))])
-    return {name: statistics.median(s) for name, s in samples.items()}, count, results
+    """:func:`~.timing.measure_slow` with this suite's thresholds."""
+    return measure_slow(funcs, config.repeat, config.min_time, SLOW_CALL_S,
+                        SLOW_BUDGET_S[config.quick])
 
 
 def _dense_flops(dim, N):
