@@ -43,6 +43,7 @@ _use_installed_package()
 from ._chain import ChainPlan, chain_order, multi_dot
 from ._factors import DiagonalFactor, IdentityFactor, diagonal
 from ._inv_quad_logdet import inv_quad_logdet
+from ._jacobian_chain import JacobianChainOperator, JacobianChainPlan, jacobian_chain
 from ._kron import identity, kron_matvec, kron_order, unvec, vec
 from ._operators import (
     EigenOperator,
@@ -65,6 +66,8 @@ __all__ = [
     "DiagonalFactor",
     "EigenOperator",
     "IdentityFactor",
+    "JacobianChainOperator",
+    "JacobianChainPlan",
     "KronOperator",
     "KronSumOperator",
     "PowerJacobian",
@@ -74,6 +77,7 @@ __all__ = [
     "frechet_power",
     "identity",
     "inv_quad_logdet",
+    "jacobian_chain",
     "kron",
     "kron_matvec",
     "kron_order",
