@@ -316,6 +316,9 @@ class JacobianChainPlan:
         self._k = L - (columns is not None)
         self._steps = tuple(steps)
         tangent, adjoint, gemm, cost = _cost_of(steps, dims, c, r)
+        if columns is not None:
+            # Products with X, the dense leaf 0 (only ever on the right of a block).
+            gemm += _times(adjoint[0], r[0])
         self._tangent, self._adjoint, self._gemm, self._cost = tangent, adjoint, gemm, cost
         self._forward = _cost_of(_forward_steps(L, given), dims, c, r)[3]
         self._reverse = _cost_of(_reverse_steps(L, given), dims, c, r)[3]
@@ -449,10 +452,11 @@ class JacobianChainPlan:
 
     @property
     def mode(self) -> str:
-        """``"reverse"`` when the plan is reverse mode (only adjoint steps, from the last
-        Jacobian), ``"forward"`` when it is forward mode (only tangent steps, from the
-        first Jacobian or X), ``"mixed"`` otherwise. A plan that is both (a single array)
-        reports ``"reverse"``.
+        """``"reverse"`` when every block the plan computes ends with the last Jacobian
+        (blocks of n_k rows: the left-to-right bracketing, seeded by the last Jacobian),
+        ``"forward"`` when every one starts with the first (blocks of n_0 columns, or of the
+        columns of X: right to left), ``"mixed"`` otherwise. Arrays used as they are do not
+        count as computed; a plan that is both (one Jacobian) reports ``"reverse"``.
 
         Examples
         --------
@@ -460,13 +464,20 @@ class JacobianChainPlan:
         >>> import matkron
         >>> matkron.jacobian_chain([np.ones((3, 2)), np.ones((4, 3))]).plan.mode
         'reverse'
+        >>> ops = [np.ones((3, 2)), np.ones((4, 3)), np.ones((5, 4))]
+        >>> matkron.jacobian_chain(ops, mode="forward").plan.mode
+        'forward'
+        >>> ops = [np.ones((9, 8)), np.ones((1, 9)), np.ones((9, 1)), np.ones((8, 9))]
+        >>> print(matkron.jacobian_chain(ops).plan)
+        (J3 J2) (J1 J0)
+        >>> matkron.jacobian_chain(ops).plan.mode
+        'mixed'
         """
-        steps, last = self._steps, len(self._c) - 1
-        if steps[0][:3] in (("given", last, last), ("adjoint", last, last)) and all(
-                kind == "adjoint" and j == last for kind, _, j, _ in steps[1:]):
+        last = len(self._c) - 1
+        computed = [(i, j) for kind, i, j, _ in self._steps if kind != "given"]
+        if all(j == last for _, j in computed):
             return "reverse"
-        if steps[0][:3] in (("given", 0, 0), ("tangent", 0, 0)) and all(
-                kind == "tangent" and i == 0 for kind, i, _, _ in steps[1:]):
+        if all(i == 0 for i, _ in computed):
             return "forward"
         return "mixed"
 
@@ -811,8 +822,11 @@ def jacobian_chain(
 
     A chain of operators with a scalar output (n_k = 1) comes out in reverse mode when
     c_t = r_t: every operator must be applied to at least one vector, at c_t or more, and
-    reverse mode pays exactly that (with arrays in the chain a product of arrays can be
-    cheaper when the input is small too).
+    reverse mode pays exactly that (ties go to the adjoint step). With arrays in the chain
+    the plan stays left to right (:attr:`JacobianChainPlan.mode` "reverse") but may apply
+    the last operator to the columns of an array after it instead of forming its row
+    first, when that is cheaper; a product of arrays can be cheaper still when the input is
+    small too.
 
     Blocks are NumPy arrays in the chain's dtype (``np.result_type`` of the Jacobians,
     integers as float64); complex adjoints conjugate. Inputs are never written; an
