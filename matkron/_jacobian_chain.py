@@ -824,9 +824,9 @@ def jacobian_chain(
     c_t = r_t: every operator must be applied to at least one vector, at c_t or more, and
     reverse mode pays exactly that (ties go to the adjoint step). With arrays in the chain
     the plan stays left to right (:attr:`JacobianChainPlan.mode` "reverse") but may apply
-    the last operator to the columns of an array after it instead of forming its row
-    first, when that is cheaper; a product of arrays can be cheaper still when the input is
-    small too.
+    the last operator to the columns of the array applied just before it instead of
+    forming its row first, when that is cheaper; a product of arrays can be cheaper still
+    when the input is small too.
 
     Blocks are NumPy arrays in the chain's dtype (``np.result_type`` of the Jacobians,
     integers as float64); complex adjoints conjugate. Inputs are never written; an
