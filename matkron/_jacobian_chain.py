@@ -365,7 +365,7 @@ class JacobianChainPlan:
         return self._columns
 
     @property
-    def cost(self):
+    def cost(self) -> int | float:
         """The multiply-adds of the plan: the optimum over all bracketings and modes of the
         cost model (exact when the cost hints are integers).
 
@@ -379,7 +379,7 @@ class JacobianChainPlan:
         return self._cost
 
     @property
-    def forward_cost(self):
+    def forward_cost(self) -> int | float:
         """The cost of forward (tangent) mode, right to left: every Jacobian applied in turn
         to the n_0 columns of an identity (to X for ``J @ X``); the first one's own matrix
         is used when it is an array.
@@ -396,7 +396,7 @@ class JacobianChainPlan:
         return self._forward
 
     @property
-    def reverse_cost(self):
+    def reverse_cost(self) -> int | float:
         """The cost of reverse (adjoint) mode, left to right: every Jacobian's adjoint
         applied in turn to the n_k rows of an identity (the last one's own matrix when it is
         an array), for ``J @ X`` then times X. ``math.inf`` if a Jacobian has no adjoint.
@@ -413,7 +413,7 @@ class JacobianChainPlan:
         return self._reverse
 
     @property
-    def gemm_cost(self):
+    def gemm_cost(self) -> int:
         """The multiply-adds of the plan's products of two dense blocks (products with an
         array applied as a Jacobian are counted in :attr:`applications` instead); for
         ``J @ X`` this includes the products with X.
@@ -486,7 +486,7 @@ class JacobianChainPlan:
             return f"J{t}"
         return "X" if t == 0 else f"J{t - 1}"
 
-    def __str__(self):
+    def __str__(self) -> str:
         text = {}
         for kind, i, j, s in self._steps:
             if kind == "given":
@@ -606,7 +606,12 @@ class JacobianChainOperator(ProductOperator):
 
     _transient = {"_plans": dict}
 
-    def __init__(self, ops, costs=None, mode="auto"):
+    def __init__(
+        self,
+        ops: Sequence,
+        costs: Sequence | None = None,
+        mode: Literal["auto", "forward", "reverse"] = "auto",
+    ) -> None:
         if not isinstance(mode, str) or mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}; got {mode!r}")
         kinds, kept, dims, c, r, dtype = _check_chain(ops, costs)
@@ -794,9 +799,9 @@ def jacobian_chain(
     Write n_0, …, n_k for the sizes (J_t is n_{t+1} × n_t), c_t and r_t for the
     multiply-adds of one matvec and one rmatvec of J_t, and P_ij = J_j ⋯ J_i for a dense
     block of the chain. Every intermediate of a plan is such a block, and a block is made
-    in one of four ways (Naumann's Jacobian chain bracketing problem, in the matrix-free
-    form of Naumann, *Optimal Jacobian accumulation is NP-complete*, Math. Program. 2008,
-    and *The Art of Differentiating Computer Programs*, SIAM 2012, ch. 5):
+    in one of four ways (the matrix-free dense Jacobian chain product of U. Naumann,
+    *Matrix-Free Jacobian Chaining*, arXiv:2406.11862, 2024, here with arrays that are
+    their own dense form and products with them at their hinted cost):
 
     - given: an array is its own dense block, at no cost (a sparse one by ``toarray``);
     - tangent: P_ij = J_j P_{i,j-1}, J_j applied to the n_i columns of the block, at
