@@ -17,7 +17,7 @@ from scipy.sparse.linalg import LinearOperator, aslinearoperator
 
 import matkron
 
-from .conftest import DTYPES, random_array, rtol
+from .conftest import DTYPES, LAYOUTS, random_array, rtol, with_layout
 
 # ---------------------------------------------------------------------------------------
 # Helpers and oracles
@@ -450,6 +450,20 @@ def test_zero_sizes(dims):
     np.testing.assert_array_equal(J.todense(), np.zeros((dims[-1], dims[0])))
     np.testing.assert_array_equal(J @ np.ones(dims[0]), np.zeros(dims[-1]))
     np.testing.assert_array_equal(J @ np.ones((dims[0], 0)), np.zeros((dims[-1], 0)))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_layouts(layout):
+    # Arrays in the chain and the operand in every memory layout give the same values.
+    rng = np.random.default_rng(15)
+    A, B, x = rng.standard_normal((5, 3)), rng.standard_normal((4, 5)), rng.standard_normal((3, 2))
+    L = aslinearoperator(rng.standard_normal((5, 5)))
+    ref = B @ L.matmat(np.eye(5)) @ A
+    J = matkron.jacobian_chain([with_layout(A, layout), L, with_layout(B, layout)])
+    np.testing.assert_allclose(J.todense(), ref, rtol=1e-12)
+    np.testing.assert_allclose(J @ with_layout(x, layout), ref @ x, rtol=1e-12)
+    np.testing.assert_allclose(J @ with_layout(x[:, 0], layout), ref @ x[:, 0], rtol=1e-12)
+    np.testing.assert_allclose(J.H.todense(), ref.T, rtol=1e-12)
 
 
 def test_inputs_not_modified():
