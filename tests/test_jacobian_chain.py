@@ -9,6 +9,7 @@ that count the vectors they are applied to (the executed plan against the report
 import itertools
 import math
 import pickle
+import threading
 
 import numpy as np
 import pytest
@@ -232,6 +233,21 @@ def test_plan_is_optimal_against_brute_force(k):
             reset(ops)
             np.testing.assert_allclose(J @ X, oracle(ops) @ X, rtol=1e-12, atol=1e-12)
             check_counts(ops, pplan, c, r)
+
+
+def test_dense_chains_agree_with_chain_order():
+    # For arrays alone the model is the matrix chain's: chain_order (a compiled DP over the
+    # chain in written order, n_k … n_0) gives the same optimum and the same two modes.
+    rng = np.random.default_rng(16)
+    for _ in range(40):
+        k = int(rng.integers(1, 9))
+        dims = rng.integers(1, 40, size=k + 1).tolist()
+        ops = [np.ones((dims[t + 1], dims[t])) for t in range(k)]
+        plan = matkron.jacobian_chain(ops).plan
+        reference = matkron.chain_order(dims[::-1])
+        assert plan.cost == reference.cost
+        assert plan.forward_cost == reference.right_to_left_cost
+        assert plan.reverse_cost == reference.left_to_right_cost
 
 
 def test_brute_force_reference():
@@ -479,6 +495,31 @@ def test_inputs_not_modified():
     J.todense(), J @ x, J.H @ np.ones(2), J.H.todense()
     for a, b in zip((A, B, x), before):
         np.testing.assert_array_equal(a, b)
+
+
+def test_threads_share_one_operator():
+    rng = np.random.default_rng(17)
+    ops = [rng.standard_normal((6, 5)), aslinearoperator(rng.standard_normal((6, 6))),
+           rng.standard_normal((3, 6))]
+    ref = oracle(ops)
+    J = matkron.jacobian_chain(ops)
+    X = [rng.standard_normal((5, m)) for m in range(1, 9)]
+    errors = []
+
+    def work(t):
+        for _ in range(20):
+            for x in X[t::2]:  # plans for new column counts are made concurrently
+                if not np.allclose(J @ x, ref @ x, rtol=1e-12):
+                    errors.append(("product", x.shape))
+            if not np.allclose(J.todense(), ref, rtol=1e-12):
+                errors.append("todense")
+
+    threads = [threading.Thread(target=work, args=(t % 2,)) for t in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
 
 
 def test_pickle_round_trip():
