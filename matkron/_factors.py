@@ -15,15 +15,18 @@ and of the right-hand sides.
 
 import math
 import threading
+from typing import Any
 
 import numpy as np
 import scipy.linalg
 import scipy.sparse
 import scipy.sparse.linalg
+from numpy.typing import ArrayLike, DTypeLike
 from scipy.sparse.linalg import LinearOperator
 
 from . import _workspace
 from ._sparse_cy import sparse_mode_apply
+from ._typing import Array, Scalar
 from ._validation import (
     as_array,
     blas_dtype,
@@ -53,40 +56,40 @@ class IdentityFactor:
     __slots__ = ("n",)
     ndim = 2
 
-    def __init__(self, n):
+    def __init__(self, n: int) -> None:
         self.n = n
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, int]:
         return (self.n, self.n)
 
     @property
-    def T(self):
+    def T(self) -> "IdentityFactor":
         return self
 
-    def conj(self):
+    def conj(self) -> "IdentityFactor":
         return self
 
-    def toarray(self, dtype=np.float64):
+    def toarray(self, dtype: DTypeLike = np.float64) -> Array:
         """The dense identity matrix of the given dtype."""
         return np.eye(self.n, dtype=dtype)
 
     # NumPy scalars defer to __rmul__ with their dtype kept (not as a Python number).
     __array_ufunc__ = None
 
-    def __mul__(self, c):
+    def __mul__(self, c: Scalar) -> "ScaledIdentity":
         """c I as an operator term (``K + c * matkron.identity(N)``)."""
         return ScaledIdentity(self.n, c) if is_scalar(c) else NotImplemented
 
     __rmul__ = __mul__
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, IdentityFactor) and other.n == self.n
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash((IdentityFactor, self.n))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"identity({self.n})"
 
 
@@ -104,23 +107,23 @@ class ScaledIdentity:
     __slots__ = ("c", "n")
     __array_ufunc__ = None
 
-    def __init__(self, n, c):
+    def __init__(self, n: int, c: Scalar) -> None:
         self.n = n
         self.c = c
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, int]:
         return (self.n, self.n)
 
-    def __mul__(self, c):
+    def __mul__(self, c: Scalar) -> "ScaledIdentity":
         return ScaledIdentity(self.n, self.c * c) if is_scalar(c) else NotImplemented
 
     __rmul__ = __mul__
 
-    def __neg__(self):
+    def __neg__(self) -> "ScaledIdentity":
         return ScaledIdentity(self.n, -self.c)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{self.c!r} * identity({self.n})"
 
 
@@ -138,33 +141,33 @@ class DiagonalFactor:
     __slots__ = ("d",)
     ndim = 2
 
-    def __init__(self, d):
+    def __init__(self, d: Array) -> None:
         self.d = d
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, int]:
         return (self.d.size, self.d.size)
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype[Any]:
         return self.d.dtype
 
     @property
-    def T(self):
+    def T(self) -> "DiagonalFactor":
         return self
 
-    def conj(self):
+    def conj(self) -> "DiagonalFactor":
         return DiagonalFactor(self.d.conj())
 
-    def toarray(self, dtype=None):
+    def toarray(self, dtype: DTypeLike = None) -> Array:
         """The dense matrix diag(d), of `dtype` (that of `d` by default)."""
         return np.diag(self.d.astype(dtype or self.d.dtype, copy=False))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"diagonal({self.d!r})"
 
 
-def identity(n):
+def identity(n: int) -> IdentityFactor:
     """The n-by-n identity as a Kronecker factor.
 
     Parameters
@@ -189,7 +192,7 @@ def identity(n):
     return IdentityFactor(count(n, "n"))
 
 
-def diagonal(d):
+def diagonal(d: ArrayLike) -> "DiagonalFactor":
     """diag(d) as a Kronecker factor, applied as a scaling along its mode.
 
     Parameters

@@ -1,7 +1,10 @@
 """The inverse quadratic form and log-determinant together, as Gaussian likelihoods use
 them."""
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._operators import KronOperator, SumOfKronOperator
 from ._validation import as_array, check_rows
@@ -9,7 +12,9 @@ from ._validation import as_array, check_rows
 __all__ = ["inv_quad_logdet"]
 
 
-def inv_quad_logdet(K, y):
+def inv_quad_logdet(
+    K: KronOperator | SumOfKronOperator, y: ArrayLike
+) -> tuple[Any, float]:
     """(yᴴ K⁻¹ y, log|det K|) from one set of factor decompositions.
 
     The two terms of a Gaussian log-likelihood, -½ (yᴴ K⁻¹ y + log det K + N log 2π),

@@ -12,10 +12,13 @@ another needs no import cycle.
 
 import functools
 import math
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, TypeAlias, overload
 
 import numpy as np
 import scipy.linalg
 import scipy.sparse
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 from scipy.sparse.linalg import LinearOperator
 
 from ._factors import (
@@ -50,6 +53,7 @@ from ._linop import ProductOperator
 from ._pencil import factor_pencil
 from ._sparse_cy import kronsum_apply
 from ._structured import structured_product
+from ._typing import Array, FactorLike, Scalar
 from ._validation import (
     as_array,
     check_rows,
@@ -82,7 +86,7 @@ _FUSED_KINDS = ("sparse", "diagonal", "identity")
 _FUSED_MIN_ORDER = 8
 
 
-def kron(*factors):
+def kron(*factors: FactorLike) -> "KronOperator":
     """The lazy Kronecker product F1 ⊗ F2 ⊗ … ⊗ Fk as a :class:`KronOperator`.
 
     Parameters
@@ -112,23 +116,37 @@ def kron(*factors):
     return KronOperator(factors)
 
 
+# What sums with a Kronecker operator into a SumOfKronOperator.
+_KronTerm: TypeAlias = "KronOperator | SumOfKronOperator | IdentityFactor | ScaledIdentity"
+
+
 class _SumsOfKron:
     """Sums and differences of Kronecker operators (and identities) as
     SumOfKronOperators; anything else goes to SciPy's generic sums."""
 
-    def __add__(self, other):
+    @overload
+    def __add__(self, other: _KronTerm) -> "SumOfKronOperator": ...
+    @overload
+    def __add__(self, other: LinearOperator) -> LinearOperator: ...
+
+    def __add__(self, other: Any) -> Any:
         result = combine(self, other, 1)
         return super().__add__(other) if result is None else result
 
-    def __radd__(self, other):
+    def __radd__(self, other: _KronTerm) -> "SumOfKronOperator":
         result = combine(other, self, 1)
         return NotImplemented if result is None else result
 
-    def __sub__(self, other):
+    @overload
+    def __sub__(self, other: _KronTerm) -> "SumOfKronOperator": ...
+    @overload
+    def __sub__(self, other: LinearOperator) -> LinearOperator: ...
+
+    def __sub__(self, other: Any) -> Any:
         result = combine(self, other, -1)
         return super().__sub__(other) if result is None else result
 
-    def __rsub__(self, other):
+    def __rsub__(self, other: _KronTerm) -> "SumOfKronOperator":
         result = combine(other, self, -1)
         return NotImplemented if result is None else result
 
@@ -192,7 +210,7 @@ class KronOperator(_SumsOfKron, ProductOperator):
 
     _transient = {"_kernel_factors": dict, "_adjoint_op": type(None)}
 
-    def __init__(self, factors, coeff=1):
+    def __init__(self, factors: Sequence[FactorLike], coeff: Scalar = 1) -> None:
         factors, inner = as_factors(factors)
         if not is_scalar(coeff):
             raise TypeError(f"coeff must be a number; got {type(coeff).__name__}")
@@ -237,7 +255,7 @@ class KronOperator(_SumsOfKron, ProductOperator):
         return op
 
     @property
-    def apply_order(self):
+    def apply_order(self) -> tuple[int, ...]:
         """The order in which matvec applies the non-identity factors to a vector."""
         if 0 in self.shape or not self._in_kernel:
             return _apply_order(self._shapes, self._identities)
@@ -290,7 +308,7 @@ class KronOperator(_SumsOfKron, ProductOperator):
     def _transpose(self):
         return self._derived([f.transpose() for f in self._kron_factors], self.coeff)
 
-    def conj(self):
+    def conj(self) -> "KronOperator":
         """The entrywise complex conjugate, c̄ (F̄1 ⊗ … ⊗ F̄k).
 
         Examples
@@ -305,7 +323,7 @@ class KronOperator(_SumsOfKron, ProductOperator):
 
     # -- structure ----------------------------------------------------------------------
 
-    def todense(self):
+    def todense(self) -> Array:
         """The dense matrix, equal to c times the ``np.kron`` chain of the factors (small
         sizes only).
 
@@ -322,7 +340,7 @@ class KronOperator(_SumsOfKron, ProductOperator):
             result = np.kron(result, f.dense(self.dtype))
         return result
 
-    def toarray(self):
+    def toarray(self) -> Array:
         """The dense matrix (an alias of :meth:`todense`).
 
         Examples
@@ -356,7 +374,7 @@ class KronOperator(_SumsOfKron, ProductOperator):
     def _singular(self, i):
         return np.linalg.LinAlgError(f"{self._names[i]} is singular")
 
-    def inv(self):
+    def inv(self) -> "KronOperator":
         """The inverse, as the KronOperator (1/c) (F1⁻¹ ⊗ … ⊗ Fk⁻¹).
 
         Raises
@@ -401,7 +419,7 @@ class KronOperator(_SumsOfKron, ProductOperator):
                 raise self._singular(i) from None
         return self._derived(inverses, 1 / self.coeff)
 
-    def solve(self, b):
+    def solve(self, b: ArrayLike) -> Array:
         """Solve c (F1 ⊗ … ⊗ Fk) x = b by solves with the factors.
 
         Parameters
@@ -473,7 +491,7 @@ class KronOperator(_SumsOfKron, ProductOperator):
             x = x / self.coeff
         return x.astype(dtype, copy=False)
 
-    def slogdet(self):
+    def slogdet(self) -> tuple[Any, float]:
         """Sign and log of the absolute determinant, from the factors.
 
         det(c F1 ⊗ … ⊗ Fk) = c^N Π det(Fi)^(N / n_i) for square factors of orders n_i,
@@ -537,7 +555,7 @@ class KronOperator(_SumsOfKron, ProductOperator):
                 sign = -sign
         return sign, logabs
 
-    def det(self):
+    def det(self) -> Any:
         """The determinant, computed from the factors (see :meth:`slogdet`).
 
         1 for an operator of order 0 (the determinant of the 0×0 matrix), nan when a
@@ -553,7 +571,7 @@ class KronOperator(_SumsOfKron, ProductOperator):
         sign, logabs = self.slogdet()
         return sign * np.exp(logabs) if logabs != -np.inf else sign
 
-    def trace(self):
+    def trace(self) -> Any:
         """The trace, c Π trace(Fi), for square factors.
 
         0 for an operator of order 0. NaN entries propagate as in ``numpy.trace``; with inf
@@ -576,7 +594,7 @@ class KronOperator(_SumsOfKron, ProductOperator):
             result = result * f.trace()
         return self.dtype.type(result)
 
-    def svdvals(self):
+    def svdvals(self) -> Array:
         """The singular values, descending: every product of one singular value per
         factor, times |c| (N = min(rows, columns) of them, zeros where the factors have
         fewer).
@@ -596,7 +614,7 @@ class KronOperator(_SumsOfKron, ProductOperator):
         values = np.sort(values)[::-1][:n]
         return np.concatenate([values, np.zeros(n - values.size)])
 
-    def norm(self, ord=None):
+    def norm(self, ord: float | Literal["fro", "nuc"] | None = None) -> float:
         """The matrix norm, |c| Π ‖Fi‖ (exact: each of these norms is multiplicative
         over Kronecker products).
 
@@ -643,7 +661,7 @@ class KronOperator(_SumsOfKron, ProductOperator):
             result *= float(f.norm(ord))
         return np.float64(result)
 
-    def cond(self, ord=None):
+    def cond(self, ord: float | Literal["fro", "nuc"] | None = None) -> float:
         """The condition number, as ``numpy.linalg.cond`` of the dense matrix.
 
         Parameters
@@ -678,7 +696,7 @@ class KronOperator(_SumsOfKron, ProductOperator):
             return np.float64(np.inf)
         return np.float64(math.prod(f.cond(ord) for f in self._kron_factors))
 
-    def diagonal(self):
+    def diagonal(self) -> Array:
         """The main diagonal (min(rows, columns) entries), from the factors' entries.
 
         Examples
@@ -699,7 +717,7 @@ class KronOperator(_SumsOfKron, ProductOperator):
                 result *= f.diagonal_entries(rows[j], cols[j])
         return result
 
-    def rank(self):
+    def rank(self) -> int:
         """The rank, Π rank(Fi) (0 when c is 0); dense and sparse factors by their
         singular values, as ``numpy.linalg.matrix_rank``.
 
@@ -728,7 +746,7 @@ class KronOperator(_SumsOfKron, ProductOperator):
                 raise ValueError(f"{what} needs Hermitian factors; {name} is not Hermitian")
         return [f.eigh() for f in self._kron_factors]
 
-    def eigh(self):
+    def eigh(self) -> tuple[Array, "KronOperator"]:
         """The eigendecomposition K = V diag(w) Vᴴ from the factors' (Hermitian factors).
 
         Returns
@@ -771,7 +789,7 @@ class KronOperator(_SumsOfKron, ProductOperator):
             w = np.multiply.outer(w, lam).ravel()
         return w, KronOperator([v for _, v in pairs])
 
-    def cholesky(self):
+    def cholesky(self) -> "KronOperator":
         """The lower-triangular KronOperator L = √c (L1 ⊗ … ⊗ Lk) with L Lᴴ = K, from the
         factors' Cholesky factors (Hermitian positive definite factors, c > 0).
 
@@ -805,7 +823,7 @@ class KronOperator(_SumsOfKron, ProductOperator):
                 raise np.linalg.LinAlgError(f"{name} is not positive definite") from None
         return self._derived(factors, math.sqrt(c))
 
-    def power(self, p):
+    def power(self, p: float) -> "KronOperator":
         """K^p for a real p: the KronOperator c^p (F1^p ⊗ … ⊗ Fk^p).
 
         An integer p works for any square factors (:meth:`__pow__`); another real p needs
@@ -853,7 +871,7 @@ class KronOperator(_SumsOfKron, ProductOperator):
                 ) from None
         return self._derived(factors, c ** float(p))
 
-    def sqrtm(self):
+    def sqrtm(self) -> "KronOperator":
         """The principal square root, :meth:`power` (0.5): Hermitian positive
         semidefinite factors.
 
@@ -867,7 +885,7 @@ class KronOperator(_SumsOfKron, ProductOperator):
         """
         return self.power(0.5)
 
-    def funm(self, f):
+    def funm(self, f: Callable[[Array], ArrayLike]) -> "EigenOperator":
         """f(K) = V diag(f(w)) Vᴴ for Hermitian factors, from :meth:`eigh`.
 
         Parameters
@@ -897,25 +915,25 @@ class KronOperator(_SumsOfKron, ProductOperator):
 
     # -- arithmetic -----------------------------------------------------------------------
 
-    def __mul__(self, other):
+    def __mul__(self, other: Scalar) -> "KronOperator":
         if is_scalar(other):
             return self._derived(self._kron_factors, self.coeff * other, (other,))
         return super().__mul__(other)
 
-    def __rmul__(self, other):
+    def __rmul__(self, other: Scalar) -> "KronOperator":
         if is_scalar(other):
             return self._derived(self._kron_factors, other * self.coeff, (other,))
         return super().__rmul__(other)
 
-    def __truediv__(self, other):
+    def __truediv__(self, other: Scalar) -> "KronOperator":
         if is_scalar(other):
             return self._derived(self._kron_factors, self.coeff / other, (other,))
         return NotImplemented
 
-    def __neg__(self):
+    def __neg__(self) -> "KronOperator":
         return self._derived(self._kron_factors, -self.coeff)
 
-    def __pow__(self, p):
+    def __pow__(self, p: int) -> "KronOperator":
         """K ** p for an integer p: (c^p) (F1^p ⊗ … ⊗ Fk^p); negative p through the factor
         inverses, p = 0 the identity."""
         if not is_integer(p):
@@ -926,13 +944,18 @@ class KronOperator(_SumsOfKron, ProductOperator):
             return self.inv() ** (-p)
         return self._derived([f.power(p) for f in self._kron_factors], self.coeff**p)
 
-    def __matmul__(self, other):
+    @overload
+    def __matmul__(self, other: Array) -> Array: ...
+    @overload
+    def __matmul__(self, other: LinearOperator) -> LinearOperator: ...
+
+    def __matmul__(self, other: Any) -> Any:
         if isinstance(other, KronOperator) and self._conforms(other):
             factors = [f.matmul(g) for f, g in zip(self._kron_factors, other._kron_factors)]
             return self._derived(factors, self.coeff * other.coeff, other._factor_dtypes)
         return super().__matmul__(other)
 
-    def dot(self, x):
+    def dot(self, x: Any) -> Any:
         if isinstance(x, KronOperator) and self._conforms(x):
             return self.__matmul__(x)
         return super().dot(x)
@@ -942,7 +965,7 @@ class KronOperator(_SumsOfKron, ProductOperator):
             q == p for (_, q), (p, _) in zip(self._shapes, other._shapes)
         )
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         shapes = ", ".join(f"{p}x{q}" for p, q in self._shapes)
         kinds = {f.kind for f in self._kron_factors} - {"dense", "identity"}
         extra = f", {'/'.join(sorted(kinds))} factors" if kinds else ""
@@ -973,7 +996,7 @@ class EigenOperator(ProductOperator):
     array([1., 1., 2., 2.])
     """
 
-    def __init__(self, V, values):
+    def __init__(self, V: "KronOperator", values: ArrayLike) -> None:
         values = np.asarray(values)
         if values.shape != (V.shape[1],):
             raise ValueError(
@@ -1002,7 +1025,7 @@ class EigenOperator(ProductOperator):
     def _transpose(self):
         return EigenOperator(self.V.conj(), self.values)
 
-    def todense(self):
+    def todense(self) -> Array:
         """The dense matrix (small sizes only)."""
         Vd = self.V.todense()
         return (Vd * self.values) @ Vd.conj().T
@@ -1026,7 +1049,9 @@ def _product_shape(factors):
     )
 
 
-def sum_of_kron(terms, coeffs=None):
+def sum_of_kron(
+    terms: Sequence[Sequence[FactorLike]], coeffs: Sequence[Scalar] | None = None
+) -> "SumOfKronOperator":
     """The sum of Kronecker products Σᵢ cᵢ (Aᵢ ⊗ Bᵢ) as a :class:`SumOfKronOperator`.
 
     Parameters
@@ -1122,7 +1147,15 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
 
     _transient = {"_kernel": dict, "_adjoint_op": type(None), "_eigen": dict}
 
-    def __init__(self, terms, coeffs=None, *, shape=None, dtype=None, _promote=None):
+    def __init__(
+        self,
+        terms: Sequence[Sequence[FactorLike]],
+        coeffs: Sequence[Scalar] | None = None,
+        *,
+        shape: tuple[int, int] | None = None,
+        dtype: DTypeLike = None,
+        _promote: Any = None,
+    ) -> None:
         if isinstance(terms, np.ndarray):
             raise TypeError(
                 f"terms must be a sequence of (A, B) pairs; got one array of shape "
@@ -1195,7 +1228,7 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
         self.args = self.terms
 
     @property
-    def terms(self):
+    def terms(self) -> tuple[tuple[Any, ...], ...]:
         """One tuple (cᵢ, Aᵢ, Bᵢ) per term: the coefficient and the factors.
 
         The coefficient is a NumPy scalar, dense factors arrays of the operator's dtype and
@@ -1288,7 +1321,7 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
             self.shape[::-1],
         )
 
-    def todense(self):
+    def todense(self) -> Array:
         """The dense matrix Σ cᵢ kron(Aᵢ, Bᵢ) (small sizes only).
 
         Examples
@@ -1411,7 +1444,7 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
             return None, form
         return form, None
 
-    def solve(self, b):
+    def solve(self, b: ArrayLike) -> Array:
         """Solve this sum times x = b directly, for the sums factor eigendecompositions
         diagonalize.
 
@@ -1478,7 +1511,7 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
         y = y / (w if y.ndim == 1 else w[:, np.newaxis])
         return (V @ y).astype(dtype, copy=False)
 
-    def inv(self):
+    def inv(self) -> LinearOperator:
         """The inverse as an operator (see :meth:`solve` for the forms and errors): an
         :class:`EigenOperator` V diag(1/w) Vᴴ, or a Kronecker sum's inverse.
 
@@ -1497,7 +1530,7 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
             raise np.linalg.LinAlgError("the operator is singular (an eigenvalue is 0)")
         return EigenOperator(pencil.V, 1 / pencil.w)
 
-    def eigh(self):
+    def eigh(self) -> tuple[Array, "KronOperator"]:
         """(w, V) with this sum = V diag(w) Vᴴ, V unitary, for c K + s I with s real and
         Kronecker sums of Hermitian factors plus s I (see :meth:`solve`; w in the order
         of :meth:`KronOperator.eigh`, not sorted). The two-product form
@@ -1521,7 +1554,7 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
             )
         return pencil.w.copy(), pencil.V  # the cached grid stays the operator's
 
-    def slogdet(self):
+    def slogdet(self) -> tuple[Any, float]:
         """Sign and log|det| from the eigenvalue grid: Σ log|w| (+ log det ⊗ Cᵢ for the
         two-product form; see :meth:`solve`).
 
@@ -1545,7 +1578,7 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
         sign = np.prod(w / a)
         return self.dtype.type(sign), float(np.sum(np.log(a)) + pencil.logdet_c)
 
-    def det(self):
+    def det(self) -> Any:
         """The determinant, from :meth:`slogdet`.
 
         Examples
@@ -1560,25 +1593,25 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
 
     # -- arithmetic ---------------------------------------------------------------------
 
-    def __neg__(self):
+    def __neg__(self) -> "SumOfKronOperator":
         return scale(self, -1)
 
-    def __mul__(self, other):
+    def __mul__(self, other: Scalar) -> "SumOfKronOperator":
         if is_scalar(other):
             return scale(self, other)
         return super().__mul__(other)
 
-    def __rmul__(self, other):
+    def __rmul__(self, other: Scalar) -> "SumOfKronOperator":
         if is_scalar(other):
             return scale(self, other)
         return super().__rmul__(other)
 
-    def __truediv__(self, other):
+    def __truediv__(self, other: Scalar) -> "SumOfKronOperator":
         if is_scalar(other):
             return scale(self, 1 / other)
         return super().__truediv__(other)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (
             f"<{self.shape[0]}x{self.shape[1]} {type(self).__name__} of {len(self._terms)} "
             f"terms with dtype={self.dtype}>"
@@ -1671,7 +1704,7 @@ def _square_factor(f, name):
     return f
 
 
-def kronsum(*mats):
+def kronsum(*mats: FactorLike) -> "KronSumOperator":
     """The Kronecker sum A ⊕ B = kron(I_n, A) + kron(B, I_m) as a :class:`KronSumOperator`.
 
     Parameters
@@ -1711,7 +1744,7 @@ def kronsum(*mats):
     )
 
 
-def sylvester(A, B):
+def sylvester(A: FactorLike, B: FactorLike) -> "KronSumOperator":
     """The Sylvester operator X ↦ A X + X B on vec(X), as a :class:`KronSumOperator`.
 
     Parameters
@@ -1749,7 +1782,7 @@ def sylvester(A, B):
     return KronSumOperator([A, B.transpose()], _names=("A", "B"))
 
 
-def lyapunov(A):
+def lyapunov(A: FactorLike) -> "KronSumOperator":
     """The Lyapunov operator X ↦ A X + X Aᴴ on vec(X), as a :class:`KronSumOperator`.
 
     Parameters
@@ -1824,7 +1857,7 @@ class KronSumOperator(SumOfKronOperator):
 
     _transient = {**SumOfKronOperator._transient, "_csr": type(None)}
 
-    def __init__(self, factors, *, _names=None):
+    def __init__(self, factors: Sequence[FactorLike], *, _names: Any = None) -> None:
         if isinstance(factors, np.ndarray) or not isinstance(factors, (list, tuple)):
             raise TypeError(
                 f"factors must be a sequence of square matrices; got {type(factors).__name__}"
@@ -1901,7 +1934,7 @@ class KronSumOperator(SumOfKronOperator):
 
     # -- solve ----------------------------------------------------------------------------
 
-    def solve(self, b):
+    def solve(self, b: ArrayLike) -> Array:
         """Solve (A1 ⊕ A2 ⊕ …) x = b on the factors, never on the dense matrix.
 
         Parameters
@@ -1997,7 +2030,7 @@ class KronSumOperator(SumOfKronOperator):
             self._cache["lams"] = lams
         return self._cache["grid"]
 
-    def eigh(self):
+    def eigh(self) -> tuple[Array, "KronOperator"]:
         """(w, V) with A1 ⊕ A2 ⊕ … = V diag(w) Vᴴ, from the factors' (Hermitian factors):
         w[i] sums one eigenvalue of each factor (in vec order, not sorted), V is the
         KronOperator of the factor eigenvectors.
@@ -2013,7 +2046,7 @@ class KronSumOperator(SumOfKronOperator):
         grid, vs = self._eig_grid("eigh")
         return grid.astype(self._real_dtype), KronOperator(vs)
 
-    def funm(self, f):
+    def funm(self, f: Callable[[Array], ArrayLike]) -> "EigenOperator":
         """f(A1 ⊕ A2 ⊕ …) = V diag(f(w)) Vᴴ for Hermitian factors (see :meth:`eigh`), as
         an :class:`EigenOperator`.
 
@@ -2028,7 +2061,7 @@ class KronSumOperator(SumOfKronOperator):
         grid, vs = self._eig_grid("funm")
         return EigenOperator(KronOperator(vs), f(grid.astype(self._real_dtype)))
 
-    def expm(self):
+    def expm(self) -> KronOperator:
         """exp(A1 ⊕ A2 ⊕ …) = exp(Ak) ⊗ … ⊗ exp(A1), exactly (the terms commute), as a
         KronOperator of the factor exponentials (``scipy.linalg.expm``; any factors).
 
@@ -2049,7 +2082,9 @@ class KronSumOperator(SumOfKronOperator):
         return KronOperator([scipy.linalg.expm(t * f.dense(self.dtype))
                              for f in self._ks_factors[::-1]])
 
-    def expm_multiply(self, b, t=1.0):
+    def expm_multiply(
+        self, b: ArrayLike, t: float | Sequence[float] | NDArray[Any] = 1.0
+    ) -> Array:
         """exp(t (A1 ⊕ A2 ⊕ …)) b, for one time t or a 1-D array of times.
 
         Parameters
@@ -2122,7 +2157,7 @@ class KronSumOperator(SumOfKronOperator):
                 out[:, j] = np.exp(t * grid)
         return out
 
-    def slogdet(self):
+    def slogdet(self) -> tuple[Any, float]:
         """Sign and log|det| from the eigenvalues of the Kronecker sum (all sums of one
         eigenvalue per factor: the Hermitian factors' eigh, else the Schur forms').
 
@@ -2151,7 +2186,7 @@ class KronSumOperator(SumOfKronOperator):
             sign = np.real(sign).round()  # eigenvalues in conjugate pairs: ±1
         return self.dtype.type(sign), float(np.sum(np.log(a)))
 
-    def inv(self):
+    def inv(self) -> LinearOperator:
         """The inverse as an operator whose products are :meth:`solve`.
 
         Examples
@@ -2169,7 +2204,7 @@ class KronSumOperator(SumOfKronOperator):
         return LinearOperator((n, n), matvec=self.solve, matmat=self.solve,
                               rmatvec=self.H.solve, rmatmat=self.H.solve, dtype=self.dtype)
 
-    def diagonal(self):
+    def diagonal(self) -> Array:
         """The main diagonal, sums of one diagonal entry per factor.
 
         Examples
@@ -2241,7 +2276,7 @@ class KronSumOperator(SumOfKronOperator):
         return kron_matvec(zs, y)
 
 
-def solve_sylvester(a, b, q):
+def solve_sylvester(a: ArrayLike, b: ArrayLike, q: ArrayLike) -> Array:
     """Solve the Sylvester equation AX + XB = Q, as ``scipy.linalg.solve_sylvester``.
 
     Parameters
@@ -2281,7 +2316,7 @@ def solve_sylvester(a, b, q):
     return _solve_matrix(op, q, "q")
 
 
-def solve_continuous_lyapunov(a, q):
+def solve_continuous_lyapunov(a: ArrayLike, q: ArrayLike) -> Array:
     """Solve the continuous Lyapunov equation AX + XAᴴ = Q, as
     ``scipy.linalg.solve_continuous_lyapunov``.
 

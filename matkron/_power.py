@@ -1,14 +1,18 @@
 """The Jacobian of the matrix power, d(Aⁿ)[E] = Σₖ A^k E A^{n-1-k}, and of matrix polynomials."""
 
 import sys
+from collections.abc import Sequence
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import scipy.linalg
+from numpy.typing import ArrayLike
 
 from ._kron import identity
 from ._linop import ProductOperator
 from ._operators import SumOfKronOperator
 from ._power_cy import PowerPlan
+from ._typing import Array, Scalar
 from ._validation import (
     BLAS_INT_MAX,
     as_array,
@@ -24,6 +28,7 @@ from ._validation import (
 __all__ = ["PowerJacobian", "frechet_power", "polynomial_jacobian", "power_jacobian"]
 
 METHODS = ("auto", "naive", "horner", "binary", "eig", "dense")
+PowerMethod: TypeAlias = Literal["auto", "naive", "horner", "binary", "eig", "dense"]
 
 # The most memory, in bytes, that an operator may use for the m²×m² matrix of
 # method="dense" (m⁴ entries) and for the powers of A that method="naive" and kron_terms()
@@ -230,7 +235,7 @@ def _poly_divided_differences(lam, coeffs):
     return np.broadcast_to(q, (lam.size, lam.size))
 
 
-def power_jacobian(A, n, *, method="auto"):
+def power_jacobian(A: ArrayLike, n: int, *, method: PowerMethod = "auto") -> "PowerJacobian":
     """The Jacobian of A ↦ Aⁿ at A, as a :class:`PowerJacobian` acting on vec(E).
 
     Parameters
@@ -326,7 +331,9 @@ def power_jacobian(A, n, *, method="auto"):
     return PowerJacobian(A, n, method=method)
 
 
-def polynomial_jacobian(A, coeffs, *, method="auto"):
+def polynomial_jacobian(
+    A: ArrayLike, coeffs: Sequence[Scalar], *, method: PowerMethod = "auto"
+) -> "PowerJacobian":
     """The Jacobian of A ↦ p(A) = Σⱼ coeffs[j] Aʲ at A, as a :class:`PowerJacobian`.
 
     Parameters
@@ -367,7 +374,7 @@ def polynomial_jacobian(A, coeffs, *, method="auto"):
     return PowerJacobian(A, coeffs=coeffs, method=method)
 
 
-def frechet_power(A, E, n, *, method="auto"):
+def frechet_power(A: ArrayLike, E: ArrayLike, n: int, *, method: PowerMethod = "auto") -> Array:
     """The Fréchet derivative of the matrix power: d(Aⁿ)[E] = Σ_{k=0}^{n-1} A^k E A^{n-1-k}.
 
     Parameters
@@ -466,7 +473,15 @@ class PowerJacobian(ProductOperator):
     array([3., 0., 0., 0.])
     """
 
-    def __init__(self, A, n=None, *, coeffs=None, method="auto", _applications=None):
+    def __init__(
+        self,
+        A: ArrayLike,
+        n: int | None = None,
+        *,
+        coeffs: Sequence[Scalar] | None = None,
+        method: PowerMethod = "auto",
+        _applications: Any = None,
+    ) -> None:
         A = square_matrix(A, "A")
         if (n is None) == (coeffs is None):
             raise TypeError("give exactly one of n and coeffs")
@@ -669,7 +684,7 @@ class PowerJacobian(ProductOperator):
 
     # -- structure ----------------------------------------------------------------------
 
-    def kron_terms(self):
+    def kron_terms(self) -> SumOfKronOperator:
         """The operator as the sum of Kronecker products it is on vec(E).
 
         For the power, Σ_{k=0}^{n-1} (A^{n-1-k})ᵀ ⊗ A^k, term k being (1, (A^{n-1-k})ᵀ, A^k)
@@ -740,7 +755,7 @@ class PowerJacobian(ProductOperator):
         op = self._kron_ops[dtype] = SumOfKronOperator(terms, coeffs, shape=shape, dtype=dtype)
         return op
 
-    def todense(self):
+    def todense(self) -> Array:
         """The dense m²×m² matrix (small m only).
 
         Examples
