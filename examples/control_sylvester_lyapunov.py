@@ -35,7 +35,8 @@ import scipy.linalg
 import matkron
 
 
-def mass_spring_chain(p: int, stiffness: float = 1.0, damping: float = 0.2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def mass_spring_chain(p: int, stiffness: float = 1.0, damping: float = 0.2,
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(A, B, C) of p unit masses in a damped spring chain: force on mass 0, position of
     mass p-1 observed. The damping is proportional to the stiffness plus a little on every
     mass (Rayleigh damping), so every mode decays: A is stable."""
