@@ -9,8 +9,9 @@ Laplacian is the Kronecker sum
 
 in the convention of ``scipy.sparse.kronsum``: the first factor acts along the fastest index
 of vec, so the grid value U[i, j] at (x_i, y_j) sits at vec(U)[i + nx*j] (Fortran order).
-The factors stay sparse; ``L.solve`` diagonalizes each factor once (the fast
-diagonalization method), and ``L`` is a LinearOperator for ``scipy.sparse.linalg.cg``.
+Products keep the factors sparse (O(N) per product); ``L.solve`` diagonalizes each factor
+once, as a dense matrix (O(n³) for an axis of n points: the fast diagonalization method);
+and ``L`` is a LinearOperator for ``scipy.sparse.linalg.cg``.
 
 The exact solution is u* = x(1-x) · y²(1-y) (· z(1-z) in 3-D), with f = -Δu*. Central
 differences are exact for polynomials of degree three, so the discrete solution equals u* at
@@ -58,7 +59,7 @@ def outer(vectors: list[np.ndarray]) -> np.ndarray:
 def grid_problem(sizes: tuple[int, ...]) -> tuple[list[scipy.sparse.csr_array], np.ndarray,
                                                   np.ndarray]:
     """The 1-D factors, and f = -Δu* and u* in vec order, for a grid of `sizes` interior
-    points per axis (spacing 1/(n + 1) on axis of n points)."""
+    points per axis (spacing 1/(n + 1) on an axis of n points)."""
     points = [np.arange(1, n + 1) / (n + 1) for n in sizes]
     factors = [second_difference(n, 1.0 / (n + 1)) for n in sizes]
     values = [g(t) for (g, _), t in zip(AXIS_SOLUTIONS, points)]
@@ -70,12 +71,12 @@ def grid_problem(sizes: tuple[int, ...]) -> tuple[list[scipy.sparse.csr_array], 
     return factors, f, u_exact
 
 
-def scipy_laplacian(factors: list[scipy.sparse.csr_array]) -> scipy.sparse.csc_array:
+def scipy_laplacian(factors: list[scipy.sparse.csr_array]) -> scipy.sparse.csr_array:
     """The same Laplacian assembled by ``scipy.sparse.kronsum``, left to right."""
     L = factors[0]
     for T in factors[1:]:
         L = scipy.sparse.kronsum(L, T, format="csr")
-    return scipy.sparse.csc_array(L)
+    return L
 
 
 def timed(fn: Any, *args: Any, repeat: int = 1, **kwargs: Any) -> tuple[Any, float]:
@@ -123,13 +124,14 @@ def solve_grid(sizes: tuple[int, ...], *, n_check: int, cg_rtol: float = 1e-8,
     _, t_mk_apply = timed(L.matvec, u, repeat=5)
     _, t_sp_apply = timed(A.dot, u, repeat=5)
     assert np.allclose(A @ u, L @ u, rtol=1e-12, atol=1e-12 * np.abs(f).max())
-    print(f"  one product L @ u: matkron {t_mk_apply * 1e3:.2f} ms, scipy.sparse CSC "
+    print(f"  one product L @ u: matkron {t_mk_apply * 1e3:.2f} ms, scipy.sparse CSR "
           f"{t_sp_apply * 1e3:.2f} ms (assembled in {t_assemble * 1e3:.1f} ms)")
 
     # ... and spsolve, on a grid small enough for its fill-in (severe in 3-D).
     small = tuple(min(n, n_check) for n in sizes)
     small_factors, small_f, _ = grid_problem(small)
-    u_sp, t_sp = timed(scipy.sparse.linalg.spsolve, scipy_laplacian(small_factors), small_f)
+    u_sp, t_sp = timed(scipy.sparse.linalg.spsolve,
+                       scipy_laplacian(small_factors).tocsc(), small_f)
     u_mk, t_mk = timed(matkron.kronsum(*small_factors).solve, small_f)
     difference = np.abs(u_mk - u_sp).max() / np.abs(u_sp).max()
     print(f"  on a {'x'.join(map(str, small))} grid: spsolve {t_sp * 1e3:.2f} ms, "
