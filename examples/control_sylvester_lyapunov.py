@@ -73,7 +73,8 @@ def gramians(A: np.ndarray, B: np.ndarray, C: np.ndarray) -> dict[str, Any]:
     Wc_scipy = scipy.linalg.solve_continuous_lyapunov(A, -B @ B.T)
     t_scipy = time.perf_counter() - start
     # The operator form of the same equation: lyapunov(A) applied to vec(X) is
-    # vec(A X + X Aᵀ); solving it for vec(Cᵀ C) with Aᵀ gives the observability Gramian.
+    # vec(A X + X Aᵀ); with Aᵀ in place of A and −Cᵀ C as the right-hand side, its solve
+    # is the observability Gramian.
     Wo = matkron.unvec(matkron.lyapunov(A.T).solve(matkron.vec(-C.T @ C)), (n, n))
     Wo_scipy = scipy.linalg.solve_continuous_lyapunov(A.T, -C.T @ C)
 
@@ -168,7 +169,10 @@ def main(p: int = 100, *, count: int = 20, seed: int = 0) -> dict[str, Any]:
     """A chain of p masses (2p states), its balanced truncation, and `count` Sylvester
     right-hand sides in the last part."""
     system = mass_spring_chain(p)
-    print(f"mass-spring chain of {p} masses ({2 * p} states)\n")
+    abscissa = np.linalg.eigvals(system[0]).real.max()
+    print(f"mass-spring chain of {p} masses ({2 * p} states), "
+          f"largest real part of an eigenvalue of A {abscissa:.2e}\n")
+    assert abscissa < 0  # stable: the Gramians exist
     results = gramians(*system)
     reduced = balanced_truncation(*system, results["Wc"], results["Wo"], results["order"])
     results.update(h2_distance(system, reduced, results["h2"]))
