@@ -94,7 +94,7 @@ def test_newton_matrix_roots(capsys):
         X = res["X"]
         assert np.allclose(np.linalg.matrix_power(X, p), load(
             "newton_matrix_roots").nonsymmetric_matrix(12, np.random.default_rng(0)))
-    assert results[2]["first_step_difference"] < 1e-9
+    assert results[2]["direct_difference"] < 1e-9
     out = capsys.readouterr().out
     assert "square root of a 12x12 matrix" in out and "log r_k / log r_k-1" in out
 
