@@ -24,6 +24,7 @@ matrix order, the power and a factor on the layer widths.
 import functools
 import itertools
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -37,18 +38,21 @@ CHAINS = {
     "bottlenecks": (600, 40, 700, 30, 500),
 }
 
+# A matrix function X ↦ f(X).
+Function = Callable[[np.ndarray], np.ndarray]
+
 
 def relative(a: np.ndarray, b: np.ndarray) -> float:
     """‖a − b‖ / ‖b‖."""
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
-def complex_step(f: Any, A: np.ndarray, E: np.ndarray, h: float = 1e-30) -> np.ndarray:
+def complex_step(f: Function, A: np.ndarray, E: np.ndarray, h: float = 1e-30) -> np.ndarray:
     """Im f(A + ihE)/h: the derivative of a real-analytic f in direction E, to rounding."""
     return f(A + 1j * h * E).imag / h
 
 
-def central_difference(f: Any, A: np.ndarray, E: np.ndarray, h: float) -> np.ndarray:
+def central_difference(f: Function, A: np.ndarray, E: np.ndarray, h: float) -> np.ndarray:
     """(f(A + hE) − f(A − hE)) / 2h: the derivative up to O(h²) and rounding."""
     return (f(A + h * E) - f(A - h * E)) / (2 * h)
 

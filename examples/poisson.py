@@ -145,7 +145,7 @@ def solve_grid(sizes: tuple[int, ...], *, n_check: int, cg_rtol: float = 1e-8,
         # A second CG run that records the residual at every step, for the plot.
         norms = [1.0]
         scipy.sparse.linalg.cg(L, f, rtol=cg_rtol, callback=lambda xk: norms.append(
-            np.linalg.norm(L @ xk - f) / np.linalg.norm(f)))
+            float(np.linalg.norm(L @ xk - f) / np.linalg.norm(f))))
         result["cg_history"] = norms
     return result
 
