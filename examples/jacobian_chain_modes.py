@@ -17,6 +17,12 @@ here with M0 = J_k, …, M(k-1) = J_1 (the order in which they are written). The
 f_i(x) = tanh(W_i x) with J_i = diag(1 − tanh²(W_i x)) W_i, and the product is checked
 against finite differences of f.
 
+Part 3, the same Jacobians from matrix-free factors. ``matkron.jacobian_chain`` takes each
+J_i as W_i (an array) followed by diag(s_i) as a LinearOperator that is only applied
+(with its cost per vector as a hint), and plans over tangent steps (an operator applied to
+the columns of a block), adjoint steps (to its rows) and products of blocks; the plan is
+compared with pure forward and reverse mode, and the result with part 2's.
+
 Run ``python examples/jacobian_chain_modes.py``; ``main(m=..., n=..., scale=...)`` takes the
 matrix order, the power and a factor on the layer widths.
 """
@@ -28,6 +34,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from scipy.sparse.linalg import LinearOperator
 
 import matkron
 
@@ -111,76 +118,122 @@ def matrix_function_derivatives(m: int, n: int, rng: np.random.Generator) -> dic
             "grad_error": grad_error, "time_reverse": t_reverse, "time_forward": t_forward}
 
 
-def layer_jacobians(widths: tuple[int, ...], rng: np.random.Generator,
-                    ) -> tuple[Any, np.ndarray, list[np.ndarray]]:
-    """The function f = f_k ∘ … ∘ f_1, a point x and the Jacobians [J_1, …, J_k] there."""
-    weights = [rng.standard_normal((b, a)) / np.sqrt(a) for a, b in itertools.pairwise(widths)]
+class Layers:
+    """f = f_k ∘ … ∘ f_1 with f_i(x) = tanh(W_i x), and its Jacobians at a point x.
 
-    def f(x: np.ndarray) -> np.ndarray:
-        for W in weights:
+    J_i = diag(s_i) W_i with s_i = 1 − tanh²(W_i x_i), x_i the input of layer i.
+    """
+
+    def __init__(self, widths: tuple[int, ...], rng: np.random.Generator):
+        self.weights = [rng.standard_normal((b, a)) / np.sqrt(a)
+                        for a, b in itertools.pairwise(widths)]
+        self.x = rng.standard_normal(widths[0])
+        self.slopes = []
+        h = self.x
+        for W in self.weights:
+            h = np.tanh(W @ h)
+            self.slopes.append(1 - h**2)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        for W in self.weights:
             x = np.tanh(W @ x)
         return x
 
-    x = rng.standard_normal(widths[0])
-    jacobians, h = [], x
-    for W in weights:
-        h = np.tanh(W @ h)
-        jacobians.append((1 - h**2)[:, np.newaxis] * W)
-    return f, x, jacobians
+    def jacobians(self) -> list[np.ndarray]:
+        """[J_1, …, J_k] as dense matrices."""
+        return [s[:, np.newaxis] * W for W, s in zip(self.weights, self.slopes)]
 
 
-def timed_product(multiply: Any) -> tuple[np.ndarray, float]:
-    """multiply() and its best time over three calls."""
+def timed_product(multiply: Any, repeat: int = 3) -> tuple[np.ndarray, float]:
+    """multiply() and its best time over `repeat` calls."""
     best = np.inf
-    for _ in range(3):
+    for _ in range(repeat):
         start = time.perf_counter()
         product = multiply()
         best = min(best, time.perf_counter() - start)
     return product, best
 
 
-def jacobian_chain(name: str, widths: tuple[int, ...], rng: np.random.Generator,
-                   ) -> dict[str, Any]:
+def dense_chain(name: str, layers: Layers, rng: np.random.Generator) -> dict[str, Any]:
     """Part 2 for one chain: the plan, the costs of the three orders, their times."""
-    f, x, jacobians = layer_jacobians(widths, rng)
-    matrices = jacobians[::-1]  # M0 = J_k, …, M(k-1) = J_1, as the product is written
+    matrices = layers.jacobians()[::-1]  # M0 = J_k, …, M(k-1) = J_1, as written
     dims = [matrices[0].shape[0]] + [M.shape[1] for M in matrices]
     plan = matkron.chain_order(dims)
     forward, t_forward = timed_product(
         lambda: functools.reduce(lambda right, M: M @ right, matrices[::-1]))
     reverse, t_reverse = timed_product(lambda: functools.reduce(np.matmul, matrices))
     optimal, t_optimal = timed_product(lambda: plan.execute(matrices))
-    print(f"\n{name}: widths {' → '.join(map(str, widths))}, Jacobian "
-          f"{dims[0]}x{dims[-1]}, plan {plan}")
+    print(f"\n{name}: widths {' → '.join(map(str, dims[::-1]))}, Jacobian "
+          f"{dims[0]}x{dims[-1]}, chain_order's plan {plan}")
     for label, cost, seconds in (("forward (right to left)", plan.right_to_left_cost,
                                   t_forward),
                                  ("reverse (left to right)", plan.left_to_right_cost,
                                   t_reverse),
                                  ("chain_order's plan", plan.cost, t_optimal)):
-        print(f"  {label:24s} {cost:>14,d} multiplications {seconds * 1e3:9.2f} ms")
+        print(f"  {label:31s} {cost:>14,d} multiply-adds {seconds * 1e3:9.2f} ms")
     assert plan.cost <= min(plan.left_to_right_cost, plan.right_to_left_cost)
     assert relative(forward, optimal) < 1e-12 and relative(reverse, optimal) < 1e-12
 
     # The product is the derivative of f: compare with central differences along v.
-    v = rng.standard_normal(widths[0])
+    v = rng.standard_normal(dims[-1])
     h = 1e-6
-    fd = (f(x + h * v) - f(x - h * v)) / (2 * h)
+    fd = (layers(layers.x + h * v) - layers(layers.x - h * v)) / (2 * h)
     fd_error = relative(optimal @ v, fd)
     print(f"  J v vs central differences of f: {fd_error:.1e}")
     assert fd_error < 1e-6
-    return {"plan": str(plan), "cost": plan.cost, "forward_cost": plan.right_to_left_cost,
-            "reverse_cost": plan.left_to_right_cost, "time_forward": t_forward,
-            "time_reverse": t_reverse, "time_plan": t_optimal, "fd_error": fd_error}
+    return {"jacobian": optimal, "plan": str(plan), "cost": plan.cost,
+            "forward_cost": plan.right_to_left_cost, "reverse_cost": plan.left_to_right_cost,
+            "time_forward": t_forward, "time_reverse": t_reverse, "time_plan": t_optimal,
+            "fd_error": fd_error}
+
+
+def elementwise(s: np.ndarray) -> LinearOperator:
+    """diag(s), the Jacobian of an elementwise map, applied matrix-free."""
+    return LinearOperator((s.size, s.size), matvec=lambda v: s * v.ravel(),
+                          rmatvec=lambda v: s * v.ravel(),
+                          matmat=lambda X: s[:, np.newaxis] * X,
+                          rmatmat=lambda X: s[:, np.newaxis] * X, dtype=s.dtype)
+
+
+def matrix_free_chain(layers: Layers, expected: np.ndarray) -> dict[str, Any]:
+    """Part 3 for one chain: the Jacobian from matrix-free factors by jacobian_chain.
+
+    Each J_i enters as two operators, W_i (an array) then diag(s_i) (matrix-free, s_i.size
+    multiplies per vector, given as its cost hint), so the plan may apply the elementwise
+    factors to blocks rather than form them.
+    """
+    ops: list[Any] = []
+    costs: list[int | None] = []
+    for W, s in zip(layers.weights, layers.slopes):
+        ops += [W, elementwise(s)]
+        costs += [None, s.size]
+    results: dict[str, Any] = {}
+    for mode in ("forward", "reverse", "auto"):
+        J = matkron.jacobian_chain(ops, costs=costs, mode=mode)
+        # One call each: a forced mode can cost a thousand times the plan.
+        dense, seconds = timed_product(J.todense, repeat=1)
+        error = relative(dense, expected)
+        label = f"jacobian_chain mode={mode!r}"
+        print(f"  {label:31s} {J.plan.cost:>14,d} multiply-adds {seconds * 1e3:9.2f} ms")
+        assert error < 1e-12
+        results[mode] = {"cost": J.plan.cost, "time": seconds, "error": error}
+    print(f"  its plan ({J.plan.mode}): {J.plan}")
+    assert J.plan.cost <= min(J.plan.forward_cost, J.plan.reverse_cost)
+    results["plan"] = str(J.plan)
+    results["plan_mode"] = J.plan.mode
+    return results
 
 
 def main(m: int = 40, n: int = 7, scale: float = 1.0, *, seed: int = 0) -> dict[str, Any]:
-    """Part 1 with an m × m matrix and the power n; part 2 with the widths of CHAINS times
-    `scale` (an input or output of width 1 stays 1)."""
+    """Part 1 with an m × m matrix and the power n; parts 2 and 3 with the widths of CHAINS
+    times `scale` (an input or output of width 1 stays 1)."""
     rng = np.random.default_rng(seed)
     results: dict[str, Any] = {"derivatives": matrix_function_derivatives(m, n, rng)}
     for name, widths in CHAINS.items():
         scaled = tuple(w if w == 1 else max(2, round(w * scale)) for w in widths)
-        results[name] = jacobian_chain(name, scaled, rng)
+        layers = Layers(scaled, rng)
+        results[name] = dense_chain(name, layers, rng)
+        results[name]["matrix_free"] = matrix_free_chain(layers, results[name]["jacobian"])
     return results
 
 

@@ -110,8 +110,16 @@ def test_jacobian_chain_modes(capsys):
     assert wide_out["cost"] == wide_out["forward_cost"] < wide_out["reverse_cost"]
     bottlenecks = results["bottlenecks"]
     assert bottlenecks["cost"] < min(bottlenecks["forward_cost"], bottlenecks["reverse_cost"])
+    for name, mode in (("wide input, scalar output", "reverse"),
+                       ("scalar input, wide output", "forward"), ("bottlenecks", "mixed")):
+        matrix_free = results[name]["matrix_free"]
+        assert matrix_free["plan_mode"] == mode
+        assert all(matrix_free[m]["error"] < 1e-12 for m in ("forward", "reverse", "auto"))
+        assert matrix_free["auto"]["cost"] <= min(matrix_free["forward"]["cost"],
+                                                  matrix_free["reverse"]["cost"])
     out = capsys.readouterr().out
     assert "chain_order's plan" in out and "reverse (left to right)" in out
+    assert "jacobian_chain mode='auto'" in out
 
 
 # The examples that save a plot, short sizes, and the legend each should show.
