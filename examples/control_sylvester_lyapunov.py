@@ -59,7 +59,8 @@ def psd_root(W: np.ndarray) -> np.ndarray:
     """L with L Lᵀ = W for a symmetric positive semidefinite W (Gramians are often
     numerically singular, where a Cholesky factorization fails)."""
     w, V = np.linalg.eigh((W + W.T) / 2)
-    return V * np.sqrt(np.maximum(w, 0))
+    L: np.ndarray = V * np.sqrt(np.maximum(w, 0))
+    return L
 
 
 def gramians(A: np.ndarray, B: np.ndarray, C: np.ndarray) -> dict[str, Any]:

@@ -38,7 +38,8 @@ NOISE_VARIANCE = 0.01
 
 def rbf(a: np.ndarray, b: np.ndarray, length_scale: float) -> np.ndarray:
     """The squared-exponential kernel matrix exp(-(a_i - b_j)² / (2 ℓ²))."""
-    return np.exp(-0.5 * ((a[:, np.newaxis] - b[np.newaxis, :]) / length_scale) ** 2)
+    K: np.ndarray = np.exp(-0.5 * ((a[:, np.newaxis] - b[np.newaxis, :]) / length_scale) ** 2)
+    return K
 
 
 def covariance(x1: np.ndarray, x2: np.ndarray, length_scales: tuple[float, float],

@@ -34,7 +34,8 @@ import matkron
 def nonsymmetric_matrix(m: int, rng: np.random.Generator) -> np.ndarray:
     """A nonsymmetric m × m matrix with its eigenvalues in a disc of radius about 1
     around 3, away from the negative real axis: it has a principal p-th root."""
-    return 3 * np.eye(m) + rng.standard_normal((m, m)) / m**0.5
+    A: np.ndarray = 3 * np.eye(m) + rng.standard_normal((m, m)) / m**0.5
+    return A
 
 
 def newton_root(A: np.ndarray, p: int, *, tol: float = 1e-14, max_steps: int = 30,

@@ -1,7 +1,6 @@
 """The Jacobian of the matrix power, d(Aⁿ)[E] = Σₖ A^k E A^{n-1-k}, and of matrix polynomials."""
 
 import sys
-from collections.abc import Sequence
 from typing import Any, Literal, TypeAlias
 
 import numpy as np
@@ -12,7 +11,7 @@ from ._kron import identity
 from ._linop import ProductOperator
 from ._operators import SumOfKronOperator
 from ._power_cy import PowerPlan
-from ._typing import Array, Scalar
+from ._typing import Array
 from ._validation import (
     BLAS_INT_MAX,
     as_array,
@@ -332,7 +331,7 @@ def power_jacobian(A: ArrayLike, n: int, *, method: PowerMethod = "auto") -> "Po
 
 
 def polynomial_jacobian(
-    A: ArrayLike, coeffs: Sequence[Scalar], *, method: PowerMethod = "auto"
+    A: ArrayLike, coeffs: ArrayLike, *, method: PowerMethod = "auto"
 ) -> "PowerJacobian":
     """The Jacobian of A ↦ p(A) = Σⱼ coeffs[j] Aʲ at A, as a :class:`PowerJacobian`.
 
@@ -478,7 +477,7 @@ class PowerJacobian(ProductOperator):
         A: ArrayLike,
         n: int | None = None,
         *,
-        coeffs: Sequence[Scalar] | None = None,
+        coeffs: ArrayLike | None = None,
         method: PowerMethod = "auto",
         _applications: Any = None,
     ) -> None:
