@@ -1002,6 +1002,12 @@ class _Conjugate(LinearOperator):
         return np.conj(self.op.rmatmat(np.conj(x)))
 
 
+# The class of scipy.sparse.linalg.aslinearoperator(array) (private to SciPy: should it
+# move, such operators are applied as opaque operators, which is slower but correct).
+_MATRIX_OPERATOR = getattr(getattr(scipy.sparse.linalg, "_interface", None),
+                           "MatrixLinearOperator", ())
+
+
 def as_factor(value, name):
     """The Factor for one factor as given, or a TypeError/ValueError naming `name`.
 
@@ -1022,6 +1028,12 @@ def as_factor(value, name):
         except TypeError as exc:
             raise TypeError(f"{name} has dtype {value.dtype}: {exc}") from None
         return Sparse(value)
+    if isinstance(value, _MATRIX_OPERATOR):
+        # aslinearoperator(A) is A: read as that matrix (dense or sparse), with its
+        # structure, its kernel and no Python call per product; still given as wrapped.
+        inner = as_factor(value.A, name)
+        inner.given = value
+        return inner
     if isinstance(value, LinearOperator):
         try:
             blas_dtype(np.dtype(value.dtype))

@@ -191,7 +191,8 @@ class KronOperator(_SumsOfKron, ProductOperator):
     The structure methods work for dense, identity, diagonal and sparse factors; a sparse
     factor is LU-factorized by ``scipy.sparse.linalg.splu`` for solves and determinants,
     and made dense for singular values (2-norm, nuclear norm, ``cond``, ``rank``). They
-    raise TypeError for a LinearOperator factor, whose structure matkron cannot see.
+    raise TypeError for a LinearOperator factor, whose structure matkron cannot see
+    (``scipy.sparse.linalg.aslinearoperator(A)`` is read as the matrix A it wraps).
 
     Examples
     --------

@@ -22,7 +22,7 @@ import operator
 
 import numpy as np
 import scipy.sparse
-from scipy.sparse.linalg import aslinearoperator, cg
+from scipy.sparse.linalg import LinearOperator, aslinearoperator, cg
 
 import matkron
 
@@ -38,9 +38,9 @@ POISSON = {
     True: ((2, 256), (2, 512), (3, 32), (3, 64)),
 }
 # Factor cells: (kind, n); x a vector (m = 1) or an (n², RHS) array.
-FACTORS = (("diagonal", 64), ("diagonal", 256), ("operator", 64))
+FACTORS = (("diagonal", 64), ("diagonal", 256), ("operator", 64), ("opaque", 64))
 RHS = 16
-PROBLEM = {"diagonal": "diag(d)⊗B", "operator": "LinOp(A)⊗B"}
+PROBLEM = {"diagonal": "diag(d)⊗B", "operator": "LinOp(A)⊗B", "opaque": "Opaque(A)⊗B"}
 
 # matkron with the dense factors T.toarray() runs while its GEMMs take at most this many
 # flops per product (2-D N = 2048 takes 2 GEMMs of 2048³, 3.4e10 flops, about 1 s).
@@ -92,7 +92,10 @@ LEGEND = [
     "               shape=(N, N), format='csr'); N^d unknowns, x a random vector",
     "             diag(d)⊗B: matkron.kron(matkron.diagonal(d), B), d in [1, 2], B dense n×n",
     "             LinOp(A)⊗B: matkron.kron(scipy.sparse.linalg.aslinearoperator(A), B), A and",
-    "               B dense n×n; for both, x a vector (m = 1) or an (n², 16) C-ordered array",
+    "               B dense n×n (matkron reads aslinearoperator(A) as A);",
+    "             Opaque(A)⊗B: the same with LinearOperator((n, n), matmat=A.dot), applied",
+    "               only through its matmat; for all three, x a vector (m = 1) or an",
+    "               (n², 16) C-ordered array",
     "matkron      L @ x with the sparse factors T; K @ x with the diagonal / LinOp factor",
     "dense fac.   the same with dense factors: matkron.kronsum(T.toarray(), …) @ x;",
     "               kron(np.diag(d), B) @ x; kron(A, B) @ x",
@@ -137,7 +140,8 @@ def factor_operands(kind, n, m):
     """The structured factor, its dense form, B and x of a factor cell, the same in every run.
 
     Returns ``(structured, dense, B, x)``: ``matkron.diagonal(d)`` and ``np.diag(d)`` for
-    `kind` "diagonal", ``aslinearoperator(A)`` and ``A`` for "operator".
+    `kind` "diagonal", ``aslinearoperator(A)`` and ``A`` for "operator", a LinearOperator
+    applying A through its ``matmat`` and ``A`` for "opaque".
 
     Examples
     --------
@@ -152,6 +156,8 @@ def factor_operands(kind, n, m):
         d = rng.uniform(1.0, 2.0, n)
         return matkron.diagonal(d), np.diag(d), B, x
     A = rng.standard_normal((n, n))
+    if kind == "opaque":  # applied only through its matmat, a Python call per product
+        return LinearOperator((n, n), matvec=A.dot, matmat=A.dot, dtype=A.dtype), A, B, x
     return aslinearoperator(A), A, B, x
 
 
@@ -267,9 +273,9 @@ class FactorCase:
 
     Parameters
     ----------
-    kind : {"diagonal", "operator"}
-        ``matkron.diagonal(d)`` against ``np.diag(d)``, or ``aslinearoperator(A)``
-        against ``A``.
+    kind : {"diagonal", "operator", "opaque"}
+        ``matkron.diagonal(d)`` against ``np.diag(d)``, ``aslinearoperator(A)`` against
+        ``A``, or A behind a LinearOperator's ``matmat`` against ``A``.
     n : int
         The order of the factors.
     m : int
