@@ -42,7 +42,7 @@ def test_run_rows_and_checks(tiny):
 
 def test_command_line(tiny, tmp_path, capsys):
     csv_path = tmp_path / "spectral.csv"
-    status = cli.main(["bench", "spectral", "--quick", "--repeat", "1", "--csv",
+    status = cli.main(["bench", "spectral", "--quick", "--check", "--repeat", "1", "--csv",
                        str(csv_path), "--plot", str(tmp_path / "spectral.png")])
     assert status == 0
     out = capsys.readouterr().out

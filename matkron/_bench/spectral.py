@@ -283,7 +283,8 @@ def _row(problem, n, unknowns, statements, check, config):
                                SLOW_BUDGET_S[config.quick])
     row = {column.key: None for column in COLUMNS}
     row.update(problem=problem, n=n, unknowns=unknowns, error=f"{error:.1e}",
-               panel=problem.split()[0], matkron_s=times["matkron"],
+               panel=problem.split("×")[0].strip() if problem.startswith("GP") else problem,
+               matkron_s=times["matkron"],
                second_s=times.get("second"), baseline_s=times.get("baseline"),
                peer_s=times.get("peer"))
     for key, num, den in (("baseline/matkron", "baseline_s", "matkron_s"),
