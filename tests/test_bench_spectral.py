@@ -46,7 +46,7 @@ def test_command_line(tiny, tmp_path, capsys):
                        str(csv_path), "--plot", str(tmp_path / "spectral.png")])
     assert status == 0
     out = capsys.readouterr().out
-    assert "spectral suite" in out and "targets:" in out
+    assert "spectral suite" in out and "targets (" in out
     with csv_path.open() as f:
         table = list(csv.reader(f))
     assert table[0][:3] == ["problem", "n", "unknowns"] and len(table) == 1 + 8
@@ -61,3 +61,13 @@ def test_checks_catch_wrong_results(monkeypatch):
     statements["matkron"] = lambda: statements["baseline"]() * (1 + 1e-6)
     with pytest.raises(RuntimeError, match="relative difference"):
         check()
+
+
+def test_targets_only_with_check(tiny, tmp_path, capsys):
+    # By default the report ends with a summary of the ratios, without PASS/MISS.
+    status = cli.main(["bench", "spectral", "--quick", "--repeat", "1", "--csv",
+                       str(tmp_path / "s.csv"), "--plot", str(tmp_path / "s.png")])
+    assert status == 0
+    out = capsys.readouterr().out
+    assert "summary (" in out and "base/mk    median" in out
+    assert "targets" not in out and "PASS" not in out and "MISS" not in out

@@ -50,7 +50,7 @@ def test_command_line(tiny, tmp_path, capsys):
                        str(csv_path), "--plot", str(tmp_path / "structured.png")])
     assert status == 0
     out = capsys.readouterr().out
-    assert "structured suite" in out and "targets:" in out
+    assert "structured suite" in out and "targets (" in out
     assert out.count("PASS  ") + out.count("MISS  ") == 3
     with csv_path.open() as f:
         table = list(csv.reader(f))

@@ -129,7 +129,8 @@ def summarize(columns, rows):
     --------
     >>> from matkron._bench.suite import Column
     >>> lines = summarize([Column("r", "CSR/mk", "ratio")], [{"r": 2.0}, {"r": 3.0}, {"r": 1.5}])
-    >>> print("\n".join(lines))
+    >>> for line in lines:
+    ...     print(line)
     summary (ratios as defined in the legend; other/matkron above 1: matkron is faster):
       CSR/mk  median 2.00, from 1.50 to 3.00 over 3 cells
     """
