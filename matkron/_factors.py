@@ -624,7 +624,8 @@ class Diagonal(Factor):
             self.shape[0])
 
     def fractional_power(self, p):
-        return Diagonal(DiagonalFactor(_semidefinite_power(self.d.real, p)))
+        real = np.finfo(self._compute_dtype()).dtype
+        return Diagonal(DiagonalFactor(_semidefinite_power(self.d.real.astype(real), p)))
 
     def cholesky(self):
         if not (self.d.real > 0).all():
@@ -853,8 +854,14 @@ def _semidefinite_power(lam, p):
     taken as 0); LinAlgError for p < 0 when an eigenvalue is 0, whose power is infinite."""
     _check_semidefinite(lam)
     lam = np.maximum(lam, 0)
-    if p < 0 and not lam.all():
-        raise np.linalg.LinAlgError("is singular; a negative power needs a nonsingular factor")
+    if p < 0:
+        # Eigenvalues within rounding of 0 (16 n ulps of the largest) count as 0: their
+        # negative power would be noise amplified, not a result.
+        tol = 16 * lam.size * np.finfo(lam.dtype).eps * float(lam.max(initial=0.0))
+        if lam.size and not lam.min() > tol:
+            raise np.linalg.LinAlgError(
+                f"is singular (an eigenvalue is {lam.min():.3g}, 0 within rounding); a "
+                "negative power needs a nonsingular factor")
     return lam**p
 
 
@@ -1028,7 +1035,7 @@ def as_factor(value, name):
         except TypeError as exc:
             raise TypeError(f"{name} has dtype {value.dtype}: {exc}") from None
         return Sparse(value)
-    if isinstance(value, _MATRIX_OPERATOR):
+    if type(value) is _MATRIX_OPERATOR:  # not subclasses, which may apply A otherwise
         # aslinearoperator(A) is A: read as that matrix (dense or sparse), with its
         # structure, its kernel and no Python call per product; still given as wrapped.
         inner = as_factor(value.A, name)

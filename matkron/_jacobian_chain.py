@@ -273,6 +273,12 @@ def _cost_of(steps, n, c, r):
 # The plan
 
 
+def _fresh(block, leaves):
+    """`block`, or a copy of it when it is one of the caller's arrays: an operator may
+    write its input."""
+    return block.copy() if any(block is leaf for leaf in leaves) else block
+
+
 class JacobianChainPlan:
     """How a :class:`JacobianChainOperator` forms its product: the bracketing, the mode of
     every step and the costs.
@@ -518,10 +524,10 @@ class JacobianChainPlan:
                 block = leaf.toarray() if kinds[i] == _SPARSE else leaf
             elif kind == "tangent":
                 rhs = np.eye(n[i], dtype=dtype) if i == j else blocks.pop((i, j - 1))
-                block = _apply(leaves[j], kinds[j], rhs)
+                block = _apply(leaves[j], kinds[j], _fresh(rhs, leaves))
             elif kind == "adjoint":
                 lhs = np.eye(n[j + 1], dtype=dtype) if i == j else blocks.pop((i + 1, j))
-                block = _apply_adjoint(leaves[i], kinds[i], lhs)
+                block = _apply_adjoint(leaves[i], kinds[i], _fresh(lhs, leaves))
             else:
                 block = blocks.pop((s + 1, j)) @ blocks.pop((i, s))
             blocks[i, j] = np.asarray(block).astype(dtype, copy=False)

@@ -22,6 +22,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 from scipy.sparse.linalg import LinearOperator
 
 from ._factors import (
+    DiagonalFactor,
     Identity,
     IdentityFactor,
     ScaledIdentity,
@@ -1224,7 +1225,7 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
         )
         self._kernel = {}
         self._adjoint_op = None
-        self._eigen = {}  # (w, V) of c K + s I, computed once for every solve
+        self._eigen = {}  # the direct form (see _direct), computed once for every solve
         super().__init__(dtype, expected)
         self.args = self.terms
 
@@ -1341,8 +1342,8 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
     # -- direct methods for the sums factor eigendecompositions diagonalize ---------------
 
     def _direct(self, what):
-        """How this sum is solved directly (computed once, cached): a
-        :class:`KronSumOperator` equal to it, or a :class:`_Pencil` (see :meth:`solve`)."""
+        """How this sum is solved directly (computed once, cached): a KronSumOperator or
+        KronOperator equal to it, or a :class:`_Pencil` (see :meth:`solve`)."""
         form = self._eigen.get("form")
         if form is None:
             form = self._eigen["form"] = self._find_direct_form(what)
@@ -1356,22 +1357,43 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
                 shift = shift + c
             else:
                 products.append((c, factors))
-        kronsum_op = self._as_kronsum(products, shift)
-        if kronsum_op is not None:
-            return kronsum_op
+        for c, factors in products:
+            for f in factors:
+                if f.kind == "operator":
+                    raise TypeError(f"{what} needs the structure of every factor; a factor "
+                                    "of this sum is a LinearOperator, which matkron can "
+                                    "only apply")
+                if f.shape[0] != f.shape[1]:
+                    raise ValueError(f"{what} needs square factors; this sum has a factor "
+                                     f"of shape {f.shape}")
+                if not f.is_finite():
+                    raise ValueError(f"{what}: a factor of this sum contains NaN or inf")
+        n = self.shape[0]
+        if not products:  # s I alone
+            return _Pencil(np.full(n, shift, dtype=self.dtype), KronOperator([identity(n)]),
+                           0.0, True, abs(shift))
+        factorwise = self._as_kronsum(products, shift)
+        if factorwise is not None:
+            return factorwise
         if len(products) == 1:
             c, factors = products[0]
             unit = [Identity(IdentityFactor(f.shape[0])) for f in factors]
-            return self._pencil(what, (c, factors), (shift, unit), "factor")
+            return self._pencil(what, (c, factors), (shift, unit), "a factor")
         if len(products) == 2 and shift == 0 and _conforming(products):
             # c₁ ⊗ Aᵢ + c₂ ⊗ Cᵢ: the product of structured (identity, diagonal) factors
             # is the likelier positive definite one, so it is tried first as C.
-            first, second = sorted(products, key=lambda t: not all(
-                f.kind in ("identity", "diagonal") for f in t[1]))
+            names = ("the first product's factor", "the second product's factor")
+            order = sorted((0, 1), key=lambda j: not all(
+                f.kind in ("identity", "diagonal") for f in products[j][1]))
+            first, second = order
             try:
-                return self._pencil(what, second, first, "the first product's factor")
-            except np.linalg.LinAlgError:
-                return self._pencil(what, first, second, "the second product's factor")
+                return self._pencil(what, products[second], products[first], names[first])
+            except np.linalg.LinAlgError as exc:
+                try:
+                    return self._pencil(what, products[first], products[second],
+                                        names[second])
+                except np.linalg.LinAlgError as exc2:
+                    raise np.linalg.LinAlgError(f"{exc}; and {exc2}") from None
         raise NotImplementedError(
             f"{what} is direct for c K + s I with K a Kronecker product of Hermitian "
             "factors, for c₁ (A1 ⊗ … ⊗ Ak) + c₂ (C1 ⊗ … ⊗ Ck) with Hermitian Aᵢ and "
@@ -1382,10 +1404,12 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
         )
 
     def _as_kronsum(self, products, shift):
-        """The KronSumOperator equal to Σ c F + s I when every product has one
-        non-identity factor, all products are of one shape and there are at least two
-        positions or a shift; else None."""
-        if not products or not _conforming(products):
+        """The operator equal to Σ c F + s I when every product has one non-identity
+        factor and all products are of one shape: a KronSumOperator when two positions
+        or more are busy (idle ones get a zero diagonal), else the KronOperator of
+        identities and the one busy factor; None otherwise. The shift goes to the first
+        busy position, and a position's factor keeps its kind when it has one term."""
+        if not _conforming(products):
             return None
         positions = {}
         for c, factors in products:
@@ -1393,32 +1417,41 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
             if len(busy) != 1:
                 return None
             positions.setdefault(busy[0], []).append((c, factors[busy[0]]))
-        if len(products) == 1 and shift == 0:
-            return None  # a single Kronecker product: the pencil form
         dims = [f.shape[0] for f in products[0][1]]
         dtype = self.dtype
+        first_busy = min(positions)
         mats = []
         for p, n in enumerate(dims):
-            mat = np.zeros((n, n), dtype)
-            for c, f in positions.get(p, ()):
-                mat += dtype.type(c) * f.dense(dtype)
-            mats.append(mat)
-        mats[-1][np.diag_indices(dims[-1])] += dtype.type(shift)
+            terms = positions.get(p, ())
+            s = dtype.type(shift) if p == first_busy else dtype.type(0)
+            if not terms:
+                mats.append(DiagonalFactor(np.zeros(n, dtype)))
+            elif len(terms) == 1 and terms[0][1].kind == "sparse":
+                c, f = terms[0]
+                mats.append((dtype.type(c) * f.csr + s * scipy.sparse.eye_array(n)).tocsr())
+            elif len(terms) == 1 and terms[0][1].kind == "diagonal":
+                c, f = terms[0]
+                mats.append(DiagonalFactor(dtype.type(c) * f.d.astype(dtype) + s))
+            else:
+                mat = s * np.eye(n, dtype=dtype)
+                for c, f in terms:
+                    mat += dtype.type(c) * f.dense(dtype)
+                mats.append(mat)
+        names = [f"the factor at Kronecker position {p} of this sum"
+                 for p in range(len(dims))]
+        if len(positions) == 1:
+            # I ⊗ … ⊗ (Σ c F + s I) ⊗ … ⊗ I: a Kronecker product, solved along one mode.
+            mats = [identity(n) if p != first_busy else mat
+                    for p, (n, mat) in enumerate(zip(dims, mats))]
+            K = KronOperator(mats)
+            K._names = tuple(names)
+            return K
         # kronsum(A1, …, Ak) puts A1 at the last Kronecker position.
-        return KronSumOperator(mats[::-1])
+        return KronSumOperator(mats[::-1], _names=names[::-1])
 
     def _pencil(self, what, kron_term, c_term, c_name):
         """The _Pencil of c₁ ⊗ Aᵢ + c₂ ⊗ Cᵢ, naming the factor that fails its condition."""
         (c1, a_factors), (c2, c_factors) = kron_term, c_term
-        for c in (c1, c2):
-            if np.iscomplexobj(c) and c.imag != 0:
-                raise ValueError(f"{what} needs real coefficients; c = {c!r}")
-        for f in (*a_factors, *c_factors):
-            if f.kind == "operator":
-                raise TypeError(f"{what} needs factors with structure; a factor of this sum "
-                                "is a LinearOperator")
-            if not f.is_finite():
-                raise ValueError(f"{what}: a factor of this sum contains NaN or inf")
         dtype = self.dtype
         lams, vs, logdet_c = [np.ones(1, np.finfo(dtype).dtype)], [], 0.0
         n_total = self.shape[0]
@@ -1432,18 +1465,24 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
                                  f"Kronecker product {exc}") from None
             lams.append(lam)
             vs.append(v)
-            logdet_c += n_total // a.shape[0] * logdet
-        w = functools.reduce(lambda u, lam: np.multiply.outer(u, lam).ravel(), lams)
-        c1 = np.real(c1) if np.iscomplexobj(c1) else c1
-        c2 = np.real(c2) if np.iscomplexobj(c2) else c2
+            if a.shape[0]:
+                logdet_c += n_total // a.shape[0] * logdet
+        grid = functools.reduce(lambda u, lam: np.multiply.outer(u, lam).ravel(), lams)
+        # Vᴴ (c₁ ⊗ Aᵢ + c₂ ⊗ Cᵢ) V = c₁ Λ + c₂ I for any c₁, c₂: complex ones give a
+        # complex w (solve, inv, slogdet; no eigh).
+        c1 = c1.real if np.iscomplexobj(c1) and c1.imag == 0 else c1
+        c2 = c2.real if np.iscomplexobj(c2) and c2.imag == 0 else c2
         unitary = all(f.kind == "identity" for f in c_factors)
-        return _Pencil(c1 * w + c2, KronOperator(vs), logdet_c, unitary)
+        scale = abs(c1) * float(np.abs(grid).max(initial=0.0)) + abs(c2)
+        return _Pencil(c1 * grid + c2, KronOperator(vs), logdet_c, unitary, scale)
 
     def _pencil_form(self, what):
+        """(pencil, None), or (None, op) for a sum equal to a Kronecker sum or product op
+        with direct methods of its own."""
         form = self._direct(what)
-        if isinstance(form, KronSumOperator):
-            return None, form
-        return form, None
+        if isinstance(form, _Pencil):
+            return form, None
+        return None, form
 
     def solve(self, b: ArrayLike) -> Array:
         """Solve this sum times x = b directly, for the sums factor eigendecompositions
@@ -1500,13 +1539,12 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
         b = as_array(b, "b")
         n = self.shape[0]
         check_rows(b, n, "b", f"the number of rows of the {n}x{n} operator")
-        pencil, kronsum_op = self._pencil_form("solve")
+        pencil, factorwise = self._pencil_form("solve")
         dtype = result_dtype(*self._factor_dtypes, b.dtype)
-        if kronsum_op is not None:
-            return kronsum_op.solve(b).astype(dtype, copy=False)
+        if factorwise is not None:
+            return factorwise.solve(b).astype(dtype, copy=False)
         w, V = pencil.w, pencil.V
-        if not np.all(w):
-            raise np.linalg.LinAlgError("the operator is singular (an eigenvalue is 0)")
+        pencil.check_nonsingular()
         dtype = result_dtype(dtype, w.dtype)
         y = V.H @ b.astype(dtype, copy=False)
         y = y / (w if y.ndim == 1 else w[:, np.newaxis])
@@ -1524,11 +1562,10 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
         >>> S.inv() @ np.ones(2)
         array([0.5 , 0.25])
         """
-        pencil, kronsum_op = self._pencil_form("inv")
-        if kronsum_op is not None:
-            return kronsum_op.inv()
-        if not np.all(pencil.w):
-            raise np.linalg.LinAlgError("the operator is singular (an eigenvalue is 0)")
+        pencil, factorwise = self._pencil_form("inv")
+        if factorwise is not None:
+            return factorwise.inv()
+        pencil.check_nonsingular()
         return EigenOperator(pencil.V, 1 / pencil.w)
 
     def eigh(self) -> tuple[Array, "KronOperator"]:
@@ -1545,14 +1582,17 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
         >>> w
         array([3., 5.])
         """
-        pencil, kronsum_op = self._pencil_form("eigh")
-        if kronsum_op is not None:
-            return kronsum_op.eigh()
+        pencil, factorwise = self._pencil_form("eigh")
+        if factorwise is not None:
+            return factorwise.eigh()
         if not pencil.unitary:
             raise ValueError(
                 "eigh needs the form c K + s I: c₁ ⊗ Aᵢ + c₂ ⊗ Cᵢ has the generalized "
                 "eigendecomposition Vᴴ (·) V = diag(w) with Vᴴ (⊗ Cᵢ) V = I only"
             )
+        if np.iscomplexobj(pencil.w):
+            raise ValueError("eigh needs real coefficients: with complex ones the sum is "
+                             "not Hermitian")
         return pencil.w.copy(), pencil.V  # the cached grid stays the operator's
 
     def slogdet(self) -> tuple[Any, float]:
@@ -1568,9 +1608,9 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
         >>> float(sign), round(float(np.exp(logdet)), 9)
         (1.0, 64.0)
         """
-        pencil, kronsum_op = self._pencil_form("slogdet")
-        if kronsum_op is not None:
-            sign, logdet = kronsum_op.slogdet()
+        pencil, factorwise = self._pencil_form("slogdet")
+        if factorwise is not None:
+            sign, logdet = factorwise.slogdet()
             return self.dtype.type(sign), logdet
         w = pencil.w
         a = np.abs(w)
@@ -1620,12 +1660,28 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
 
 
 class _Pencil:
-    """A sum diagonalized by factor pencils: Vᴴ (sum) V = diag(w), Vᴴ (⊗ Cᵢ) V = I."""
+    """A sum diagonalized by factor pencils: Vᴴ (sum) V = diag(w), Vᴴ (⊗ Cᵢ) V = I.
 
-    __slots__ = ("V", "logdet_c", "unitary", "w")
+    `scale` bounds the magnitude of the terms w was summed from (|c₁| max|λ| + |c₂|):
+    an eigenvalue within rounding of it is taken as 0.
+    """
 
-    def __init__(self, w, V, logdet_c, unitary):
+    __slots__ = ("V", "logdet_c", "scale", "unitary", "w")
+
+    def __init__(self, w, V, logdet_c, unitary, scale):
         self.w, self.V, self.logdet_c, self.unitary = w, V, logdet_c, unitary
+        self.scale = scale
+
+    def check_nonsingular(self):
+        """LinAlgError when an eigenvalue is 0 up to the rounding of its sum."""
+        if not self.w.size:
+            return
+        tol = 16 * self.V.shape[0] ** 0.5 * np.finfo(self.w.dtype).eps * self.scale
+        smallest = float(np.abs(self.w).min())
+        if not smallest > tol:
+            raise np.linalg.LinAlgError(
+                f"the operator is singular: an eigenvalue is {smallest:.3g} (0 within the "
+                f"rounding tolerance {tol:.3g})")
 
 
 def _conforming(products):
@@ -2026,9 +2082,10 @@ class KronSumOperator(SumOfKronOperator):
             pairs = [scipy.linalg.eigh(f.dense(self.dtype)) for f in self._ks_factors]
             lams = [lam.astype(np.float64) for lam, _ in pairs]
             grid = functools.reduce(np.add.outer, lams[::-1]).ravel()
+            # One update, "grid" last: a thread that sees it sees the others too.
+            self._cache.update(scales=[np.abs(lam).max(initial=0.0) for lam in lams],
+                               lams=lams)
             self._cache["grid"] = (grid, [v for _, v in pairs][::-1])
-            self._cache["scales"] = [np.abs(lam).max(initial=0.0) for lam in lams]
-            self._cache["lams"] = lams
         return self._cache["grid"]
 
     def eigh(self) -> tuple[Array, "KronOperator"]:
@@ -2120,10 +2177,10 @@ class KronSumOperator(SumOfKronOperator):
         n = self.shape[0]
         check_rows(b, n, "b", f"the number of rows of the {n}x{n} Kronecker sum")
         times = np.asarray(t)
-        if times.ndim > 1 or times.dtype.kind not in "biuf":
+        if times.ndim > 1 or times.dtype.kind not in "iuf":
             raise ValueError(f"t must be a real number or a 1-D array of them; got {t!r}")
         if times.size == 0:
-            return np.empty((0,) + b.shape, result_dtype(self.dtype, b.dtype))
+            return np.empty((0,) + b.shape, self._product_dtype(b))
         hermitian = all(f.is_hermitian() for f in self._ks_factors)
         if not hermitian:
             results = [self._exp_kron(ti) @ b for ti in np.atleast_1d(times).astype(float)]
@@ -2176,9 +2233,11 @@ class KronSumOperator(SumOfKronOperator):
         if all(f.is_hermitian() for f in self._ks_factors):
             grid = self._eig_grid("slogdet")[0]
         else:
-            ctype = np.result_type(self.dtype, np.complex64)
-            diags = [scipy.linalg.eigvals(f.dense(ctype)) for f in self._ks_factors]
-            grid = functools.reduce(np.add.outer, diags[::-1]).ravel()
+            if "eigvals" not in self._cache:
+                ctype = np.result_type(self.dtype, np.complex64)
+                diags = [scipy.linalg.eigvals(f.dense(ctype)) for f in self._ks_factors]
+                self._cache["eigvals"] = functools.reduce(np.add.outer, diags[::-1]).ravel()
+            grid = self._cache["eigvals"]
         a = np.abs(grid)
         if not a.all():
             return self.dtype.type(0), -np.inf
@@ -2252,12 +2311,13 @@ class KronSumOperator(SumOfKronOperator):
             self._cache[key] = (t1, z1, t2, z2)
         t1, z1, t2, z2 = self._cache[key]
         n1, n2, m = t1.shape[0], t2.shape[0], rhs.shape[1]
-        c = rhs.reshape((n1, n2, m), order="F")
-        x = np.empty((n1, n2, m), dtype=rhs.dtype, order="F")
+        # vec(Z1ᵀ C Z2) = (Z2ᵀ ⊗ Z1ᵀ) vec(C): the basis changes of all columns in one
+        # product each; only the triangular solves go column by column.
+        c = kron_matvec([z2.T, z1.T], rhs).reshape((n1, n2, m), order="F")
+        y = np.empty((n1, n2, m), dtype=rhs.dtype, order="F")
         for j in range(m):
-            y = quasi_triangular_sylvester(t1, t2, z1.T @ c[:, :, j] @ z2)
-            x[:, :, j] = z1 @ y @ z2.T
-        return x.reshape((n1 * n2, m), order="F")
+            y[:, :, j] = quasi_triangular_sylvester(t1, t2, c[:, :, j])
+        return kron_matvec([z2, z1], y.reshape((n1 * n2, m), order="F"))
 
     def _solve_schur(self, rhs):
         if "schur" not in self._cache:

@@ -584,3 +584,25 @@ def test_bad_mode_and_operand():
         J @ np.ones(3)
     with pytest.raises(ValueError, match="columns must be non-negative"):
         J.product_plan(-1)
+
+
+def test_operators_writing_their_input_leave_the_callers_arrays(rng):
+    # An operator may overwrite the block it is given: the caller's arrays are never
+    # handed to it (the docstring's promise of fresh arrays).
+    A = rng.standard_normal((4, 3))
+    X = rng.standard_normal((3, 2))
+    M = rng.standard_normal((5, 4))
+
+    def scribble(V):
+        out = M @ V
+        V[...] = np.nan
+        return out
+
+    op = LinearOperator((5, 4), matvec=scribble, matmat=scribble,
+                        rmatvec=lambda v: M.T @ v, rmatmat=lambda V: M.T @ V, dtype=M.dtype)
+    A0, X0 = A.copy(), X.copy()
+    J = matkron.jacobian_chain([A, op], costs=[None, (1, 10**6)])  # the tangent step
+    np.testing.assert_allclose(J.todense(), M @ A0, rtol=1e-12)
+    np.testing.assert_allclose(J @ X, M @ A0 @ X0, rtol=1e-12)
+    np.testing.assert_array_equal(A, A0)
+    np.testing.assert_array_equal(X, X0)

@@ -403,3 +403,68 @@ def test_kronsum_expm_multiply_factor_exponentials_out_of_range():
     got = L.expm_multiply(b, [0.5, 1.0])
     for t, g in zip([0.5, 1.0], got):
         np.testing.assert_allclose(g, np.exp(t * np.diag(M)) * b, rtol=1e-12)
+
+
+def test_direct_forms_with_complex_coefficients(rng):
+    # Vᴴ (c₁ K + c₂ I) V = c₁ Λ + c₂ for complex c₁, c₂ too: solve, inv, slogdet.
+    A, B = _hpd(rng, 3, np.float64), _hpd(rng, 2, np.float64)
+    M0 = np.kron(A, B)
+    b = random_array(rng, 6, np.complex128)
+    for S, M in ((matkron.kron(A, B) + (0.5 + 1j) * matkron.identity(6),
+                  M0 + (0.5 + 1j) * np.eye(6)),
+                 ((1 + 1j) * matkron.kron(A, B) + matkron.identity(6),
+                  (1 + 1j) * M0 + np.eye(6))):
+        np.testing.assert_allclose(S.solve(b), np.linalg.solve(M, b), rtol=1e-10)
+        np.testing.assert_allclose(S.inv() @ b, np.linalg.solve(M, b), rtol=1e-10)
+        sign, logdet = S.slogdet()
+        esign, elogdet = np.linalg.slogdet(M)
+        assert np.isclose(sign, esign) and np.isclose(logdet, elogdet, rtol=1e-12)
+        with pytest.raises(ValueError, match="real coefficients"):
+            S.eigh()
+
+
+def test_singular_within_rounding_raises(rng):
+    # An eigenvalue that is 0 up to rounding, whichever its sign, is singular.
+    X = rng.standard_normal((4, 2))
+    P = X @ X.T  # rank 2
+    for seed in range(6):
+        Q = np.random.default_rng(seed).standard_normal((4, 2))
+        with pytest.raises(np.linalg.LinAlgError, match="singular"):
+            matkron.kron(Q @ Q.T).power(-0.5)
+    A, B = _hpd(rng, 3, np.float64), _hpd(rng, 2, np.float64)
+    w = np.linalg.eigvalsh(np.kron(A, B))
+    with pytest.raises(np.linalg.LinAlgError, match="singular"):
+        (matkron.kron(A, B) - w[2] * matkron.identity(6)).solve(np.ones(6))
+    with pytest.raises(np.linalg.LinAlgError, match="singular"):
+        matkron.kron(P).power(-1.5)
+
+
+def test_direct_form_edge_cases(rng):
+    # Integer diagonal factors; 0×0 factors; s I alone; rectangular factors; operators.
+    np.testing.assert_allclose(matkron.kron(matkron.diagonal([1, 4])).power(0.5).todense(),
+                               np.diag([1.0, 2.0]))
+    empty = matkron.kron(np.zeros((0, 0)), np.eye(2)) + matkron.identity(0)
+    assert empty.solve(np.zeros(0)).shape == (0,)
+    assert empty.slogdet() == (1.0, 0.0)
+    shift = matkron.kron(matkron.identity(2), matkron.identity(3)) + 0.5 * matkron.identity(6)
+    np.testing.assert_allclose(shift.solve(np.ones(6)), np.full(6, 2 / 3))
+    assert np.isclose(shift.slogdet()[1], 6 * np.log(1.5))
+    with pytest.raises(ValueError, match="square factors"):
+        (matkron.kron(np.ones((2, 3)), np.ones((3, 2))) + matkron.identity(6)).solve(np.ones(6))
+    H = _hpd(rng, 3, np.float64)
+    op = scipy.sparse.linalg.LinearOperator((3, 3), matvec=lambda v: H @ v, dtype=H.dtype)
+    with pytest.raises(TypeError, match="LinearOperator"):
+        (matkron.kron(op, matkron.identity(3)) + matkron.kron(matkron.identity(3), H)
+         + matkron.identity(9)).solve(np.ones(9))
+
+
+def test_one_busy_position_and_a_shift_is_not_densified(rng):
+    # kron(A, I_n) + s I is a Kronecker product plus a shift (the pencil form), not a
+    # Kronecker sum with an n×n zero factor.
+    A = _hpd(rng, 3, np.float64)
+    S = matkron.kron(A, matkron.identity(500)) + 0.1 * matkron.identity(1500)
+    b = np.ones(1500)
+    x = S.solve(b)
+    np.testing.assert_allclose(x, np.repeat(np.linalg.solve(A + 0.1 * np.eye(3), np.ones(3)),
+                                            500), rtol=1e-12)
+    assert not isinstance(S._direct("solve"), matkron.KronSumOperator)

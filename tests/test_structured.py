@@ -1282,3 +1282,20 @@ def test_aslinearoperator_factor_is_read_as_its_matrix(wrapped, rng):
     np.testing.assert_allclose(K.H @ x, M.T @ x, rtol=1e-12)
     np.testing.assert_allclose(K.solve(x), np.linalg.solve(M, x), rtol=1e-10)
     assert np.isclose(K.det(), np.linalg.det(M), rtol=1e-10)
+
+
+def test_aslinearoperator_subclass_stays_an_operator(rng):
+    # A subclass of SciPy's matrix operator may apply something else than its matrix.
+    from scipy.sparse.linalg._interface import MatrixLinearOperator
+
+    class Doubled(MatrixLinearOperator):
+        def _matmat(self, X):
+            return 2 * (self.A @ X)
+
+        _matvec = _matmat
+
+    A = random_array(rng, (3, 3), np.float64)
+    B = random_array(rng, (2, 2), np.float64)
+    x = random_array(rng, 6, np.float64)
+    np.testing.assert_allclose(matkron.kron(Doubled(A), B) @ x, 2 * np.kron(A, B) @ x,
+                               rtol=1e-12)
