@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 
-from . import _kron_cy
+from . import _dask, _kron_cy
 from ._factors import as_factor, factors_dtype, identity
 from ._structured import structured_product
 from ._validation import (
@@ -403,6 +403,8 @@ def _checked_kron_matvec(factors, x, *, out=None):
     >>> np.kron(A, B) @ x
     array([ 7.,  4., 15.,  8.])
     """
+    if _dask.is_dask_array(x):
+        return _dask.kron_matvec(factors, x, out)
     factors, coeff = as_factors(factors)
     x = as_array(x, "x")
     dtype = result_dtype(*(f.dtype for f in factors if f.dtype is not None), coeff, x.dtype)
