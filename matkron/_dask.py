@@ -21,9 +21,7 @@ Two layouts:
   one chunk of x (or one mode, if a single mode is longer than a chunk).
 """
 
-import contextlib
 import math
-import threading
 import uuid
 
 import numpy as np
@@ -42,41 +40,16 @@ def is_dask_array(x):
     return type(x).__module__.startswith("dask.")
 
 
-# -- BLAS threads in tasks ----------------------------------------------------------------
-
-_pin_lock = threading.Lock()
-_pin_users = 0
-_pin_limiter = None
-_controller = None
-
-
-@contextlib.contextmanager
-def one_blas_thread():
-    """Run the body with BLAS on one thread per task: Dask's workers and threads are the
-    parallelism, so workers × threads × BLAS threads stay within the cores.
-
-    The limit is process-wide (BLAS has no per-thread setting): it is set when the first
-    of concurrent matkron tasks starts and the previous limits are restored when the last
-    one ends, so tasks on the threads of one process never restore a limit under each
-    other. The :class:`threadpoolctl.ThreadpoolController` is made once per process.
-    """
-    global _pin_users, _pin_limiter, _controller
-    with _pin_lock:
-        if _pin_users == 0:
-            if _controller is None:
-                from threadpoolctl import ThreadpoolController
-
-                _controller = ThreadpoolController()
-            _pin_limiter = _controller.limit(limits=1, user_api="blas")
-        _pin_users += 1
-    try:
-        yield
-    finally:
-        with _pin_lock:
-            _pin_users -= 1
-            if _pin_users == 0:
-                _pin_limiter.restore_original_limits()
-                _pin_limiter = None
+# -- BLAS threads ---------------------------------------------------------------------------
+#
+# BLAS threads cannot be pinned from inside a task: OpenBLAS (0.3.30, pthreads) ignores
+# openblas_set_num_threads from any thread but the one that loaded it, and Dask runs tasks
+# on pool threads. They are pinned where the processes start instead: ``distributed``'s
+# nanny starts each worker with OPENBLAS_NUM_THREADS = OMP_NUM_THREADS = MKL_NUM_THREADS = 1
+# (its ``distributed.nanny.pre-spawn-environ`` setting), so n_workers × threads_per_worker
+# ≤ cores keeps BLAS within the cores; with the threaded scheduler in one process, compute
+# under ``threadpoolctl.threadpool_limits(1, user_api="blas")`` (set on the main thread, it
+# holds for the pool threads). See the README, "Beyond one machine".
 
 
 # -- tasks (module-level functions: they pickle by name) ----------------------------------
@@ -84,10 +57,9 @@ def one_blas_thread():
 
 def _columns_task(op, method, block):
     """``op.<method>(block)`` for one block of whole columns."""
-    with one_blas_thread():
-        if method == "_product":
-            return op._product(np.asarray(block))
-        return getattr(op, method)(np.asarray(block))
+    if method == "_product":
+        return op._product(np.asarray(block))
+    return getattr(op, method)(np.asarray(block))
 
 
 def _term(op, t):
@@ -109,8 +81,7 @@ def _modes_task(op, block, t, modes, with_coeff):
     K = KronOperator.__new__(KronOperator)
     K._init(inner, coeff if with_coeff else 1, op._factor_dtypes)
     shape = tuple(f.shape[0] for f in inner)
-    with one_blas_thread():
-        return K._product(block.reshape(-1)).reshape(shape)
+    return K._product(block.reshape(-1)).reshape(shape)
 
 
 # -- graph construction ---------------------------------------------------------------------
@@ -197,6 +168,19 @@ def _fitting(dims, pending, target):
     return set(chosen)
 
 
+def _contiguous_sizes(dims, target):
+    """Block sizes whose blocks are contiguous ranges of the C-ordered tensor: the trailing
+    axes that fit in `target` entries whole (at least the last), the axis before them split
+    into pieces, the leading axes one index at a time."""
+    trailing, size = set(), 1
+    for a in reversed(range(len(dims))):
+        if trailing and size * dims[a] > target:
+            break
+        trailing.add(a)
+        size *= dims[a]
+    return _block_sizes(dims, trailing, target)
+
+
 def _pencil_term(opd, x, t, shapes, identities, target, dtype):
     """Term `t` (factor `shapes`, `identities` skipped) applied to the 1-D Dask x."""
     import dask.array as da
@@ -205,19 +189,12 @@ def _pencil_term(opd, x, t, shapes, identities, target, dtype):
     k = len(shapes)
     dims = [q for _, q in shapes]
     pending = set(range(k)) - set(identities)
-    # Phase one reads x as it lies: the trailing axes that fit in a block are whole and
-    # the blocks are contiguous ranges of x, so the reshape moves no data.
-    trailing = set()
-    size = 1
-    for a in reversed(range(k)):
-        if trailing and size * dims[a] > target:
-            break
-        trailing.add(a)
-        size *= dims[a]
-    sizes = _block_sizes(dims, trailing, target)
-    split = max(k - len(trailing) - 1, 0)  # the one axis split into several pieces
-    pieces = _split(dims[split], sizes[split])
-    flat = pieces * math.prod(dims[:split])
+    # Phase one reads x as it lies in contiguous blocks, so the reshape moves no data.
+    sizes = _contiguous_sizes(dims, target)
+    split = next((a for a in range(k) if sizes[a] == dims[a] and
+                  all(sizes[b] == dims[b] for b in range(a, k))), k) - 1
+    split = max(split, 0)  # the one axis cut into pieces (leading axes: one index each)
+    flat = _split(dims[split], sizes[split]) * math.prod(dims[:split])
     stride = math.prod(dims[split + 1:])
     T = x.rechunk((tuple(p * stride for p in flat),)).reshape(tuple(dims))
     with_coeff = True  # the coefficient (and the cast to the result dtype) in one pass
@@ -235,9 +212,13 @@ def _pencil_term(opd, x, t, shapes, identities, target, dtype):
         if not pending:
             break
         whole = _fitting(dims, pending, target)
-        T = T.rechunk(tuple(_split(dims[a], s) for a, s in
-                            enumerate(_block_sizes(dims, whole, target))))
-    return T.reshape(-1)
+        T = T.rechunk(_chunks(dims, _block_sizes(dims, whole, target)))
+    # Back to contiguous ranges of the vector (a no-op when the blocks already are).
+    return T.rechunk(_chunks(dims, _contiguous_sizes(dims, target))).reshape(-1)
+
+
+def _chunks(dims, sizes):
+    return tuple(_split(n, s) for n, s in zip(dims, sizes))
 
 
 def _pencils(op, x):
