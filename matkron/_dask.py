@@ -181,40 +181,74 @@ def _contiguous_sizes(dims, target):
     return _block_sizes(dims, trailing, target)
 
 
+def pencil_plan(shapes, identities, target):
+    """The passes of a pencil product, without building a graph.
+
+    Parameters
+    ----------
+    shapes : list of (int, int)
+        The factor shapes (p_i, q_i); x is the C-ordered tensor of shape (q_1, …, q_k).
+    identities : collection of int
+        Factors that are identities (never applied, so never made whole).
+    target : int
+        The entries of a block (a chunk of x).
+
+    Returns
+    -------
+    list of (tuple of int, tuple of int)
+        One (block sizes, modes applied) pair per blockwise pass. The first pass reads x
+        in contiguous blocks (the reshape moves no data); each later pass follows an
+        all-to-all rechunk; after the last, one more rechunk back to contiguous blocks
+        (``final``, the second value) unless the blocks already are.
+    tuple of int
+        The contiguous block sizes of the result.
+    """
+    k = len(shapes)
+    dims = [q for _, q in shapes]
+    pending = set(range(k)) - set(identities)
+    sizes = tuple(_contiguous_sizes(dims, target))
+    passes = []
+    while True:
+        modes = tuple(sorted(a for a in pending if sizes[a] == dims[a]))
+        if modes or not pending:
+            passes.append((sizes, modes))
+            for a in modes:
+                dims[a] = shapes[a][0]
+            sizes = tuple(dims[a] if a in modes else sizes[a] for a in range(k))
+            pending -= set(modes)
+        if not pending:
+            break
+        sizes = tuple(_block_sizes(dims, _fitting(dims, pending, target), target))
+    return passes, tuple(_contiguous_sizes(dims, target))
+
+
 def _pencil_term(opd, x, t, shapes, identities, target, dtype):
     """Term `t` (factor `shapes`, `identities` skipped) applied to the 1-D Dask x."""
     import dask.array as da
     from dask.base import tokenize
 
     k = len(shapes)
+    passes, final = pencil_plan(shapes, identities, target)
     dims = [q for _, q in shapes]
-    pending = set(range(k)) - set(identities)
-    # Phase one reads x as it lies in contiguous blocks, so the reshape moves no data.
-    sizes = _contiguous_sizes(dims, target)
-    split = next((a for a in range(k) if sizes[a] == dims[a] and
-                  all(sizes[b] == dims[b] for b in range(a, k))), k) - 1
-    split = max(split, 0)  # the one axis cut into pieces (leading axes: one index each)
+    # Phase one reads x as it lies in contiguous blocks, so the reshape moves no data:
+    # the leading axes one index at a time, one axis cut into pieces, the rest whole.
+    sizes = passes[0][0]
+    split = max(next(a for a in range(k + 1)
+                     if all(sizes[b] == dims[b] for b in range(a, k))) - 1, 0)
     flat = _split(dims[split], sizes[split]) * math.prod(dims[:split])
     stride = math.prod(dims[split + 1:])
     T = x.rechunk((tuple(p * stride for p in flat),)).reshape(tuple(dims))
-    with_coeff = True  # the coefficient (and the cast to the result dtype) in one pass
-    while True:
-        modes = tuple(sorted(a for a in pending if T.numblocks[a] == 1))
-        if modes or not pending:
-            chunks = tuple((shapes[a][0],) if a in modes else T.chunks[a] for a in range(k))
-            name = f"matkron-modes-{tokenize(opd.key, t, modes, with_coeff, T.name)}"
-            T = da.map_blocks(_modes_task, opd, T, t, modes, with_coeff, chunks=chunks,
-                              meta=np.empty((0,) * k, dtype=dtype), name=name)
-            with_coeff = False
-            for a in modes:
-                dims[a] = shapes[a][0]
-            pending -= set(modes)
-        if not pending:
-            break
-        whole = _fitting(dims, pending, target)
-        T = T.rechunk(_chunks(dims, _block_sizes(dims, whole, target)))
+    for i, (sizes, modes) in enumerate(passes):
+        T = T.rechunk(_chunks(dims, sizes))  # a no-op for the first pass
+        chunks = tuple((shapes[a][0],) if a in modes else T.chunks[a] for a in range(k))
+        name = f"matkron-modes-{tokenize(opd.key, t, modes, i, T.name)}"
+        # The coefficient (and the cast to the result dtype) in the first pass.
+        T = da.map_blocks(_modes_task, opd, T, t, modes, i == 0, chunks=chunks,
+                          meta=np.empty((0,) * k, dtype=dtype), name=name)
+        for a in modes:
+            dims[a] = shapes[a][0]
     # Back to contiguous ranges of the vector (a no-op when the blocks already are).
-    return T.rechunk(_chunks(dims, _contiguous_sizes(dims, target))).reshape(-1)
+    return T.rechunk(_chunks(dims, final)).reshape(-1)
 
 
 def _chunks(dims, sizes):

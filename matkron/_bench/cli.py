@@ -21,6 +21,7 @@ SUITES = {
     "power": "matkron._bench.power",
     "multi": "matkron._bench.multi",
     "structured": "matkron._bench.structured",
+    "dask": "matkron._bench.cluster",
 }
 DEFAULT_SUITE = "kron"
 
