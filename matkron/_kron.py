@@ -384,6 +384,11 @@ def _checked_kron_matvec(factors, x, *, out=None):
     transposing 8×8 blocks in registers. Results agree with the BLAS path to rounding
     (the sums are taken in another order).
 
+    A ``dask.array`` x gives a lazy ``dask.array`` (``out`` must be None): a 2-D x by blocks
+    of whole columns, a 1-D x by pencils, the factors applied along the modes that lie
+    whole in a chunk and the others after an all-to-all rechunk; no task holds more than
+    about one chunk. See the README, "Beyond one machine".
+
     Operands are read through their strides: `x` in place when it is a contiguous vector,
     C-contiguous, or Fortran-ordered with any column stride; any other `x` (negative or
     non-unit strides, padded rows) is copied once into the workspace. Factors are copied

@@ -366,7 +366,7 @@ def client():
               "16MiB"}
     with dask.config.set(config):
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                               host="127.0.0.1", dashboard_address=None,
+                               host="127.0.0.1", dashboard_address=":0",
                                memory_limit=MEMORY_LIMIT, silence_logs=logging.ERROR)
         client = Client(cluster)
         try:

@@ -96,7 +96,7 @@ def _cluster(memory_limit):
 
     with dask.config.set(DASK_CONFIG):
         cluster = LocalCluster(n_workers=WORKERS, threads_per_worker=1, processes=True,
-                               host="127.0.0.1", dashboard_address=None,
+                               host="127.0.0.1", dashboard_address=":0",
                                memory_limit=memory_limit, silence_logs=logging.ERROR)
     return cluster, Client(cluster)
 
