@@ -411,8 +411,9 @@ def test_vector_sharded_across_workers(client):
     """A 64 MiB x on workers limited to 512 MiB: the mode-sharded product completes with
     every worker under its limit and none restarted, and each worker holds a share.
 
-    (An x larger than one worker's limit is out of reach of Dask's own rechunk here, with
-    or without matkron: see the README.) K = P ⊗ Q ⊗ R with P a signed permutation
+    (At test sizes, with a worker's own ~100 MiB, an x larger than one worker's limit is
+    out of reach of Dask's own rechunk, with or without matkron; ``python -m matkron bench
+    dask`` runs x of 3 GiB on workers of 2 GiB. See the README.) K = P ⊗ Q ⊗ R with P a signed permutation
     (sparse) and Q, R orthogonal, so ‖K x‖ = ‖x‖; and uᵀ K x = (Kᵀ u)ᵀ x for
     u = u₁ ⊗ u₂ ⊗ u₃, through Dask's einsum on x as a tensor."""
     g = np.random.default_rng(5)

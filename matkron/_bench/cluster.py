@@ -11,7 +11,9 @@ Three parts (float64):
 - one vector larger than a worker: x of q³ entries for K = A ⊗ B ⊗ C (three q×q
   factors), generated lazily on the workers (``dask.array.random``) and reduced to
   ‖K x‖ (nothing gathered), on 2 workers with a memory limit each; its time per byte
-  against the in-memory ``K @ x`` of a size that fits, in this process;
+  against the in-memory ``K @ x`` of a size that fits (q_mem³), in this process, also
+  per multiply-add (a q-point factor costs q per entry, so bytes alone flatter the
+  smaller product);
 - on paper, how both scale to 16 and 128 workers: tasks of the graph and bytes moved per
   rechunk (an all-to-all moves (1 − 1/W) of the vector between W workers).
 
@@ -48,7 +50,7 @@ DASK_CONFIG = {"distributed.p2p.comm.buffer": "64MiB", "distributed.p2p.storage.
 
 # Targets.
 SPEEDUP_TARGET = 1.7
-PER_BYTE_TARGET = 2.0
+VECTOR_TARGET = 2.0
 
 COLUMNS = [
     Column("case", "case", "text"),
@@ -63,10 +65,11 @@ COLUMNS = [
 
 LEGEND = [
     "in memory    K @ X (or K @ x) on NumPy arrays in this process, one BLAS thread; for "
-    "the vector, the time per byte of a q_mem^3 product scaled to the vector's bytes",
+    "the vector, the time per multiply-add of a q_mem^3 product scaled to the vector's",
     f"dask         the same through Dask: LocalCluster of {WORKERS} processes x 1 thread "
     "unless the case says sync",
-    "mem/dask     in-memory time / Dask time (per byte for the large vector): > 1 is faster",
+    "mem/dask     in-memory time / Dask time (per multiply-add for the vector): > 1 is "
+    "faster",
 ]
 
 
@@ -173,9 +176,12 @@ def _vector_row(config, progress, client):
     restarted = client.run(os.getpid) != pids
     peaks = [usage.ru_maxrss * 1024  # kB on Linux
              for usage in client.run(resource.getrusage, resource.RUSAGE_SELF).values()]
+    # Multiply-adds of K @ x for three q-point factors: q³ · 3q.
+    scale = (3 * q**4) / (3 * qm**4)
+    per_flop = None if dask_s is None else numpy_s * scale / dask_s
     per_byte = None if dask_s is None else (numpy_s / xs.nbytes) / (dask_s / (8 * q**3))
     row = dict(case=f"‖K x‖, {WORKERS} workers", N=q**3, m=1, chunk=chunk, bytes=8 * q**3,
-               numpy_s=numpy_s * 8 * q**3 / xs.nbytes, dask_s=dask_s, ratio=per_byte)
+               numpy_s=numpy_s * scale, dask_s=dask_s, ratio=per_flop, per_byte=per_byte)
     return row, status, restarted, peaks, limit, graph, (q, chunk)
 
 
@@ -253,10 +259,11 @@ def run(config):
         Check(row["dask_s"] is not None and not restarted and max(peaks) < limit,
               f"vector ({larger} than a worker): completes, no worker restarted, every "
               "worker under its limit", f"{status}; peak {format_bytes(max(peaks))}"),
-        Check(row["ratio"] is not None and row["ratio"] >= 1 / PER_BYTE_TARGET,
-              f"vector: time per byte within {PER_BYTE_TARGET:g}x of the in-memory product",
-              "not measured" if row["ratio"] is None else
-              f"{1 / row['ratio']:.2f}x the in-memory time per byte"),
+        Check(row["ratio"] is not None and row["ratio"] >= 1 / VECTOR_TARGET,
+              f"vector: time per multiply-add within {VECTOR_TARGET:g}x of the in-memory "
+              "product", "not measured" if row["ratio"] is None else
+              f"{1 / row['ratio']:.2f}x the in-memory time per multiply-add "
+              f"({1 / row['per_byte']:.2f}x per byte)"),
     ]
     return Outcome(COLUMNS, rows, notes, checks)
 
