@@ -33,18 +33,19 @@ __all__ = ["columns", "is_dask_array", "kron_matvec", "product", "solve"]
 
 
 def is_dask_array(x):
-    """Whether `x` is a Dask collection (its type is defined in a ``dask.`` module).
+    """Whether `x` is a Dask array (its type is defined in a ``dask.array`` module).
 
     Cheap, and imports nothing: used on every product whose operand is not an ndarray.
+    Other Dask collections (data frames) go the way of any other operand.
     """
-    return type(x).__module__.startswith("dask.")
+    return type(x).__module__.startswith("dask.array.")
 
 
 # -- BLAS threads ---------------------------------------------------------------------------
 #
-# BLAS threads cannot be pinned from inside a task: OpenBLAS (0.3.30, pthreads) ignores
-# openblas_set_num_threads from any thread but the one that loaded it, and Dask runs tasks
-# on pool threads. They are pinned where the processes start instead: ``distributed``'s
+# BLAS threads cannot be pinned from inside a task: OpenBLAS (0.3.30, pthreads, as
+# measured) ignores openblas_set_num_threads called from a thread other than the main
+# one, and Dask runs tasks on pool threads. They are pinned where the processes start instead: ``distributed``'s
 # nanny starts each worker with OPENBLAS_NUM_THREADS = OMP_NUM_THREADS = MKL_NUM_THREADS = 1
 # (its ``distributed.nanny.pre-spawn-environ`` setting), so n_workers × threads_per_worker
 # ≤ cores keeps BLAS within the cores; with the threaded scheduler in one process, compute

@@ -26,6 +26,7 @@ from distributed import Client, LocalCluster
 from scipy.sparse.linalg import aslinearoperator
 
 import matkron
+import matkron._dask
 
 from .conftest import RTOL
 
@@ -437,3 +438,10 @@ def test_vector_sharded_across_workers(client):
     assert client.run(os.getpid) == pids  # no worker was restarted
     peaks = client.run(resource.getrusage, resource.RUSAGE_SELF).values()
     assert all(usage.ru_maxrss * 1024 < MEMORY_LIMIT for usage in peaks)  # kB on Linux
+
+
+def test_other_dask_collections_are_not_dask_arrays():
+    # Only dask.array.Array takes the lazy path; the check imports nothing.
+    assert matkron._dask.is_dask_array(da.ones(3))
+    assert not matkron._dask.is_dask_array(dask.delayed(np.ones)(3))
+    assert not matkron._dask.is_dask_array(np.ones(3))
