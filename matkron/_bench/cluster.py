@@ -65,7 +65,8 @@ COLUMNS = [
 
 LEGEND = [
     "in memory    K @ X (or K @ x) on NumPy arrays in this process, one BLAS thread; for "
-    "the vector, the time per multiply-add of a q_mem^3 product scaled to the vector's",
+    "the vector, the time per multiply-add of a q_mem^3 product times the vector's "
+    "multiply-adds",
     f"dask         the same through Dask: LocalCluster of {WORKERS} processes x 1 thread "
     "unless the case says sync",
     "mem/dask     in-memory time / Dask time (per multiply-add for the vector): > 1 is "
