@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from . import _kron_cy
+from . import _dask, _kron_cy
 from ._factors import as_factor, factors_dtype, identity
 from ._structured import structured_product
 from ._validation import (
@@ -389,6 +389,11 @@ def _checked_kron_matvec(factors, x, *, out=None):
     transposing 8×8 blocks in registers. Results agree with the BLAS path to rounding
     (the sums are taken in another order).
 
+    A ``dask.array`` x gives a lazy ``dask.array`` (``out`` must be None): a 2-D x by blocks
+    of whole columns, a 1-D x by pencils, the factors applied along the modes that lie
+    whole in a chunk and the others after an all-to-all rechunk; no task holds more than
+    about one chunk. See the README, "Beyond one machine".
+
     Operands are read through their strides: `x` in place when it is a contiguous vector,
     C-contiguous, or Fortran-ordered with any column stride; any other `x` (negative or
     non-unit strides, padded rows) is copied once into the workspace. Factors are copied
@@ -408,6 +413,8 @@ def _checked_kron_matvec(factors, x, *, out=None):
     >>> np.kron(A, B) @ x
     array([ 7.,  4., 15.,  8.])
     """
+    if _dask.is_dask_array(x):
+        return _dask.kron_matvec(factors, x, out)
     factors, coeff = as_factors(factors)
     x = as_array(x, "x")
     dtype = result_dtype(*(f.dtype for f in factors if f.dtype is not None), coeff, x.dtype)

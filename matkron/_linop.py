@@ -1,7 +1,12 @@
 """The LinearOperator base of matkron's operators: products straight to the kernels."""
 
+import functools
+
 import numpy as np
 from scipy.sparse.linalg import LinearOperator
+
+from . import _dask
+from ._dask import is_dask_array
 
 __all__ = ["ProductOperator"]
 
@@ -13,6 +18,12 @@ class ProductOperator(LinearOperator):
     call; for a 1-D or 2-D ndarray these call the subclass's ``_product(x)``, which checks
     `x` itself, and leave everything else (matrices, other operators, scalars) to SciPy.
     Subclasses define ``_product`` and ``_adjoint``.
+
+    A Dask array operand (``matvec``, ``matmat``, ``dot``, ``@``, ``rmatvec``, ``rmatmat``,
+    and ``solve`` of the subclasses that define one) gives a lazy Dask array, built by
+    :mod:`matkron._dask`: recognized by the module of its type after the ndarray check,
+    so NumPy operands pay nothing and Dask is never imported for them. A subclass's
+    ``solve`` is wrapped for this when the class is made (:meth:`__init_subclass__`).
 
     Pickling and copying leave out the caches named in ``_transient`` (name → a callable
     making the empty value): they are rebuilt on use, from arrays that pickle may return
@@ -27,6 +38,11 @@ class ProductOperator(LinearOperator):
             if name in state:
                 state[name] = empty()
         return state
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "solve" in cls.__dict__:
+            cls.solve = _dask_aware_solve(cls.__dict__["solve"])
 
     def _matvec(self, x):
         return self._product(np.asarray(x).reshape(-1))
@@ -43,19 +59,64 @@ class ProductOperator(LinearOperator):
     def matvec(self, x):
         if type(x) is np.ndarray and x.ndim == 1:
             return self._product(x)
+        if is_dask_array(x):
+            return self._dask_product(x, "matvec")
         return super().matvec(x)
 
     def matmat(self, X):
         if type(X) is np.ndarray and X.ndim == 2:
             return self._product(X)
+        if is_dask_array(X):
+            return self._dask_product(X, "matmat")
         return super().matmat(X)
 
     def dot(self, x):
         if type(x) is np.ndarray and x.ndim in (1, 2):
             return self._product(x)
+        if is_dask_array(x):
+            return self._dask_product(x, "dot")
         return super().dot(x)
 
     def __matmul__(self, other):
         if type(other) is np.ndarray and other.ndim in (1, 2):
             return self._product(other)
+        if is_dask_array(other):
+            return self._dask_product(other, "@")
         return super().__matmul__(other)
+
+    def rmatvec(self, x):
+        if is_dask_array(x):
+            return self._adjoint()._dask_product(x, "rmatvec")
+        return super().rmatvec(x)
+
+    def rmatmat(self, X):
+        if is_dask_array(X):
+            return self._adjoint()._dask_product(X, "rmatmat")
+        return super().rmatmat(X)
+
+    def _dask_product(self, x, how):
+        """self @ x for a Dask array x, as a lazy Dask array (see :mod:`matkron._dask`);
+        `how` is the method called, whose shape rules apply."""
+        if how in ("matvec", "rmatvec") and x.ndim == 2 and x.shape[1] == 1:
+            return _dask.columns(self, x, label=how)  # SciPy's (N, 1) vector
+        if how in ("matvec", "rmatvec") and x.ndim != 1:
+            raise ValueError(
+                f"x has shape {x.shape}; {how} expects ({self.shape[1]},) or "
+                f"({self.shape[1]}, 1)"
+            )
+        if how in ("matmat", "rmatmat") and x.ndim != 2:
+            raise ValueError(f"X has shape {x.shape}; {how} expects a 2-D array")
+        return _dask.product(self, x, "X" if how in ("matmat", "rmatmat") else "x")
+
+
+def _dask_aware_solve(solve):
+    """`solve` with a Dask array b sent to :func:`matkron._dask.solve` (lazy, by column
+    blocks); the docstring and module are the method's own (its doctests still run)."""
+
+    @functools.wraps(solve)
+    def wrapper(self, b, *args, **kwargs):
+        if is_dask_array(b) and not args and not kwargs:
+            return _dask.solve(self, b)
+        return solve(self, b, *args, **kwargs)
+
+    return wrapper

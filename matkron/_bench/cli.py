@@ -22,6 +22,7 @@ SUITES = {
     "multi": "matkron._bench.multi",
     "structured": "matkron._bench.structured",
     "spectral": "matkron._bench.spectral",
+    "dask": "matkron._bench.cluster",
 }
 DEFAULT_SUITE = "kron"
 
