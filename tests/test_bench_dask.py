@@ -26,10 +26,11 @@ def test_registered():
 
 def test_command_line(tiny, tmp_path, capsys):
     csv_path = tmp_path / "dask.csv"
-    status = cli.main(["bench", "dask", "--quick", "--repeat", "1", "--csv", str(csv_path)])
+    status = cli.main(["bench", "dask", "--quick", "--check", "--repeat", "1", "--csv",
+                       str(csv_path)])
     assert status == 0
     out = capsys.readouterr().out
-    assert "dask suite" in out and "targets:" in out and "on paper" in out
+    assert "dask suite" in out and "targets (" in out and "on paper" in out
     assert "W=16" in out and "W=128" in out
     assert out.count("PASS  ") + out.count("MISS  ") == 3
     assert "vector       x smaller (--quick) than a worker's limit; completed" in out
