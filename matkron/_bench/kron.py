@@ -21,8 +21,9 @@ from scipy.sparse.linalg import LinearOperator
 import matkron
 from matkron import _workspace
 
-from .report import Progress, format_bytes, format_value
-from .suite import Check, Column, Outcome, PlotSpec, Suite
+from .report import Progress, format_bytes
+from .rows import add_ratios, check, new_row
+from .suite import Column, Outcome, PlotSpec, Suite
 from .timing import measure, traced_peak
 
 __all__ = ["SUITE", "Case", "dense_bytes", "factors"]
@@ -65,23 +66,15 @@ COLUMNS = [
     Column("naive_build_s", "np.kron", "time"),
     Column("naive_matvec_s", "dense @ x", "time"),
     Column("gemm_floor_s", "GEMM floor", "time"),
-    Column("kron_matvec/floor", "kv/floor", "ratio"),
-    Column("kron_operator/floor", "K/floor", "ratio"),
-    Column("vec_trick/kron_matvec", "vec/kv", "ratio"),
-    Column("linear_operator/kron_operator", "LinOp/K", "ratio"),
-    Column("naive_matvec/kron_matvec", "dense/kv", "ratio"),
+    Column("kron_matvec/floor", "kv/floor", "ratio", ("kron_matvec_s", "gemm_floor_s")),
+    Column("kron_operator/floor", "K/floor", "ratio", ("kron_operator_s", "gemm_floor_s")),
+    Column("vec_trick/kron_matvec", "vec/kv", "ratio", ("vec_trick_s", "kron_matvec_s")),
+    Column("linear_operator/kron_operator", "LinOp/K", "ratio",
+           ("linear_operator_s", "kron_operator_s")),
+    Column("naive_matvec/kron_matvec", "dense/kv", "ratio", ("naive_matvec_s", "kron_matvec_s")),
     Column("naive_peak_bytes", "mem dense", "bytes"),
     Column("kron_matvec_peak_bytes", "mem kv", "bytes"),
 ]
-
-# Ratio column: (numerator time column, denominator time column).
-RATIOS = {
-    "kron_matvec/floor": ("kron_matvec_s", "gemm_floor_s"),
-    "kron_operator/floor": ("kron_operator_s", "gemm_floor_s"),
-    "vec_trick/kron_matvec": ("vec_trick_s", "kron_matvec_s"),
-    "linear_operator/kron_operator": ("linear_operator_s", "kron_operator_s"),
-    "naive_matvec/kron_matvec": ("naive_matvec_s", "kron_matvec_s"),
-}
 
 LEGEND = [
     "kron_matvec  matkron.kron_matvec([A, B], x)",
@@ -272,22 +265,18 @@ def _measure_case(case, config, build_time, build_peak):
     if case.dense is not None:
         product_peak, _ = traced_peak(functools.partial(np.matmul, case.dense, case.x))
         naive_peak = max(build_peak, case.dense.nbytes + product_peak)
-    row = {
-        "n": case.n,
-        "m": case.m,
-        "x": case.layout,
-        "case": LAYOUT_NAMES[case.layout],
-        **{f"{name}_s": times.get(name) for name in (
-            "kron_matvec", "kron_operator", "vec_trick", "linear_operator", "naive_matvec",
-            "gemm_floor",
-        )},
-        "naive_build_s": build_time,
-        "naive_peak_bytes": naive_peak,
-        "kron_matvec_peak_bytes": kron_peak,
-    }
-    for key, (num, den) in RATIOS.items():
-        row[key] = None if row[num] is None else row[num] / row[den]
-    return row
+    row = new_row(
+        COLUMNS,
+        n=case.n,
+        m=case.m,
+        x=case.layout,
+        case=LAYOUT_NAMES[case.layout],
+        **{f"{name}_s": times.get(name) for name in case.statements},
+        naive_build_s=build_time,
+        naive_peak_bytes=naive_peak,
+        kron_matvec_peak_bytes=kron_peak,
+    )
+    return add_ratios(row, COLUMNS)
 
 
 def _cell(row):
@@ -295,22 +284,7 @@ def _cell(row):
 
 
 def _check(rows, key, target, compare, bound):
-    """Check ``compare(row[key], bound)`` over the rows where `key` was measured."""
-    measured = [row for row in rows if row[key] is not None]
-    unmeasured = sorted({row["n"] for row in rows if row[key] is None})
-    misses = [row for row in measured if not compare(row[key], bound)]
-    pick_worst = max if compare is operator.le else min
-    parts = []
-    if measured:
-        worst = pick_worst(measured, key=lambda row: row[key])
-        parts.append(f"worst {format_value(worst[key], 'ratio')} at {_cell(worst)}")
-    if misses:
-        parts.append("missed at " + ", ".join(
-            f"{_cell(row)} ({format_value(row[key], 'ratio')})" for row in misses
-        ))
-    if unmeasured:
-        parts.append(f"not run for n = {', '.join(map(str, unmeasured))}")
-    return Check(bool(measured) and not misses, target, "; ".join(parts))
+    return check(rows, key, target, compare, bound, _cell)
 
 
 def _checks(rows):

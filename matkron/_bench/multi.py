@@ -36,8 +36,9 @@ from scipy.linalg.blas import dgemm
 import matkron
 from matkron import _kron_cy
 
-from .report import Progress, format_time, format_value
-from .suite import Check, Column, Outcome, PlotSpec, Suite
+from .report import Progress, format_time
+from .rows import add_ratios, check, new_row
+from .suite import Column, Outcome, PlotSpec, Suite
 from .timing import measure
 
 __all__ = ["CASES", "SUITE", "Case", "factors", "load_peers", "operand", "reference"]
@@ -125,8 +126,8 @@ def load_peers():
     -----
     Peers load only when a run or a benchmark needs them: pyfastkron imports torch,
     pykronecker JAX, and they set process-wide state (XLA_FLAGS, JAX's 64-bit floats).
-    The OpenMP pools they load are not pinned by ``python -m matkron bench``; :func:`run`
-    limits them to the BLAS thread count.
+    ``python -m matkron bench`` calls the plan, which loads them, before it limits the
+    thread pools (:func:`~.pinning.pinned`): their OpenMP pools get the BLAS thread count.
     """
     peers, errors = {}, {}
     for name, load in (
@@ -572,26 +573,18 @@ COLUMNS = [
     Column("pyfastkron_s", "pyfastkron", "time"),
     Column("pykronecker_s", "pykronecker", "time"),
     Column("pylops_s", "pylops", "time"),
-    Column("kron_matvec/floor", "kv/floor", "ratio"),
-    Column("kron_matvec_out/floor", "out/floor", "ratio"),
-    Column("kron_matvec_out/dgemm_floor", "out/dgemm", "ratio"),
-    Column("kron_matvec_out/kron_matvec_dgemm", "own/dgemm", "ratio"),
-    Column("shuffle/kron_matvec", "np/kv", "ratio"),
-    Column("pyfastkron/kron_matvec", "fk/kv", "ratio"),
-    Column("pykronecker/kron_matvec", "pyk/kv", "ratio"),
-    Column("pylops/kron_matvec", "pylops/kv", "ratio"),
+    Column("kron_matvec/floor", "kv/floor", "ratio", ("kron_matvec_s", "gemm_floor_s")),
+    Column("kron_matvec_out/floor", "out/floor", "ratio", ("kron_matvec_out_s", "gemm_floor_s")),
+    Column("kron_matvec_out/dgemm_floor", "out/dgemm", "ratio",
+           ("kron_matvec_out_s", "dgemm_floor_s")),
+    Column("kron_matvec_out/kron_matvec_dgemm", "own/dgemm", "ratio",
+           ("kron_matvec_out_s", "kron_matvec_dgemm_s")),
+    Column("shuffle/kron_matvec", "np/kv", "ratio", ("shuffle_s", "kron_matvec_s")),
+    Column("pyfastkron/kron_matvec", "fk/kv", "ratio", ("pyfastkron_s", "kron_matvec_s")),
+    Column("pykronecker/kron_matvec", "pyk/kv", "ratio", ("pykronecker_s", "kron_matvec_s")),
+    Column("pylops/kron_matvec", "pylops/kv", "ratio", ("pylops_s", "kron_matvec_s")),
     Column("kron_matvec_gflops", "kv GF/s", "ratio"),
 ]
-
-# Ratio column: (numerator time column, denominator time column).
-RATIOS = {
-    "kron_matvec/floor": ("kron_matvec_s", "gemm_floor_s"),
-    "kron_matvec_out/floor": ("kron_matvec_out_s", "gemm_floor_s"),
-    "kron_matvec_out/dgemm_floor": ("kron_matvec_out_s", "dgemm_floor_s"),
-    "kron_matvec_out/kron_matvec_dgemm": ("kron_matvec_out_s", "kron_matvec_dgemm_s"),
-    "shuffle/kron_matvec": ("shuffle_s", "kron_matvec_s"),
-    **{f"{peer}/kron_matvec": (f"{peer}_s", "kron_matvec_s") for peer in PEER_NAMES},
-}
 
 LEGEND = [
     "factors      the factor shapes: n^k is k random n×n factors; a×b,… rectangular ones",
@@ -677,52 +670,24 @@ def _measure_case(case, config, per_column):
     times = measure(fast, case.namespace, config.repeat, config.min_time)
     times.update({peer: t for peer, (t, _) in apart.items()})
     form = min(SHUFFLES, key=lambda f: times[f"shuffle_{f}"])
-    row = {
-        "case": case.name,
-        "n": round(math.prod(p * q for p, q in case.shapes) ** (1 / (2 * len(case.shapes)))),
-        "k": len(case.shapes),
-        "m": case.m,
-        "x": case.layout,
-        "panel": LAYOUT_NAMES[case.layout],
-        "kron_matvec_s": times["kron_matvec"],
-        "kron_matvec_out_s": times["kron_matvec_out"],
-        "kron_matvec_dgemm_s": times["kron_matvec_dgemm"],
-        "kron_operator_s": times["kron_operator"],
-        "gemm_floor_s": times["gemm_floor"],
-        "dgemm_floor_s": times["dgemm_floor"],
-        "shuffle_s": times[f"shuffle_{form}"],
-        "shuffle_form": form,
-        **{f"shuffle_{f}_s": times[f"shuffle_{f}"] for f in SHUFFLES},
-        **{f"{peer}_s": times.get(peer) for peer in PEER_NAMES},
-        "kron_matvec_gflops": 2 * case.flops / times["kron_matvec"] / 1e9,
-    }
-    for key, (num, den) in RATIOS.items():
-        row[key] = None if row[num] is None else row[num] / row[den]
-    return row, {peer: samples for peer, (_, samples) in apart.items()}
+    row = new_row(
+        COLUMNS,
+        case=case.name,
+        n=round(math.prod(p * q for p, q in case.shapes) ** (1 / (2 * len(case.shapes)))),
+        k=len(case.shapes),
+        m=case.m,
+        x=case.layout,
+        panel=LAYOUT_NAMES[case.layout],
+        **{f"{name}_s": seconds for name, seconds in times.items()},
+        shuffle_s=times[f"shuffle_{form}"],
+        shuffle_form=form,
+        kron_matvec_gflops=2 * case.flops / times["kron_matvec"] / 1e9,
+    )
+    return add_ratios(row, COLUMNS), {peer: samples for peer, (_, samples) in apart.items()}
 
 
 def _cell(row):
     return f"{row['case']}" + ("" if row["m"] == 1 else f" (x {row['x']})")
-
-
-def _check(rows, key, target, compare, bound, unmeasured_note=""):
-    """Check ``compare(row[key], bound)`` over the rows where `key` was measured."""
-    measured = [row for row in rows if row[key] is not None]
-    unmeasured = [_cell(row) for row in rows if row[key] is None]
-    misses = [row for row in measured if not compare(row[key], bound)]
-    pick_worst = max if compare is operator.le else min
-    parts = []
-    if measured:
-        worst = pick_worst(measured, key=lambda row: row[key])
-        parts.append(f"worst {format_value(worst[key], 'ratio')} at {_cell(worst)}")
-    if misses:
-        parts.append(
-            "missed at "
-            + ", ".join(f"{_cell(row)} ({format_value(row[key], 'ratio')})" for row in misses)
-        )
-    if unmeasured:
-        parts.append(f"not run at {', '.join(unmeasured)}{unmeasured_note}")
-    return Check(bool(measured) and not misses, target, "; ".join(parts))
 
 
 def _checks(rows):
@@ -731,46 +696,29 @@ def _checks(rows):
     for layout in ("C", "F", "1-D"):
         bound = FLOOR_BOUND[layout]
         checks.append(
-            _check(
+            check(
                 [row for row in rows if row["x"] == layout],
                 "kron_matvec/floor",
                 f"every shape, {LAYOUT_NAMES[layout]}: kron_matvec / GEMM floor <= {bound:g}",
                 operator.le,
                 bound,
+                _cell,
             )
         )
     for peer in PEER_NAMES:
         if load_peers()[0][peer] is None:
             continue
-        note = " (square factors only)" if peer == "pykronecker" else ""
         checks.append(
-            _check(
+            check(
                 rows,
                 f"{peer}/kron_matvec",
                 f"every shape and x: kron_matvec faster than {peer}",
                 operator.gt,
                 1.0,
-                note,
+                _cell,
             )
         )
     return checks
-
-
-def _blas_threads():
-    """The largest thread count of the BLAS libraries loaded (as pinned by the caller)."""
-    import threadpoolctl
-
-    info = threadpoolctl.threadpool_info()
-    return max((lib["num_threads"] for lib in info if lib["user_api"] == "blas"), default=1)
-
-
-def _pin_to_one_cpu():
-    """Pin the process to one CPU (XLA's threads too); the previous CPU set, or None."""
-    if not hasattr(os, "sched_getaffinity"):
-        return None
-    previous = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {min(previous)})
-    return previous
 
 
 def _cases(config):
@@ -809,40 +757,24 @@ def plan(config):
 
 def run(config):
     """Run the multi suite with `config` (see :class:`~.suite.Config`); its outcome."""
-    from threadpoolctl import threadpool_limits
-
     found, errors = load_peers()
     cells = _cases(config)
     rows, apart, skipped = [], [], {}
     per_column = {}
-    threads = _blas_threads()
-    previous = _pin_to_one_cpu() if threads == 1 else None
-    try:
-        with (
-            threadpool_limits(limits=threads, user_api="openmp"),
-            Progress(len(cells)) as progress,
-        ):
-            for name, layout in cells:
-                progress.step(f"{name}: {LAYOUT_NAMES[layout]}")
-                case = Case(name, layout)
-                row, samples = _measure_case(case, config, per_column.get(name, {}))
-                if layout == "1-D":
-                    per_column[name] = {peer: row[f"{peer}_s"] for peer in PEER_NAMES}
-                rows.append(row)
-                for peer, reason in case.skipped.items():
-                    where = name if reason == SQUARE_ONLY else _cell(row)
-                    skipped.setdefault((peer, reason), []).append(where)
-                apart.extend(
-                    f"{peer} at {_cell(row)} ({count})" for peer, count in samples.items()
-                )
-                del case
-    finally:
-        if previous is not None:
-            os.sched_setaffinity(0, previous)
+    with Progress(len(cells)) as progress:
+        for name, layout in cells:
+            progress.step(f"{name}: {LAYOUT_NAMES[layout]}")
+            case = Case(name, layout)
+            row, samples = _measure_case(case, config, per_column.get(name, {}))
+            if layout == "1-D":
+                per_column[name] = {peer: row[f"{peer}_s"] for peer in PEER_NAMES}
+            rows.append(row)
+            for peer, reason in case.skipped.items():
+                where = name if reason == SQUARE_ONLY else _cell(row)
+                skipped.setdefault((peer, reason), []).append(where)
+            apart.extend(f"{peer} at {_cell(row)} ({count})" for peer, count in samples.items())
+            del case
     notes = list(LEGEND)
-    notes.append(f"threads      OpenMP pools (FastKron's) limited to {threads}, as BLAS")
-    if previous is not None:
-        notes.append(f"pinning      the run used CPU {min(previous)} only")
     for peer in PEER_NAMES:
         if found[peer] is None:
             notes.append(f"skipped      {peer}: {errors[peer]}")
@@ -881,4 +813,5 @@ SUITE = Suite(
     "(pyfastkron, pykronecker, pylops)",
     plan=plan,
     run=run,
+    one_cpu=True,
 )

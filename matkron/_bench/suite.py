@@ -45,11 +45,16 @@ class Column:
         The table header.
     kind : {"int", "text", "time", "ratio", "bytes"}
         How values print: integers, text, seconds, dimensionless ratios or byte counts.
+    ratio_of : tuple of (str, str), optional
+        For a ratio of two time columns: their keys, numerator first;
+        :func:`~.rows.add_ratios` fills it in. Empty for any other column (a ratio the
+        suite computes itself, such as a rate).
     """
 
     key: str
     header: str
     kind: str
+    ratio_of: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -136,9 +141,14 @@ class Suite:
         ``plan(config) -> list of str``: what a run with `config` measures, printed first.
     run : callable
         ``run(config) -> Outcome``: runs the suite, showing progress on stderr.
+    one_cpu : bool, optional
+        Pin the process to one CPU while the suite runs with one BLAS thread (see
+        :func:`~.pinning.pinned`), for peers whose own thread pools threadpoolctl does not
+        limit (XLA's).
     """
 
     name: str
     summary: str
     plan: Callable
     run: Callable
+    one_cpu: bool = False
