@@ -26,7 +26,7 @@ from .rows import add_ratios, check, new_row
 from .suite import Column, Outcome, PlotSpec, Suite
 from .timing import measure, traced_peak
 
-__all__ = ["SUITE", "Case", "dense_bytes", "factors"]
+__all__ = ["SUITE", "Case", "dense_bytes", "factors", "vec_trick"]
 
 SIZES = (4, 8, 16, 32, 64, 128, 256, 512)
 QUICK_SIZES = (4, 8, 16, 32, 64, 128, 256)
@@ -51,9 +51,29 @@ VEC_TRICK = {
     ),
 }
 
-# The GEMM floor: X is x as (n, n·m) and T2 is T as (n·m, n), both views in the memory order
-# of x, so the two GEMMs have the method's shapes; for m = 1 they compute vec(B C Aᵀ) in Y.
-FLOOR = "matmul(B, X, out=T); matmul(T2, At, out=Y)"
+
+def vec_trick(A, B, m, layout):
+    """The NumPy vec trick of `layout` for factors A, B and m columns, as a function of x.
+
+    The function computes the expression :data:`VEC_TRICK` shows for the layout.
+
+    Examples
+    --------
+    >>> A, B = factors(3)
+    >>> x = np.arange(9.0)
+    >>> bool(np.allclose(vec_trick(A, B, 1, "1-D")(x), np.kron(A, B) @ x))
+    True
+    """
+    n = A.shape[0]
+    if layout == "1-D":
+        return lambda x: (B @ x.reshape(n, n, order="F") @ A.T).ravel(order="F")
+    if layout == "C":
+        return lambda x: (A @ (B @ x.reshape(n, n, m)).reshape(n, n * m)).reshape(n * n, m)
+    return lambda x: (
+        (A @ (B @ x.reshape(n, n * m, order="F")).reshape(n, n, m, order="F")
+         .transpose(2, 1, 0)).reshape(m, n * n).T
+    )
+
 
 COLUMNS = [
     Column("n", "n", "int"),
@@ -138,11 +158,10 @@ class Case:
     op : scipy.sparse.linalg.LinearOperator
         The vec trick wrapped as an operator: matvec for vectors, matmat for x.
     vec_trick : callable
-        ``vec_trick(x)``: the NumPy vec trick expression of `layout` (:data:`VEC_TRICK`).
-    statements : dict of str to str
-        The :mod:`timeit` statement of each method, by name.
-    namespace : dict
-        The names the statements use: A, B, x, K, op, dense, the floor buffers.
+        ``vec_trick(x)``: the NumPy vec trick expression of `layout` (:func:`vec_trick`).
+    statements : dict of str to callable
+        Each method as a call without arguments returning its result, by name (the
+        floor's result is its output buffer Y).
     A, B, dense, layout
         As given.
 
@@ -164,44 +183,43 @@ class Case:
         self.n, self.m, self.layout = n, m, layout
         self.A, self.B, self.x, self.dense = A, B, x, dense
         self.K = matkron.kron(A, B)
-        names = {"A": A, "B": B, "n": n, "m": m}
-        self.vec_trick = eval(f"lambda x: {VEC_TRICK[layout]}", names)
+        self.vec_trick = vec_trick(A, B, m, layout)
         self.op = LinearOperator(
             (n * n, n * n),
-            matvec=eval(f"lambda x: {VEC_TRICK['1-D']}", names),
+            matvec=vec_trick(A, B, 1, "1-D"),
             matmat=self.vec_trick if m > 1 else None,
             dtype=np.float64,
         )
-        T = np.empty((n, n * m), order=order)
-        self.namespace = {
-            "kron_matvec": matkron.kron_matvec,
-            "matmul": np.matmul,
-            **names,
-            "At": A.T,
-            "x": x,
-            "K": self.K,
-            "op": self.op,
-            "dense": dense,
-            "X": x.reshape(n, n * m, order=order),
-            "T": T,
-            "T2": T.reshape(n * m, n, order=order),
-            "Y": np.empty((n * m, n), order=order),
-        }
         self.statements = {
-            "kron_matvec": "kron_matvec([A, B], x)",
-            "kron_operator": "K @ x",
-            "vec_trick": VEC_TRICK[layout],
-            "linear_operator": "op @ x",
-            "gemm_floor": FLOOR,
+            "kron_matvec": functools.partial(matkron.kron_matvec, [A, B], x),
+            "kron_operator": functools.partial(operator.matmul, self.K, x),
+            "vec_trick": functools.partial(self.vec_trick, x),
+            "linear_operator": functools.partial(operator.matmul, self.op, x),
+            "gemm_floor": self._floor(),
         }
         if dense is not None:
-            self.statements["naive_matvec"] = "dense @ x"
-        self._floor = compile(FLOOR, "<GEMM floor>", "exec")
+            self.statements["naive_matvec"] = functools.partial(np.matmul, dense, x)
 
-    def floor(self):
-        """Run the GEMM floor once (:data:`FLOOR`); return its output buffer Y."""
-        exec(self._floor, self.namespace)  # noqa: S102 (the timed statement itself)
-        return self.namespace["Y"]
+    def _floor(self):
+        """The GEMM floor: ``np.matmul(B, X, out=T); np.matmul(T2, A.T, out=Y)``, returning Y.
+
+        X is x as (n, n·m) and T2 is T as (n·m, n), both views in the memory order of x,
+        so the two GEMMs have the method's shapes; for m = 1 they compute vec(B C Aᵀ) in Y.
+        """
+        n, m, A, B = self.n, self.m, self.A, self.B
+        order = "C" if self.layout == "C" else "F"
+        X = self.x.reshape(n, n * m, order=order)
+        T = np.empty((n, n * m), order=order)
+        T2 = T.reshape(n * m, n, order=order)
+        Y = np.empty((n * m, n), order=order)
+        At, matmul = A.T, np.matmul
+
+        def floor():
+            matmul(B, X, out=T)
+            matmul(T2, At, out=Y)
+            return Y
+
+        return floor
 
     def check(self):
         """Check that every method computes (A ⊗ B) x, the floor too when m = 1.
@@ -214,12 +232,10 @@ class Case:
             Naming the method and the cell, if a result differs beyond rounding.
         """
         results = {
-            name: eval(stmt, self.namespace)
-            for name, stmt in self.statements.items()
-            if name != "gemm_floor"
+            name: call() for name, call in self.statements.items() if name != "gemm_floor"
         }
         if self.m == 1:
-            results["gemm_floor"] = self.floor().ravel(order="F")
+            results["gemm_floor"] = self.statements["gemm_floor"]().ravel(order="F")
         reference = results.get("naive_matvec", results["vec_trick"])
         atol = 1e-10 * np.abs(reference).max()
         for name, y in results.items():
@@ -258,7 +274,7 @@ def plan(config):
 def _measure_case(case, config, build_time, build_peak):
     """Time and trace one cell; its row."""
     case.check()
-    times = measure(case.statements, case.namespace, config.repeat, config.min_time)
+    times = measure(case.statements, None, config.repeat, config.min_time)
     _workspace.release()
     kron_peak, _ = traced_peak(functools.partial(matkron.kron_matvec, [case.A, case.B], case.x))
     naive_peak = None
@@ -329,7 +345,7 @@ def run(config):
             if dense_bytes(n) <= config.mem_cap:
                 build_peak, dense = traced_peak(functools.partial(np.kron, A, B))
                 build_time = measure(
-                    {"np.kron": "kron(A, B)"}, {"kron": np.kron, "A": A, "B": B},
+                    {"np.kron": functools.partial(np.kron, A, B)}, None,
                     config.repeat, config.min_time,
                 )["np.kron"]
             else:

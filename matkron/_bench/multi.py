@@ -310,14 +310,15 @@ def shuffle_tensordot(mats, order, x):
     return t.reshape((-1,) + x.shape[1:])
 
 
-# The floors: statements run with exec, checked for their flops and finite values only.
+# The floors: checked for their flops and finite values only (their values are not the
+# product).
 FLOORS = ("gemm_floor", "dgemm_floor")
 
 # The NumPy forms of the shuffle algorithm; a cell reports the fastest.
 SHUFFLES = {
-    "cyclic": "shuffle_cyclic(fs, x, forward)",
-    "modes": "shuffle_modes(fs, order, x)",
-    "tensordot": "shuffle_tensordot(fs, order, x)",
+    "cyclic": lambda case: shuffle_cyclic(case.factors, case.x, case.forward),
+    "modes": lambda case: shuffle_modes(case.factors, case.order, case.x),
+    "tensordot": lambda case: shuffle_tensordot(case.factors, case.order, case.x),
 }
 
 
@@ -353,11 +354,12 @@ class Case:
     forward : bool
         The direction of the cyclic shuffle: forward for C-ordered x, backward for
         Fortran-ordered x, the one of fewer flops for a vector.
-    statements : dict of str to str
-        The :mod:`timeit` statement of each method, by name; a peer's when `peers` is
-        true, it is installed and takes the case (pykronecker: square factors only).
-    namespace : dict
-        The names the statements use.
+    statements : dict of str to callable
+        Each method as a call without arguments returning its result, by name; a peer's
+        when `peers` is true, it is installed and takes the case (pykronecker: square
+        factors only).
+    out : ndarray
+        The preallocated result of "kron_matvec_out" and "kron_matvec_dgemm".
     skipped : dict of str to str
         Peers left out of this cell, with the reason.
 
@@ -386,35 +388,24 @@ class Case:
             )
         else:
             self.forward = layout == "C"
-        self.namespace = {
-            "kron_matvec": matkron.kron_matvec,
-            "kron_matvec_dgemm": _kron_matvec_dgemm,
-            "shuffle_cyclic": shuffle_cyclic,
-            "shuffle_modes": shuffle_modes,
-            "shuffle_tensordot": shuffle_tensordot,
-            "ready": _ready,
-            "fs": fs,
-            "x": x,
-            "K": self.K,
-            # out= in the memory order kron_matvec picks for a new result for this x.
-            "out": np.empty_like(matkron.kron_matvec(fs, x)),
-            "order": self.order,
-            "forward": self.forward,
-        }
+        # out= in the memory order kron_matvec picks for a new result for this x.
+        self.out = out = np.empty_like(matkron.kron_matvec(fs, x))
         self.statements = {
-            "kron_matvec": "kron_matvec(fs, x)",
-            "kron_matvec_out": "kron_matvec(fs, x, out=out)",
-            "kron_matvec_dgemm": "kron_matvec_dgemm(fs, x, out)",
-            "kron_operator": "K @ x",
+            "kron_matvec": functools.partial(matkron.kron_matvec, fs, x),
+            "kron_matvec_out": functools.partial(matkron.kron_matvec, fs, x, out=out),
+            "kron_matvec_dgemm": functools.partial(_kron_matvec_dgemm, fs, x, out),
+            "kron_operator": functools.partial(operator.matmul, self.K, x),
         }
         self.statements.update(self._floors())
-        self.statements.update({f"shuffle_{form}": stmt for form, stmt in SHUFFLES.items()})
+        self.statements.update(
+            {f"shuffle_{form}": functools.partial(call, self) for form, call in SHUFFLES.items()}
+        )
         self.skipped = {}
         if peers:
             self._add_peers()
 
     def _floors(self):
-        """Build the GEMM floors' buffers into the namespace; their statements.
+        """Build the GEMM floors' buffers; their calls.
 
         Step t applies factor i = order[t] to a tensor of S entries as one
         ``np.matmul(F, X, out=Y)`` with X a (q, S/q) and Y a (p, S/q) C-ordered view: in
@@ -422,7 +413,8 @@ class Case:
         the steps then alternate between two buffers; the values are not the product.
         The dgemm floor makes the same calls through ``scipy.linalg.blas.dgemm`` on the
         transposed (Fortran-ordered) views, writing into Yᵀ in place: SciPy's BLAS, the one
-        matkron's kernels call, where the GEMM floor runs NumPy's.
+        matkron's kernels call, where the GEMM floor runs NumPy's. Each floor returns its
+        last output buffer.
         """
         size = self.m * math.prod(q for _, q in self.shapes)
         sizes = [size]
@@ -431,26 +423,34 @@ class Case:
             sizes.append(sizes[-1] // q * p)
         source = np.ravel(self.x, order="K").copy()
         buffers = [np.empty(max(sizes[1:])), np.empty(max(sizes[1:]))]
-        calls, dgemm_calls = [], []
+        steps = []
         flops = 0
         for t, i in enumerate(self.order):
             p, q = self.shapes[i]
             src = source if t == 0 else buffers[(t - 1) % 2]
             X = src[: sizes[t]].reshape(q, sizes[t] // q)
             Y = buffers[t % 2][: sizes[t + 1]].reshape(p, sizes[t] // q)
-            F = self.factors[i]
-            self.namespace.update({f"F{t}": F, f"X{t}": X, f"Y{t}": Y})
-            self.namespace.update({f"FT{t}": F.T, f"XT{t}": X.T, f"YT{t}": Y.T})
-            calls.append(f"matmul(F{t}, X{t}, out=Y{t})")
-            dgemm_calls.append(f"Z{t} = dgemm(1.0, XT{t}, FT{t}, c=YT{t}, overwrite_c=1)")
+            steps.append((self.factors[i], X, Y))
             flops += p * q * (sizes[t] // q)
         if flops != self.flops:
             raise RuntimeError(
                 f"the GEMM floor of {self.name} does {flops} multiplications; "
                 f"kron_order says {self.flops}"
             )
-        self.namespace.update(matmul=np.matmul, dgemm=dgemm)
-        return {"gemm_floor": "; ".join(calls), "dgemm_floor": "; ".join(dgemm_calls)}
+        self.dgemm_steps = [(X.T, F.T, Y.T) for F, X, Y in steps]
+        matmul, dgemm_steps = np.matmul, self.dgemm_steps
+
+        def gemm_floor():
+            for F, X, Y in steps:
+                matmul(F, X, out=Y)
+            return Y
+
+        def dgemm_floor():
+            for XT, FT, YT in dgemm_steps:
+                Z = dgemm(1.0, XT, FT, c=YT, overwrite_c=1)
+            return Z
+
+        return {"gemm_floor": gemm_floor, "dgemm_floor": dgemm_floor}
 
     def _add_peers(self):
         found = load_peers()[0]
@@ -458,48 +458,29 @@ class Case:
         if fastkron is not None:
             # gekmm takes x as (N, m); pyfastkron 1.1.0 rejects a 1-D x, so a vector goes
             # in as an (N, 1) view.
-            self.namespace["gekmm"] = fastkron[0].gekmm
-            self.namespace["x2"] = self.x.reshape(self.x.shape[0], -1)
-            self.statements["pyfastkron"] = "gekmm(fs, x2)"
+            self.statements["pyfastkron"] = functools.partial(
+                fastkron[0].gekmm, self.factors, self.x.reshape(self.x.shape[0], -1))
         pykronecker = found["pykronecker"]
         if pykronecker is not None:
             if all(p == q for p, q in self.shapes):
-                self.namespace["PK"] = pykronecker[0].KroneckerProduct(self.factors)
-                self.statements["pykronecker"] = "ready(PK @ x)"
+                PK = pykronecker[0].KroneckerProduct(self.factors)
+                self.statements["pykronecker"] = lambda: _ready(PK @ self.x)
             else:
                 self.skipped["pykronecker"] = SQUARE_ONLY
         pylops = found["pylops"]
         if pylops is not None:
-            self.namespace["PL"] = _pylops_operator(pylops[0], self.factors)
-            self.statements["pylops"] = "PL @ x"
+            self.statements["pylops"] = functools.partial(
+                operator.matmul, _pylops_operator(pylops[0], self.factors), self.x)
 
-    def function(self, method):
-        """A function without arguments that runs `method` once and returns its result.
-
-        The statement is compiled once; the floor's function returns its last buffer.
+    def run(self, method):
+        """Run `method` once; its result as an ndarray (the floor's: its last buffer).
 
         Examples
         --------
-        >>> y = Case("128^2", "1-D", peers=False).function("kron_matvec")()
-        >>> y.shape
+        >>> Case("128^2", "1-D", peers=False).run("kron_matvec").shape
         (16384,)
         """
-        namespace = self.namespace
-        if method in FLOORS:
-            code = compile(self.statements[method], f"<{method}>", "exec")
-            last = f"Y{len(self.order) - 1}"
-
-            def floor():
-                exec(code, namespace)  # noqa: S102 (the timed statement itself)
-                return namespace[last]
-
-            return floor
-        code = compile(self.statements[method], f"<{method}>", "eval")
-        return lambda: eval(code, namespace)  # the timed statement itself
-
-    def run(self, method):
-        """Run `method` once; its result as an ndarray (the floor's: its last buffer)."""
-        return np.asarray(self.function(method)())
+        return np.asarray(self.statements[method]())
 
     def drop(self, method, reason):
         """Leave `method` (a peer) out of this cell, noting why in :attr:`skipped`."""
@@ -532,10 +513,10 @@ class Case:
             seconds[method] = time.perf_counter() - start
             if method in FLOORS:
                 ok = bool(np.isfinite(y).all())
-                if method == "dgemm_floor":  # dgemm wrote into its c, without a copy
+                if method == "dgemm_floor":  # dgemm writes into its c, without a copy
                     ok = ok and all(
-                        self.namespace[f"Z{t}"] is self.namespace[f"YT{t}"]
-                        for t in range(len(self.order))
+                        dgemm(1.0, XT, FT, c=YT, overwrite_c=1) is YT
+                        for XT, FT, YT in self.dgemm_steps
                     )
             else:
                 ok = y.size == expected.size and bool(
@@ -544,7 +525,7 @@ class Case:
                 ok = ok and (y.shape == expected.shape or method == "pyfastkron")
                 ok = ok and (
                     method not in ("kron_matvec_out", "kron_matvec_dgemm")
-                    or y is self.namespace["out"]
+                    or y is self.out
                 )
             if not ok:
                 raise RuntimeError(
@@ -660,14 +641,14 @@ def _measure_case(case, config, per_column):
     for peer in PEER_NAMES:
         if peer not in fast:
             continue
-        func = case.function(peer)
+        func = case.statements[peer]
         seconds = first[peer]
         if seconds < SLOW_BUDGET_S[config.quick]:
             seconds = _call(func)
         if seconds >= SLOW_CALL_S:
             del fast[peer]
             apart[peer] = _time_apart(func, seconds, SLOW_BUDGET_S[config.quick], config.repeat)
-    times = measure(fast, case.namespace, config.repeat, config.min_time)
+    times = measure(fast, None, config.repeat, config.min_time)
     times.update({peer: t for peer, (t, _) in apart.items()})
     form = min(SHUFFLES, key=lambda f: times[f"shuffle_{f}"])
     row = new_row(
