@@ -30,7 +30,13 @@ from .timing import measure
 __all__ = ["SUITE", "explicit_matrix", "matrices"]
 
 ORDERS = (4, 32, 256)
-POWERS = (2, 3, 8, 32, 128, 1024)
+# Powers by config.quick.
+POWERS = {False: (2, 3, 8, 32, 128, 1024), True: (2, 8, 32, 1024)}
+# With --quick, "naive" and "horner" (n products of m×m matrices, 2 n m³ flops) run while
+# their flops stay under this, and the explicit matrix while its n Kronecker products of
+# m² × m² entries (n m⁴) do (a second at about 10⁸): the full run times them all.
+QUICK_MAX_FLOPS = 2e9
+QUICK_MAX_EXPLICIT = 4e7
 GENERAL_METHODS = ("naive", "horner", "binary", "dense", "auto")
 HERMITIAN_METHODS = ("binary", "eig", "dense", "auto")
 # The explicit Kronecker-sum matrix and matkron's "dense" method are built for m up to this.
@@ -121,12 +127,14 @@ def plan(config):
     return [
         "power suite: J.matvec(vec(E)) for J = power_jacobian(A, n), float64 m×m A "
         "(spectral radius 1) and E",
-        f"  m in {', '.join(map(str, ORDERS))}; n in {', '.join(map(str, POWERS))}; "
-        "a general A and a symmetric A",
+        f"  m in {', '.join(map(str, ORDERS))}; n in "
+        f"{', '.join(map(str, POWERS[config.quick]))}; a general A and a symmetric A",
         f"  median of {config.repeat} samples per method, each a loop of calls lasting >= "
         f"{config.min_time * 1e3:g} ms; methods interleaved within each cell",
         f"  'naive' while its n stored powers fit in {format_bytes(config.mem_cap)}; the "
-        f"explicit matrix and 'dense' for m <= {DENSE_MAX_M}",
+        f"explicit matrix and 'dense' for m <= {DENSE_MAX_M}"
+        + (f"; with --quick 'naive' and 'horner' while 2 n m³ <= {QUICK_MAX_FLOPS:.2g}, the "
+           f"explicit matrix while n m⁴ <= {QUICK_MAX_EXPLICIT:.2g}" if config.quick else ""),
         "  with BLAS on one thread the run is pinned to one CPU (os.sched_setaffinity); "
         f"XLA_FLAGS={os.environ.get('XLA_FLAGS', XLA_FLAGS)!r}",
     ]
@@ -160,13 +168,24 @@ def _measure_cell(m, n, hermitian, config, jax_mods):
         if method == "dense" and m > DENSE_MAX_M:
             continue
         if method == "naive" and _powers_bytes(m, n) > config.mem_cap:
-            skipped.append(f"naive at m={m}, n={n} ({format_bytes(_powers_bytes(m, n))})")
+            skipped.append(f"naive at m={m}, n={n}: its powers take "
+                           f"{format_bytes(_powers_bytes(m, n))}, over the memory cap of "
+                           f"{format_bytes(config.mem_cap)} (--mem-cap-gb)")
+            continue
+        if method in ("naive", "horner") and config.quick and 2 * n * m**3 > QUICK_MAX_FLOPS:
+            skipped.append(f"{method} at m={m}, n={n}: {2 * n * m**3:.2g} flops, over "
+                           f"{QUICK_MAX_FLOPS:.2g} with --quick")
             continue
         J = ops[method] = matkron.power_jacobian(A, n, method=method)
         statements[method] = functools.partial(J.matvec, x)
         results[method] = J.matvec(x)
     D = build = None
-    if not hermitian and m <= DENSE_MAX_M:
+    explicit = not hermitian and m <= DENSE_MAX_M
+    if explicit and config.quick and n * m**4 > QUICK_MAX_EXPLICIT:
+        skipped.append(f"the explicit matrix at m={m}, n={n}: n m⁴ = {n * m**4:.2g}, over "
+                       f"{QUICK_MAX_EXPLICIT:.2g} with --quick")
+        explicit = False
+    if explicit:
         start = time.perf_counter()
         D = explicit_matrix(A, n)
         build = time.perf_counter() - start
@@ -225,7 +244,7 @@ def run(config):
     """Run the power suite with `config` (see :class:`~.suite.Config`); its outcome."""
     jax_mods = _jax()
     rows, skipped = [], []
-    cells = [(m, n, h) for h in (False, True) for m in ORDERS for n in POWERS]
+    cells = [(m, n, h) for h in (False, True) for m in ORDERS for n in POWERS[config.quick]]
     gemms = {}
     with Progress(len(cells)) as progress:
         for m, n, hermitian in cells:
@@ -246,8 +265,7 @@ def run(config):
         notes.append(f"JAX          {jax_mods[0].__version__}, "
                      f"XLA_FLAGS={os.environ.get('XLA_FLAGS')!r}")
     if skipped:
-        notes.append("skipped      " + "; ".join(skipped) + f": over the memory cap "
-                     f"of {format_bytes(config.mem_cap)} (--mem-cap-gb)")
+        notes.extend(f"skipped      {reason}" for reason in skipped)
     return Outcome(COLUMNS, rows, notes, _checks(rows), PLOT)
 
 
