@@ -55,6 +55,9 @@ CASES = {
     "64^3": ((64, 64),) * 3,
     "128^2": ((128, 128),) * 2,
 }
+# The cases of a --quick run: one of each kind (many small factors, a few medium ones,
+# rectangular ones, two large ones), under a minute on a loaded machine.
+QUICK_CASES = ("8^5", "32^3", "24x96,96x24,48x48", "128^2")
 # x is a vector (m = 1), or an (N, RHS) array in C or Fortran order.
 LAYOUTS = ("1-D", "C", "F")
 RHS = 16
@@ -703,8 +706,8 @@ def _checks(rows):
 
 
 def _cases(config):
-    del config  # the quick run has every cell, with fewer and shorter samples
-    return [(name, layout) for name in CASES for layout in LAYOUTS]
+    names = QUICK_CASES if config.quick else CASES
+    return [(name, layout) for name in names for layout in LAYOUTS]
 
 
 def plan(config):
@@ -717,8 +720,8 @@ def plan(config):
     return [
         "multi suite: y = (F1 ⊗ … ⊗ Fk) x for random float64 factors",
         (
-            f"  factors: {'; '.join(CASES)}; x a vector (m = 1) or an (N, {RHS}) array in "
-            "C or Fortran order"
+            f"  factors: {'; '.join(QUICK_CASES if config.quick else CASES)}; x a vector "
+            f"(m = 1) or an (N, {RHS}) array in C or Fortran order"
         ),
         (
             f"  median of {config.repeat} samples per method, each a loop of calls lasting "
