@@ -260,8 +260,9 @@ def plan(config):
         (
             f"  median of {config.repeat} samples per method, each a loop of calls lasting "
             f">= {config.min_time * 1e3:g} ms, methods interleaved; calls over "
-            f"{SLOW_CALL_S:g} s are timed by single calls within "
-            f"{SLOW_BUDGET_S[config.quick]:g} s beyond the first"
+            f"{SLOW_CALL_S:g} s are timed "
+            + (f"by single calls within {SLOW_BUDGET_S[config.quick]:g} s beyond the first"
+               if SLOW_BUDGET_S[config.quick] else "by their first call alone")
         ),
     ]
 

@@ -36,6 +36,7 @@ from scipy.linalg.blas import dgemm
 import matkron
 from matkron import _kron_cy
 
+from .pinning import XLA_FLAGS
 from .report import Progress, format_time
 from .rows import add_ratios, check, new_row
 from .suite import Column, Outcome, PlotSpec, Suite
@@ -78,9 +79,6 @@ PEER_CAP_S = {True: 0.25, False: 30.0}
 
 # Why pykronecker is left out of the rectangular case.
 SQUARE_ONLY = "square factors only (KroneckerProduct asserts them)"
-
-# Single-threaded XLA on CPU (pykronecker's JAX backend), set before JAX is first imported.
-XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 
 # -- peers -----------------------------------------------------------------------------------

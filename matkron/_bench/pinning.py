@@ -5,7 +5,11 @@ import os
 
 from threadpoolctl import threadpool_limits
 
-__all__ = ["pinned"]
+__all__ = ["XLA_FLAGS", "pinned"]
+
+# Single-threaded XLA on CPU (JAX's, and pykronecker's through it): set in the environment
+# before JAX is first imported, ``os.environ.setdefault("XLA_FLAGS", XLA_FLAGS)``.
+XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 
 @contextlib.contextmanager

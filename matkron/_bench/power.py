@@ -22,6 +22,7 @@ import numpy as np
 
 import matkron
 
+from .pinning import XLA_FLAGS
 from .report import Progress, format_bytes
 from .rows import add_ratios, check, new_row
 from .suite import Column, Outcome, PlotSpec, Suite
@@ -41,9 +42,6 @@ GENERAL_METHODS = ("naive", "horner", "binary", "dense", "auto")
 HERMITIAN_METHODS = ("binary", "eig", "dense", "auto")
 # The explicit Kronecker-sum matrix and matkron's "dense" method are built for m up to this.
 DENSE_MAX_M = 32
-# Single-threaded XLA on CPU, set before JAX is first imported.
-XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-
 COLUMNS = [
     Column("A", "A", "text"),
     Column("m", "m", "int"),
