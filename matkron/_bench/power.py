@@ -42,6 +42,7 @@ GENERAL_METHODS = ("naive", "horner", "binary", "dense", "auto")
 HERMITIAN_METHODS = ("binary", "eig", "dense", "auto")
 # The explicit Kronecker-sum matrix and matkron's "dense" method are built for m up to this.
 DENSE_MAX_M = 32
+
 COLUMNS = [
     Column("A", "A", "text"),
     Column("m", "m", "int"),
