@@ -3,6 +3,20 @@
 A suite is a module of this package exporting ``SUITE``, a :class:`Suite`; the command line
 (:mod:`matkron._bench.cli`) names it in its registry, runs it, and prints, saves and plots
 its :class:`Outcome` the same way for every suite.
+
+A suite's parts, shared by every suite:
+
+- columns: a list of :class:`Column`; a ratio of two time columns declares them with
+  ``ratio_of``;
+- cells: each method a callable without arguments (``functools.partial``, a closure),
+  checked against an independent result, then timed by :func:`~.timing.measure`
+  (interleaved medians) or :func:`~.timing.measure_slow` (calls that may take seconds);
+- rows: :func:`~.rows.new_row` and :func:`~.rows.add_ratios`;
+- targets: :func:`~.rows.check` over the rows, printed only with ``--check``;
+- threads: pinned by the command line (:func:`~.pinning.pinned`); a suite with peers that
+  run thread pools of their own sets ``Suite(one_cpu=True)``;
+- a ``--quick`` sweep (``config.quick``) under a minute, and a test that runs the suite and
+  the command line at tiny sizes (``tests/test_bench_*.py``).
 """
 
 from collections.abc import Callable
