@@ -26,7 +26,7 @@ SUITES = {
 DEFAULT_SUITE = "kron"
 
 # Sampling defaults: (repeat, shortest sample in s, memory cap of naive routes in GiB).
-QUICK_DEFAULTS = (7, 0.003, 0.25)
+QUICK_DEFAULTS = (5, 0.003, 0.25)
 FULL_DEFAULTS = (9, 0.005, 2.0)
 
 
