@@ -38,7 +38,7 @@ def test_run_rows_and_checks(tiny):
         "plan k=10", "plan k=30", "multi_dot 3x(4x4)+vec", "multi_dot 16x(4x4)"]
     for row in outcome.rows:
         assert set(keys) <= set(row)
-    k10, k30, vec, md16 = outcome.rows
+    k10, k30, _, md16 = outcome.rows
     assert k10["matkron_s"] > 0 and k10["numpy/matkron"] == k10["numpy_s"] / k10["matkron_s"]
     assert k30["matkron_s"] is None and k30["hu_shing_s"] > 0 and k30["numpy_s"] > 0
     assert k10["reverse/optimal"] >= 1 and k10["forward/optimal"] >= 1

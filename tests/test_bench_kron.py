@@ -10,7 +10,7 @@ import csv
 import numpy as np
 import pytest
 
-from matkron._bench import cli, kron, report
+from matkron._bench import cli, kron
 from matkron._bench.suite import Config
 
 
@@ -59,15 +59,6 @@ def test_command_line(tiny, tmp_path, capsys):
     with csv_path.open() as f:
         table = list(csv.reader(f))
     assert table[0][:3] == ["n", "m", "x"] and len(table) == 1 + 6
-
-
-def test_targets_only_with_check(tiny, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(report, "plot", lambda *args: False)  # drawn in test_command_line
-    status = cli.main(["bench", "kron", "--quick", "--repeat", "1", "--csv",
-                       str(tmp_path / "k.csv"), "--plot", str(tmp_path / "k.png")])
-    assert status == 0
-    out = capsys.readouterr().out
-    assert "summary (" in out and "targets (" not in out and "PASS  " not in out
 
 
 @pytest.mark.parametrize("layout", kron.LAYOUTS)
