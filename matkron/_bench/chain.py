@@ -14,21 +14,22 @@ Two parts, one table:
 """
 
 import functools
+import operator
 import os
-import statistics
-import time
 
 import numpy as np
 from numpy.linalg._linalg import _multi_dot_matrix_chain_order
 
 import matkron
 
-from .suite import Check, Column, Outcome, PlotSpec, Suite
-from .timing import measure
+from .rows import add_ratios, check, new_row
+from .suite import Column, Outcome, PlotSpec, Suite
+from .timing import measure, measure_slow
 
 __all__ = ["SUITE", "chain_dims", "multi_dot_case", "numpy_dp", "opt_einsum_call"]
 
-PLAN_KS = (10, 100, 500, 1000, 10_000, 100_000)
+# Plan rows by config.quick: numpy's DP takes seconds at k = 500, Hu–Shing at k = 100 000.
+PLAN_KS = {False: (10, 100, 500, 1000, 10_000, 100_000), True: (10, 100, 1000, 10_000)}
 # Beyond this k only Hu–Shing is timed: the DP's table would take 800 MB at k = 10 000.
 DP_MAX_K = 1000
 MAX_DIM = 1000
@@ -37,8 +38,10 @@ MAX_DIM = 1000
 # larger k to run them anyway (numpy's DP takes about 2 minutes at k = 1000).
 NUMPY_DP_MAX_K = int(os.environ.get("MATKRON_BENCH_NUMPY_DP_MAX_K", "500"))
 OPT_EINSUM_MAX_K = int(os.environ.get("MATKRON_BENCH_OPT_EINSUM_MAX_K", "100"))
-# A baseline call longer than this is timed by single calls, not calibrated loops.
+# A call longer than this is timed by single calls, not calibrated loops, the first one
+# included, as many as fit SLOW_BUDGET_S beyond the first (by config.quick).
 SLOW_CALL_S = 1.0
+SLOW_BUDGET_S = {False: 30.0, True: 0.0}
 
 # multi_dot cases: name -> shapes of the chain.
 MULTI_DOT_CASES = {
@@ -57,22 +60,14 @@ COLUMNS = [
     Column("opt_einsum_s", "opt_einsum", "time"),
     Column("left_to_right_s", "A@B@…", "time"),
     Column("floor_s", "GEMM floor", "time"),
-    Column("numpy/matkron", "np/mk", "ratio"),
-    Column("numpy/hu_shing", "np/hs", "ratio"),
-    Column("opt_einsum/matkron", "oe/mk", "ratio"),
-    Column("left_to_right/matkron", "ltr/mk", "ratio"),
-    Column("matkron/floor", "mk/floor", "ratio"),
+    Column("numpy/matkron", "np/mk", "ratio", ("numpy_s", "matkron_s")),
+    Column("numpy/hu_shing", "np/hs", "ratio", ("numpy_s", "hu_shing_s")),
+    Column("opt_einsum/matkron", "oe/mk", "ratio", ("opt_einsum_s", "matkron_s")),
+    Column("left_to_right/matkron", "ltr/mk", "ratio", ("left_to_right_s", "matkron_s")),
+    Column("matkron/floor", "mk/floor", "ratio", ("matkron_s", "floor_s")),
     Column("reverse/optimal", "rev cost", "ratio"),
     Column("forward/optimal", "fwd cost", "ratio"),
 ]
-
-RATIOS = {
-    "numpy/matkron": ("numpy_s", "matkron_s"),
-    "numpy/hu_shing": ("numpy_s", "hu_shing_s"),
-    "opt_einsum/matkron": ("opt_einsum_s", "matkron_s"),
-    "left_to_right/matkron": ("left_to_right_s", "matkron_s"),
-    "matkron/floor": ("matkron_s", "floor_s"),
-}
 
 LEGEND = [
     "plan rows (k matrices, dims random in [1, 1000], the same in every run):",
@@ -127,60 +122,38 @@ def opt_einsum_call(dims):
     )
 
 
-def _time_calls(func, samples):
-    """Median of `samples` single timed calls (for calls of a second or more)."""
-    times = []
-    for _ in range(samples):
-        start = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def _time_baseline(func, config):
-    """Median time per call of a baseline that may take seconds to minutes."""
-    start = time.perf_counter()
-    func()
-    first = time.perf_counter() - start
-    if first >= SLOW_CALL_S:
-        samples = 1 if config.quick else min(config.repeat, 3)
-        return _time_calls(func, samples)
-    return measure({"f": func}, None, config.repeat, config.min_time)["f"]
+def _time_slow(func, config):
+    """The median time per call of `func`, which may take seconds, and its first result."""
+    times, _, results = measure_slow({"f": func}, config.repeat, config.min_time,
+                                     SLOW_CALL_S, SLOW_BUDGET_S[config.quick])
+    return times["f"], results["f"]
 
 
 def _plan_row(k, config):
     dims = chain_dims(k)
-    hu_shing = functools.partial(matkron.chain_order, dims, method="hu-shing")
-    plan = hu_shing()
-    row = {
-        "case": f"plan k={k}",
-        "panel": "chain_order: plan time",
-        "k": k,
-        "matkron_s": None,
-        "hu_shing_s": _time_baseline(hu_shing, config),
-        "numpy_s": None,
-        "opt_einsum_s": None,
-        "left_to_right_s": None,
-        "floor_s": None,
-        "reverse/optimal": plan.left_to_right_cost / plan.cost,
-        "forward/optimal": plan.right_to_left_cost / plan.cost,
-    }
+    hu_shing_s, plan = _time_slow(
+        functools.partial(matkron.chain_order, dims, method="hu-shing"), config)
+    row = new_row(
+        COLUMNS,
+        case=f"plan k={k}",
+        panel="chain_order: plan time",
+        k=k,
+        hu_shing_s=hu_shing_s,
+        **{"reverse/optimal": plan.left_to_right_cost / plan.cost,
+           "forward/optimal": plan.right_to_left_cost / plan.cost},
+    )
     if k <= DP_MAX_K:
-        row["matkron_s"] = measure(
-            {"matkron": functools.partial(matkron.chain_order, dims)}, None,
-            config.repeat, config.min_time,
-        )["matkron"]
-        if matkron.chain_order(dims).cost != plan.cost:
+        row["matkron_s"], dp = _time_slow(functools.partial(matkron.chain_order, dims), config)
+        if dp.cost != plan.cost:
             raise RuntimeError(f"the DP and Hu–Shing disagree on the cost at k={k}")
     if k <= NUMPY_DP_MAX_K:
-        row["numpy_s"] = _time_baseline(functools.partial(numpy_dp, dims), config)
+        row["numpy_s"], s = _time_slow(functools.partial(numpy_dp, dims), config)
         # numpy's chosen order must cost what ours does (both are optimal).
-        s = numpy_dp(dims)
         if _order_cost(s, dims, 0, k - 1) != plan.cost:
             raise RuntimeError(f"chain_order and numpy's DP disagree on the cost at k={k}")
     oe_call = opt_einsum_call(dims) if k <= OPT_EINSUM_MAX_K else None
     if oe_call is not None:
-        row["opt_einsum_s"] = _time_baseline(oe_call, config)
+        row["opt_einsum_s"], _ = _time_slow(oe_call, config)
     return row
 
 
@@ -257,16 +230,13 @@ def _multi_dot_row(name, config):
         if not np.all(np.abs(result - expected) <= 1e-12 * scale):
             raise RuntimeError(f"{key} does not compute the chain product of {name}")
     times = measure(statements, None, config.repeat, config.min_time)
-    return {
-        "case": f"multi_dot {name}",
-        "panel": "multi_dot (x: number of arrays)",
-        "k": len(arrays),
+    return new_row(
+        COLUMNS,
+        case=f"multi_dot {name}",
+        panel="multi_dot (x: number of arrays)",
+        k=len(arrays),
         **{f"{key}_s": times[key] for key in statements},
-        "opt_einsum_s": None,
-        "hu_shing_s": None,
-        "reverse/optimal": None,
-        "forward/optimal": None,
-    }
+    )
 
 
 def plan(config):
@@ -280,7 +250,8 @@ def plan(config):
     return [
         "chain suite: matrix-chain plans (chain_order) and products (multi_dot)",
         (
-            f"  plan: k in {', '.join(map(str, PLAN_KS))}, dims random in [1, {MAX_DIM}]; "
+            f"  plan: k in {', '.join(map(str, PLAN_KS[config.quick]))}, dims random in "
+            f"[1, {MAX_DIM}]; "
             f"the DP for k <= {DP_MAX_K}, Hu–Shing for all; "
             f"numpy's DP for k <= {NUMPY_DP_MAX_K} (MATKRON_BENCH_NUMPY_DP_MAX_K), {oe} "
             "(MATKRON_BENCH_OPT_EINSUM_MAX_K)"
@@ -288,48 +259,37 @@ def plan(config):
         f"  multi_dot: {', '.join(MULTI_DOT_CASES)} (float64)",
         (
             f"  median of {config.repeat} samples per method, each a loop of calls lasting "
-            f">= {config.min_time * 1e3:g} ms, methods interleaved; baseline calls over "
-            f"{SLOW_CALL_S:g} s are timed singly "
-            f"({1 if config.quick else min(config.repeat, 3)} samples)"
+            f">= {config.min_time * 1e3:g} ms, methods interleaved; calls over "
+            f"{SLOW_CALL_S:g} s are timed "
+            + (f"by single calls within {SLOW_BUDGET_S[config.quick]:g} s beyond the first"
+               if SLOW_BUDGET_S[config.quick] else "by their first call alone")
         ),
     ]
 
 
-def _find(rows, case):
-    return next((row for row in rows if row["case"] == case), None)
-
-
-def _ratio_check(rows, case, key, target, bound):
-    row = _find(rows, case)
-    if row is None or row[key] is None:
-        return Check(False, target, f"not run for {case}")
-    return Check(row[key] >= bound, target, f"{row[key]:.3g} at {case}")
+def _cell(row):
+    return row["case"]
 
 
 def _checks(rows):
-    checks = [
-        _ratio_check(rows, "plan k=100", "numpy/matkron",
-                     "plan >= 300x faster than numpy's DP at k = 100", 300),
-        _ratio_check(rows, "plan k=500", "numpy/matkron",
-                     "plan >= 500x faster than numpy's DP at k = 500", 500),
+    """The issue's targets for the chain suite."""
+
+    def at(case):
+        return [row for row in rows if row["case"] == case] or [{"case": case}]
+
+    multi_dot = [row for row in rows if row["case"].startswith("multi_dot")]
+    return [
+        check(at("plan k=100"), "numpy/matkron",
+              "plan >= 300x faster than numpy's DP at k = 100", operator.ge, 300, _cell),
+        check(at("plan k=500"), "numpy/matkron",
+              "plan >= 500x faster than numpy's DP at k = 500", operator.ge, 500, _cell),
+        check(at("plan k=1000"), "matkron_s", "plan under 0.15 s at k = 1000",
+              operator.lt, 0.15, _cell, kind="time"),
+        check(at("multi_dot 16x(4x4)"), "numpy/matkron",
+              "multi_dot >= 10x faster than numpy's on 16x(4x4)", operator.ge, 10, _cell),
+        check(multi_dot, "numpy/matkron", "multi_dot never slower than numpy's",
+              operator.ge, 1, _cell),
     ]
-    row = _find(rows, "plan k=1000")
-    target = "plan under 0.15 s at k = 1000"
-    if row is None:
-        checks.append(Check(False, target, "not run"))
-    else:
-        seconds = row["matkron_s"]
-        checks.append(Check(seconds < 0.15, target, f"{seconds:.3g} s"))
-    checks.append(_ratio_check(rows, "multi_dot 16x(4x4)", "numpy/matkron",
-                               "multi_dot >= 10x faster than numpy's on 16x(4x4)", 10))
-    md = [row for row in rows if row["case"].startswith("multi_dot")]
-    worst = min(md, key=lambda row: row["numpy/matkron"])
-    checks.append(Check(
-        all(row["numpy/matkron"] >= 1 for row in md),
-        "multi_dot never slower than numpy's",
-        f"worst numpy/matkron {worst['numpy/matkron']:.3g} at {worst['case']}",
-    ))
-    return checks
 
 
 def run(config):
@@ -337,24 +297,24 @@ def run(config):
     from .report import Progress
 
     rows = []
-    with Progress(len(PLAN_KS) + len(MULTI_DOT_CASES)) as progress:
-        for k in PLAN_KS:
+    plan_ks = PLAN_KS[config.quick]
+    with Progress(len(plan_ks) + len(MULTI_DOT_CASES)) as progress:
+        for k in plan_ks:
             progress.step(f"plan k={k}")
             rows.append(_plan_row(k, config))
         for name in sorted(MULTI_DOT_CASES, key=lambda n: len(MULTI_DOT_CASES[n])):
             progress.step(f"multi_dot {name}")
             rows.append(_multi_dot_row(name, config))
     for row in rows:
-        for key, (num, den) in RATIOS.items():
-            row[key] = None if row[num] is None or row[den] is None else row[num] / row[den]
+        add_ratios(row, COLUMNS)
     notes = list(LEGEND)
-    skipped = [k for k in PLAN_KS if k > DP_MAX_K]
+    skipped = [k for k in plan_ks if k > DP_MAX_K]
     if skipped:
         notes.append(
             f"skipped       matkron's DP for k = {', '.join(map(str, skipped))} (a k x k table; "
             "cubic time)"
         )
-    skipped = [k for k in PLAN_KS if k > NUMPY_DP_MAX_K]
+    skipped = [k for k in plan_ks if k > NUMPY_DP_MAX_K]
     if skipped:
         notes.append(
             f"skipped       numpy's DP for k = {', '.join(map(str, skipped))} (minutes per "
@@ -363,7 +323,7 @@ def run(config):
     if opt_einsum_call([1, 1]) is None:
         notes.append("skipped       opt_einsum: not installed")
     else:
-        skipped = [k for k in PLAN_KS if k > OPT_EINSUM_MAX_K]
+        skipped = [k for k in plan_ks if k > OPT_EINSUM_MAX_K]
         if skipped:
             notes.append(
                 f"skipped       opt_einsum for k = {', '.join(map(str, skipped))}; set "
@@ -375,8 +335,7 @@ def run(config):
 PLOT = PlotSpec(
     x="k",
     panel="panel",
-    # Series shared by both panels first: the plot colours lines by their order within a
-    # panel and draws one legend, so the multi_dot panel shows only matkron and numpy.
+    # The multi_dot panel shows only matkron and numpy; one colour per series, one legend.
     series=("matkron_s", "numpy_s", "hu_shing_s", "opt_einsum_s"),
     title="Matrix chains: median time per call",
 )

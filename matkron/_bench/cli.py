@@ -27,7 +27,7 @@ SUITES = {
 DEFAULT_SUITE = "kron"
 
 # Sampling defaults: (repeat, shortest sample in s, memory cap of naive routes in GiB).
-QUICK_DEFAULTS = (7, 0.003, 0.25)
+QUICK_DEFAULTS = (5, 0.003, 0.25)
 FULL_DEFAULTS = (9, 0.005, 2.0)
 
 
@@ -98,11 +98,9 @@ def _parser():
 
 def _bench(args):
     """Run the suite named by `args`; the exit status."""
-    # Import first, so that threadpool_limits below sees every BLAS that the suite loads.
+    # Import first, so that the pinning below sees every BLAS that the suite loads.
     suite = importlib.import_module(SUITES[args.suite]).SUITE
-    from threadpoolctl import threadpool_limits
-
-    from . import environment, report
+    from . import environment, pinning, report
 
     repeat, min_time, mem_cap_gb = QUICK_DEFAULTS if args.quick else FULL_DEFAULTS
     config = Config(
@@ -115,10 +113,14 @@ def _bench(args):
     plot_path = args.plot or Path("bench-results") / f"{suite.name}.png"
 
     start = time.perf_counter()
-    with threadpool_limits(limits=args.threads):
+    plan = suite.plan(config)  # loads the suite's peers, and their thread pools
+    with pinning.pinned(args.threads, one_cpu=suite.one_cpu) as cpu:
         print("\n".join(environment.describe(args.threads)))
+        if cpu is not None:
+            print(f"pinning    the process to CPU {cpu} (os.sched_setaffinity), for the "
+                  f"thread pools of the {suite.name} suite's peers")
         print()
-        print("\n".join(suite.plan(config)), flush=True)
+        print("\n".join(plan), flush=True)
         outcome = suite.run(config)
     elapsed = time.perf_counter() - start
 

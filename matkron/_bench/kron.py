@@ -21,11 +21,12 @@ from scipy.sparse.linalg import LinearOperator
 import matkron
 from matkron import _workspace
 
-from .report import Progress, format_bytes, format_value
-from .suite import Check, Column, Outcome, PlotSpec, Suite
+from .report import Progress, format_bytes
+from .rows import add_ratios, check, new_row
+from .suite import Column, Outcome, PlotSpec, Suite
 from .timing import measure, traced_peak
 
-__all__ = ["SUITE", "Case", "dense_bytes", "factors"]
+__all__ = ["SUITE", "Case", "dense_bytes", "factors", "vec_trick"]
 
 SIZES = (4, 8, 16, 32, 64, 128, 256, 512)
 QUICK_SIZES = (4, 8, 16, 32, 64, 128, 256)
@@ -50,9 +51,29 @@ VEC_TRICK = {
     ),
 }
 
-# The GEMM floor: X is x as (n, n·m) and T2 is T as (n·m, n), both views in the memory order
-# of x, so the two GEMMs have the method's shapes; for m = 1 they compute vec(B C Aᵀ) in Y.
-FLOOR = "matmul(B, X, out=T); matmul(T2, At, out=Y)"
+
+def vec_trick(A, B, m, layout):
+    """The NumPy vec trick of `layout` for factors A, B and m columns, as a function of x.
+
+    The function computes the expression :data:`VEC_TRICK` shows for the layout.
+
+    Examples
+    --------
+    >>> A, B = factors(3)
+    >>> x = np.arange(9.0)
+    >>> bool(np.allclose(vec_trick(A, B, 1, "1-D")(x), np.kron(A, B) @ x))
+    True
+    """
+    n = A.shape[0]
+    if layout == "1-D":
+        return lambda x: (B @ x.reshape(n, n, order="F") @ A.T).ravel(order="F")
+    if layout == "C":
+        return lambda x: (A @ (B @ x.reshape(n, n, m)).reshape(n, n * m)).reshape(n * n, m)
+    return lambda x: (
+        (A @ (B @ x.reshape(n, n * m, order="F")).reshape(n, n, m, order="F")
+         .transpose(2, 1, 0)).reshape(m, n * n).T
+    )
+
 
 COLUMNS = [
     Column("n", "n", "int"),
@@ -65,23 +86,15 @@ COLUMNS = [
     Column("naive_build_s", "np.kron", "time"),
     Column("naive_matvec_s", "dense @ x", "time"),
     Column("gemm_floor_s", "GEMM floor", "time"),
-    Column("kron_matvec/floor", "kv/floor", "ratio"),
-    Column("kron_operator/floor", "K/floor", "ratio"),
-    Column("vec_trick/kron_matvec", "vec/kv", "ratio"),
-    Column("linear_operator/kron_operator", "LinOp/K", "ratio"),
-    Column("naive_matvec/kron_matvec", "dense/kv", "ratio"),
+    Column("kron_matvec/floor", "kv/floor", "ratio", ("kron_matvec_s", "gemm_floor_s")),
+    Column("kron_operator/floor", "K/floor", "ratio", ("kron_operator_s", "gemm_floor_s")),
+    Column("vec_trick/kron_matvec", "vec/kv", "ratio", ("vec_trick_s", "kron_matvec_s")),
+    Column("linear_operator/kron_operator", "LinOp/K", "ratio",
+           ("linear_operator_s", "kron_operator_s")),
+    Column("naive_matvec/kron_matvec", "dense/kv", "ratio", ("naive_matvec_s", "kron_matvec_s")),
     Column("naive_peak_bytes", "mem dense", "bytes"),
     Column("kron_matvec_peak_bytes", "mem kv", "bytes"),
 ]
-
-# Ratio column: (numerator time column, denominator time column).
-RATIOS = {
-    "kron_matvec/floor": ("kron_matvec_s", "gemm_floor_s"),
-    "kron_operator/floor": ("kron_operator_s", "gemm_floor_s"),
-    "vec_trick/kron_matvec": ("vec_trick_s", "kron_matvec_s"),
-    "linear_operator/kron_operator": ("linear_operator_s", "kron_operator_s"),
-    "naive_matvec/kron_matvec": ("naive_matvec_s", "kron_matvec_s"),
-}
 
 LEGEND = [
     "kron_matvec  matkron.kron_matvec([A, B], x)",
@@ -145,11 +158,10 @@ class Case:
     op : scipy.sparse.linalg.LinearOperator
         The vec trick wrapped as an operator: matvec for vectors, matmat for x.
     vec_trick : callable
-        ``vec_trick(x)``: the NumPy vec trick expression of `layout` (:data:`VEC_TRICK`).
-    statements : dict of str to str
-        The :mod:`timeit` statement of each method, by name.
-    namespace : dict
-        The names the statements use: A, B, x, K, op, dense, the floor buffers.
+        ``vec_trick(x)``: the NumPy vec trick expression of `layout` (:func:`vec_trick`).
+    statements : dict of str to callable
+        Each method as a call without arguments returning its result, by name (the
+        floor's result is its output buffer Y).
     A, B, dense, layout
         As given.
 
@@ -171,44 +183,43 @@ class Case:
         self.n, self.m, self.layout = n, m, layout
         self.A, self.B, self.x, self.dense = A, B, x, dense
         self.K = matkron.kron(A, B)
-        names = {"A": A, "B": B, "n": n, "m": m}
-        self.vec_trick = eval(f"lambda x: {VEC_TRICK[layout]}", names)
+        self.vec_trick = vec_trick(A, B, m, layout)
         self.op = LinearOperator(
             (n * n, n * n),
-            matvec=eval(f"lambda x: {VEC_TRICK['1-D']}", names),
+            matvec=vec_trick(A, B, 1, "1-D"),
             matmat=self.vec_trick if m > 1 else None,
             dtype=np.float64,
         )
-        T = np.empty((n, n * m), order=order)
-        self.namespace = {
-            "kron_matvec": matkron.kron_matvec,
-            "matmul": np.matmul,
-            **names,
-            "At": A.T,
-            "x": x,
-            "K": self.K,
-            "op": self.op,
-            "dense": dense,
-            "X": x.reshape(n, n * m, order=order),
-            "T": T,
-            "T2": T.reshape(n * m, n, order=order),
-            "Y": np.empty((n * m, n), order=order),
-        }
         self.statements = {
-            "kron_matvec": "kron_matvec([A, B], x)",
-            "kron_operator": "K @ x",
-            "vec_trick": VEC_TRICK[layout],
-            "linear_operator": "op @ x",
-            "gemm_floor": FLOOR,
+            "kron_matvec": functools.partial(matkron.kron_matvec, [A, B], x),
+            "kron_operator": functools.partial(operator.matmul, self.K, x),
+            "vec_trick": functools.partial(self.vec_trick, x),
+            "linear_operator": functools.partial(operator.matmul, self.op, x),
+            "gemm_floor": self._floor(),
         }
         if dense is not None:
-            self.statements["naive_matvec"] = "dense @ x"
-        self._floor = compile(FLOOR, "<GEMM floor>", "exec")
+            self.statements["naive_matvec"] = functools.partial(np.matmul, dense, x)
 
-    def floor(self):
-        """Run the GEMM floor once (:data:`FLOOR`); return its output buffer Y."""
-        exec(self._floor, self.namespace)  # noqa: S102 (the timed statement itself)
-        return self.namespace["Y"]
+    def _floor(self):
+        """The GEMM floor: ``np.matmul(B, X, out=T); np.matmul(T2, A.T, out=Y)``, returning Y.
+
+        X is x as (n, n·m) and T2 is T as (n·m, n), both views in the memory order of x,
+        so the two GEMMs have the method's shapes; for m = 1 they compute vec(B C Aᵀ) in Y.
+        """
+        n, m, A, B = self.n, self.m, self.A, self.B
+        order = "C" if self.layout == "C" else "F"
+        X = self.x.reshape(n, n * m, order=order)
+        T = np.empty((n, n * m), order=order)
+        T2 = T.reshape(n * m, n, order=order)
+        Y = np.empty((n * m, n), order=order)
+        At, matmul = A.T, np.matmul
+
+        def floor():
+            matmul(B, X, out=T)
+            matmul(T2, At, out=Y)
+            return Y
+
+        return floor
 
     def check(self):
         """Check that every method computes (A ⊗ B) x, the floor too when m = 1.
@@ -221,12 +232,10 @@ class Case:
             Naming the method and the cell, if a result differs beyond rounding.
         """
         results = {
-            name: eval(stmt, self.namespace)
-            for name, stmt in self.statements.items()
-            if name != "gemm_floor"
+            name: call() for name, call in self.statements.items() if name != "gemm_floor"
         }
         if self.m == 1:
-            results["gemm_floor"] = self.floor().ravel(order="F")
+            results["gemm_floor"] = self.statements["gemm_floor"]().ravel(order="F")
         reference = results.get("naive_matvec", results["vec_trick"])
         atol = 1e-10 * np.abs(reference).max()
         for name, y in results.items():
@@ -265,29 +274,25 @@ def plan(config):
 def _measure_case(case, config, build_time, build_peak):
     """Time and trace one cell; its row."""
     case.check()
-    times = measure(case.statements, case.namespace, config.repeat, config.min_time)
+    times = measure(case.statements, None, config.repeat, config.min_time)
     _workspace.release()
     kron_peak, _ = traced_peak(functools.partial(matkron.kron_matvec, [case.A, case.B], case.x))
     naive_peak = None
     if case.dense is not None:
         product_peak, _ = traced_peak(functools.partial(np.matmul, case.dense, case.x))
         naive_peak = max(build_peak, case.dense.nbytes + product_peak)
-    row = {
-        "n": case.n,
-        "m": case.m,
-        "x": case.layout,
-        "case": LAYOUT_NAMES[case.layout],
-        **{f"{name}_s": times.get(name) for name in (
-            "kron_matvec", "kron_operator", "vec_trick", "linear_operator", "naive_matvec",
-            "gemm_floor",
-        )},
-        "naive_build_s": build_time,
-        "naive_peak_bytes": naive_peak,
-        "kron_matvec_peak_bytes": kron_peak,
-    }
-    for key, (num, den) in RATIOS.items():
-        row[key] = None if row[num] is None else row[num] / row[den]
-    return row
+    row = new_row(
+        COLUMNS,
+        n=case.n,
+        m=case.m,
+        x=case.layout,
+        case=LAYOUT_NAMES[case.layout],
+        **{f"{name}_s": times.get(name) for name in case.statements},
+        naive_build_s=build_time,
+        naive_peak_bytes=naive_peak,
+        kron_matvec_peak_bytes=kron_peak,
+    )
+    return add_ratios(row, COLUMNS)
 
 
 def _cell(row):
@@ -295,22 +300,7 @@ def _cell(row):
 
 
 def _check(rows, key, target, compare, bound):
-    """Check ``compare(row[key], bound)`` over the rows where `key` was measured."""
-    measured = [row for row in rows if row[key] is not None]
-    unmeasured = sorted({row["n"] for row in rows if row[key] is None})
-    misses = [row for row in measured if not compare(row[key], bound)]
-    pick_worst = max if compare is operator.le else min
-    parts = []
-    if measured:
-        worst = pick_worst(measured, key=lambda row: row[key])
-        parts.append(f"worst {format_value(worst[key], 'ratio')} at {_cell(worst)}")
-    if misses:
-        parts.append("missed at " + ", ".join(
-            f"{_cell(row)} ({format_value(row[key], 'ratio')})" for row in misses
-        ))
-    if unmeasured:
-        parts.append(f"not run for n = {', '.join(map(str, unmeasured))}")
-    return Check(bool(measured) and not misses, target, "; ".join(parts))
+    return check(rows, key, target, compare, bound, _cell)
 
 
 def _checks(rows):
@@ -355,7 +345,7 @@ def run(config):
             if dense_bytes(n) <= config.mem_cap:
                 build_peak, dense = traced_peak(functools.partial(np.kron, A, B))
                 build_time = measure(
-                    {"np.kron": "kron(A, B)"}, {"kron": np.kron, "A": A, "B": B},
+                    {"np.kron": functools.partial(np.kron, A, B)}, None,
                     config.repeat, config.min_time,
                 )["np.kron"]
             else:

@@ -36,8 +36,10 @@ from scipy.linalg.blas import dgemm
 import matkron
 from matkron import _kron_cy
 
-from .report import Progress, format_time, format_value
-from .suite import Check, Column, Outcome, PlotSpec, Suite
+from .pinning import XLA_FLAGS
+from .report import Progress, format_time
+from .rows import add_ratios, check, new_row
+from .suite import Column, Outcome, PlotSpec, Suite
 from .timing import measure
 
 __all__ = ["CASES", "SUITE", "Case", "factors", "load_peers", "operand", "reference"]
@@ -54,6 +56,9 @@ CASES = {
     "64^3": ((64, 64),) * 3,
     "128^2": ((128, 128),) * 2,
 }
+# The cases of a --quick run: one of each kind (many small factors, a few medium ones,
+# rectangular ones, two large ones), under a minute on a loaded machine.
+QUICK_CASES = ("8^5", "32^3", "24x96,96x24,48x48", "128^2")
 # x is a vector (m = 1), or an (N, RHS) array in C or Fortran order.
 LAYOUTS = ("1-D", "C", "F")
 RHS = 16
@@ -74,9 +79,6 @@ PEER_CAP_S = {True: 0.25, False: 30.0}
 
 # Why pykronecker is left out of the rectangular case.
 SQUARE_ONLY = "square factors only (KroneckerProduct asserts them)"
-
-# Single-threaded XLA on CPU (pykronecker's JAX backend), set before JAX is first imported.
-XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 
 # -- peers -----------------------------------------------------------------------------------
@@ -125,8 +127,8 @@ def load_peers():
     -----
     Peers load only when a run or a benchmark needs them: pyfastkron imports torch,
     pykronecker JAX, and they set process-wide state (XLA_FLAGS, JAX's 64-bit floats).
-    The OpenMP pools they load are not pinned by ``python -m matkron bench``; :func:`run`
-    limits them to the BLAS thread count.
+    ``python -m matkron bench`` calls the plan, which loads them, before it limits the
+    thread pools (:func:`~.pinning.pinned`): their OpenMP pools get the BLAS thread count.
     """
     peers, errors = {}, {}
     for name, load in (
@@ -309,14 +311,15 @@ def shuffle_tensordot(mats, order, x):
     return t.reshape((-1,) + x.shape[1:])
 
 
-# The floors: statements run with exec, checked for their flops and finite values only.
+# The floors: checked for their flops and finite values only (their values are not the
+# product).
 FLOORS = ("gemm_floor", "dgemm_floor")
 
 # The NumPy forms of the shuffle algorithm; a cell reports the fastest.
 SHUFFLES = {
-    "cyclic": "shuffle_cyclic(fs, x, forward)",
-    "modes": "shuffle_modes(fs, order, x)",
-    "tensordot": "shuffle_tensordot(fs, order, x)",
+    "cyclic": lambda case: shuffle_cyclic(case.factors, case.x, case.forward),
+    "modes": lambda case: shuffle_modes(case.factors, case.order, case.x),
+    "tensordot": lambda case: shuffle_tensordot(case.factors, case.order, case.x),
 }
 
 
@@ -352,11 +355,12 @@ class Case:
     forward : bool
         The direction of the cyclic shuffle: forward for C-ordered x, backward for
         Fortran-ordered x, the one of fewer flops for a vector.
-    statements : dict of str to str
-        The :mod:`timeit` statement of each method, by name; a peer's when `peers` is
-        true, it is installed and takes the case (pykronecker: square factors only).
-    namespace : dict
-        The names the statements use.
+    statements : dict of str to callable
+        Each method as a call without arguments returning its result, by name; a peer's
+        when `peers` is true, it is installed and takes the case (pykronecker: square
+        factors only).
+    out : ndarray
+        The preallocated result of "kron_matvec_out" and "kron_matvec_dgemm".
     skipped : dict of str to str
         Peers left out of this cell, with the reason.
 
@@ -385,35 +389,24 @@ class Case:
             )
         else:
             self.forward = layout == "C"
-        self.namespace = {
-            "kron_matvec": matkron.kron_matvec,
-            "kron_matvec_dgemm": _kron_matvec_dgemm,
-            "shuffle_cyclic": shuffle_cyclic,
-            "shuffle_modes": shuffle_modes,
-            "shuffle_tensordot": shuffle_tensordot,
-            "ready": _ready,
-            "fs": fs,
-            "x": x,
-            "K": self.K,
-            # out= in the memory order kron_matvec picks for a new result for this x.
-            "out": np.empty_like(matkron.kron_matvec(fs, x)),
-            "order": self.order,
-            "forward": self.forward,
-        }
+        # out= in the memory order kron_matvec picks for a new result for this x.
+        self.out = out = np.empty_like(matkron.kron_matvec(fs, x))
         self.statements = {
-            "kron_matvec": "kron_matvec(fs, x)",
-            "kron_matvec_out": "kron_matvec(fs, x, out=out)",
-            "kron_matvec_dgemm": "kron_matvec_dgemm(fs, x, out)",
-            "kron_operator": "K @ x",
+            "kron_matvec": functools.partial(matkron.kron_matvec, fs, x),
+            "kron_matvec_out": functools.partial(matkron.kron_matvec, fs, x, out=out),
+            "kron_matvec_dgemm": functools.partial(_kron_matvec_dgemm, fs, x, out),
+            "kron_operator": functools.partial(operator.matmul, self.K, x),
         }
         self.statements.update(self._floors())
-        self.statements.update({f"shuffle_{form}": stmt for form, stmt in SHUFFLES.items()})
+        self.statements.update(
+            {f"shuffle_{form}": functools.partial(call, self) for form, call in SHUFFLES.items()}
+        )
         self.skipped = {}
         if peers:
             self._add_peers()
 
     def _floors(self):
-        """Build the GEMM floors' buffers into the namespace; their statements.
+        """Build the GEMM floors' buffers; their calls.
 
         Step t applies factor i = order[t] to a tensor of S entries as one
         ``np.matmul(F, X, out=Y)`` with X a (q, S/q) and Y a (p, S/q) C-ordered view: in
@@ -421,7 +414,8 @@ class Case:
         the steps then alternate between two buffers; the values are not the product.
         The dgemm floor makes the same calls through ``scipy.linalg.blas.dgemm`` on the
         transposed (Fortran-ordered) views, writing into Yᵀ in place: SciPy's BLAS, the one
-        matkron's kernels call, where the GEMM floor runs NumPy's.
+        matkron's kernels call, where the GEMM floor runs NumPy's. Each floor returns its
+        last output buffer.
         """
         size = self.m * math.prod(q for _, q in self.shapes)
         sizes = [size]
@@ -430,26 +424,34 @@ class Case:
             sizes.append(sizes[-1] // q * p)
         source = np.ravel(self.x, order="K").copy()
         buffers = [np.empty(max(sizes[1:])), np.empty(max(sizes[1:]))]
-        calls, dgemm_calls = [], []
+        steps = []
         flops = 0
         for t, i in enumerate(self.order):
             p, q = self.shapes[i]
             src = source if t == 0 else buffers[(t - 1) % 2]
             X = src[: sizes[t]].reshape(q, sizes[t] // q)
             Y = buffers[t % 2][: sizes[t + 1]].reshape(p, sizes[t] // q)
-            F = self.factors[i]
-            self.namespace.update({f"F{t}": F, f"X{t}": X, f"Y{t}": Y})
-            self.namespace.update({f"FT{t}": F.T, f"XT{t}": X.T, f"YT{t}": Y.T})
-            calls.append(f"matmul(F{t}, X{t}, out=Y{t})")
-            dgemm_calls.append(f"Z{t} = dgemm(1.0, XT{t}, FT{t}, c=YT{t}, overwrite_c=1)")
+            steps.append((self.factors[i], X, Y))
             flops += p * q * (sizes[t] // q)
         if flops != self.flops:
             raise RuntimeError(
                 f"the GEMM floor of {self.name} does {flops} multiplications; "
                 f"kron_order says {self.flops}"
             )
-        self.namespace.update(matmul=np.matmul, dgemm=dgemm)
-        return {"gemm_floor": "; ".join(calls), "dgemm_floor": "; ".join(dgemm_calls)}
+        self.dgemm_steps = [(X.T, F.T, Y.T) for F, X, Y in steps]
+        matmul, dgemm_steps = np.matmul, self.dgemm_steps
+
+        def gemm_floor():
+            for F, X, Y in steps:
+                matmul(F, X, out=Y)
+            return Y
+
+        def dgemm_floor():
+            for XT, FT, YT in dgemm_steps:
+                Z = dgemm(1.0, XT, FT, c=YT, overwrite_c=1)
+            return Z
+
+        return {"gemm_floor": gemm_floor, "dgemm_floor": dgemm_floor}
 
     def _add_peers(self):
         found = load_peers()[0]
@@ -457,48 +459,29 @@ class Case:
         if fastkron is not None:
             # gekmm takes x as (N, m); pyfastkron 1.1.0 rejects a 1-D x, so a vector goes
             # in as an (N, 1) view.
-            self.namespace["gekmm"] = fastkron[0].gekmm
-            self.namespace["x2"] = self.x.reshape(self.x.shape[0], -1)
-            self.statements["pyfastkron"] = "gekmm(fs, x2)"
+            self.statements["pyfastkron"] = functools.partial(
+                fastkron[0].gekmm, self.factors, self.x.reshape(self.x.shape[0], -1))
         pykronecker = found["pykronecker"]
         if pykronecker is not None:
             if all(p == q for p, q in self.shapes):
-                self.namespace["PK"] = pykronecker[0].KroneckerProduct(self.factors)
-                self.statements["pykronecker"] = "ready(PK @ x)"
+                PK = pykronecker[0].KroneckerProduct(self.factors)
+                self.statements["pykronecker"] = lambda: _ready(PK @ self.x)
             else:
                 self.skipped["pykronecker"] = SQUARE_ONLY
         pylops = found["pylops"]
         if pylops is not None:
-            self.namespace["PL"] = _pylops_operator(pylops[0], self.factors)
-            self.statements["pylops"] = "PL @ x"
+            self.statements["pylops"] = functools.partial(
+                operator.matmul, _pylops_operator(pylops[0], self.factors), self.x)
 
-    def function(self, method):
-        """A function without arguments that runs `method` once and returns its result.
-
-        The statement is compiled once; the floor's function returns its last buffer.
+    def run(self, method):
+        """Run `method` once; its result as an ndarray (the floor's: its last buffer).
 
         Examples
         --------
-        >>> y = Case("128^2", "1-D", peers=False).function("kron_matvec")()
-        >>> y.shape
+        >>> Case("128^2", "1-D", peers=False).run("kron_matvec").shape
         (16384,)
         """
-        namespace = self.namespace
-        if method in FLOORS:
-            code = compile(self.statements[method], f"<{method}>", "exec")
-            last = f"Y{len(self.order) - 1}"
-
-            def floor():
-                exec(code, namespace)  # noqa: S102 (the timed statement itself)
-                return namespace[last]
-
-            return floor
-        code = compile(self.statements[method], f"<{method}>", "eval")
-        return lambda: eval(code, namespace)  # the timed statement itself
-
-    def run(self, method):
-        """Run `method` once; its result as an ndarray (the floor's: its last buffer)."""
-        return np.asarray(self.function(method)())
+        return np.asarray(self.statements[method]())
 
     def drop(self, method, reason):
         """Leave `method` (a peer) out of this cell, noting why in :attr:`skipped`."""
@@ -531,10 +514,10 @@ class Case:
             seconds[method] = time.perf_counter() - start
             if method in FLOORS:
                 ok = bool(np.isfinite(y).all())
-                if method == "dgemm_floor":  # dgemm wrote into its c, without a copy
+                if method == "dgemm_floor":  # dgemm writes into its c, without a copy
                     ok = ok and all(
-                        self.namespace[f"Z{t}"] is self.namespace[f"YT{t}"]
-                        for t in range(len(self.order))
+                        dgemm(1.0, XT, FT, c=YT, overwrite_c=1) is YT
+                        for XT, FT, YT in self.dgemm_steps
                     )
             else:
                 ok = y.size == expected.size and bool(
@@ -543,7 +526,7 @@ class Case:
                 ok = ok and (y.shape == expected.shape or method == "pyfastkron")
                 ok = ok and (
                     method not in ("kron_matvec_out", "kron_matvec_dgemm")
-                    or y is self.namespace["out"]
+                    or y is self.out
                 )
             if not ok:
                 raise RuntimeError(
@@ -572,26 +555,18 @@ COLUMNS = [
     Column("pyfastkron_s", "pyfastkron", "time"),
     Column("pykronecker_s", "pykronecker", "time"),
     Column("pylops_s", "pylops", "time"),
-    Column("kron_matvec/floor", "kv/floor", "ratio"),
-    Column("kron_matvec_out/floor", "out/floor", "ratio"),
-    Column("kron_matvec_out/dgemm_floor", "out/dgemm", "ratio"),
-    Column("kron_matvec_out/kron_matvec_dgemm", "own/dgemm", "ratio"),
-    Column("shuffle/kron_matvec", "np/kv", "ratio"),
-    Column("pyfastkron/kron_matvec", "fk/kv", "ratio"),
-    Column("pykronecker/kron_matvec", "pyk/kv", "ratio"),
-    Column("pylops/kron_matvec", "pylops/kv", "ratio"),
+    Column("kron_matvec/floor", "kv/floor", "ratio", ("kron_matvec_s", "gemm_floor_s")),
+    Column("kron_matvec_out/floor", "out/floor", "ratio", ("kron_matvec_out_s", "gemm_floor_s")),
+    Column("kron_matvec_out/dgemm_floor", "out/dgemm", "ratio",
+           ("kron_matvec_out_s", "dgemm_floor_s")),
+    Column("kron_matvec_out/kron_matvec_dgemm", "own/dgemm", "ratio",
+           ("kron_matvec_out_s", "kron_matvec_dgemm_s")),
+    Column("shuffle/kron_matvec", "np/kv", "ratio", ("shuffle_s", "kron_matvec_s")),
+    Column("pyfastkron/kron_matvec", "fk/kv", "ratio", ("pyfastkron_s", "kron_matvec_s")),
+    Column("pykronecker/kron_matvec", "pyk/kv", "ratio", ("pykronecker_s", "kron_matvec_s")),
+    Column("pylops/kron_matvec", "pylops/kv", "ratio", ("pylops_s", "kron_matvec_s")),
     Column("kron_matvec_gflops", "kv GF/s", "ratio"),
 ]
-
-# Ratio column: (numerator time column, denominator time column).
-RATIOS = {
-    "kron_matvec/floor": ("kron_matvec_s", "gemm_floor_s"),
-    "kron_matvec_out/floor": ("kron_matvec_out_s", "gemm_floor_s"),
-    "kron_matvec_out/dgemm_floor": ("kron_matvec_out_s", "dgemm_floor_s"),
-    "kron_matvec_out/kron_matvec_dgemm": ("kron_matvec_out_s", "kron_matvec_dgemm_s"),
-    "shuffle/kron_matvec": ("shuffle_s", "kron_matvec_s"),
-    **{f"{peer}/kron_matvec": (f"{peer}_s", "kron_matvec_s") for peer in PEER_NAMES},
-}
 
 LEGEND = [
     "factors      the factor shapes: n^k is k random n×n factors; a×b,… rectangular ones",
@@ -667,62 +642,34 @@ def _measure_case(case, config, per_column):
     for peer in PEER_NAMES:
         if peer not in fast:
             continue
-        func = case.function(peer)
+        func = case.statements[peer]
         seconds = first[peer]
         if seconds < SLOW_BUDGET_S[config.quick]:
             seconds = _call(func)
         if seconds >= SLOW_CALL_S:
             del fast[peer]
             apart[peer] = _time_apart(func, seconds, SLOW_BUDGET_S[config.quick], config.repeat)
-    times = measure(fast, case.namespace, config.repeat, config.min_time)
+    times = measure(fast, None, config.repeat, config.min_time)
     times.update({peer: t for peer, (t, _) in apart.items()})
     form = min(SHUFFLES, key=lambda f: times[f"shuffle_{f}"])
-    row = {
-        "case": case.name,
-        "n": round(math.prod(p * q for p, q in case.shapes) ** (1 / (2 * len(case.shapes)))),
-        "k": len(case.shapes),
-        "m": case.m,
-        "x": case.layout,
-        "panel": LAYOUT_NAMES[case.layout],
-        "kron_matvec_s": times["kron_matvec"],
-        "kron_matvec_out_s": times["kron_matvec_out"],
-        "kron_matvec_dgemm_s": times["kron_matvec_dgemm"],
-        "kron_operator_s": times["kron_operator"],
-        "gemm_floor_s": times["gemm_floor"],
-        "dgemm_floor_s": times["dgemm_floor"],
-        "shuffle_s": times[f"shuffle_{form}"],
-        "shuffle_form": form,
-        **{f"shuffle_{f}_s": times[f"shuffle_{f}"] for f in SHUFFLES},
-        **{f"{peer}_s": times.get(peer) for peer in PEER_NAMES},
-        "kron_matvec_gflops": 2 * case.flops / times["kron_matvec"] / 1e9,
-    }
-    for key, (num, den) in RATIOS.items():
-        row[key] = None if row[num] is None else row[num] / row[den]
-    return row, {peer: samples for peer, (_, samples) in apart.items()}
+    row = new_row(
+        COLUMNS,
+        case=case.name,
+        n=round(math.prod(p * q for p, q in case.shapes) ** (1 / (2 * len(case.shapes)))),
+        k=len(case.shapes),
+        m=case.m,
+        x=case.layout,
+        panel=LAYOUT_NAMES[case.layout],
+        **{f"{name}_s": seconds for name, seconds in times.items()},
+        shuffle_s=times[f"shuffle_{form}"],
+        shuffle_form=form,
+        kron_matvec_gflops=2 * case.flops / times["kron_matvec"] / 1e9,
+    )
+    return add_ratios(row, COLUMNS), {peer: samples for peer, (_, samples) in apart.items()}
 
 
 def _cell(row):
     return f"{row['case']}" + ("" if row["m"] == 1 else f" (x {row['x']})")
-
-
-def _check(rows, key, target, compare, bound, unmeasured_note=""):
-    """Check ``compare(row[key], bound)`` over the rows where `key` was measured."""
-    measured = [row for row in rows if row[key] is not None]
-    unmeasured = [_cell(row) for row in rows if row[key] is None]
-    misses = [row for row in measured if not compare(row[key], bound)]
-    pick_worst = max if compare is operator.le else min
-    parts = []
-    if measured:
-        worst = pick_worst(measured, key=lambda row: row[key])
-        parts.append(f"worst {format_value(worst[key], 'ratio')} at {_cell(worst)}")
-    if misses:
-        parts.append(
-            "missed at "
-            + ", ".join(f"{_cell(row)} ({format_value(row[key], 'ratio')})" for row in misses)
-        )
-    if unmeasured:
-        parts.append(f"not run at {', '.join(unmeasured)}{unmeasured_note}")
-    return Check(bool(measured) and not misses, target, "; ".join(parts))
 
 
 def _checks(rows):
@@ -731,51 +678,34 @@ def _checks(rows):
     for layout in ("C", "F", "1-D"):
         bound = FLOOR_BOUND[layout]
         checks.append(
-            _check(
+            check(
                 [row for row in rows if row["x"] == layout],
                 "kron_matvec/floor",
                 f"every shape, {LAYOUT_NAMES[layout]}: kron_matvec / GEMM floor <= {bound:g}",
                 operator.le,
                 bound,
+                _cell,
             )
         )
     for peer in PEER_NAMES:
         if load_peers()[0][peer] is None:
             continue
-        note = " (square factors only)" if peer == "pykronecker" else ""
         checks.append(
-            _check(
+            check(
                 rows,
                 f"{peer}/kron_matvec",
                 f"every shape and x: kron_matvec faster than {peer}",
                 operator.gt,
                 1.0,
-                note,
+                _cell,
             )
         )
     return checks
 
 
-def _blas_threads():
-    """The largest thread count of the BLAS libraries loaded (as pinned by the caller)."""
-    import threadpoolctl
-
-    info = threadpoolctl.threadpool_info()
-    return max((lib["num_threads"] for lib in info if lib["user_api"] == "blas"), default=1)
-
-
-def _pin_to_one_cpu():
-    """Pin the process to one CPU (XLA's threads too); the previous CPU set, or None."""
-    if not hasattr(os, "sched_getaffinity"):
-        return None
-    previous = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {min(previous)})
-    return previous
-
-
 def _cases(config):
-    del config  # the quick run has every cell, with fewer and shorter samples
-    return [(name, layout) for name in CASES for layout in LAYOUTS]
+    names = QUICK_CASES if config.quick else CASES
+    return [(name, layout) for name in names for layout in LAYOUTS]
 
 
 def plan(config):
@@ -788,8 +718,8 @@ def plan(config):
     return [
         "multi suite: y = (F1 ⊗ … ⊗ Fk) x for random float64 factors",
         (
-            f"  factors: {'; '.join(CASES)}; x a vector (m = 1) or an (N, {RHS}) array in "
-            "C or Fortran order"
+            f"  factors: {'; '.join(QUICK_CASES if config.quick else CASES)}; x a vector "
+            f"(m = 1) or an (N, {RHS}) array in C or Fortran order"
         ),
         (
             f"  median of {config.repeat} samples per method, each a loop of calls lasting "
@@ -809,40 +739,24 @@ def plan(config):
 
 def run(config):
     """Run the multi suite with `config` (see :class:`~.suite.Config`); its outcome."""
-    from threadpoolctl import threadpool_limits
-
     found, errors = load_peers()
     cells = _cases(config)
     rows, apart, skipped = [], [], {}
     per_column = {}
-    threads = _blas_threads()
-    previous = _pin_to_one_cpu() if threads == 1 else None
-    try:
-        with (
-            threadpool_limits(limits=threads, user_api="openmp"),
-            Progress(len(cells)) as progress,
-        ):
-            for name, layout in cells:
-                progress.step(f"{name}: {LAYOUT_NAMES[layout]}")
-                case = Case(name, layout)
-                row, samples = _measure_case(case, config, per_column.get(name, {}))
-                if layout == "1-D":
-                    per_column[name] = {peer: row[f"{peer}_s"] for peer in PEER_NAMES}
-                rows.append(row)
-                for peer, reason in case.skipped.items():
-                    where = name if reason == SQUARE_ONLY else _cell(row)
-                    skipped.setdefault((peer, reason), []).append(where)
-                apart.extend(
-                    f"{peer} at {_cell(row)} ({count})" for peer, count in samples.items()
-                )
-                del case
-    finally:
-        if previous is not None:
-            os.sched_setaffinity(0, previous)
+    with Progress(len(cells)) as progress:
+        for name, layout in cells:
+            progress.step(f"{name}: {LAYOUT_NAMES[layout]}")
+            case = Case(name, layout)
+            row, samples = _measure_case(case, config, per_column.get(name, {}))
+            if layout == "1-D":
+                per_column[name] = {peer: row[f"{peer}_s"] for peer in PEER_NAMES}
+            rows.append(row)
+            for peer, reason in case.skipped.items():
+                where = name if reason == SQUARE_ONLY else _cell(row)
+                skipped.setdefault((peer, reason), []).append(where)
+            apart.extend(f"{peer} at {_cell(row)} ({count})" for peer, count in samples.items())
+            del case
     notes = list(LEGEND)
-    notes.append(f"threads      OpenMP pools (FastKron's) limited to {threads}, as BLAS")
-    if previous is not None:
-        notes.append(f"pinning      the run used CPU {min(previous)} only")
     for peer in PEER_NAMES:
         if found[peer] is None:
             notes.append(f"skipped      {peer}: {errors[peer]}")
@@ -881,4 +795,5 @@ SUITE = Suite(
     "(pyfastkron, pykronecker, pylops)",
     plan=plan,
     run=run,
+    one_cpu=True,
 )

@@ -22,20 +22,26 @@ import numpy as np
 
 import matkron
 
+from .pinning import XLA_FLAGS
 from .report import Progress, format_bytes
-from .suite import Check, Column, Outcome, PlotSpec, Suite
+from .rows import add_ratios, check, new_row
+from .suite import Column, Outcome, PlotSpec, Suite
 from .timing import measure
 
 __all__ = ["SUITE", "explicit_matrix", "matrices"]
 
 ORDERS = (4, 32, 256)
-POWERS = (2, 3, 8, 32, 128, 1024)
+# Powers by config.quick (with JAX, each n of a general A is one more compilation).
+POWERS = {False: (2, 3, 8, 32, 128, 1024), True: (2, 32, 1024)}
+# With --quick, "naive" and "horner" (n products of m×m matrices, 2 n m³ flops) run while
+# their flops stay under this, and the explicit matrix while its n Kronecker products of
+# m² × m² entries (n m⁴) do (a second at about 10⁸): the full run times them all.
+QUICK_MAX_FLOPS = 2e9
+QUICK_MAX_EXPLICIT = 4e7
 GENERAL_METHODS = ("naive", "horner", "binary", "dense", "auto")
 HERMITIAN_METHODS = ("binary", "eig", "dense", "auto")
 # The explicit Kronecker-sum matrix and matkron's "dense" method are built for m up to this.
 DENSE_MAX_M = 32
-# Single-threaded XLA on CPU, set before JAX is first imported.
-XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 COLUMNS = [
     Column("A", "A", "text"),
@@ -50,10 +56,10 @@ COLUMNS = [
     Column("dgemm_s", "1 dgemm", "time"),
     Column("xla_dot_s", "1 XLA dot", "time"),
     Column("auto/best", "auto/best", "ratio"),
-    Column("horner/binary", "hor/bin", "ratio"),
-    Column("binary/eig", "bin/eig", "ratio"),
-    Column("jax/auto", "JAX/auto", "ratio"),
-    Column("explicit/auto", "D/auto", "ratio"),
+    Column("horner/binary", "hor/bin", "ratio", ("horner_s", "binary_s")),
+    Column("binary/eig", "bin/eig", "ratio", ("binary_s", "eig_s")),
+    Column("jax/auto", "JAX/auto", "ratio", ("jax_s", "auto_s")),
+    Column("explicit/auto", "D/auto", "ratio", ("explicit_matvec_s", "auto_s")),
 ]
 
 LEGEND = [
@@ -111,18 +117,6 @@ def _jax_jvp(jax, jnp, n):
     )
 
 
-def _pin_to_one_cpu():
-    """Pin this thread (and threads it starts later, such as XLA's) to one CPU.
-
-    Returns the previous CPU set, or None when pinning is not available.
-    """
-    if not hasattr(os, "sched_getaffinity"):
-        return None
-    previous = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {min(previous)})
-    return previous
-
-
 def _powers_bytes(m, n):
     return n * m * m * 8
 
@@ -132,13 +126,15 @@ def plan(config):
     return [
         "power suite: J.matvec(vec(E)) for J = power_jacobian(A, n), float64 m×m A "
         "(spectral radius 1) and E",
-        f"  m in {', '.join(map(str, ORDERS))}; n in {', '.join(map(str, POWERS))}; "
-        "a general A and a symmetric A",
+        f"  m in {', '.join(map(str, ORDERS))}; n in "
+        f"{', '.join(map(str, POWERS[config.quick]))}; a general A and a symmetric A",
         f"  median of {config.repeat} samples per method, each a loop of calls lasting >= "
         f"{config.min_time * 1e3:g} ms; methods interleaved within each cell",
         f"  'naive' while its n stored powers fit in {format_bytes(config.mem_cap)}; the "
-        f"explicit matrix and 'dense' for m <= {DENSE_MAX_M}",
-        "  the whole run is pinned to one CPU (os.sched_setaffinity), BLAS to one thread, "
+        f"explicit matrix and 'dense' for m <= {DENSE_MAX_M}"
+        + (f"; with --quick 'naive' and 'horner' while 2 n m³ <= {QUICK_MAX_FLOPS:.2g}, the "
+           f"explicit matrix while n m⁴ <= {QUICK_MAX_EXPLICIT:.2g}" if config.quick else ""),
+        "  with BLAS on one thread the run is pinned to one CPU (os.sched_setaffinity); "
         f"XLA_FLAGS={os.environ.get('XLA_FLAGS', XLA_FLAGS)!r}",
     ]
 
@@ -171,16 +167,24 @@ def _measure_cell(m, n, hermitian, config, jax_mods):
         if method == "dense" and m > DENSE_MAX_M:
             continue
         if method == "naive" and _powers_bytes(m, n) > config.mem_cap:
-            skipped.append(f"naive at m={m}, n={n} ({format_bytes(_powers_bytes(m, n))})")
+            skipped.append(f"naive at m={m}, n={n}: its powers take "
+                           f"{format_bytes(_powers_bytes(m, n))}, over the memory cap of "
+                           f"{format_bytes(config.mem_cap)} (--mem-cap-gb)")
+            continue
+        if method in ("naive", "horner") and config.quick and 2 * n * m**3 > QUICK_MAX_FLOPS:
+            skipped.append(f"{method} at m={m}, n={n}: {2 * n * m**3:.2g} flops, over "
+                           f"{QUICK_MAX_FLOPS:.2g} with --quick")
             continue
         J = ops[method] = matkron.power_jacobian(A, n, method=method)
         statements[method] = functools.partial(J.matvec, x)
         results[method] = J.matvec(x)
-    row = {"A": "Hermitian" if hermitian else "general", "m": m, "n": n,
-           "auto_method": ops["auto"].method,
-           "case": f"{'Hermitian' if hermitian else 'general'} A, m = {m}"}
     D = build = None
-    if not hermitian and m <= DENSE_MAX_M:
+    explicit = not hermitian and m <= DENSE_MAX_M
+    if explicit and config.quick and n * m**4 > QUICK_MAX_EXPLICIT:
+        skipped.append(f"the explicit matrix at m={m}, n={n}: n m⁴ = {n * m**4:.2g}, over "
+                       f"{QUICK_MAX_EXPLICIT:.2g} with --quick")
+        explicit = False
+    if explicit:
         start = time.perf_counter()
         D = explicit_matrix(A, n)
         build = time.perf_counter() - start
@@ -198,24 +202,16 @@ def _measure_cell(m, n, hermitian, config, jax_mods):
         if not np.allclose(y, reference, rtol=1e-8, atol=1e-8 * scale):
             raise RuntimeError(f"{name} does not compute d(A^n)[E] for m={m}, n={n}")
     times = measure(statements, None, config.repeat, config.min_time)
-    for name in ("naive", "horner", "binary", "eig", "dense", "auto"):
-        row[f"{name}_s"] = times.get(name)
-    row["explicit_build_s"] = build
-    row["explicit_matvec_s"] = times.get("explicit")
-    row["jax_s"] = times.get("jax")
+    kind = "Hermitian" if hermitian else "general"
+    row = new_row(
+        COLUMNS, A=kind, m=m, n=n, auto_method=ops["auto"].method, case=f"{kind} A, m = {m}",
+        **{f"{name}_s": times.get(name) for name in methods},
+        explicit_build_s=build, explicit_matvec_s=times.get("explicit"),
+        jax_s=times.get("jax"),
+    )
     best = min(times[name] for name in methods if name != "auto" and name in times)
     row["auto/best"] = times["auto"] / best
-    row["horner/binary"] = _ratio(times, "horner", "binary")
-    row["binary/eig"] = _ratio(times, "binary", "eig")
-    row["jax/auto"] = _ratio(times, "jax", "auto")
-    row["explicit/auto"] = _ratio(times, "explicit", "auto")
-    return row, skipped
-
-
-def _ratio(times, num, den):
-    if num in times and den in times:
-        return times[num] / times[den]
-    return None
+    return add_ratios(row, COLUMNS), skipped
 
 
 def _cell(row):
@@ -223,18 +219,7 @@ def _cell(row):
 
 
 def _check(rows, key, target, compare, bound):
-    measured = [row for row in rows if row.get(key) is not None]
-    misses = [row for row in measured if not compare(row[key], bound)]
-    pick_worst = max if compare is operator.le else min
-    parts = []
-    if measured:
-        worst = pick_worst(measured, key=lambda row: row[key])
-        parts.append(f"worst {worst[key]:.3g} at {_cell(worst)}")
-    else:
-        parts.append("not measured")
-    if misses:
-        parts.append("missed at " + ", ".join(f"{_cell(r)} ({r[key]:.3g})" for r in misses))
-    return Check(bool(measured) and not misses, target, "; ".join(parts))
+    return check(rows, key, target, compare, bound, _cell)
 
 
 def _checks(rows):
@@ -256,30 +241,22 @@ def _checks(rows):
 
 def run(config):
     """Run the power suite with `config` (see :class:`~.suite.Config`); its outcome."""
-    previous = _pin_to_one_cpu()
     jax_mods = _jax()
     rows, skipped = [], []
-    cells = [(m, n, h) for h in (False, True) for m in ORDERS for n in POWERS]
+    cells = [(m, n, h) for h in (False, True) for m in ORDERS for n in POWERS[config.quick]]
     gemms = {}
-    try:
-        with Progress(len(cells)) as progress:
-            for m, n, hermitian in cells:
-                progress.step(f"{'Hermitian' if hermitian else 'general'} A, m={m}, n={n}")
-                row, skips = _measure_cell(m, n, hermitian, config, jax_mods)
-                row["dgemm_s"] = row["xla_dot_s"] = None
-                if not hermitian:
-                    if m not in gemms:
-                        gemms[m] = _gemm_times(m, config, jax_mods)
-                    row["dgemm_s"] = gemms[m]["dgemm"]
-                    row["xla_dot_s"] = gemms[m].get("xla_dot")
-                rows.append(row)
-                skipped.extend(skips)
-    finally:
-        if previous is not None:
-            os.sched_setaffinity(0, previous)
+    with Progress(len(cells)) as progress:
+        for m, n, hermitian in cells:
+            progress.step(f"{'Hermitian' if hermitian else 'general'} A, m={m}, n={n}")
+            row, skips = _measure_cell(m, n, hermitian, config, jax_mods)
+            if not hermitian:
+                if m not in gemms:
+                    gemms[m] = _gemm_times(m, config, jax_mods)
+                row["dgemm_s"] = gemms[m]["dgemm"]
+                row["xla_dot_s"] = gemms[m].get("xla_dot")
+            rows.append(row)
+            skipped.extend(skips)
     notes = list(LEGEND)
-    if previous is not None:
-        notes.append(f"pinning      the run used CPU {min(previous)} only")
     if jax_mods is None:
         notes.append("skipped      JAX: not installed (pip install jax jaxlib); "
                      "the JAX targets are not measured")
@@ -287,8 +264,7 @@ def run(config):
         notes.append(f"JAX          {jax_mods[0].__version__}, "
                      f"XLA_FLAGS={os.environ.get('XLA_FLAGS')!r}")
     if skipped:
-        notes.append("skipped      " + "; ".join(skipped) + f": over the memory cap "
-                     f"of {format_bytes(config.mem_cap)} (--mem-cap-gb)")
+        notes.extend(f"skipped      {reason}" for reason in skipped)
     return Outcome(COLUMNS, rows, notes, _checks(rows), PLOT)
 
 
@@ -305,4 +281,5 @@ SUITE = Suite(
     summary="power_jacobian matvec by method against the explicit matrix and JAX's jvp",
     plan=plan,
     run=run,
+    one_cpu=True,
 )

@@ -204,6 +204,7 @@ def plot(path, spec, columns, rows):
     """
     try:
         from matplotlib.figure import Figure
+        from matplotlib.ticker import NullLocator
     except ImportError:
         return False
     headers = {c.key: c.header for c in columns}
@@ -230,7 +231,8 @@ def plot(path, spec, columns, rows):
         ticks = sorted({row[spec.x] for row in selected})
         ax.set_xticks(ticks, [_tick_label(t) for t in ticks], rotation=30 if len(ticks) > 3
                       else 0)
-        ax.minorticks_off()
+        # No minor ticks on x (only the sizes run); on y they label a panel within a decade.
+        ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xlabel(spec.x)
         ax.set_title(panel, fontsize="medium")
         ax.grid(True, which="major", alpha=0.3)

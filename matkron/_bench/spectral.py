@@ -24,6 +24,7 @@ product with the operator, the log-determinants and exponentials against the bas
 """
 
 import functools
+import operator
 import warnings
 
 import numpy as np
@@ -33,8 +34,9 @@ import scipy.sparse.linalg
 
 import matkron
 
-from .report import Progress, format_time, format_value
-from .suite import Check, Column, Outcome, PlotSpec, Suite
+from .report import Progress, format_time
+from .rows import add_ratios, check, new_row
+from .suite import Column, Outcome, PlotSpec, Suite
 from .timing import measure_slow
 
 __all__ = ["SUITE", "expm_case", "gp_case", "sylvester_case"]
@@ -74,10 +76,10 @@ COLUMNS = [
     Column("matkron_s", "matkron", "time"),
     Column("second_s", "2nd rhs", "time"),
     Column("baseline_s", "baseline", "time"),
-    Column("baseline/matkron", "base/mk", "ratio"),
-    Column("baseline/second", "base/2nd", "ratio"),
+    Column("baseline/matkron", "base/mk", "ratio", ("baseline_s", "matkron_s")),
+    Column("baseline/second", "base/2nd", "ratio", ("baseline_s", "second_s")),
     Column("peer_s", "lin_op", "time"),
-    Column("peer/matkron", "lin_op/mk", "ratio"),
+    Column("peer/matkron", "lin_op/mk", "ratio", ("peer_s", "matkron_s")),
     Column("error", "error", "text"),
 ]
 
@@ -281,18 +283,11 @@ def _row(problem, n, unknowns, statements, check, config):
     error = check()
     times, _, _ = measure_slow(statements, config.repeat, config.min_time, SLOW_CALL_S,
                                SLOW_BUDGET_S[config.quick])
-    row = {column.key: None for column in COLUMNS}
-    row.update(problem=problem, n=n, unknowns=unknowns, error=f"{error:.1e}",
-               panel=problem.split("×")[0].strip() if problem.startswith("GP") else problem,
-               matkron_s=times["matkron"],
-               second_s=times.get("second"), baseline_s=times.get("baseline"),
-               peer_s=times.get("peer"))
-    for key, num, den in (("baseline/matkron", "baseline_s", "matkron_s"),
-                          ("baseline/second", "baseline_s", "second_s"),
-                          ("peer/matkron", "peer_s", "matkron_s")):
-        if row[num] is not None and row[den] is not None:
-            row[key] = row[num] / row[den]
-    return row
+    row = new_row(COLUMNS, problem=problem, n=n, unknowns=unknowns, error=f"{error:.1e}",
+                  panel=problem.split("×")[0].strip() if problem.startswith("GP") else problem,
+                  matkron_s=times["matkron"], second_s=times.get("second"),
+                  baseline_s=times.get("baseline"), peer_s=times.get("peer"))
+    return add_ratios(row, COLUMNS)
 
 
 def _cell(row):
@@ -300,16 +295,7 @@ def _cell(row):
 
 
 def _check(rows, key, target, bound):
-    measured = [row for row in rows if row[key] is not None]
-    misses = [row for row in measured if not row[key] >= bound]
-    if not measured:
-        return Check(False, target, "not measured")
-    worst = min(measured, key=lambda row: row[key])
-    detail = f"worst {format_value(worst[key], 'ratio')} at {_cell(worst)}"
-    if misses:
-        detail += "; missed at " + ", ".join(
-            f"{_cell(row)} ({format_value(row[key], 'ratio')})" for row in misses)
-    return Check(not misses, target, detail)
+    return check(rows, key, target, operator.ge, bound, _cell)
 
 
 def _checks(rows):

@@ -27,7 +27,8 @@ from scipy.sparse.linalg import LinearOperator, aslinearoperator, cg
 import matkron
 
 from .report import Progress, format_time, format_value
-from .suite import Check, Column, Outcome, PlotSpec, Suite
+from .rows import add_ratios, check, new_row
+from .suite import Column, Outcome, PlotSpec, Suite
 from .timing import measure, measure_slow
 
 __all__ = ["SUITE", "FactorCase", "PoissonCase", "factor_operands", "poisson_factor"]
@@ -67,24 +68,17 @@ COLUMNS = [
     Column("m", "m", "int"),
     Column("matkron_s", "matkron", "time"),
     Column("dense_factors_s", "dense fac.", "time"),
-    Column("dense/matkron", "dense/mk", "ratio"),
+    Column("dense/matkron", "dense/mk", "ratio", ("dense_factors_s", "matkron_s")),
     Column("csr_build_s", "CSR build", "time"),
     Column("csr_s", "CSR @ x", "time"),
-    Column("csr/matkron", "CSR/mk", "ratio"),
+    Column("csr/matkron", "CSR/mk", "ratio", ("csr_s", "matkron_s")),
     Column("cg_matkron_s", "CG matkron", "time"),
     Column("cg_matkron_iters", "its", "int"),
     Column("cg_csr_s", "CG CSR", "time"),
     Column("cg_csr_iters", "its", "int"),
-    Column("cg_csr/matkron", "CG CSR/mk", "ratio"),
+    Column("cg_csr/matkron", "CG CSR/mk", "ratio", ("cg_csr_s", "cg_matkron_s")),
     Column("cg_samples", "CG n", "int"),
 ]
-
-# Ratio column: (numerator time column, denominator time column).
-RATIOS = {
-    "dense/matkron": ("dense_factors_s", "matkron_s"),
-    "csr/matkron": ("csr_s", "matkron_s"),
-    "cg_csr/matkron": ("cg_csr_s", "cg_matkron_s"),
-}
 
 LEGEND = [
     "problems     d-D Poisson: L = matkron.kronsum(T, …, T), d factors (I⊗T + T⊗I in 2-D, as",
@@ -330,18 +324,6 @@ def _dense_flops(dim, N):
     return dim * 2 * N ** (dim + 1)
 
 
-def _ratios(row):
-    for key, (num, den) in RATIOS.items():
-        row[key] = None if row.get(num) is None or row.get(den) is None else row[num] / row[den]
-    return row
-
-
-def _empty_row(**values):
-    row = {column.key: None for column in COLUMNS}
-    row.update(values)
-    return row
-
-
 def _poisson_row(dim, N, config):
     dense = _dense_flops(dim, N) <= DENSE_MAX_FLOPS[config.quick]
     case = PoissonCase(dim, N, dense)
@@ -356,7 +338,8 @@ def _poisson_row(dim, N, config):
                 f"{name} returned a solution of relative residual {residual:.3g} "
                 f"(> {10 * CG_RTOL:g}) for {dim}-D N={N}"
             )
-    row = _empty_row(
+    row = new_row(
+        COLUMNS,
         problem=f"{dim}-D Poisson", size=N, unknowns=N**dim, m=1, panel=f"{dim}-D Poisson",
         matkron_s=times["matkron"], csr_s=times["csr"],
         dense_factors_s=times.get("dense_factors"), csr_build_s=build["build"],
@@ -364,19 +347,20 @@ def _poisson_row(dim, N, config):
         cg_matkron_iters=solutions["cg_matkron"][1], cg_csr_iters=solutions["cg_csr"][1],
         cg_samples=samples,
     )
-    return _ratios(row), dense
+    return add_ratios(row, COLUMNS), dense
 
 
 def _factor_row(kind, n, m, config):
     case = FactorCase(kind, n, m)
     case.check()
     times = measure(case.statements, None, config.repeat, config.min_time)
-    row = _empty_row(
+    row = new_row(
+        COLUMNS,
         problem=PROBLEM[kind], size=n, unknowns=n * n, m=m,
         panel=f"{PROBLEM[kind]}, m = {m}",
         matkron_s=times["matkron"], dense_factors_s=times["dense_factors"],
     )
-    return _ratios(row)
+    return add_ratios(row, COLUMNS)
 
 
 def _cell(row):
@@ -386,19 +370,7 @@ def _cell(row):
 
 def _check(rows, value, target, bound, higher=True):
     """Check ``value(row) >= bound`` (``<=`` when not `higher`) over the rows measured."""
-    measured = [row for row in rows if value(row) is not None]
-    passes = (lambda v: v >= bound) if higher else (lambda v: v <= bound)
-    misses = [row for row in measured if not passes(value(row))]
-    parts = []
-    if measured:
-        worst = (min if higher else max)(measured, key=value)
-        parts.append(f"worst {format_value(value(worst), 'ratio')} at {_cell(worst)}")
-        if misses:
-            parts.append("missed at " + ", ".join(
-                f"{_cell(row)} ({format_value(value(row), 'ratio')})" for row in misses))
-    else:
-        parts.append("not measured")
-    return Check(bool(measured) and not misses, target, "; ".join(parts))
+    return check(rows, value, target, operator.ge if higher else operator.le, bound, _cell)
 
 
 def _checks(rows):

@@ -3,6 +3,20 @@
 A suite is a module of this package exporting ``SUITE``, a :class:`Suite`; the command line
 (:mod:`matkron._bench.cli`) names it in its registry, runs it, and prints, saves and plots
 its :class:`Outcome` the same way for every suite.
+
+A suite's parts, shared by every suite:
+
+- columns: a list of :class:`Column`; a ratio of two time columns declares them with
+  ``ratio_of``;
+- cells: each method a callable without arguments (``functools.partial``, a closure),
+  checked against an independent result, then timed by :func:`~.timing.measure`
+  (interleaved medians) or :func:`~.timing.measure_slow` (calls that may take seconds);
+- rows: :func:`~.rows.new_row` and :func:`~.rows.add_ratios`;
+- targets: :func:`~.rows.check` over the rows, printed only with ``--check``;
+- threads: pinned by the command line (:func:`~.pinning.pinned`); a suite with peers that
+  run thread pools of their own sets ``Suite(one_cpu=True)``;
+- a ``--quick`` sweep (``config.quick``) under a minute, and a test that runs the suite and
+  the command line at tiny sizes (``tests/test_bench_*.py``).
 """
 
 from collections.abc import Callable
@@ -45,11 +59,16 @@ class Column:
         The table header.
     kind : {"int", "text", "time", "ratio", "bytes"}
         How values print: integers, text, seconds, dimensionless ratios or byte counts.
+    ratio_of : tuple of (str, str), optional
+        For a ratio of two time columns: their keys, numerator first;
+        :func:`~.rows.add_ratios` fills it in. Empty for any other column (a ratio the
+        suite computes itself, such as a rate).
     """
 
     key: str
     header: str
     kind: str
+    ratio_of: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -136,9 +155,14 @@ class Suite:
         ``plan(config) -> list of str``: what a run with `config` measures, printed first.
     run : callable
         ``run(config) -> Outcome``: runs the suite, showing progress on stderr.
+    one_cpu : bool, optional
+        Pin the process to one CPU while the suite runs with one BLAS thread (see
+        :func:`~.pinning.pinned`), for peers whose own thread pools threadpoolctl does not
+        limit (XLA's).
     """
 
     name: str
     summary: str
     plan: Callable
     run: Callable
+    one_cpu: bool = False

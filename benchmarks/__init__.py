@@ -1,1 +1,0 @@
-"""asv-style benchmarks of matkron; see README.md in this folder."""
