@@ -42,6 +42,7 @@ _use_installed_package()
 
 from ._chain import ChainPlan, chain_order, multi_dot
 from ._factors import DiagonalFactor, IdentityFactor, diagonal
+from ._frechet import FrechetOperator, cond, frechet
 from ._kron import identity, kron_matvec, kron_order, unvec, vec
 from ._operators import (
     EigenOperator,
@@ -63,13 +64,16 @@ __all__ = [
     "ChainPlan",
     "DiagonalFactor",
     "EigenOperator",
+    "FrechetOperator",
     "IdentityFactor",
     "KronOperator",
     "KronSumOperator",
     "PowerJacobian",
     "SumOfKronOperator",
     "chain_order",
+    "cond",
     "diagonal",
+    "frechet",
     "frechet_power",
     "identity",
     "kron",

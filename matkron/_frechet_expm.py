@@ -1,0 +1,127 @@
+"""The Fréchet derivative of the matrix exponential by scaling and squaring (Al-Mohy and
+Higham 2009), with the data that depends on A alone computed once for every direction."""
+
+import numpy as np
+import scipy.linalg
+
+from ._frechet_stack import left, right
+
+__all__ = ["ExpmFrechet"]
+
+# ℓ_m of Al-Mohy and Higham (2009), Table 6.1: the largest ‖2⁻ˢA‖₁ for which the backward
+# error of the degree-m Padé approximant and of its Fréchet derivative is below 2⁻⁵³
+# (as in scipy.linalg.expm_frechet). float32 uses the same table: more accuracy than it
+# needs, never less.
+_ELL = {3: 1.08e-2, 5: 2.00e-1, 7: 7.83e-1, 9: 1.78e0, 13: 4.74e0}
+
+_B = {
+    3: (120.0, 60.0, 12.0, 1.0),
+    5: (30240.0, 15120.0, 3360.0, 420.0, 30.0, 1.0),
+    7: (17297280.0, 8648640.0, 1995840.0, 277200.0, 25200.0, 1512.0, 56.0, 1.0),
+    9: (17643225600.0, 8821612800.0, 2075673600.0, 302702400.0, 30270240.0, 2162160.0,
+        110880.0, 3960.0, 90.0, 1.0),
+    13: (64764752532480000.0, 32382376266240000.0, 7771770303897600.0,
+         1187353796428800.0, 129060195264000.0, 10559470521600.0, 670442572800.0,
+         33522128640.0, 1323241920.0, 40840800.0, 960960.0, 16380.0, 182.0, 1.0),
+}
+
+
+class ExpmFrechet:
+    """L_exp(A, ·) for a fixed A: degree, scaling, the even powers of 2⁻ˢA, the LU of the
+    Padé denominator and the s squares of the approximant, all computed at construction.
+
+    ``apply`` takes a stack of directions in the layout of :mod:`matkron._frechet_stack`
+    ((m, k, m), C order) and evaluates, for all of them at once, the recurrences (6.11) –
+    (6.13) and (3.3) of Al-Mohy and Higham (2009): every product with a matrix that depends
+    on A alone is one GEMM over the whole stack.
+    """
+
+    method = "pade"
+
+    def __init__(self, A):
+        m = A.shape[0]
+        self.dtype = A.dtype
+        ident = np.eye(m, dtype=A.dtype)
+        norm = np.linalg.norm(A, 1) if m else 0.0
+        degree = next((d for d in (3, 5, 7, 9) if norm <= _ELL[d]), 13)
+        s = 0
+        if degree == 13 and norm > _ELL[13]:
+            s = max(0, int(np.ceil(np.log2(norm / _ELL[13]))))
+        A = A * 2.0**-s if s else A
+        b = _B[degree]  # Python floats: weak in promotion, float32 stays float32
+        powers = {0: ident, 1: A}
+        powers[2] = A @ A
+        if degree >= 5:
+            powers[4] = powers[2] @ powers[2]
+        if degree >= 7:
+            powers[6] = powers[2] @ powers[4]
+        if degree == 9:
+            powers[8] = powers[4] @ powers[4]
+        self.degree, self.s, self.A, self.powers, self.b = degree, s, A, powers, b
+        if degree == 13:
+            A2, A4, A6 = powers[2], powers[4], powers[6]
+            self.W1 = b[13] * A6 + b[11] * A4 + b[9] * A2
+            W2 = b[7] * A6 + b[5] * A4 + b[3] * A2 + b[1] * ident
+            self.Z1 = b[12] * A6 + b[10] * A4 + b[8] * A2
+            Z2 = b[6] * A6 + b[4] * A4 + b[2] * A2 + b[0] * ident
+            self.W = A6 @ self.W1 + W2
+            U = A @ self.W
+            V = A6 @ self.Z1 + Z2
+        else:
+            half = degree // 2
+            self.W = sum(b[2 * j + 1] * powers[2 * j] for j in range(half + 1))
+            U = A @ self.W
+            V = sum(b[2 * j] * powers[2 * j] for j in range(half + 1))
+        self.lu = scipy.linalg.lu_factor(V - U, check_finite=False)
+        R = scipy.linalg.lu_solve(self.lu, U + V, check_finite=False)
+        squares = [R]
+        for _ in range(s):
+            squares.append(squares[-1] @ squares[-1])
+        self.squares = squares  # R_0, …, R_s = exp(A)
+
+    def value(self):
+        """exp(A)."""
+        return self.squares[-1]
+
+    def apply(self, S):
+        """L_exp(A, E) for the stack S of directions E (layout (m, k, m))."""
+        m, k, _ = S.shape
+        if S.size == 0:
+            return np.zeros(S.shape, dtype=self.dtype)
+        p, b = self.powers, self.b
+        E = S * 2.0**-self.s if self.s else S
+        A = self.A
+
+        def sandwich(X, Y, M, N):
+            """X M + N Y over the stack: left(X, M) + right(N, Y)."""
+            return left(X, M) + right(N, Y)
+
+        M2 = sandwich(A, A, E, E)
+        if self.degree == 13:
+            M4 = sandwich(p[2], p[2], M2, M2)
+            M6 = left(p[4], M2) + right(M4, p[2])
+            Lw1 = b[13] * M6 + b[11] * M4 + b[9] * M2
+            Lw2 = b[7] * M6 + b[5] * M4 + b[3] * M2
+            Lz1 = b[12] * M6 + b[10] * M4 + b[8] * M2
+            Lz2 = b[6] * M6 + b[4] * M4 + b[2] * M2
+            Lw = left(p[6], Lw1) + right(M6, self.W1) + Lw2
+            Lu = left(A, Lw) + right(E, self.W)
+            Lv = left(p[6], Lz1) + right(M6, self.Z1) + Lz2
+        else:
+            Ms = {2: M2}
+            if self.degree >= 5:
+                Ms[4] = sandwich(p[2], p[2], M2, M2)
+            if self.degree >= 7:
+                Ms[6] = left(p[4], M2) + right(Ms[4], p[2])
+            if self.degree >= 9:
+                Ms[8] = sandwich(p[4], p[4], Ms[4], Ms[4])
+            half = self.degree // 2
+            Lu = left(A, sum(b[2 * j + 1] * Ms[2 * j] for j in range(1, half + 1)))
+            Lu += right(E, self.W)
+            Lv = sum(b[2 * j] * Ms[2 * j] for j in range(1, half + 1))
+        rhs = Lu + Lv + right(Lu - Lv, self.squares[0])
+        L = scipy.linalg.lu_solve(self.lu, rhs.reshape(m, k * m), check_finite=False,
+                                  overwrite_b=True).reshape(m, k, m)
+        for R in self.squares[:-1]:
+            L = sandwich(R, R, L, L)
+        return L
