@@ -450,7 +450,8 @@ def cond(f, A, *, p=None, fprime=None, norm="fro", relative=True, rtol=1e-3):
     with full reorthogonalization; its estimate is a lower bound that increases to ‖L‖₂.
     1: the block 1-norm estimator of Higham and Tisseur (2000) through
     ``scipy.sparse.linalg.onenormest`` on L and its adjoint (a lower bound, almost always
-    within a factor 3 and usually exact).
+    within a factor 3 and usually exact; its starting block is random, so two calls may
+    differ).
 
     Examples
     --------

@@ -146,9 +146,10 @@ class InvFrechet:
     method = "lu"
 
     def __init__(self, A):
-        self.lu = scipy.linalg.lu_factor(A, check_finite=False)
-        diag = np.abs(np.diagonal(self.lu[0]))
-        if diag.size and not diag.min() > 0:
+        getrf = scipy.linalg.get_lapack_funcs("getrf", (A,))
+        lu, piv, info = getrf(A)  # as scipy.linalg.lu_factor, which warns when singular
+        self.lu = (lu, piv)
+        if info > 0:
             raise np.linalg.LinAlgError("A is singular: inv has no Fréchet derivative there")
         self.dtype = A.dtype
 
