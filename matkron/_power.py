@@ -74,6 +74,17 @@ def _check_coeffs(coeffs):
     return c, list(coeffs)
 
 
+def _binary_codes(n):
+    """The steps of left-to-right binary powering for n >= 2: one byte per step after the
+    leading bit, 0 for a squaring and 1 for a multiplication by A."""
+    codes = []
+    for bit in bin(n)[3:]:
+        codes.append(0)
+        if bit == "1":
+            codes.append(1)
+    return bytes(codes)
+
+
 def _binary_gemms(n):
     """GEMMs per application of binary powering: 2 per squaring and per multiplication."""
     return 2 * (n.bit_length() - 1 + n.bit_count() - 1)
@@ -292,6 +303,11 @@ def power_jacobian(A, n, *, method="auto"):
     counts six per element. One-off costs (building the dense matrix, m² products of the
     method that builds it; the eigendecomposition) are spread over 100 products, a short
     Krylov solve, so "dense" wins only for very small m (about m <= 7) or many products.
+    Nothing is computed when the operator is made: the plan (powers, eigendecomposition) is
+    built on the first product, and a dense matrix that "auto" chose only after the
+    operator has made m² products (what building it costs) through binary powering with
+    the powers computed as it goes, so that an operator used a few times never pays for
+    it (an explicit method="dense" builds it at once).
     Every method it picks is accurate to about n eps ‖d(Aⁿ)‖ ‖E‖, the condition of the
     problem in A: "eig" through the rounding of the eigenvalues, which moves Γ by n eps
     relative, binary powering through the rounding of the squarings.
@@ -391,6 +407,16 @@ def frechet_power(A, E, n, *, method="auto"):
     ValueError
         If `A` is not square or `E` does not match it; as :func:`power_jacobian` otherwise.
 
+    Notes
+    -----
+    With one direction and method "auto", nothing is built for later products: one
+    kernel call runs binary powering on the pairs (Aᵏ, d(Aᵏ)[E]), squaring
+    (P, D) ↦ (P², P D + D P) and multiplying (P, D) ↦ (A P, A D + E P), with the power
+    computed along the way and skipped after the last step: 3(⌊log₂ n⌋ + popcount(n) − 1)
+    − 1 GEMMs (8 for n = 8), the fewest of the methods. A Hermitian A takes the
+    eigendecomposition instead when that costs fewer multiply-adds (large n). A stack of
+    directions shares the powers of A through :class:`PowerJacobian`.
+
     Examples
     --------
     >>> import numpy as np
@@ -415,12 +441,35 @@ def frechet_power(A, E, n, *, method="auto"):
         )
     dtype = result_dtype(A.dtype, E.dtype)
     batch = 1 if E.ndim == 2 else E.shape[0]
+    if E.ndim == 2 and method == "auto" and n >= 2 and m > 0:
+        return _frechet_power_oneshot(A, E, n, dtype)
     J = PowerJacobian(A.astype(dtype, copy=False), n, method=method, _applications=batch)
     if E.ndim == 2:
         return J.matvec(E.ravel(order="F")).reshape(m, m, order="F")
     x = np.moveaxis(E, 0, -1).reshape(m * m, batch, order="F")
     y = J.matmat(np.asfortranarray(x, dtype=dtype))
     return np.moveaxis(y.reshape(m, m, batch, order="F"), -1, 0)
+
+
+def _frechet_power_oneshot(A, E, n, dtype):
+    """d(Aⁿ)[E] for one direction with the fewest GEMMs: binary powering on (Aᵏ, L_k)
+    pairs in one kernel call, the powers computed along the way (3 per step, the last
+    power skipped), nothing kept; the eigendecomposition instead for a Hermitian A where
+    the cost model of "auto" says it costs less (it is also the more accurate for large
+    n)."""
+    m = A.shape[0]
+    codes = _binary_codes(n)
+    gemm = m**3 + _CALL_COST
+    if (_EIGH_COST * m**3 + 4 * gemm < (3 * len(codes) - 1) * gemm
+            and is_hermitian(A)):
+        J = PowerJacobian(A.astype(dtype, copy=False), n, method="eig")
+        return J.matvec(E.ravel(order="F")).reshape(m, m, order="F")
+    a = np.require(A, dtype, ["F", "A"])
+    e = np.require(E, dtype, ["F", "A"])
+    plan = PowerPlan("oneshot", m, a, a=a, codes=codes, count=len(codes))
+    out = np.empty((m, m), dtype=dtype, order="F")
+    plan.apply(e.reshape(-1, order="F"), out.reshape(-1, order="F"))
+    return out
 
 
 class PowerJacobian(ProductOperator):
@@ -501,16 +550,21 @@ class PowerJacobian(ProductOperator):
                 f"{BLAS_INT_MAX} elements per matrix)"
             )
         hermitian = None
-        if method == "eig" or (method == "auto" and degree >= 2):
+        requested = method
+        if method == "eig":
             hermitian = is_hermitian(self.A)
-            if method == "eig" and not hermitian:
+            if not hermitian:
                 raise ValueError("method='eig' needs a Hermitian (real symmetric) A")
         if method == "auto":
             if degree < 2 or m == 0:
                 method = "horner" if coeffs is not None else "binary"
             else:
-                method = _choose(m, degree, hermitian, coeffs is not None, _applications,
-                                 dtype.itemsize)
+                choice = [_choose(m, degree, h, coeffs is not None, _applications,
+                                  dtype.itemsize) for h in (False, True)]
+                # Whether A is Hermitian (an O(m²) check) only where it changes the choice.
+                if choice[0] != choice[1]:
+                    hermitian = is_hermitian(self.A)
+                method = choice[bool(hermitian)]
         if method == "horner" and n is not None and n > HORNER_MAX_N:
             raise ValueError(
                 f"n = {n} is too large for method='horner', whose plan counts its steps in "
@@ -521,13 +575,25 @@ class PowerJacobian(ProductOperator):
             self._check_dense(dtype)
         elif method == "naive":
             self._check_kron_terms(dtype, "method='naive'")
+        # "auto" may pick the dense matrix for the products it expects; it is then built
+        # only once the operator has made as many products as building it costs (see
+        # _plan).
+        self._defer_dense = (requested == "auto" and method == "dense"
+                             and not (degree == 0 or (n is not None and degree == 1)))
         self.method = method
+        self._hermitian = hermitian
         self._plans = {}
+        self._helpers = {}
+        self._uses = 0
         self._kron_ops = {}
         self._adjoint_op = None
-        super().__init__(dtype, (m * m, m * m))
+        self._set_shape(dtype, (m * m, m * m))
         self.args = (self.A,)
-        self._fast = None if method == "naive" or m == 0 else self._plan(dtype)
+        # The plan (powers, eigendecomposition) is built on the first product; the dense
+        # matrix of an explicit method="dense" now (whose memory the caller asked for).
+        self._fast = None
+        if method == "dense" and requested == "dense" and m > 0:
+            self._fast = self._plan(dtype)
 
     # -- construction of the E-independent data ------------------------------------------
 
@@ -559,8 +625,10 @@ class PowerJacobian(ProductOperator):
                 f"(matkron._power.MAX_STORED_BYTES); use method={others}"
             )
 
-    def _build_parts(self, dtype):
-        """The kernel method and the arrays of the plan, computed in `dtype`."""
+    def _build_parts(self, dtype, method=None):
+        """The kernel method and the arrays of the plan of `method` (by default the
+        operator's), computed in `dtype`."""
+        method = method or self.method
         A = np.require(self.A, dtype, ["F", "A"])  # the kernel reads A with stride m
         m, d = self._m, self._degree
         polynomial = self.coeffs is not None
@@ -568,7 +636,7 @@ class PowerJacobian(ProductOperator):
             return "zero", {}
         if not polynomial and d == 1:
             return "copy", {}
-        if self.method == "eig":
+        if method == "eig":
             lam, V = scipy.linalg.eigh(A)
             lam = lam.astype(np.float64)
             if polynomial:
@@ -579,14 +647,9 @@ class PowerJacobian(ProductOperator):
                 gamma = _power_divided_differences(lam, d)
             return "eig", {"mats": np.asfortranarray(V),
                            "gamma": np.asfortranarray(gamma, dtype=dtype)}
-        if self.method == "dense":
-            helper = "horner" if polynomial else "binary"
-            if not polynomial and is_hermitian(A) and _choose(
-                    m, d, True, False, None) == "eig":
-                helper = "eig"
-            coeffs = None if self.coeffs is None else self._coeffs(dtype)
+        if method == "dense":
             self._check_dense(dtype)
-            plan = PowerJacobian(A, self.n, coeffs=coeffs, method=helper)._fast
+            plan = self._helper_plan(dtype)
             return "dense", {"mats": _matrix_of(plan.apply, m * m, dtype)}
         if polynomial:
             # Horner: S_d = c_d I, S_k = A S_{k+1} + c_k I; the steps use S_{d-1}, …, S_1.
@@ -598,31 +661,55 @@ class PowerJacobian(ProductOperator):
                 S[np.diag_indices(m)] += c[k]
                 mats[:, :, s] = S
             return "stored", {"a": A, "mats": mats, "count": d - 1, "alpha": complex(c[d])}
-        if self.method == "horner":
+        if method == "horner":
             return "horner", {"a": A, "count": d}
-        # binary: left-to-right over the bits of n after the leading one.
+        # binary: left-to-right over the bits of n after the leading one; the power after
+        # the last step is not needed.
+        codes = _binary_codes(d)
+        mats = np.empty((m, m, len(codes)), dtype=dtype, order="F")
         P = A
-        powers, codes = [], []
-        for bit in bin(d)[3:]:
-            powers.append(P)
-            codes.append(0)
-            P = P @ P
-            if bit == "1":
-                powers.append(P)
-                codes.append(1)
-                P = A @ P
-        mats = np.empty((m, m, len(powers)), dtype=dtype, order="F")
-        for s, pw in enumerate(powers):
-            mats[:, :, s] = pw
-        return "binary", {"a": A, "mats": mats, "codes": bytes(codes), "count": len(codes)}
+        for s, code in enumerate(codes):
+            mats[:, :, s] = P
+            if s + 1 < len(codes):
+                P = P @ P if code == 0 else A @ P
+        return "binary", {"a": A, "mats": mats, "codes": codes, "count": len(codes)}
 
     def _coeffs(self, dtype):
         """The polynomial coefficients rounded to `dtype` from full precision."""
         return self._exact_coeffs.astype(dtype)
 
+    def _helper_plan(self, dtype):
+        """The plan of the method that builds the dense matrix and serves the products
+        before "auto" builds it: binary powering with the powers computed as it goes
+        ("oneshot": nothing to build), Horner for a polynomial, or "eig" for a Hermitian A
+        where that is cheaper."""
+        plan = self._helpers.get(dtype)
+        if plan is None:
+            m, d = self._m, self._degree
+            if self.coeffs is not None:
+                kind, parts = self._build_parts(dtype, "horner")
+            elif _choose(m, d, True, False, None) == "eig" and self._is_hermitian(self.A):
+                kind, parts = self._build_parts(dtype, "eig")
+            else:
+                codes = _binary_codes(d)
+                kind, parts = "oneshot", {"a": np.require(self.A, dtype, ["F", "A"]),
+                                          "codes": codes, "count": len(codes)}
+            plan = self._helpers[dtype] = PowerPlan(kind, m, np.empty(0, dtype=dtype), **parts)
+        return plan
+
+    def _is_hermitian(self, A):
+        if self._hermitian is None:
+            self._hermitian = is_hermitian(A)
+        return self._hermitian
+
     def _plan(self, dtype):
         plan = self._plans.get(dtype)
         if plan is None:
+            if self._defer_dense and self._uses < self._m**2:
+                # "auto" chose the dense matrix for many products; the first m² products
+                # (what building it costs) go through the method that builds it, so that
+                # an operator used a few times never pays for it.
+                return self._helper_plan(dtype)
             kind, parts = self._build_parts(dtype)
             plan = self._plans[dtype] = PowerPlan(
                 kind, self._m, np.empty(0, dtype=dtype), **parts
@@ -633,8 +720,9 @@ class PowerJacobian(ProductOperator):
 
     def _product(self, x):
         """self @ x for an ndarray x of 1 or 2 dimensions."""
-        if self._fast is not None and x.ndim == 1:
-            y = self._fast.matvec_fast(x)
+        fast = self._fast
+        if fast is not None and x.ndim == 1:
+            y = fast.matvec_fast(x)
             if y is not None:
                 return y
         dtype = self.dtype if x.dtype == self.dtype else result_dtype(self.dtype, x.dtype)
@@ -646,7 +734,12 @@ class PowerJacobian(ProductOperator):
             return np.zeros(x.shape, dtype=dtype)
         x = np.require(x, dtype=dtype, requirements=["F", "A"])
         out = np.empty(x.shape, dtype=dtype, order="F")
-        return self._plan(dtype).apply(x, out)
+        plan = self._plan(dtype)
+        if self._defer_dense:
+            self._uses += 1 if x.ndim == 1 else x.shape[1]
+        if fast is None and dtype == self.dtype and self._plans.get(dtype) is plan:
+            self._fast = plan  # the final plan in the operator's dtype: later 1-D products
+        return plan.apply(x, out)
 
     def _derived(self, A, coeffs):
         # Coefficients as Python numbers: full precision, and weak in dtype promotion (A
