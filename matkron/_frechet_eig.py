@@ -9,7 +9,7 @@ import scipy.linalg
 
 from ._frechet_expm import ExpmFrechet
 from ._frechet_logm import LogmFrechet
-from ._frechet_stack import from_vec, left, right, to_vec
+from ._frechet_stack import from_vec, left, lu_factor, lu_solve, right, to_vec
 from ._power import PowerJacobian, _power_divided_differences
 
 __all__ = ["BlockFrechet", "EigFrechet", "FractionalPowerFrechet", "InvFrechet",
@@ -146,24 +146,21 @@ class InvFrechet:
     method = "lu"
 
     def __init__(self, A):
-        getrf = scipy.linalg.get_lapack_funcs("getrf", (A,))
-        lu, piv, info = getrf(A)  # as scipy.linalg.lu_factor, which warns when singular
-        self.lu = (lu, piv)
+        self.lu = lu, piv, info = lu_factor(A)
         if info > 0:
             raise np.linalg.LinAlgError("A is singular: inv has no Fréchet derivative there")
         self.dtype = A.dtype
 
     def value(self):
         n = self.lu[0].shape[0]
-        return scipy.linalg.lu_solve(self.lu, np.eye(n, dtype=self.dtype), check_finite=False)
+        return lu_solve(self.lu, np.eye(n, dtype=self.dtype))
 
     def apply(self, S):
         n, k, _ = S.shape
         if S.size == 0:
             return np.zeros(S.shape, dtype=self.dtype)
-        X = scipy.linalg.lu_solve(self.lu, S.reshape(n, k * n), check_finite=False)
-        Y = scipy.linalg.lu_solve(self.lu, X.reshape(n, k, n).reshape(n * k, n).T, trans=1,
-                                  check_finite=False)
+        X = lu_solve(self.lu, S.reshape(n, k * n))
+        Y = lu_solve(self.lu, X.reshape(n, k, n).reshape(n * k, n).T, trans=1)
         return -np.ascontiguousarray(Y.T).reshape(n, k, n)
 
 

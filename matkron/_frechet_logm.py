@@ -2,10 +2,9 @@
 in the Schur basis (Al-Mohy, Higham and Relton 2013)."""
 
 import numpy as np
-import scipy.linalg
 
 from ._frechet_sqrtm import schur_form, sqrtm_quasi_triangular
-from ._frechet_stack import left, right
+from ._frechet_stack import left, lu_factor, lu_solve, right
 from ._kronsum_solve import quasi_triangular_sylvester_solve
 
 __all__ = ["LogmFrechet"]
@@ -60,7 +59,7 @@ class LogmFrechet:
         self.alpha = weights / 2
         self.roots, self.s, self.degree = roots, len(roots), degree
         self.X = X
-        self.lus = [scipy.linalg.lu_factor(ident + b * X, check_finite=False)
+        self.lus = [lu_factor(ident + b * X)
                     for b in self.beta]
 
     def value(self):
@@ -68,7 +67,7 @@ class LogmFrechet:
         n = self.X.shape[0]
         U = np.zeros((n, n), dtype=self.dtype)
         for a, lu in zip(self.alpha, self.lus):
-            U += a * scipy.linalg.lu_solve(lu, self.X, check_finite=False)
+            U += a * lu_solve(lu, self.X)
         return (2.0**self.s) * (self.Z @ U @ self._ZH)
 
     def apply(self, S):
@@ -83,8 +82,7 @@ class LogmFrechet:
         for a, lu in zip(self.alpha, self.lus):
             # (I + βX)⁻¹ F (I + βX)⁻¹: a left solve over the stack, then a right solve
             # as a transposed left solve of the rows (m k × m) of the stack.
-            G = scipy.linalg.lu_solve(lu, wide, check_finite=False).reshape(n, k, n)
-            G = scipy.linalg.lu_solve(lu, G.reshape(n * k, n).T, trans=1,
-                                      check_finite=False).T.reshape(n, k, n)
+            G = lu_solve(lu, wide).reshape(n, k, n)
+            G = lu_solve(lu, G.reshape(n * k, n).T, trans=1).T.reshape(n, k, n)
             total += a * G
         return left(self.Z, right(total, self._ZH)) * (2.0**self.s)

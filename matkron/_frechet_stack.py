@@ -7,8 +7,10 @@ alone are single GEMMs over the whole stack, without copies: ``P @ S.reshape(m, 
 """
 
 import numpy as np
+import scipy.linalg
 
-__all__ = ["from_stack", "from_vec", "left", "right", "to_stack", "to_vec"]
+__all__ = ["from_stack", "from_vec", "left", "left_acc", "lu_factor", "lu_solve", "right",
+           "right_acc", "to_stack", "to_vec"]
 
 
 def left(P, S):
@@ -44,3 +46,54 @@ def to_vec(S):
     """The internal layout as the columns vec(E_j), an (m², k) Fortran-ordered array."""
     m, k, n = S.shape
     return np.asfortranarray(S.transpose(0, 2, 1)).reshape(m * n, k, order="F")
+
+
+_GEMM = {np.dtype(t): scipy.linalg.get_blas_funcs("gemm", dtype=t)
+         for t in ("float32", "float64", "complex64", "complex128")}
+
+
+def _gemm(P, X):
+    return _GEMM[np.result_type(P.dtype, X.dtype)]
+
+
+def left_acc(P, S, out, beta=1.0):
+    """out = [P E_j]_j + beta out, in place (out a C-ordered stack like S): one GEMM of
+    SciPy's BLAS on the transposed (Fortran-ordered) views, so nothing is copied."""
+    assert out.flags.c_contiguous  # updated in place through a view
+    m, k, n = S.shape
+    X = S.reshape(m, k * n)
+    gemm = _gemm(P, X)
+    gemm(1.0, X.T, P.T, beta=beta, c=out.reshape(P.shape[0], k * n).T, overwrite_c=True)
+    return out
+
+
+def right_acc(S, P, out, beta=1.0):
+    """out = [E_j P]_j + beta out, in place (see :func:`left_acc`)."""
+    assert out.flags.c_contiguous
+    m, k, n = S.shape
+    X = S.reshape(m * k, n)
+    gemm = _gemm(P, X)
+    gemm(1.0, P.T, X.T, beta=beta, c=out.reshape(m * k, P.shape[1]).T, overwrite_c=True)
+    return out
+
+
+_LAPACK = {np.dtype(t): scipy.linalg.get_lapack_funcs(("getrf", "getrs"), dtype=t)
+           for t in ("float32", "float64", "complex64", "complex128")}
+
+
+def lu_factor(a):
+    """(lu, piv, info) of LAPACK's getrf, without SciPy's per-call wrappers (which cost
+    more than the factorization of a small matrix); info > 0: exactly singular."""
+    lu, piv, info = _LAPACK[a.dtype][0](a)
+    if info < 0:  # pragma: no cover - the arguments are built here
+        raise ValueError(f"getrf: illegal value in argument {-info}")
+    return lu, piv, info
+
+
+def lu_solve(factors, b, trans=0):
+    """op(A)⁻¹ b from :func:`lu_factor`'s factors of A (trans 0: A, 1: Aᵀ), by getrs."""
+    lu, piv = factors[:2]
+    x, info = _LAPACK[lu.dtype][1](lu, piv, b, trans=trans)
+    if info < 0:  # pragma: no cover
+        raise ValueError(f"getrs: illegal value in argument {-info}")
+    return x
