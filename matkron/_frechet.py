@@ -55,6 +55,21 @@ def _check_function(f, p, fprime, method):
     return f, None, p
 
 
+class _Empty:
+    """The derivative at a 0×0 A: every stack of directions is empty."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+    def value(self):
+        return np.zeros((0, 0), dtype=self.dtype)
+
+    def apply(self, S):
+        return np.zeros(S.shape, dtype=np.result_type(S.dtype, self.dtype))
+
+    apply_adjoint = apply
+
+
 class FrechetOperator(ProductOperator):
     """The Fréchet derivative E ↦ L_f(A, E) of a primary matrix function at A, acting on
     vec(E) (column-major, as everywhere in matkron).
@@ -139,7 +154,9 @@ class FrechetOperator(ProductOperator):
         if impl is None:
             A = self.A.astype(dtype, copy=False)
             name, p, method = self._name, self.p, self.method
-            if method == "eig":
+            if self._m == 0:
+                impl = _Empty(dtype)
+            elif method == "eig":
                 impl = EigFrechet(A, name, p, self._func, self.fprime, self._hermitian)
             elif method == "block":
                 impl = BlockFrechet(A, name, p)

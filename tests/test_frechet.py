@@ -251,7 +251,11 @@ def test_inputs_not_modified_and_empty():
         matkron.frechet(name, A, p=p) @ E[0].ravel()
     np.testing.assert_array_equal(A, A0)
     np.testing.assert_array_equal(E, E0)
-    assert matkron.frechet("expm", np.zeros((0, 0)), np.zeros((0, 0))).shape == (0, 0)
+    for name, p in CASES:
+        empty = np.zeros((0, 0))
+        assert matkron.frechet(name, empty, empty, p=p).shape == (0, 0)
+        assert matkron.frechet(name, empty, p=p).todense().shape == (0, 0)
+        assert matkron.cond(name, empty, p=p) == 0.0
     assert matkron.frechet("expm", A, np.zeros((0, 4, 4))).shape == (0, 4, 4)
 
 
