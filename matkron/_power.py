@@ -303,11 +303,12 @@ def power_jacobian(A, n, *, method="auto"):
     counts six per element. One-off costs (building the dense matrix, m² products of the
     method that builds it; the eigendecomposition) are spread over 100 products, a short
     Krylov solve, so "dense" wins only for very small m (about m <= 7) or many products.
-    Nothing is computed when the operator is made: the plan (powers, eigendecomposition) is
-    built on the first product, and a dense matrix that "auto" chose only after the
-    operator has made m² products (what building it costs) through binary powering with
-    the powers computed as it goes, so that an operator used a few times never pays for
-    it (an explicit method="dense" builds it at once).
+    Nothing is computed when the operator is made. The first product of "binary" runs
+    binary powering with the powers computed as it goes (one GEMM per step more, nothing
+    stored), and the powers are stored from the second product on; "eig" decomposes A on
+    its first product; a dense matrix that "auto" chose is built only after the operator
+    has made m² products (what building it costs) the same way, so that an operator used
+    a few times never pays for it (an explicit method="dense" builds it at once).
     Every method it picks is accurate to about n eps ‖d(Aⁿ)‖ ‖E‖, the condition of the
     problem in A: "eig" through the rounding of the eigenvalues, which moves Γ by n eps
     relative, binary powering through the rounding of the squarings.
@@ -575,11 +576,16 @@ class PowerJacobian(ProductOperator):
             self._check_dense(dtype)
         elif method == "naive":
             self._check_kron_terms(dtype, "method='naive'")
-        # "auto" may pick the dense matrix for the products it expects; it is then built
-        # only once the operator has made as many products as building it costs (see
-        # _plan).
-        self._defer_dense = (requested == "auto" and method == "dense"
-                             and not (degree == 0 or (n is not None and degree == 1)))
+        # Products served before the plan is built (see _plan): "auto" may pick the dense
+        # matrix for the products it expects, built once the operator has made as many
+        # products as building it costs (m²); binary powering stores its powers from the
+        # second product on (the first runs the one-shot recurrence, which needs none).
+        trivial = degree == 0 or (n is not None and degree == 1) or m == 0
+        self._defer_until = 0
+        if not trivial and requested == "auto" and method == "dense":
+            self._defer_until = m * m
+        elif not trivial and method == "binary":
+            self._defer_until = 1
         self.method = method
         self._hermitian = hermitian
         self._plans = {}
@@ -688,7 +694,8 @@ class PowerJacobian(ProductOperator):
             m, d = self._m, self._degree
             if self.coeffs is not None:
                 kind, parts = self._build_parts(dtype, "horner")
-            elif _choose(m, d, True, False, None) == "eig" and self._is_hermitian(self.A):
+            elif (self.method == "dense" and _choose(m, d, True, False, None) == "eig"
+                  and self._is_hermitian(self.A)):
                 kind, parts = self._build_parts(dtype, "eig")
             else:
                 codes = _binary_codes(d)
@@ -702,13 +709,13 @@ class PowerJacobian(ProductOperator):
             self._hermitian = is_hermitian(A)
         return self._hermitian
 
-    def _plan(self, dtype):
+    def _plan(self, dtype, columns=1):
+        """The plan for a product of `columns` columns: until the operator has made
+        _defer_until products, the helper (see __init__), so that an operator used a few
+        times never pays for what only many products repay."""
         plan = self._plans.get(dtype)
         if plan is None:
-            if self._defer_dense and self._uses < self._m**2:
-                # "auto" chose the dense matrix for many products; the first m² products
-                # (what building it costs) go through the method that builds it, so that
-                # an operator used a few times never pays for it.
+            if self._uses + columns <= self._defer_until:
                 return self._helper_plan(dtype)
             kind, parts = self._build_parts(dtype)
             plan = self._plans[dtype] = PowerPlan(
@@ -734,9 +741,10 @@ class PowerJacobian(ProductOperator):
             return np.zeros(x.shape, dtype=dtype)
         x = np.require(x, dtype=dtype, requirements=["F", "A"])
         out = np.empty(x.shape, dtype=dtype, order="F")
-        plan = self._plan(dtype)
-        if self._defer_dense:
-            self._uses += 1 if x.ndim == 1 else x.shape[1]
+        columns = 1 if x.ndim == 1 else x.shape[1]
+        plan = self._plan(dtype, columns)
+        if self._defer_until:
+            self._uses += columns
         if fast is None and dtype == self.dtype and self._plans.get(dtype) is plan:
             self._fast = plan  # the final plan in the operator's dtype: later 1-D products
         return plan.apply(x, out)

@@ -388,6 +388,12 @@ def test_auto_dense_is_built_after_as_many_products_as_it_costs(rng):
     assert J._plans[np.dtype(np.float64)].method == "dense"
     J2 = matkron.power_jacobian(A, 8)
     np.testing.assert_allclose(J2 @ X, expected, rtol=1e-12, atol=1e-12)  # 20 at once
+    # "binary": the first product needs no stored powers, the second stores them.
+    Jb = matkron.power_jacobian(A, 8, method="binary")
+    for j in range(3):
+        got = Jb @ X[:, j]
+        assert np.abs(got - expected[:, j]).max() <= 1e-12 * np.abs(expected).max()
+        assert (np.dtype(np.float64) in Jb._plans) == (j >= 1), j
     assert J2 @ X[:, 0] is not None and J2._plans[np.dtype(np.float64)].method == "dense"
 
 
