@@ -1,8 +1,10 @@
 """Fréchet derivatives of matrix functions as operators on vec(E), and condition numbers."""
 
 import numbers
+from collections.abc import Callable
 
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse.linalg
 
 from ._frechet_eig import (
@@ -22,6 +24,8 @@ from ._validation import as_array, check_rows, is_hermitian, result_dtype, squar
 __all__ = ["FrechetOperator", "cond", "frechet"]
 
 FUNCTIONS = ("expm", "logm", "sqrtm", "inv", "power")
+# A named function or a vectorized callable (on the eigenvalues of a Hermitian A).
+Function = str | Callable[[np.ndarray], np.ndarray]
 METHODS = ("auto", "eig", "block")
 NORMS = ("fro", 1)
 
@@ -119,7 +123,9 @@ class FrechetOperator(ProductOperator):
 
     _transient = {"_impls": dict, "_adjoint_op": type(None)}
 
-    def __init__(self, f, A, *, p=None, fprime=None, method="auto", _adjoint=False):
+    def __init__(self, f: Function, A: npt.ArrayLike, *, p: float | None = None,
+                 fprime: Callable[[np.ndarray], np.ndarray] | None = None,
+                 method: str = "auto", _adjoint: bool = False) -> None:
         name, func, p = _check_function(f, p, fprime, method)
         A = square_matrix(A, "A")
         dtype = result_dtype(A.dtype)
@@ -204,7 +210,7 @@ class FrechetOperator(ProductOperator):
         Y = to_vec(self._run(lambda dt: from_vec(X, m, dt), x.dtype))
         return Y[:, 0] if x.ndim == 1 else Y
 
-    def apply(self, E):
+    def apply(self, E: npt.ArrayLike) -> np.ndarray:
         """L_f(A, E) for an m×m direction E, or for each of a stack of shape (k, m, m).
 
         Parameters
@@ -241,7 +247,7 @@ class FrechetOperator(ProductOperator):
         out = to_stack(self._run(lambda dt: from_stack(stack, dt), result_dtype(E.dtype)))
         return out[0] if E.ndim == 2 else np.ascontiguousarray(out)
 
-    def value(self):
+    def value(self) -> np.ndarray:
         """f(A), from the data the operator holds (computed in the operator's dtype).
 
         Examples
@@ -265,7 +271,7 @@ class FrechetOperator(ProductOperator):
             self._adjoint_op = op
         return self._adjoint_op
 
-    def todense(self):
+    def todense(self) -> np.ndarray:
         """The m²×m² matrix K with vec(L_f(A, E)) = K vec(E) (small m only).
 
         Examples
@@ -278,7 +284,7 @@ class FrechetOperator(ProductOperator):
         n = self.shape[0]
         return np.asfortranarray(self._product(np.eye(n, dtype=self.dtype)))
 
-    def toarray(self):
+    def toarray(self) -> np.ndarray:
         """Alias of :meth:`todense`."""
         return self.todense()
 
@@ -290,7 +296,9 @@ class FrechetOperator(ProductOperator):
                 f"{self._m}x{self._m} A, method={self.method!r}, dtype={self.dtype}>")
 
 
-def frechet(f, A, E=None, *, p=None, fprime=None, method="auto"):
+def frechet(f: Function, A: npt.ArrayLike, E: npt.ArrayLike | None = None, *,
+            p: float | None = None, fprime: Callable[[np.ndarray], np.ndarray] | None = None,
+            method: str = "auto") -> "np.ndarray | FrechetOperator":
     """The Fréchet derivative L_f(A, E) of a primary matrix function f at A.
 
     L_f(A, E) is the linear term of f(A + E) − f(A). With a direction `E` the derivative
@@ -434,7 +442,9 @@ def _lanczos_norm(L, rtol, seed=0):
     return float(est)
 
 
-def cond(f, A, *, p=None, fprime=None, norm="fro", relative=True, rtol=1e-3):
+def cond(f: Function, A: npt.ArrayLike, *, p: float | None = None,
+         fprime: Callable[[np.ndarray], np.ndarray] | None = None, norm: str | int = "fro",
+         relative: bool = True, rtol: float = 1e-3) -> float:
     """The condition number of the matrix function f at A, without forming the m²×m²
     Kronecker matrix of its Fréchet derivative.
 

@@ -146,7 +146,8 @@ class InvFrechet:
     method = "lu"
 
     def __init__(self, A):
-        self.lu = lu, piv, info = lu_factor(A)
+        self.lu = lu_factor(A)
+        info = self.lu[2]
         if info > 0:
             raise np.linalg.LinAlgError("A is singular: inv has no Fréchet derivative there")
         self.dtype = A.dtype

@@ -3,7 +3,7 @@ Higham 2009), with the data that depends on A alone computed once for every dire
 
 import numpy as np
 
-from ._frechet_stack import left, lu_factor, lu_solve, right_acc
+from ._frechet_stack import left, left_acc, lu_factor, lu_solve, right_acc
 
 __all__ = ["ExpmFrechet"]
 
@@ -23,6 +23,46 @@ _B = {
          1187353796428800.0, 129060195264000.0, 10559470521600.0, 670442572800.0,
          33522128640.0, 1323241920.0, 40840800.0, 960960.0, 16380.0, 182.0, 1.0),
 }
+
+
+def _combine(coeffs, mats):
+    """[Σ_j coeffs[i, j] mats[j]]_i, each result C-contiguous: for large matrices one
+    (memory-bound) GEMM of the coefficients with the stacked matrices, which reads each
+    once; for small ones, scaled sums (NumPy's per-call cost dominates there)."""
+    first = mats[0]
+    if first.size < 4096:
+        out = []
+        for row in coeffs.tolist():  # Python floats: weak, float32 stays float32
+            acc = first * row[0]
+            for c, mat in zip(row[1:], mats[1:]):
+                if c:
+                    acc += c * mat
+            out.append(acc)
+        return out
+    if isinstance(mats, np.ndarray):  # already stacked
+        stacked = mats.reshape(len(mats), -1)
+    else:
+        stacked = np.stack(mats).reshape(len(mats), -1)
+    out = coeffs.astype(first.dtype, copy=False) @ stacked
+    return [row.reshape(first.shape) for row in out]
+
+
+def _coefficients(degree):
+    """The coefficient rows of _combine for `degree`: for 13, [W1, W2, Z1, Z2] over
+    [A⁶, A⁴, A², I] and [Lw1, Lw2, Lz1, Lz2] over [M6, M4, M2]; else [W, V] over the even
+    powers."""
+    b = _B[degree]
+    if degree == 13:
+        return (np.array([[b[13], b[11], b[9], 0.0], [b[7], b[5], b[3], b[1]],
+                          [b[12], b[10], b[8], 0.0], [b[6], b[4], b[2], b[0]]]),
+                np.array([[b[13], b[11], b[9]], [b[7], b[5], b[3]], [b[12], b[10], b[8]],
+                          [b[6], b[4], b[2]]]))
+    half = degree // 2
+    return (np.array([[b[2 * j + 1] for j in range(half + 1)],
+                      [b[2 * j] for j in range(half + 1)]]), None)
+
+
+_COEFFICIENTS = {d: _coefficients(d) for d in _B}
 
 
 class ExpmFrechet:
@@ -61,20 +101,21 @@ class ExpmFrechet:
             powers[8] = powers[4] @ powers[4]
         self.degree, self.s, self.A, self.powers, self.b = degree, s, A, powers, b
         if degree == 13:
-            A2, A4, A6 = powers[2], powers[4], powers[6]
-            self.W1 = b[13] * A6 + b[11] * A4 + b[9] * A2
-            W2 = b[7] * A6 + b[5] * A4 + b[3] * A2 + b[1] * ident
-            self.Z1 = b[12] * A6 + b[10] * A4 + b[8] * A2
-            Z2 = b[6] * A6 + b[4] * A4 + b[2] * A2 + b[0] * ident
-            self.W = A6 @ self.W1 + W2
+            A6 = powers[6]
+            # W1, W2, Z1, Z2 as one product of the coefficients with [A⁶, A⁴, A², I].
+            self.W1, W2, self.Z1, Z2 = _combine(_COEFFICIENTS[13][0],
+                                                [A6, powers[4], powers[2], ident])
+            self.W = A6 @ self.W1
+            self.W += W2
             U = A @ self.W
-            V = A6 @ self.Z1 + Z2
+            V = A6 @ self.Z1
+            V += Z2
         else:
             half = degree // 2
-            self.W = sum(b[2 * j + 1] * powers[2 * j] for j in range(half + 1))
+            even = [powers[2 * j] for j in range(half + 1)]
+            self.W, V = _combine(_COEFFICIENTS[degree][0], even)
             U = A @ self.W
-            V = sum(b[2 * j] * powers[2 * j] for j in range(half + 1))
-        self.lu = lu = lu_factor(V - U)
+        self.lu = lu = lu_factor(V - U, overwrite=True)
         R = lu_solve(lu, U + V)
         self._qinv = None
         self.squares = [R]  # R_j = r(2⁻ˢA)^(2ʲ); R_s = exp(A) only when asked for
@@ -111,29 +152,20 @@ class ExpmFrechet:
             """X M + N Y over the stack, in one new array."""
             return right_acc(N, Y, left(X, M))
 
-        M2 = sandwich(A, E, A, E)
         if self.degree == 13:
-            M4 = sandwich(p[2], M2, p[2], M2)
-            M6 = sandwich(p[4], M2, p[2], M4)
-            Lw = b[13] * M6
-            Lw += b[11] * M4
-            Lw += b[9] * M2
-            Lw = left(p[6], Lw)
-            Lw += b[7] * M6
-            Lw += b[5] * M4
-            Lw += b[3] * M2
-            right_acc(M6, self.W1, Lw)
+            Ms = np.empty((3,) + S.shape, dtype=np.result_type(S.dtype, self.dtype))
+            M6, M4, M2 = Ms
+            right_acc(E, A, left(A, E, out=M2))
+            right_acc(M2, p[2], left(p[2], M2, out=M4))
+            right_acc(M4, p[2], left(p[4], M2, out=M6))
+            # Lw1, Lw2, Lz1, Lz2 in one product with the stacked [M6, M4, M2].
+            Lw1, Lw, Lz1, Lv = _combine(_COEFFICIENTS[13][1], Ms)
+            right_acc(M6, self.W1, left_acc(p[6], Lw1, Lw))  # A6 Lw1 + M6 W1 + Lw2
             Lu = right_acc(E, self.W, left(A, Lw))
-            Lv = b[12] * M6
-            Lv += b[10] * M4
-            Lv += b[8] * M2
-            Lv = left(p[6], Lv)
-            Lv += b[6] * M6
-            Lv += b[4] * M4
-            Lv += b[2] * M2
-            right_acc(M6, self.Z1, Lv)
+            right_acc(M6, self.Z1, left_acc(p[6], Lz1, Lv))  # A6 Lz1 + M6 Z1 + Lz2
         else:
-            Ms = {2: M2}
+            Ms = {2: sandwich(A, E, A, E)}
+            M2 = Ms[2]
             if self.degree >= 5:
                 Ms[4] = sandwich(p[2], M2, p[2], M2)
             if self.degree >= 7:

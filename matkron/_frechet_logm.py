@@ -59,7 +59,7 @@ class LogmFrechet:
         self.alpha = weights / 2
         self.roots, self.s, self.degree = roots, len(roots), degree
         self.X = X
-        self.lus = [lu_factor(ident + b * X)
+        self.lus = [lu_factor(ident + b * X, overwrite=True)
                     for b in self.beta]
 
     def value(self):

@@ -13,9 +13,12 @@ __all__ = ["from_stack", "from_vec", "left", "left_acc", "lu_factor", "lu_solve"
            "right_acc", "to_stack", "to_vec"]
 
 
-def left(P, S):
-    """[P E_j]_j for the stack S (one GEMM)."""
+def left(P, S, out=None):
+    """[P E_j]_j for the stack S (one GEMM), into `out` (C-contiguous) if given."""
     m, k, n = S.shape
+    if out is not None:
+        np.matmul(P, S.reshape(m, k * n), out=out.reshape(P.shape[0], k * n))
+        return out
     return (P @ S.reshape(m, k * n)).reshape(P.shape[0], k, n)
 
 
@@ -81,19 +84,23 @@ _LAPACK = {np.dtype(t): scipy.linalg.get_lapack_funcs(("getrf", "getrs"), dtype=
            for t in ("float32", "float64", "complex64", "complex128")}
 
 
-def lu_factor(a):
-    """(lu, piv, info) of LAPACK's getrf, without SciPy's per-call wrappers (which cost
-    more than the factorization of a small matrix); info > 0: exactly singular."""
-    lu, piv, info = _LAPACK[a.dtype][0](a)
+def lu_factor(a, overwrite=False):
+    """(lu, piv, info, transposed) from LAPACK's getrf, without SciPy's per-call wrappers
+    (which cost more than the factorization of a small matrix); info > 0: exactly
+    singular. A C-ordered `a` is factored as its Fortran-ordered transpose, without a copy
+    (`transposed`), and :func:`lu_solve` flips its transposition to match; `overwrite`
+    lets getrf work in `a`'s memory."""
+    transposed = a.flags.c_contiguous and not a.flags.f_contiguous
+    lu, piv, info = _LAPACK[a.dtype][0](a.T if transposed else a, overwrite_a=overwrite)
     if info < 0:  # pragma: no cover - the arguments are built here
         raise ValueError(f"getrf: illegal value in argument {-info}")
-    return lu, piv, info
+    return lu, piv, info, transposed
 
 
 def lu_solve(factors, b, trans=0):
     """op(A)⁻¹ b from :func:`lu_factor`'s factors of A (trans 0: A, 1: Aᵀ), by getrs."""
-    lu, piv = factors[:2]
-    x, info = _LAPACK[lu.dtype][1](lu, piv, b, trans=trans)
+    lu, piv, _, transposed = factors
+    x, info = _LAPACK[lu.dtype][1](lu, piv, b, trans=(1 - trans) if transposed else trans)
     if info < 0:  # pragma: no cover
         raise ValueError(f"getrs: illegal value in argument {-info}")
     return x

@@ -1,8 +1,10 @@
 """The Jacobian of the matrix power, d(Aⁿ)[E] = Σₖ A^k E A^{n-1-k}, and of matrix polynomials."""
 
+import functools
 import sys
 
 import numpy as np
+import numpy.typing as npt
 import scipy.linalg
 
 from ._kron import identity
@@ -74,6 +76,7 @@ def _check_coeffs(coeffs):
     return c, list(coeffs)
 
 
+@functools.lru_cache(maxsize=256)
 def _binary_codes(n):
     """The steps of left-to-right binary powering for n >= 2: one byte per step after the
     leading bit, 0 for a squaring and 1 for a multiplication by A."""
@@ -93,7 +96,14 @@ def _binary_gemms(n):
 def _choose(m, n, hermitian, polynomial, applications=None, itemsize=16):
     """The method of least estimated cost per product for an m×m A and degree n >= 2,
     one-off costs spread over `applications` products (see _ASSUMED_APPLICATIONS); "dense"
-    only within MAX_STORED_BYTES for entries of `itemsize` bytes."""
+    only within MAX_STORED_BYTES for entries of `itemsize` bytes (memoized: operators are
+    made often, with few distinct arguments)."""
+    return _choose_cached(m, n, bool(hermitian), polynomial, applications, itemsize,
+                          MAX_STORED_BYTES)
+
+
+@functools.lru_cache(maxsize=1024)
+def _choose_cached(m, n, hermitian, polynomial, applications, itemsize, max_stored_bytes):
     gemm = m**3 + _CALL_COST
     uses = applications or _ASSUMED_APPLICATIONS
     apply = {}
@@ -106,7 +116,7 @@ def _choose(m, n, hermitian, polynomial, applications=None, itemsize=16):
     costs = dict(apply)
     if hermitian:
         costs["eig"] += _EIGH_COST * m**3 / uses
-    if m <= _DENSE_MAX_M and m**4 * itemsize <= MAX_STORED_BYTES:
+    if m <= _DENSE_MAX_M and m**4 * itemsize <= max_stored_bytes:
         build = m * m * min(apply.values())  # the cheapest method on the m² unit vectors
         costs["dense"] = _DENSE_COST * m**4 + _CALL_COST + build / uses
     return min(costs, key=costs.get)
@@ -384,7 +394,8 @@ def polynomial_jacobian(A, coeffs, *, method="auto"):
     return PowerJacobian(A, coeffs=coeffs, method=method)
 
 
-def frechet_power(A, E, n, *, method="auto"):
+def frechet_power(A: npt.ArrayLike, E: npt.ArrayLike, n: int, *,
+                  method: str = "auto") -> np.ndarray:
     """The Fréchet derivative of the matrix power: d(Aⁿ)[E] = Σ_{k=0}^{n-1} A^k E A^{n-1-k}.
 
     Parameters
@@ -414,7 +425,8 @@ def frechet_power(A, E, n, *, method="auto"):
     kernel call runs binary powering on the pairs (Aᵏ, d(Aᵏ)[E]), squaring
     (P, D) ↦ (P², P D + D P) and multiplying (P, D) ↦ (A P, A D + E P), with the power
     computed along the way and skipped after the last step: 3(⌊log₂ n⌋ + popcount(n) − 1)
-    − 1 GEMMs (8 for n = 8), the fewest of the methods. A Hermitian A takes the
+    − 1 GEMMs (8 for n = 8), or Horner's L_{j+1} = A L_j + E A^j where its 2(n − 1) are
+    fewer (n = 3). A Hermitian A takes the
     eigendecomposition instead when that costs fewer multiply-adds (large n). A stack of
     directions shares the powers of A through :class:`PowerJacobian`.
 
@@ -465,12 +477,22 @@ def _frechet_power_oneshot(A, E, n, dtype):
             and is_hermitian(A)):
         J = PowerJacobian(A.astype(dtype, copy=False), n, method="eig")
         return J.matvec(E.ravel(order="F")).reshape(m, m, order="F")
-    a = np.require(A, dtype, ["F", "A"])
-    e = np.require(E, dtype, ["F", "A"])
-    plan = PowerPlan("oneshot", m, a, a=a, codes=codes, count=len(codes))
+    # C-ordered A and E: d(Aⁿ)[E]ᵀ = d((Aᵀ)ⁿ)[Eᵀ] on their Fortran-ordered transposes,
+    # without copies.
+    flip = (A.dtype == dtype and E.dtype == dtype and A.flags.c_contiguous
+            and E.flags.c_contiguous and A.flags.aligned and E.flags.aligned)
+    if flip:
+        a, e = A.T, E.T
+    else:
+        a = np.require(A, dtype, ["F", "A"])
+        e = np.require(E, dtype, ["F", "A"])
+    if 2 * (n - 1) < 3 * len(codes) - 1:  # n = 3: Horner's 4 GEMMs against 5
+        plan = PowerPlan("horner", m, a, a=a, count=n)
+    else:
+        plan = PowerPlan("oneshot", m, a, a=a, codes=codes, count=len(codes))
     out = np.empty((m, m), dtype=dtype, order="F")
     plan.apply(e.reshape(-1, order="F"), out.reshape(-1, order="F"))
-    return out
+    return out.T if flip else out
 
 
 class PowerJacobian(ProductOperator):

@@ -97,20 +97,23 @@ def _close(got, want, rtol=1e-8, what=""):
 
 def _time(statements, config, slow):
     """Median times: `measure` for fast statements; single calls for slow ones (`slow`
-    names them), as many as fit the budget (at least one, at most config.repeat)."""
+    names them), interleaved, as many rounds as fit the budget (at least one, at most
+    config.repeat)."""
     fast = {name: f for name, f in statements.items() if name not in slow}
     times = measure(fast, None, config.repeat, config.min_time) if fast else {}
-    for name in slow:
-        f = statements[name]
-        samples = []
-        spent = 0.0
-        while len(samples) < config.repeat and (not samples or spent < SLOW_BUDGET_S[
-                config.quick]):
+    samples = {name: [] for name in slow}
+    spent = 0.0
+    # Slow statements interleaved too, one call each per round, rounds while the budget
+    # lasts (at least one).
+    for _ in range(config.repeat):
+        for name in slow:
             start = time.perf_counter()
-            f()
-            samples.append(time.perf_counter() - start)
-            spent += samples[-1]
-        times[name] = statistics.median(samples)
+            statements[name]()
+            samples[name].append(time.perf_counter() - start)
+            spent += samples[name][-1]
+        if spent >= SLOW_BUDGET_S[config.quick] * max(len(slow), 1):
+            break
+    times.update((name, statistics.median(values)) for name, values in samples.items())
     return times
 
 
