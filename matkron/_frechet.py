@@ -7,6 +7,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse.linalg
 
+from ._expm_cy import expm_frechet as expm_frechet_kernel
 from ._frechet_eig import (
     BlockFrechet,
     EigFrechet,
@@ -398,8 +399,41 @@ def frechet(f: Function, A: npt.ArrayLike, E: npt.ArrayLike | None = None, *,
     array([[0.5       , 0.33333333],
            [0.33333333, 0.25      ]])
     """
+    if E is not None and isinstance(f, str) and f == "expm" and method == "auto":
+        out = _expm_frechet_oneshot(A, E)
+        if out is not None:
+            return out
     op = FrechetOperator(f, A, p=p, fprime=fprime, method=method)
     return op if E is None else op.apply(E)
+
+
+def _expm_frechet_oneshot(A, E):
+    """frechet("expm", A, E) in one compiled call (matkron._expm_cy: the A-only data, then
+    each direction, with no NumPy call in between), or None where the operator's path
+    applies instead: a Hermitian A (Daleckii–Krein), a complex E with a real A, an empty
+    or NaN-holding A (its checks and messages)."""
+    A = square_matrix(A, "A")
+    E = as_array(E, "E")
+    m = A.shape[0]
+    if E.ndim not in (2, 3) or E.shape[-2:] != (m, m):
+        raise ValueError(
+            f"E has shape {E.shape}; expected ({m}, {m}) or (k, {m}, {m}) to match A of "
+            f"shape {A.shape}")
+    dtype = result_dtype(A.dtype, E.dtype)
+    if (m == 0 or (A.dtype.kind != "c" and dtype.kind == "c") or is_hermitian(A)
+            or not np.isfinite(A).all()):
+        return None
+    stack = E[np.newaxis] if E.ndim == 2 else E
+    if stack.shape[0] == 0:
+        return None
+    # L_exp(A, E)ᵀ = L_exp(Aᵀ, Eᵀ): the C-ordered (k, m, m) stack is, transposed, the
+    # Fortran-ordered (m, m, k) one the kernel takes, without copies.
+    a = np.asfortranarray(A.T, dtype=dtype)
+    e = np.asfortranarray(stack.transpose(2, 1, 0), dtype=dtype)
+    out = np.empty(e.shape, dtype=dtype, order="F")
+    expm_frechet_kernel(a, e, out)
+    out = out.transpose(2, 1, 0)
+    return out[0] if E.ndim == 2 else out
 
 
 def _lanczos_norm(L, rtol, seed=0):

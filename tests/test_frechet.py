@@ -88,8 +88,19 @@ def test_expm_against_scipy_expm_frechet_all_degrees():
         A *= scale / np.linalg.norm(A, 1)
         E = rng.standard_normal((9, 9))
         want = scipy.linalg.expm_frechet(A, E, compute_expm=False)
+        # frechet() with a direction runs the compiled kernel; the operator runs the
+        # stacked NumPy evaluation of the same algorithm.
         assert rel_err(matkron.frechet("expm", A, E), want) <= 1e-13
-        assert rel_err(matkron.frechet("expm", A).value(), scipy.linalg.expm(A)) <= 1e-13
+        L = matkron.frechet("expm", A)
+        assert rel_err(L.apply(E), want) <= 1e-13
+        assert rel_err(L.apply(np.stack([E, 2 * E]))[1], 2 * want) <= 1e-13
+        assert rel_err(matkron.frechet("expm", A, np.stack([E, 2 * E]))[1], 2 * want) <= 1e-13
+        assert rel_err(L.value(), scipy.linalg.expm(A)) <= 1e-13
+        # float32 in float32, by both
+        A32, E32 = A.astype(np.float32), E.astype(np.float32)
+        for got in (matkron.frechet("expm", A32, E32), L.apply(E32),
+                    matkron.frechet("expm", A32).apply(E32)):
+            assert rel_err(got, want) <= 2e-4
 
 
 def test_central_and_complex_step_differences():

@@ -135,6 +135,13 @@ def _slow(f):
     return time.perf_counter() - start > SLOW_CALL_S
 
 
+def _slow_names(statements):
+    """All the statements when one of them is slow (timed then by interleaved single
+    calls), else none."""
+    flags = [_slow(f) for f in statements.values()]
+    return list(statements) if any(flags) else []
+
+
 def _cond_rows(config, progress):
     rows, notes = [], []
     previous = None  # (m, SciPy time)
@@ -197,7 +204,7 @@ def _expm_rows(config, progress, jax_mods):
                 _close(np.asarray(f(Aj, Ej)).reshape(want.shape), want,
                        what=f"(JAX) L_exp at m={m}, k={k}")
                 statements["jax"] = lambda f=f, Aj=Aj, Ej=Ej: f(Aj, Ej).block_until_ready()
-            slow = [name for name, f in statements.items() if _slow(f)]
+            slow = _slow_names(statements)
             times = _time(statements, config, slow)
             rows.append(_row("frechet expm", m, k, matkron_s=times["matkron"],
                              scipy_s=times["scipy"], jax_s=times.get("jax")))
@@ -218,7 +225,7 @@ def _sqrtm_rows(config, progress):
             scipy.linalg.solve_sylvester(X, X, e)
 
     statements = {"matkron": lambda: matkron.frechet("sqrtm", A, Es), "scipy": scipy_calls}
-    slow = [name for name, f in statements.items() if _slow(f)]
+    slow = _slow_names(statements)
     times = _time(statements, config, slow)
     return [_row("frechet sqrtm", m, k, matkron_s=times["matkron"], scipy_s=times["scipy"])]
 
