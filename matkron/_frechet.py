@@ -350,8 +350,10 @@ def frechet(f: Function, A: npt.ArrayLike, E: npt.ArrayLike | None = None, *,
 
     - "expm": scaling and squaring with the Fréchet recurrence of Al-Mohy and Higham
       (2009), the algorithm of ``scipy.linalg.expm_frechet``; the degree, scaling, powers,
-      the LU of the Padé denominator and the squares are computed once, and each product
-      with them is one GEMM over all directions.
+      the LU of the Padé denominator and the squares are computed once for all
+      directions. With `E` given, one compiled call does all of it (no NumPy call per
+      product); the operator keeps that data and applies it to a stack of directions with
+      one GEMM per product over the whole stack.
     - "sqrtm": X L + L X = E with X = A^{1/2} = Z R Zᴴ (Higham 2008, §6.1), R from the
       recursive blocked Schur method (Deadman, Higham and Ralha 2013) on the real Schur
       form of a real A (complex Schur otherwise, or with an eigenvalue on the negative
