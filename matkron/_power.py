@@ -473,8 +473,11 @@ def _frechet_power_oneshot(A, E, n, dtype):
     m = A.shape[0]
     codes = _binary_codes(n)
     gemm = m**3 + _CALL_COST
+    # The eigendecomposition where the cost model prefers it, except for a small A and
+    # n (m <= 16, n <= 64), where eigh's fixed cost and the Hermitian check outweigh a few
+    # tiny GEMMs and binary powering's error (about n eps) is small anyway.
     if (_EIGH_COST * m**3 + 4 * gemm < (3 * len(codes) - 1) * gemm
-            and is_hermitian(A)):
+            and not (m <= 16 and n <= 64) and is_hermitian(A)):
         J = PowerJacobian(A.astype(dtype, copy=False), n, method="eig")
         return J.matvec(E.ravel(order="F")).reshape(m, m, order="F")
     # C-ordered A and E: d(Aⁿ)[E]ᵀ = d((Aᵀ)ⁿ)[Eᵀ] on their Fortran-ordered transposes,
