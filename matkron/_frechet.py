@@ -430,8 +430,8 @@ def _expm_frechet_oneshot(A, E):
         return None
     # L_exp(A, E)ᵀ = L_exp(Aᵀ, Eᵀ): the C-ordered (k, m, m) stack is, transposed, the
     # Fortran-ordered (m, m, k) one the kernel takes, without copies.
-    a = np.asfortranarray(A.T, dtype=dtype)
-    e = np.asfortranarray(stack.transpose(2, 1, 0), dtype=dtype)
+    a = np.require(A.T, dtype, ["F", "A"])
+    e = np.require(stack.transpose(2, 1, 0), dtype, ["F", "A"])
     out = np.empty(e.shape, dtype=dtype, order="F")
     expm_frechet_kernel(a, e, out)
     out = out.transpose(2, 1, 0)

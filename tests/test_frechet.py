@@ -313,3 +313,32 @@ def test_repr_and_methods():
     assert matkron.frechet("expm", H).method == "eig"
     assert matkron.frechet("inv", H).method == "lu"
     assert "FrechetOperator of power, p=3" in repr(matkron.frechet("power", A, p=3))
+
+
+def test_threads_share_one_operator():
+    # The A-only data is built lazily per dtype; threads applying one operator at once,
+    # in two dtypes, all get the derivative.
+    import threading
+
+    A = well_conditioned(6, seed=35)
+    rng = np.random.default_rng(36)
+    # Even directions are passed in float32 (exactly representable: the products compute
+    # in float64).
+    Es = rng.standard_normal((8, 6, 6)).astype(np.float32).astype(np.float64)
+    for name in ("expm", "sqrtm", "logm"):
+        L = matkron.frechet(name, A)
+        want = [block_oracle(name, A, E) for E in Es]
+        got = [None] * len(Es)
+
+        def work(j, L=L):
+            E = Es[j] if j % 2 else Es[j].astype(np.float32)
+            got[j] = L.apply(E)
+
+        threads = [threading.Thread(target=work, args=(j,)) for j in range(len(Es))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for j in range(len(Es)):
+            assert got[j].dtype == np.float64
+            assert rel_err(got[j], want[j]) <= 1e-10
