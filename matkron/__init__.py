@@ -43,6 +43,8 @@ _use_installed_package()
 from ._chain import ChainPlan, chain_order, multi_dot
 from ._factors import DiagonalFactor, IdentityFactor, diagonal
 from ._frechet import FrechetOperator, cond, frechet
+from ._inv_quad_logdet import inv_quad_logdet
+from ._jacobian_chain import JacobianChainOperator, JacobianChainPlan, jacobian_chain
 from ._kron import identity, kron_matvec, kron_order, unvec, vec
 from ._operators import (
     EigenOperator,
@@ -66,6 +68,8 @@ __all__ = [
     "EigenOperator",
     "FrechetOperator",
     "IdentityFactor",
+    "JacobianChainOperator",
+    "JacobianChainPlan",
     "KronOperator",
     "KronSumOperator",
     "PowerJacobian",
@@ -76,6 +80,8 @@ __all__ = [
     "frechet",
     "frechet_power",
     "identity",
+    "inv_quad_logdet",
+    "jacobian_chain",
     "kron",
     "kron_matvec",
     "kron_order",

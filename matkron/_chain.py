@@ -1,6 +1,10 @@
 """Matrix chains: the optimal parenthesization (chain_order, ChainPlan) and multi_dot."""
 
+from collections.abc import Sequence
+from typing import Any, Literal
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from . import _chain_cy
 from ._hu_shing import hu_shing
@@ -84,7 +88,9 @@ def _dp(dims):
     return _dp_python(dims)
 
 
-def chain_order(dims, *, method="dp"):
+def chain_order(
+    dims: Sequence[int], *, method: Literal["dp", "hu-shing"] = "dp"
+) -> "ChainPlan":
     """The cheapest parenthesization of the matrix chain M0 M1 … M(k-1).
 
     Parameters
@@ -210,7 +216,7 @@ class ChainPlan:
         self._method = method
 
     @property
-    def dims(self):
+    def dims(self) -> tuple[int, ...]:
         """The chain dimensions d_0, …, d_k as a tuple of Python ints: matrix Mi is
         d_i × d_{i+1}.
 
@@ -223,7 +229,7 @@ class ChainPlan:
         return self._dims
 
     @property
-    def k(self):
+    def k(self) -> int:
         """The number of matrices in the chain, ``len(dims) - 1``.
 
         Examples
@@ -235,7 +241,7 @@ class ChainPlan:
         return len(self._dims) - 1
 
     @property
-    def cost(self):
+    def cost(self) -> int:
         """The number of scalar multiplications of the planned order: the optimum, as an
         exact Python int (a p × q times q × r product costs p q r).
 
@@ -248,7 +254,7 @@ class ChainPlan:
         return self._cost
 
     @property
-    def method(self):
+    def method(self) -> str:
         """The algorithm that made the plan: ``"dp"`` or ``"hu-shing"``.
 
         Examples
@@ -260,7 +266,7 @@ class ChainPlan:
         return self._method
 
     @property
-    def tree(self):
+    def tree(self) -> Any:
         """The parenthesization as nested 2-tuples of matrix indices; ``0`` when k = 1.
 
         For example ``((0, 1), 2)`` is (M0 M1) M2. The nesting is as deep as the tree
@@ -281,7 +287,7 @@ class ChainPlan:
         return built[0]
 
     @property
-    def left_to_right_cost(self):
+    def left_to_right_cost(self) -> int:
         """The cost of ((M0 M1) M2) …: reverse mode for a chain of Jacobians (exact).
 
         Examples
@@ -294,7 +300,7 @@ class ChainPlan:
         return d[0] * sum(d[t] * d[t + 1] for t in range(1, len(d) - 1))
 
     @property
-    def right_to_left_cost(self):
+    def right_to_left_cost(self) -> int:
         """The cost of … (M(k-3) (M(k-2) M(k-1))): forward mode for Jacobians (exact).
 
         Examples
@@ -306,7 +312,7 @@ class ChainPlan:
         d = self._dims
         return d[-1] * sum(d[t] * d[t + 1] for t in range(len(d) - 2))
 
-    def __str__(self):
+    def __str__(self) -> str:
         k = self.k
         opens = [0] * k
         closes = [0] * k
@@ -317,12 +323,14 @@ class ChainPlan:
             "(" * o + f"M{t}" + ")" * c for t, (o, c) in enumerate(zip(opens, closes))
         )
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         if self.k <= 16:
             return f"<ChainPlan {self} cost={self._cost}>"
         return f"<ChainPlan k={self.k} cost={self._cost}>"
 
-    def execute(self, arrays, *, out=None):
+    def execute(
+        self, arrays: Sequence[ArrayLike], *, out: NDArray[Any] | None = None
+    ) -> NDArray[Any]:
         """Multiply the chain in the planned order.
 
         Parameters
@@ -528,7 +536,9 @@ def _product(steps, arrs, mats, out):
     return result.reshape(shape)
 
 
-def multi_dot(arrays, *, out=None):
+def multi_dot(
+    arrays: Sequence[ArrayLike], *, out: NDArray[Any] | None = None
+) -> NDArray[Any]:
     """Multiply two or more arrays in the cheapest order: a drop-in for numpy's multi_dot.
 
     Parameters

@@ -15,15 +15,18 @@ and of the right-hand sides.
 
 import math
 import threading
+from typing import Any
 
 import numpy as np
 import scipy.linalg
 import scipy.sparse
 import scipy.sparse.linalg
+from numpy.typing import ArrayLike, DTypeLike
 from scipy.sparse.linalg import LinearOperator
 
 from . import _workspace
 from ._sparse_cy import sparse_mode_apply
+from ._typing import Array, Scalar
 from ._validation import (
     as_array,
     blas_dtype,
@@ -53,40 +56,40 @@ class IdentityFactor:
     __slots__ = ("n",)
     ndim = 2
 
-    def __init__(self, n):
+    def __init__(self, n: int) -> None:
         self.n = n
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, int]:
         return (self.n, self.n)
 
     @property
-    def T(self):
+    def T(self) -> "IdentityFactor":
         return self
 
-    def conj(self):
+    def conj(self) -> "IdentityFactor":
         return self
 
-    def toarray(self, dtype=np.float64):
+    def toarray(self, dtype: DTypeLike = np.float64) -> Array:
         """The dense identity matrix of the given dtype."""
         return np.eye(self.n, dtype=dtype)
 
     # NumPy scalars defer to __rmul__ with their dtype kept (not as a Python number).
     __array_ufunc__ = None
 
-    def __mul__(self, c):
+    def __mul__(self, c: Scalar) -> "ScaledIdentity":
         """c I as an operator term (``K + c * matkron.identity(N)``)."""
         return ScaledIdentity(self.n, c) if is_scalar(c) else NotImplemented
 
     __rmul__ = __mul__
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, IdentityFactor) and other.n == self.n
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash((IdentityFactor, self.n))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"identity({self.n})"
 
 
@@ -104,23 +107,23 @@ class ScaledIdentity:
     __slots__ = ("c", "n")
     __array_ufunc__ = None
 
-    def __init__(self, n, c):
+    def __init__(self, n: int, c: Scalar) -> None:
         self.n = n
         self.c = c
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, int]:
         return (self.n, self.n)
 
-    def __mul__(self, c):
+    def __mul__(self, c: Scalar) -> "ScaledIdentity":
         return ScaledIdentity(self.n, self.c * c) if is_scalar(c) else NotImplemented
 
     __rmul__ = __mul__
 
-    def __neg__(self):
+    def __neg__(self) -> "ScaledIdentity":
         return ScaledIdentity(self.n, -self.c)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{self.c!r} * identity({self.n})"
 
 
@@ -138,33 +141,33 @@ class DiagonalFactor:
     __slots__ = ("d",)
     ndim = 2
 
-    def __init__(self, d):
+    def __init__(self, d: Array) -> None:
         self.d = d
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, int]:
         return (self.d.size, self.d.size)
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype[Any]:
         return self.d.dtype
 
     @property
-    def T(self):
+    def T(self) -> "DiagonalFactor":
         return self
 
-    def conj(self):
+    def conj(self) -> "DiagonalFactor":
         return DiagonalFactor(self.d.conj())
 
-    def toarray(self, dtype=None):
+    def toarray(self, dtype: DTypeLike = None) -> Array:
         """The dense matrix diag(d), of `dtype` (that of `d` by default)."""
         return np.diag(self.d.astype(dtype or self.d.dtype, copy=False))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"diagonal({self.d!r})"
 
 
-def identity(n):
+def identity(n: int) -> IdentityFactor:
     """The n-by-n identity as a Kronecker factor.
 
     Parameters
@@ -189,7 +192,7 @@ def identity(n):
     return IdentityFactor(count(n, "n"))
 
 
-def diagonal(d):
+def diagonal(d: ArrayLike) -> "DiagonalFactor":
     """diag(d) as a Kronecker factor, applied as a scaling along its mode.
 
     Parameters
@@ -366,9 +369,7 @@ class Factor:
         """F^p for a real p of the Hermitian positive semidefinite factor, through its
         eigendecomposition (ValueError, saying which eigenvalue, when it is not)."""
         lam, v = self.eigh()
-        _check_semidefinite(lam)
-        with np.errstate(divide="ignore"):
-            lam_p = np.maximum(lam, 0) ** p
+        lam_p = _semidefinite_power(lam, p)
         return Dense((v * lam_p) @ v.conj().T)
 
     def cholesky(self):
@@ -623,10 +624,7 @@ class Diagonal(Factor):
             self.shape[0])
 
     def fractional_power(self, p):
-        lam = self.d.real
-        _check_semidefinite(lam)
-        with np.errstate(divide="ignore"):
-            return Diagonal(DiagonalFactor(np.maximum(lam, 0) ** p))
+        return Diagonal(DiagonalFactor(_semidefinite_power(self.d.real, p)))
 
     def cholesky(self):
         if not (self.d.real > 0).all():
@@ -850,6 +848,16 @@ def _check_semidefinite(lam):
         raise ValueError(f"has the eigenvalue {lam.min():.3g}")
 
 
+def _semidefinite_power(lam, p):
+    """lam**p for eigenvalues lam >= 0 up to rounding (the negative ones of rounding
+    taken as 0); LinAlgError for p < 0 when an eigenvalue is 0, whose power is infinite."""
+    _check_semidefinite(lam)
+    lam = np.maximum(lam, 0)
+    if p < 0 and not lam.all():
+        raise np.linalg.LinAlgError("is singular; a negative power needs a nonsingular factor")
+    return lam**p
+
+
 def _diagonal_slogdet(u):
     """(sign, log|det|) of diag(u) in O(n), as numpy.linalg.slogdet gives it."""
     u = np.asarray(u)
@@ -994,6 +1002,12 @@ class _Conjugate(LinearOperator):
         return np.conj(self.op.rmatmat(np.conj(x)))
 
 
+# The class of scipy.sparse.linalg.aslinearoperator(array) (private to SciPy: should it
+# move, such operators are applied as opaque operators, which is slower but correct).
+_MATRIX_OPERATOR = getattr(getattr(scipy.sparse.linalg, "_interface", None),
+                           "MatrixLinearOperator", ())
+
+
 def as_factor(value, name):
     """The Factor for one factor as given, or a TypeError/ValueError naming `name`.
 
@@ -1014,6 +1028,12 @@ def as_factor(value, name):
         except TypeError as exc:
             raise TypeError(f"{name} has dtype {value.dtype}: {exc}") from None
         return Sparse(value)
+    if isinstance(value, _MATRIX_OPERATOR):
+        # aslinearoperator(A) is A: read as that matrix (dense or sparse), with its
+        # structure, its kernel and no Python call per product; still given as wrapped.
+        inner = as_factor(value.A, name)
+        inner.given = value
+        return inner
     if isinstance(value, LinearOperator):
         try:
             blas_dtype(np.dtype(value.dtype))

@@ -4,8 +4,8 @@ import numbers
 from collections.abc import Callable
 
 import numpy as np
-import numpy.typing as npt
 import scipy.sparse.linalg
+from numpy.typing import ArrayLike
 
 from ._expm_cy import expm_frechet as expm_frechet_kernel
 from ._frechet_eig import (
@@ -20,6 +20,7 @@ from ._frechet_logm import LogmFrechet
 from ._frechet_sqrtm import SqrtmFrechet
 from ._frechet_stack import from_stack, from_vec, to_stack, to_vec
 from ._linop import ProductOperator
+from ._typing import Array
 from ._validation import as_array, check_rows, is_hermitian, result_dtype, square_matrix
 
 __all__ = ["FrechetOperator", "cond", "frechet"]
@@ -124,7 +125,7 @@ class FrechetOperator(ProductOperator):
 
     _transient = {"_impls": dict, "_adjoint_op": type(None)}
 
-    def __init__(self, f: Function, A: npt.ArrayLike, *, p: float | None = None,
+    def __init__(self, f: Function, A: ArrayLike, *, p: float | None = None,
                  fprime: Callable[[np.ndarray], np.ndarray] | None = None,
                  method: str = "auto", _adjoint: bool = False) -> None:
         name, func, p = _check_function(f, p, fprime, method)
@@ -211,7 +212,7 @@ class FrechetOperator(ProductOperator):
         Y = to_vec(self._run(lambda dt: from_vec(X, m, dt), x.dtype))
         return Y[:, 0] if x.ndim == 1 else Y
 
-    def apply(self, E: npt.ArrayLike) -> np.ndarray:
+    def apply(self, E: ArrayLike) -> Array:
         """L_f(A, E) for an m×m direction E, or for each of a stack of shape (k, m, m).
 
         Parameters
@@ -248,7 +249,7 @@ class FrechetOperator(ProductOperator):
         out = to_stack(self._run(lambda dt: from_stack(stack, dt), result_dtype(E.dtype)))
         return out[0] if E.ndim == 2 else np.ascontiguousarray(out)
 
-    def value(self) -> np.ndarray:
+    def value(self) -> Array:
         """f(A), from the data the operator holds (computed in the operator's dtype).
 
         Examples
@@ -272,7 +273,7 @@ class FrechetOperator(ProductOperator):
             self._adjoint_op = op
         return self._adjoint_op
 
-    def todense(self) -> np.ndarray:
+    def todense(self) -> Array:
         """The m²×m² matrix K with vec(L_f(A, E)) = K vec(E) (small m only).
 
         Examples
@@ -285,7 +286,7 @@ class FrechetOperator(ProductOperator):
         n = self.shape[0]
         return np.asfortranarray(self._product(np.eye(n, dtype=self.dtype)))
 
-    def toarray(self) -> np.ndarray:
+    def toarray(self) -> Array:
         """Alias of :meth:`todense`."""
         return self.todense()
 
@@ -297,9 +298,9 @@ class FrechetOperator(ProductOperator):
                 f"{self._m}x{self._m} A, method={self.method!r}, dtype={self.dtype}>")
 
 
-def frechet(f: Function, A: npt.ArrayLike, E: npt.ArrayLike | None = None, *,
+def frechet(f: Function, A: ArrayLike, E: ArrayLike | None = None, *,
             p: float | None = None, fprime: Callable[[np.ndarray], np.ndarray] | None = None,
-            method: str = "auto") -> "np.ndarray | FrechetOperator":
+            method: str = "auto") -> "Array | FrechetOperator":
     """The Fréchet derivative L_f(A, E) of a primary matrix function f at A.
 
     L_f(A, E) is the linear term of f(A + E) − f(A). With a direction `E` the derivative
@@ -478,7 +479,7 @@ def _lanczos_norm(L, rtol, seed=0):
     return float(est)
 
 
-def cond(f: Function, A: npt.ArrayLike, *, p: float | None = None,
+def cond(f: Function, A: ArrayLike, *, p: float | None = None,
          fprime: Callable[[np.ndarray], np.ndarray] | None = None, norm: str | int = "fro",
          relative: bool = True, rtol: float = 1e-3) -> float:
     """The condition number of the matrix function f at A, without forming the m²×m²

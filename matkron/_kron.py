@@ -3,8 +3,11 @@
 import functools
 import math
 import numbers
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from . import _kron_cy
 from ._factors import as_factor, factors_dtype, identity
@@ -25,7 +28,7 @@ __all__ = ["identity", "kron_matvec", "kron_order", "unvec", "vec"]
 MAX_FACTORS = _kron_cy.MAX_KRON_FACTORS
 
 
-def vec(X):
+def vec(X: ArrayLike) -> NDArray[Any]:
     """Stack the columns of a matrix into a vector: ``X.ravel(order="F")``.
 
     Parameters
@@ -83,7 +86,7 @@ def _shape_argument(shape):
     return tuple(count(d, f"shape[{i}]") for i, d in enumerate(dims))
 
 
-def unvec(x, shape):
+def unvec(x: ArrayLike, shape: tuple[int, int]) -> NDArray[Any]:
     """Inverse of :func:`vec`: refill `shape` column by column from the vector `x`.
 
     Parameters
@@ -162,7 +165,9 @@ def _flops(shapes, order, m):
     return flops
 
 
-def kron_order(shapes, m=1):
+def kron_order(
+    shapes: Sequence[tuple[int, int]], m: int = 1
+) -> tuple[tuple[int, ...], int]:
     """The cheapest order in which to apply the factors of a Kronecker product.
 
     Parameters

@@ -1,4 +1,10 @@
+from collections.abc import Callable
+
 import numpy as np
+
+MAX_KRON_FACTORS: int
+# Set by matkron._kron: the Python path for operands the compiled entry point does not take.
+_checked_kron_matvec: Callable[..., np.ndarray]
 
 def kron_apply(
     terms: tuple[tuple[complex, tuple[np.ndarray | int, ...]], ...],

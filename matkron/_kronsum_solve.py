@@ -5,6 +5,7 @@ import numpy as np
 import scipy.linalg
 
 __all__ = [
+    "quasi_triangular_sylvester",
     "quasi_triangular_sylvester_solve",
     "split_point",
     "triangular_kronsum_solve",
@@ -12,20 +13,79 @@ __all__ = [
 ]
 
 
+# Blocks of at most this order go to LAPACK's trsyl whole: its unblocked back
+# substitution runs from cache there; larger ones are split (level-3 updates in between).
+LEAF = 48
+
+
 def triangular_sylvester_solve(t1, t2, c):
     """Solve (T1 ⊕ T2) y = c for upper-triangular T1, T2 and one right-hand side (N, 1).
 
-    That is T1 Y + Y T2ᵀ = C for Y = unvec(y), which LAPACK's trsyl (the back substitution
-    of Bartels–Stewart) solves in one call: T2ᵀ = conj(T2)ᴴ, and trsyl's complex form takes
-    conjugate transposes.
+    That is T1 Y + Y T2ᵀ = C for Y = unvec(y) (:func:`quasi_triangular_sylvester`).
     """
     m, n = t1.shape[0], t2.shape[0]
-    rhs = c.reshape(m, n, order="F")
-    trsyl = scipy.linalg.get_lapack_funcs("trsyl", (t1, t2, rhs))
-    y, scale, info = trsyl(t1, t2.conj(), rhs, trana="N", tranb="C")
-    if info < 0:
-        raise ValueError(f"trsyl: illegal value in argument {-info}")
-    return (y / scale).reshape(m * n, 1, order="F")
+    y = quasi_triangular_sylvester(t1, t2, c.reshape(m, n, order="F"))
+    return y.reshape(m * n, 1, order="F")
+
+
+def quasi_triangular_sylvester(t1, t2, c):
+    """Solve T1 Y + Y T2ᵀ = C for upper (quasi-)triangular T1 (m×m) and T2 (n×n).
+
+    Real Schur forms have 2×2 diagonal blocks; complex ones are triangular. Recursive
+    blocking (Jonsson and Kågström, "Recursive blocked algorithms for solving triangular
+    systems", ACM TOMS 28, 2002): the larger side is split where no 2×2 block is cut, one
+    half solved, its coupling subtracted by one GEMM, the other half solved; blocks of
+    order at most :data:`LEAF` go to LAPACK's trsyl (Bartels–Stewart back substitution,
+    level 2). Most flops are then GEMMs, where trsyl alone on the whole is level 2.
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        If trsyl perturbs a diagonal block: T1 and -T2 have common or close eigenvalues.
+    """
+    dtype = np.result_type(t1, t2, c)
+    trsyl = scipy.linalg.get_lapack_funcs("trsyl", (t1, t2, c))
+    complex_ = dtype.kind == "c"
+    y = np.empty(c.shape, dtype=dtype, order="F")
+
+    def solve(r0, r1, c0, c1, rhs):
+        # Y[r0:r1, c0:c1] from T1[r0:r1, r0:r1] Y + Y T2[c0:c1, c0:c1]ᵀ = rhs.
+        m, n = r1 - r0, c1 - c0
+        if m <= LEAF and n <= LEAF:
+            a, b = t1[r0:r1, r0:r1], t2[c0:c1, c0:c1]
+            if complex_:  # trsyl's complex form takes op(B) = Bᴴ: conj(T2)ᴴ = T2ᵀ
+                out, scale, info = trsyl(a, b.conj(), rhs, trana="N", tranb="C")
+            else:
+                out, scale, info = trsyl(a, b, rhs, trana="N", tranb="T")
+            if info < 0:
+                raise ValueError(f"trsyl: illegal value in argument {-info}")
+            if info == 1:
+                raise np.linalg.LinAlgError(
+                    "the Kronecker sum is singular: A1 and -A2 have common or close "
+                    "eigenvalues")
+            y[r0:r1, c0:c1] = out / scale
+        elif m >= n:
+            p = r0 + _split(t1, r0, m)
+            solve(p, r1, c0, c1, rhs[p - r0:])
+            solve(r0, p, c0, c1, rhs[:p - r0] - t1[r0:p, p:r1] @ y[p:r1, c0:c1])
+        else:
+            q = c0 + _split(t2, c0, n)
+            solve(r0, r1, q, c1, rhs[:, q - c0:])
+            solve(r0, r1, c0, q, rhs[:, :q - c0] - y[r0:r1, q:c1] @ t2[c0:q, q:c1].T)
+
+    m, n = c.shape
+    if m and n:
+        solve(0, m, 0, n, c)
+    return y
+
+
+def _split(t, start, n):
+    """A split offset near n/2 of the diagonal block t[start:start+n] that does not cut
+    one of its 2×2 blocks (a nonzero subdiagonal entry)."""
+    p = n // 2
+    if t[start + p, start + p - 1] != 0:
+        p += 1
+    return p
 
 
 def triangular_kronsum_solve(ts, c, shift):
@@ -53,19 +113,9 @@ def triangular_kronsum_solve(ts, c, shift):
     return y.reshape(c.shape)
 
 
-# Blocks of at most this order are solved by one call of LAPACK's trsyl per direction;
-# larger ones are split (trsyl is unblocked: its cost is the order times the block's area,
-# so splitting moves the work into GEMMs).
-_TRSYL_BLOCK = 32
-
-
 def split_point(t):
-    """Where to split the upper quasi-triangular t in two: near the middle, never inside a
-    2×2 diagonal block (a nonzero subdiagonal entry)."""
-    p = t.shape[0] // 2
-    if p > 0 and t[p, p - 1] != 0:
-        p += 1
-    return p
+    """Where to split the upper quasi-triangular t in two (see :func:`_split`)."""
+    return _split(t, 0, t.shape[0])
 
 
 def quasi_triangular_sylvester_solve(r, s, c):
@@ -74,9 +124,10 @@ def quasi_triangular_sylvester_solve(r, s, c):
 
     `c` has the layout of :mod:`matkron._frechet_stack`, shape (m, k, n) with c[:, j, :]
     the j-th right-hand side; the result has the same layout. The recursive blocked method
-    of Jonsson and Kågström (2002): the larger of R and S is split at a point that keeps
-    2×2 blocks whole, the trailing (or leading) half solved first and the coupling term
-    subtracted by one GEMM over the whole stack; blocks of order <= 32 go to LAPACK's
+    of Jonsson and Kågström (2002), as :func:`quasi_triangular_sylvester` for one
+    right-hand side and T2ᵀ: the larger of R and S is split at a point that keeps 2×2
+    blocks whole, the trailing (or leading) half solved first and the coupling term
+    subtracted by one GEMM over the whole stack; blocks of order <= LEAF go to LAPACK's
     trsyl (which takes quasi-triangular factors), one call per right-hand side.
     Raises LinAlgError when R and −S have a common eigenvalue (trsyl's info = 1).
     """
@@ -91,7 +142,7 @@ def _solve_block(r, s, c, y):
     m, k, n = c.shape
     if m == 0 or n == 0 or k == 0:
         return
-    if m <= _TRSYL_BLOCK and n <= _TRSYL_BLOCK:
+    if m <= LEAF and n <= LEAF:
         trsyl = scipy.linalg.get_lapack_funcs("trsyl", (r, s, c))
         for j in range(k):
             x, scale, info = trsyl(r, s, c[:, j, :])

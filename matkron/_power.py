@@ -2,15 +2,17 @@
 
 import functools
 import sys
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
-import numpy.typing as npt
 import scipy.linalg
+from numpy.typing import ArrayLike
 
 from ._kron import identity
 from ._linop import ProductOperator
 from ._operators import SumOfKronOperator
 from ._power_cy import PowerPlan
+from ._typing import Array
 from ._validation import (
     BLAS_INT_MAX,
     as_array,
@@ -26,6 +28,7 @@ from ._validation import (
 __all__ = ["PowerJacobian", "frechet_power", "polynomial_jacobian", "power_jacobian"]
 
 METHODS = ("auto", "naive", "horner", "binary", "eig", "dense")
+PowerMethod: TypeAlias = Literal["auto", "naive", "horner", "binary", "eig", "dense"]
 
 # The most memory, in bytes, that an operator may use for the m²×m² matrix of
 # method="dense" (m⁴ entries) and for the powers of A that method="naive" and kron_terms()
@@ -251,7 +254,7 @@ def _poly_divided_differences(lam, coeffs):
     return np.broadcast_to(q, (lam.size, lam.size))
 
 
-def power_jacobian(A, n, *, method="auto"):
+def power_jacobian(A: ArrayLike, n: int, *, method: PowerMethod = "auto") -> "PowerJacobian":
     """The Jacobian of A ↦ Aⁿ at A, as a :class:`PowerJacobian` acting on vec(E).
 
     Parameters
@@ -353,7 +356,9 @@ def power_jacobian(A, n, *, method="auto"):
     return PowerJacobian(A, n, method=method)
 
 
-def polynomial_jacobian(A, coeffs, *, method="auto"):
+def polynomial_jacobian(
+    A: ArrayLike, coeffs: ArrayLike, *, method: PowerMethod = "auto"
+) -> "PowerJacobian":
     """The Jacobian of A ↦ p(A) = Σⱼ coeffs[j] Aʲ at A, as a :class:`PowerJacobian`.
 
     Parameters
@@ -394,8 +399,7 @@ def polynomial_jacobian(A, coeffs, *, method="auto"):
     return PowerJacobian(A, coeffs=coeffs, method=method)
 
 
-def frechet_power(A: npt.ArrayLike, E: npt.ArrayLike, n: int, *,
-                  method: str = "auto") -> np.ndarray:
+def frechet_power(A: ArrayLike, E: ArrayLike, n: int, *, method: PowerMethod = "auto") -> Array:
     """The Fréchet derivative of the matrix power: d(Aⁿ)[E] = Σ_{k=0}^{n-1} A^k E A^{n-1-k}.
 
     Parameters
@@ -541,7 +545,15 @@ class PowerJacobian(ProductOperator):
     array([3., 0., 0., 0.])
     """
 
-    def __init__(self, A, n=None, *, coeffs=None, method="auto", _applications=None):
+    def __init__(
+        self,
+        A: ArrayLike,
+        n: int | None = None,
+        *,
+        coeffs: ArrayLike | None = None,
+        method: PowerMethod = "auto",
+        _applications: Any = None,
+    ) -> None:
         A = square_matrix(A, "A")
         if (n is None) == (coeffs is None):
             raise TypeError("give exactly one of n and coeffs")
@@ -795,7 +807,7 @@ class PowerJacobian(ProductOperator):
 
     # -- structure ----------------------------------------------------------------------
 
-    def kron_terms(self):
+    def kron_terms(self) -> SumOfKronOperator:
         """The operator as the sum of Kronecker products it is on vec(E).
 
         For the power, Σ_{k=0}^{n-1} (A^{n-1-k})ᵀ ⊗ A^k, term k being (1, (A^{n-1-k})ᵀ, A^k)
@@ -866,7 +878,7 @@ class PowerJacobian(ProductOperator):
         op = self._kron_ops[dtype] = SumOfKronOperator(terms, coeffs, shape=shape, dtype=dtype)
         return op
 
-    def todense(self):
+    def todense(self) -> Array:
         """The dense m²×m² matrix (small m only).
 
         Examples

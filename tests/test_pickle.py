@@ -20,6 +20,7 @@ H = A + A.T
 S = scipy.sparse.csr_array(B)
 D = np.array([1.0, 2.0, 3.0, 4.0])
 I3, I4 = np.eye(3), np.eye(4)
+R = rng.standard_normal((3, 4))
 
 
 def _power3(X):
@@ -60,6 +61,9 @@ CASES = {
                               _power3(A), False),
     "power_jacobian eig": (lambda: matkron.power_jacobian(H, 3, method="eig"),
                            _power3(H), False),
+    "jacobian_chain": (
+        lambda: matkron.jacobian_chain([aslinearoperator(A), R, S], costs=[(5, 7), None, None]),
+        B @ R @ A, False),
     "polynomial_jacobian": (lambda: matkron.polynomial_jacobian(A, [0.0, 0.0, 0.0, 1.0]),
                             _power3(A), False),
     "frechet expm": (lambda: matkron.frechet("expm", A),

@@ -115,8 +115,10 @@ def test_errors(rng):
         matkron.kron(H, -H).power(0.5)
     with pytest.raises(ValueError, match="real coefficient"):
         (1j * matkron.kron(H)).eigh()
+    opaque = scipy.sparse.linalg.LinearOperator(H.shape, matvec=lambda v: H @ v,
+                                                dtype=H.dtype)
     with pytest.raises(TypeError, match="LinearOperator"):
-        matkron.kron(scipy.sparse.linalg.aslinearoperator(H), H).eigh()
+        matkron.kron(opaque, H).eigh()
     with pytest.raises(ValueError, match="square factors"):
         matkron.kron(np.ones((2, 3))).eigh()
     with pytest.raises(ValueError, match=r"f returned shape \(2,\)"):
@@ -211,3 +213,193 @@ def test_kronsum_spectral_methods(hermitian, k, rng):
     else:
         with pytest.raises(ValueError, match="Hermitian factors"):
             L.eigh()
+
+
+def test_negative_power_of_a_singular_factor_raises(rng):
+    # A PSD factor with eigenvalue 0 has no negative power: raise rather than return inf.
+    H = _hpd(rng, 3, np.float64)
+    P = np.diag([2.0, 0.0])
+    for singular in (P, matkron.diagonal([2.0, 0.0]), scipy.sparse.csr_array(P)):
+        K = matkron.kron(H, singular)
+        with pytest.raises(np.linalg.LinAlgError, match=r"factor 1 .* singular"):
+            K.power(-0.5)
+        # A positive power of the same factors is fine, and matches the dense one.
+        np.testing.assert_allclose(K.power(0.5).todense(),
+                                   np.kron(scipy.linalg.sqrtm(H), np.sqrt(P)), atol=1e-12)
+    with pytest.raises(np.linalg.LinAlgError, match="c = 0"):
+        (0 * matkron.kron(H)).power(-1.5)
+
+
+def test_shifted_sum_factors_decomposed_once(rng, monkeypatch):
+    # Repeated solves of K + s I reuse the factor eigendecompositions (the GP loop).
+    H, G = _hpd(rng, 3, np.float64), _hpd(rng, 4, np.float64)
+    S = matkron.kron(H, G) + 0.5 * matkron.identity(12)
+    M = np.kron(H, G) + 0.5 * np.eye(12)
+    calls = []
+    real_eigh = scipy.linalg.eigh
+    monkeypatch.setattr(scipy.linalg, "eigh", lambda *a, **k: calls.append(1) or
+                        real_eigh(*a, **k))
+    for _ in range(3):
+        b = random_array(rng, 12, np.float64)
+        np.testing.assert_allclose(S.solve(b), np.linalg.solve(M, b), rtol=1e-10)
+    S.slogdet()
+    w, _ = S.eigh()
+    w[:] = 0  # the caller's copy: the operator keeps its own
+    np.testing.assert_allclose(S.solve(b), np.linalg.solve(M, b), rtol=1e-10)
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.complex64])
+def test_single_precision_kronsum_spectral_methods_stay_single(dtype, rng):
+    A, B = _hpd(rng, 3, dtype, 10.0), _hpd(rng, 4, dtype, 10.0)
+    L = matkron.kronsum(A, B)
+    M = _kronsum_dense([A.astype(np.complex128), B.astype(np.complex128)])
+    real = np.finfo(dtype).dtype
+    w, V = L.eigh()
+    assert w.dtype == real
+    np.testing.assert_allclose(np.sort(w), np.linalg.eigvalsh(M), rtol=1e-5)
+    b = random_array(rng, 12, dtype)
+    for op, dense in ((L.funm(np.exp), scipy.linalg.expm(M)), (L.inv(), np.linalg.inv(M))):
+        y = op @ b
+        assert y.dtype == dtype
+        np.testing.assert_allclose(y, dense @ b, rtol=1e-4, atol=1e-5 * np.abs(dense @ b).max())
+    y = L.expm_multiply(b, 0.5)
+    assert y.dtype == dtype
+    expected = scipy.linalg.expm(0.5 * M) @ b
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
+
+
+def test_kronsum_expm_multiply_no_times(rng):
+    L = matkron.kronsum(np.diag([1.0, 2.0]), np.diag([3.0, 4.0]))
+    for b in (np.ones(4), np.ones((4, 3), np.float32)):
+        got = L.expm_multiply(b, [])
+        assert got.shape == (0,) + b.shape and got.dtype == np.result_type(L.dtype, b.dtype)
+
+
+def _diagonal_kind(rng, n, dtype):
+    d = rng.uniform(0.5, 2.0, n).astype(dtype)
+    return matkron.diagonal(d), np.diag(d)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+@pytest.mark.parametrize("c_kind", ["diagonal", "dense", "mixed"])
+@pytest.mark.parametrize("k", [2, 3])
+def test_two_products_by_factor_pencils(dtype, c_kind, k, rng):
+    # c₁ ⊗ Aᵢ + c₂ ⊗ Cᵢ, Aᵢ Hermitian (indefinite), Cᵢ Hermitian positive definite.
+    dims = (3, 4, 2)[:k]
+    A = [_hpd(rng, n, dtype, 10.0) - 2.0 * np.eye(n, dtype=dtype) for n in dims]
+    C_given, C_dense = [], []
+    for i, n in enumerate(dims):
+        if c_kind == "diagonal" or (c_kind == "mixed" and i == 0):
+            g, d = _diagonal_kind(rng, n, dtype)
+        elif c_kind == "mixed" and i == 1:
+            g, d = matkron.identity(n), np.eye(n)
+        else:
+            d = _hpd(rng, n, dtype, 1e3)
+            g = d
+        C_given.append(g)
+        C_dense.append(d)
+    c1, c2 = 1.5, 0.7
+    S = c1 * matkron.kron(*A) + c2 * matkron.kron(*C_given)
+    M = c1 * _kron(A) + c2 * _kron(C_dense)
+    N = M.shape[0]
+    b = random_array(rng, (N, 2), dtype)
+    x = S.solve(b)
+    assert np.linalg.norm(M @ x - b) <= 1e-10 * np.linalg.norm(M) * np.linalg.norm(x)
+    np.testing.assert_allclose(S.inv() @ b, x, rtol=1e-9, atol=1e-12 * np.abs(x).max())
+    sign, logdet = S.slogdet()
+    esign, elogdet = np.linalg.slogdet(M)
+    assert np.isclose(sign, esign) and np.isclose(logdet, elogdet, rtol=1e-10)
+    # The structured product written first works as well: either order is found.
+    T = c2 * matkron.kron(*C_given) + c1 * matkron.kron(*A)
+    np.testing.assert_allclose(T.solve(b), x, rtol=1e-9, atol=1e-12 * np.abs(x).max())
+    with pytest.raises(ValueError, match="generalized"):
+        S.eigh()
+
+
+def test_two_products_errors(rng):
+    H = _hpd(rng, 3, np.float64)
+    A = random_array(rng, (3, 3), np.float64)
+    indefinite = H - 50 * np.eye(3)
+    # Neither product positive definite (an indefinite factor in each).
+    with pytest.raises(np.linalg.LinAlgError, match="not positive definite"):
+        (matkron.kron(H, indefinite) + matkron.kron(indefinite, H)).solve(np.ones(9))
+    with pytest.raises(np.linalg.LinAlgError, match="not positive definite"):
+        (matkron.kron(H, indefinite) + matkron.kron(matkron.diagonal([1.0, -1.0, 1.0]),
+                                                    H)).solve(np.ones(9))
+    with pytest.raises(ValueError, match=r"factor 1 .* is not Hermitian"):
+        (matkron.kron(H, A) + matkron.kron(np.eye(3), H)).solve(np.ones(9))
+    with pytest.raises(NotImplementedError, match="scipy.sparse.linalg"):
+        (matkron.kron(H, H) + matkron.kron(H, H) + matkron.identity(9)).solve(np.ones(9))
+    with pytest.raises(NotImplementedError, match="scipy.sparse.linalg"):
+        (matkron.kron(H, H) + matkron.kron(A, H) + matkron.kron(H, A)).solve(np.ones(9))
+
+
+@pytest.mark.parametrize("hermitian", [True, False])
+def test_kronsum_plus_shift(hermitian, rng):
+    # A ⊕ B + s I, however it is written, is a Kronecker sum solved on its factors.
+    if hermitian:
+        A, B = _hpd(rng, 3, np.float64), _hpd(rng, 4, np.float64)
+    else:
+        A = random_array(rng, (3, 3), np.float64) + 3 * np.eye(3)
+        B = random_array(rng, (4, 4), np.float64) + 4 * np.eye(4)
+    s = 0.75
+    M = _kronsum_dense([A, B]) + s * np.eye(12)
+    b = random_array(rng, (12, 2), np.float64)
+    forms = [
+        matkron.kronsum(A, scipy.sparse.csr_array(B)) + s * matkron.identity(12),
+        matkron.kron(matkron.identity(4), A) + matkron.kron(B, matkron.identity(3))
+        + s * matkron.identity(12),
+        s * matkron.identity(12) + 0.5 * matkron.kron(matkron.identity(4), A)
+        + matkron.kron(B, matkron.identity(3)) + 0.5 * matkron.kron(matkron.identity(4), A),
+    ]
+    esign, elogdet = np.linalg.slogdet(M)
+    for S in forms:
+        np.testing.assert_allclose(S.solve(b), np.linalg.solve(M, b), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(S.inv() @ b, np.linalg.solve(M, b), rtol=1e-9, atol=1e-12)
+        sign, logdet = S.slogdet()
+        assert sign == esign and np.isclose(logdet, elogdet, rtol=1e-10)
+        if hermitian:
+            w, V = S.eigh()
+            np.testing.assert_allclose(np.sort(w), np.linalg.eigvalsh(M), rtol=1e-10)
+    # One factor: c A + s I for a non-Hermitian A too.
+    S = 2 * matkron.kron(A) + s * matkron.identity(3)
+    np.testing.assert_allclose(S.solve(b[:3]), np.linalg.solve(2 * A + s * np.eye(3), b[:3]),
+                               rtol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+def test_inv_quad_logdet(dtype, rng):
+    given, dense = _factors(rng, dtype)
+    N = int(np.prod([d.shape[0] for d in dense]))
+    forms = [
+        (matkron.kron(*given) + 0.3 * matkron.identity(N), _kron(dense) + 0.3 * np.eye(N)),
+        (matkron.kron(*given), _kron(dense)),
+        (matkron.kronsum(dense[0], dense[3]), _kronsum_dense([dense[0], dense[3]])),
+    ]
+    for K, M in forms:
+        y = random_array(rng, (M.shape[0], 3), dtype)
+        quad, logdet = matkron.inv_quad_logdet(K, y)
+        expected = np.einsum("ij,ij->j", y.conj(), np.linalg.solve(M, y))
+        np.testing.assert_allclose(quad, expected, rtol=1e-9)
+        assert np.isclose(logdet, np.linalg.slogdet(M)[1], rtol=1e-10)
+        q1, _ = matkron.inv_quad_logdet(K, y[:, 1])
+        assert np.ndim(q1) == 0 and np.isclose(q1, expected[1], rtol=1e-9)
+    with pytest.raises(TypeError, match="K must be a matkron"):
+        matkron.inv_quad_logdet(dense[0], np.ones(3))
+    with pytest.raises(ValueError, match=r"y has shape \(5,\)"):
+        matkron.inv_quad_logdet(forms[0][0], np.ones(5))
+    with pytest.raises(ValueError, match="K must be square"):
+        matkron.inv_quad_logdet(matkron.kron(np.ones((2, 3))), np.ones(2))
+
+
+def test_kronsum_expm_multiply_factor_exponentials_out_of_range():
+    # exp(710) overflows and exp(-710) is subnormal, but the sums are small: the grid of
+    # factor exponentials falls back to the exponentials of the sums.
+    A1, A2 = np.diag([710.0, 705.0]), np.diag([-710.0, -705.0])
+    L = matkron.kronsum(A1, A2)
+    M = _kronsum_dense([A1, A2])
+    b = np.arange(1.0, 5.0)
+    got = L.expm_multiply(b, [0.5, 1.0])
+    for t, g in zip([0.5, 1.0], got):
+        np.testing.assert_allclose(g, np.exp(t * np.diag(M)) * b, rtol=1e-12)

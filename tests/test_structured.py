@@ -1264,3 +1264,21 @@ def test_coefficients_are_carried_exactly():
     x = np.arange(4.0)
     expected = 0.1 * (np.kron(A.astype(np.float64), A.astype(np.float64)) @ x)
     np.testing.assert_allclose(S @ x, expected, rtol=1e-15)
+
+
+@pytest.mark.parametrize("wrapped", ["dense", "sparse"])
+def test_aslinearoperator_factor_is_read_as_its_matrix(wrapped, rng):
+    # aslinearoperator(A) is A: applied by the kernels, with its structure (solve, det,
+    # eigh), and still given back as the operator it was given as.
+    A = random_array(rng, (4, 4), np.float64) + 4 * np.eye(4)
+    inner = A if wrapped == "dense" else scipy.sparse.csr_array(A)
+    op = scipy.sparse.linalg.aslinearoperator(inner)
+    B = random_array(rng, (3, 3), np.float64) + 3 * np.eye(3)
+    K = matkron.kron(op, B)
+    assert K.factors[0] is op
+    M = np.kron(A, B)
+    x = random_array(rng, (12, 2), np.float64)
+    np.testing.assert_allclose(K @ x, M @ x, rtol=1e-12)
+    np.testing.assert_allclose(K.H @ x, M.T @ x, rtol=1e-12)
+    np.testing.assert_allclose(K.solve(x), np.linalg.solve(M, x), rtol=1e-10)
+    assert np.isclose(K.det(), np.linalg.det(M), rtol=1e-10)

@@ -628,7 +628,7 @@ def test_result_beyond_blas_range_raises_before_allocating():
 
 
 @pytest.mark.parametrize("kind", ["real", "symmetric", "complex"])
-@pytest.mark.parametrize("shape", [(5, 5), (4, 7)])
+@pytest.mark.parametrize("shape", [(5, 5), (4, 7), (130, 61), (61, 130)])
 def test_solve_sylvester_and_lyapunov_drop_ins(kind, shape, rng):
     # Against SciPy's functions, matrix in and matrix out, with the same meaning.
     m, n = shape
@@ -655,6 +655,27 @@ def test_solve_sylvester_and_lyapunov_drop_ins(kind, shape, rng):
         np.testing.assert_allclose(got[:, j], col.ravel(order="F"), rtol=1e-10, atol=1e-12)
     with pytest.raises(ValueError, match=r"q has shape \(2, 2\); expected"):
         matkron.solve_sylvester(a, b, np.ones((2, 2)))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128, np.float32])
+@pytest.mark.parametrize("leaf", [2, 5])
+def test_recursive_quasi_triangular_sylvester(dtype, leaf, rng, monkeypatch):
+    # Small leaves split the Schur forms everywhere, across their 2×2 blocks too: the
+    # blocked solve must equal SciPy's whole-matrix one.
+    from matkron import _kronsum_solve
+
+    monkeypatch.setattr(_kronsum_solve, "LEAF", leaf)
+    a = random_array(rng, (23, 23), dtype)
+    b = random_array(rng, (17, 17), dtype)
+    q = random_array(rng, (23, 17), dtype)
+    x = matkron.solve_sylvester(a, b, q)
+    expected = scipy.linalg.solve_sylvester(a.astype(np.complex128 if dtype == np.complex128
+                                                     else np.float64), b, q)
+    tol = 1e-4 if dtype == np.float32 else 1e-9
+    np.testing.assert_allclose(x, expected, rtol=tol, atol=tol * np.abs(expected).max())
+    if dtype == np.float64:
+        t, _ = scipy.linalg.schur(a, output="real")
+        assert np.count_nonzero(np.diag(t, -1)), "no 2×2 block to split around"
 
 
 def test_real_sylvester_singular_raises():

@@ -22,6 +22,7 @@ SUITES = {
     "multi": "matkron._bench.multi",
     "structured": "matkron._bench.structured",
     "calculus": "matkron._bench.calculus",
+    "spectral": "matkron._bench.spectral",
 }
 DEFAULT_SUITE = "kron"
 
@@ -52,12 +53,17 @@ def _parser():
         "bench",
         help="run a benchmark suite",
         description="Run a benchmark suite: print the machine, a table of median times and "
-        "ratios, and PASS/MISS per performance target; save a CSV file and a PNG plot.",
+        "ratios and a summary of the ratios; save a CSV file and a PNG plot. With --check, "
+        "also the project's performance targets.",
         epilog="suites: " + ", ".join(SUITES),
     )
     bench.add_argument(
         "suite", nargs="?", default=DEFAULT_SUITE, choices=sorted(SUITES),
         help=f"the suite to run (default: {DEFAULT_SUITE})",
+    )
+    bench.add_argument(
+        "--check", action="store_true",
+        help="also print the project's performance targets, each PASS or MISS",
     )
     bench.add_argument(
         "--quick", action="store_true",
@@ -130,9 +136,13 @@ def _bench(args):
             print("plot:    not written, matplotlib is not installed "
                   "(pip install matplotlib, or matkron[bench])")
     print(f"time:    {elapsed:.1f} s for the {suite.name} suite")
-    if outcome.checks:
+    summary = report.summarize(outcome.columns, outcome.rows)
+    if summary:
         print()
-        print("targets:")
+        print("\n".join(summary))
+    if outcome.checks and args.check:
+        print()
+        print("targets (the project's goals for this suite; a MISS is not an error):")
         for check in outcome.checks:
             status = "PASS" if check.passed else "MISS"
             print(f"  {status}  {check.target}: {check.detail}")

@@ -12,6 +12,7 @@ __all__ = [
     "format_time",
     "format_value",
     "plot",
+    "summarize",
     "write_csv",
 ]
 
@@ -109,6 +110,52 @@ def format_table(columns, rows):
     return "\n".join(lines)
 
 
+def summarize(columns, rows):
+    """A plain summary of every ratio column: its median and range over the cells.
+
+    Parameters
+    ----------
+    columns : list of Column
+        The columns; those of kind "ratio" are summarized, with their table headers.
+    rows : list of dict
+        The results (None where a cell was not measured).
+
+    Returns
+    -------
+    list of str
+        A heading and one line per ratio column measured; empty when there is none.
+
+    Examples
+    --------
+    >>> from matkron._bench.suite import Column
+    >>> lines = summarize([Column("r", "CSR/mk", "ratio")], [{"r": 2.0}, {"r": 3.0}, {"r": 1.5}])
+    >>> for line in lines:
+    ...     print(line)
+    summary (ratios as defined in the legend; other/matkron above 1: matkron is faster):
+      CSR/mk  median 2.00, from 1.50 to 3.00 over 3 cells
+    """
+    lines = []
+    for column in columns:
+        if column.kind != "ratio":
+            continue
+        values = sorted(row[column.key] for row in rows if row.get(column.key) is not None)
+        if not values:
+            continue
+        n = len(values)
+        median = values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
+        lines.append((column.header, median, values[0], values[-1], n))
+    if not lines:
+        return []
+    width = max(len(header) for header, *_ in lines)
+    return ["summary (ratios as defined in the legend; other/matkron above 1: matkron is "
+            "faster):"] + [
+        f"  {header.ljust(width)}  median {format_value(median, 'ratio')}, from "
+        f"{format_value(lo, 'ratio')} to {format_value(hi, 'ratio')} over {n} "
+        f"cell{'s' if n != 1 else ''}"
+        for header, median, lo, hi, n in lines
+    ]
+
+
 def write_csv(path, columns, rows):
     """Write one CSV line per row, headed by the column keys (None as an empty field).
 
@@ -121,6 +168,19 @@ def write_csv(path, columns, rows):
         writer.writerow([c.key for c in columns])
         for row in rows:
             writer.writerow(["" if row[c.key] is None else row[c.key] for c in columns])
+
+
+# Panels per row of a plot: 3 × 4.8 in at 110 dpi is 1584 px.
+PLOT_COLUMNS = 3
+
+
+def _tick_label(value):
+    """A short tick label: 1024 as 1024, 16384 as 16k, 2097152 as 2.1M."""
+    if value >= 10**6:
+        return f"{value / 10**6:.2g}M"
+    if value >= 10**4:
+        return f"{value / 1000:.3g}k"
+    return str(value)
 
 
 def plot(path, spec, columns, rows):
@@ -148,25 +208,39 @@ def plot(path, spec, columns, rows):
         return False
     headers = {c.key: c.header for c in columns}
     panels = list(dict.fromkeys(row[spec.panel] for row in rows))
-    fig = Figure(figsize=(4.8 * len(panels), 4.4), layout="constrained")
-    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    # At most PLOT_COLUMNS panels a row (about 1600 px at the saved resolution), one colour
+    # per series in every panel, one legend for the figure.
+    ncols = min(len(panels), PLOT_COLUMNS)
+    nrows = math.ceil(len(panels) / ncols)
+    fig = Figure(figsize=(4.8 * ncols, 1.0 + 3.6 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    colours = {key: f"C{i % 10}" for i, key in enumerate(spec.series)}
+    handles = {}
     for ax, panel in zip(axes, panels):
         selected = [row for row in rows if row[spec.panel] == panel]
         for key in spec.series:
             points = [(row[spec.x], row[key]) for row in selected if row[key] is not None]
             if points:
                 style = "--" if key in spec.dashed else "-"
-                ax.plot(*zip(*points), style, marker="o", markersize=3, label=headers[key])
+                (line,) = ax.plot(*zip(*points), style, marker="o", markersize=3,
+                                  color=colours[key], label=headers[key])
+                handles.setdefault(key, line)
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ticks = sorted({row[spec.x] for row in selected})
-        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.set_xticks(ticks, [_tick_label(t) for t in ticks], rotation=30 if len(ticks) > 3
+                      else 0)
         ax.minorticks_off()
         ax.set_xlabel(spec.x)
-        ax.set_title(panel)
+        ax.set_title(panel, fontsize="medium")
         ax.grid(True, which="major", alpha=0.3)
-    axes[0].set_ylabel("median time per call [s]")
-    axes[0].legend(fontsize="small")
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    for ax in axes[::ncols]:
+        ax.set_ylabel("median time per call [s]")
+    ordered = [handles[key] for key in spec.series if key in handles]
+    fig.legend(ordered, [h.get_label() for h in ordered], loc="outside lower center",
+               ncols=min(len(ordered), 6), fontsize="small")
     fig.suptitle(spec.title)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

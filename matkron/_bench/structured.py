@@ -19,18 +19,16 @@ products against an einsum over the dense factors (which shares no code with mat
 
 import functools
 import operator
-import statistics
-import time
 
 import numpy as np
 import scipy.sparse
-from scipy.sparse.linalg import aslinearoperator, cg
+from scipy.sparse.linalg import LinearOperator, aslinearoperator, cg
 
 import matkron
 
 from .report import Progress, format_time, format_value
 from .suite import Check, Column, Outcome, PlotSpec, Suite
-from .timing import measure
+from .timing import measure, measure_slow
 
 __all__ = ["SUITE", "FactorCase", "PoissonCase", "factor_operands", "poisson_factor"]
 
@@ -40,9 +38,9 @@ POISSON = {
     True: ((2, 256), (2, 512), (3, 32), (3, 64)),
 }
 # Factor cells: (kind, n); x a vector (m = 1) or an (n², RHS) array.
-FACTORS = (("diagonal", 64), ("diagonal", 256), ("operator", 64))
+FACTORS = (("diagonal", 64), ("diagonal", 256), ("operator", 64), ("opaque", 64))
 RHS = 16
-PROBLEM = {"diagonal": "diag(d)⊗B", "operator": "LinOp(A)⊗B"}
+PROBLEM = {"diagonal": "diag(d)⊗B", "operator": "LinOp(A)⊗B", "opaque": "Opaque(A)⊗B"}
 
 # matkron with the dense factors T.toarray() runs while its GEMMs take at most this many
 # flops per product (2-D N = 2048 takes 2 GEMMs of 2048³, 3.4e10 flops, about 1 s).
@@ -94,7 +92,10 @@ LEGEND = [
     "               shape=(N, N), format='csr'); N^d unknowns, x a random vector",
     "             diag(d)⊗B: matkron.kron(matkron.diagonal(d), B), d in [1, 2], B dense n×n",
     "             LinOp(A)⊗B: matkron.kron(scipy.sparse.linalg.aslinearoperator(A), B), A and",
-    "               B dense n×n; for both, x a vector (m = 1) or an (n², 16) C-ordered array",
+    "               B dense n×n (matkron reads aslinearoperator(A) as A);",
+    "             Opaque(A)⊗B: the same with LinearOperator((n, n), matmat=A.dot), applied",
+    "               only through its matmat; for all three, x a vector (m = 1) or an",
+    "               (n², 16) C-ordered array",
     "matkron      L @ x with the sparse factors T; K @ x with the diagonal / LinOp factor",
     "dense fac.   the same with dense factors: matkron.kronsum(T.toarray(), …) @ x;",
     "               kron(np.diag(d), B) @ x; kron(A, B) @ x",
@@ -139,7 +140,8 @@ def factor_operands(kind, n, m):
     """The structured factor, its dense form, B and x of a factor cell, the same in every run.
 
     Returns ``(structured, dense, B, x)``: ``matkron.diagonal(d)`` and ``np.diag(d)`` for
-    `kind` "diagonal", ``aslinearoperator(A)`` and ``A`` for "operator".
+    `kind` "diagonal", ``aslinearoperator(A)`` and ``A`` for "operator", a LinearOperator
+    applying A through its ``matmat`` and ``A`` for "opaque".
 
     Examples
     --------
@@ -154,6 +156,8 @@ def factor_operands(kind, n, m):
         d = rng.uniform(1.0, 2.0, n)
         return matkron.diagonal(d), np.diag(d), B, x
     A = rng.standard_normal((n, n))
+    if kind == "opaque":  # applied only through its matmat, a Python call per product
+        return LinearOperator((n, n), matvec=A.dot, matmat=A.dot, dtype=A.dtype), A, B, x
     return aslinearoperator(A), A, B, x
 
 
@@ -269,9 +273,9 @@ class FactorCase:
 
     Parameters
     ----------
-    kind : {"diagonal", "operator"}
-        ``matkron.diagonal(d)`` against ``np.diag(d)``, or ``aslinearoperator(A)``
-        against ``A``.
+    kind : {"diagonal", "operator", "opaque"}
+        ``matkron.diagonal(d)`` against ``np.diag(d)``, ``aslinearoperator(A)`` against
+        ``A``, or A behind a LinearOperator's ``matmat`` against ``A``.
     n : int
         The order of the factors.
     m : int
@@ -315,33 +319,10 @@ class FactorCase:
                 )
 
 
-def _call(func):
-    """The seconds of one call of `func`, and its result."""
-    start = time.perf_counter()
-    result = func()
-    return time.perf_counter() - start, result
-
-
 def _time_slow(funcs, config):
-    """Median times of calls that may take seconds: by :func:`measure` when all are short,
-    else by single calls, interleaved, the first included, as many as fit the budget.
-
-    Returns the times by name, the number of samples each, and the first call's results.
-    """
-    first = {name: _call(func) for name, func in funcs.items()}
-    results = {name: result for name, (_, result) in first.items()}
-    if max(seconds for seconds, _ in first.values()) < SLOW_CALL_S:
-        times = measure(funcs, None, config.repeat, config.min_time)
-        return times, config.repeat, results
-    samples = {name: [seconds] for name, (seconds, _) in first.items()}
-    round_time = sum(seconds for seconds, _ in first.values())
-    deadline = time.perf_counter() + SLOW_BUDGET_S[config.quick]
-    while (len(samples[next(iter(samples))]) < config.repeat
-           and time.perf_counter() + round_time < deadline):
-        for name, func in funcs.items():
-            samples[name].append(_call(func)[0])
-    count = len(samples[next(iter(samples))])
-    return {name: statistics.median(s) for name, s in samples.items()}, count, results
+    """:func:`~.timing.measure_slow` with this suite's thresholds."""
+    return measure_slow(funcs, config.repeat, config.min_time, SLOW_CALL_S,
+                        SLOW_BUDGET_S[config.quick])
 
 
 def _dense_flops(dim, N):

@@ -3,10 +3,11 @@
 import gc
 import itertools
 import statistics
+import time
 import timeit
 import tracemalloc
 
-__all__ = ["calibrate", "measure", "traced_peak"]
+__all__ = ["calibrate", "measure", "measure_slow", "traced_peak"]
 
 
 def calibrate(timer, min_time):
@@ -93,6 +94,62 @@ def measure(statements, namespace, repeat, min_time):
             elapsed = timers[name].timeit(numbers[name])
             samples[name].append(elapsed / numbers[name])
     return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def _call(func):
+    """The seconds of one call of `func`, and its result."""
+    start = time.perf_counter()
+    result = func()
+    return time.perf_counter() - start, result
+
+
+def measure_slow(funcs, repeat, min_time, slow_call, budget):
+    """Median times of calls that may take seconds, and the first call's results.
+
+    Parameters
+    ----------
+    funcs : dict of str to callable
+        The calls to time by name, without arguments.
+    repeat : int
+        The most samples per call.
+    min_time : float
+        The shortest sample of :func:`measure`, when every call is short.
+    slow_call : float
+        A first call longer than this (in seconds) makes every call timed by single
+        calls, interleaved, the first one included, as many rounds as fit `budget`
+        seconds (at least the first, at most `repeat`).
+    budget : float
+        The seconds the rounds after the first may take.
+
+    Returns
+    -------
+    times : dict of str to float
+        The median seconds per call, by name.
+    samples : int
+        The number of samples of each median.
+    results : dict
+        What each call returned on its first call, by name.
+
+    Examples
+    --------
+    >>> times, samples, results = measure_slow({"sum": lambda: sum(range(10))}, 3, 1e-4,
+    ...                                        0.2, 1.0)
+    >>> samples, results
+    (3, {'sum': 45})
+    """
+    first = {name: _call(func) for name, func in funcs.items()}
+    results = {name: result for name, (_, result) in first.items()}
+    if max(seconds for seconds, _ in first.values()) < slow_call:
+        return measure(funcs, None, repeat, min_time), repeat, results
+    samples = {name: [seconds] for name, (seconds, _) in first.items()}
+    round_time = sum(seconds for seconds, _ in first.values())
+    deadline = time.perf_counter() + budget
+    while (len(samples[next(iter(samples))]) < repeat
+           and time.perf_counter() + round_time < deadline):
+        for name, func in funcs.items():
+            samples[name].append(_call(func)[0])
+    count = len(samples[next(iter(samples))])
+    return {name: statistics.median(s) for name, s in samples.items()}, count, results
 
 
 def traced_peak(func):
