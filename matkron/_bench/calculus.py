@@ -21,7 +21,6 @@ Every result is checked against its baseline before timing.
 
 import operator
 import os
-import statistics
 import time
 
 import numpy as np
@@ -32,7 +31,7 @@ import matkron
 from .power import _jax, _pin_to_one_cpu
 from .report import Progress
 from .suite import Check, Column, Outcome, PlotSpec, Suite
-from .timing import measure
+from .timing import measure_slow
 
 __all__ = ["SUITE", "operands"]
 
@@ -44,9 +43,10 @@ POWER_ORDERS = {False: (4, 32, 256), True: (4, 32)}
 POWER_EXPONENTS = {False: (2, 3, 8, 32, 128, 1024), True: (2, 8, 128)}
 # SciPy's expm_cond is skipped where its extrapolated time exceeds this (seconds).
 SCIPY_COND_BUDGET_S = {False: 30.0, True: 2.0}
-# Calls longer than this are timed by single calls (at most `repeat`, within the budget).
+# Cells with a call longer than this are timed by single calls, interleaved (at most
+# `repeat` rounds, the rounds after the first within the budget).
 SLOW_CALL_S = 0.2
-SLOW_BUDGET_S = {False: 30.0, True: 2.0}
+SLOW_BUDGET_S = {False: 60.0, True: 2.0}
 COND_RTOL = 1e-3
 
 COLUMNS = [
@@ -95,25 +95,11 @@ def _close(got, want, rtol=1e-8, what=""):
                            f"{np.abs(got - want).max() / np.abs(want).max():.3g}")
 
 
-def _time(statements, config, slow):
-    """Median times: `measure` for fast statements; single calls for slow ones (`slow`
-    names them), interleaved, as many rounds as fit the budget (at least one, at most
-    config.repeat)."""
-    fast = {name: f for name, f in statements.items() if name not in slow}
-    times = measure(fast, None, config.repeat, config.min_time) if fast else {}
-    samples = {name: [] for name in slow}
-    spent = 0.0
-    # Slow statements interleaved too, one call each per round, rounds while the budget
-    # lasts (at least one).
-    for _ in range(config.repeat):
-        for name in slow:
-            start = time.perf_counter()
-            statements[name]()
-            samples[name].append(time.perf_counter() - start)
-            spent += samples[name][-1]
-        if spent >= SLOW_BUDGET_S[config.quick] * max(len(slow), 1):
-            break
-    times.update((name, statistics.median(values)) for name, values in samples.items())
+def _time(statements, config):
+    """Median times of the statements, interleaved (:func:`~.timing.measure_slow`: calls
+    over SLOW_CALL_S by single calls within the budget)."""
+    times, _, _ = measure_slow(statements, config.repeat, config.min_time, SLOW_CALL_S,
+                               SLOW_BUDGET_S[config.quick])
     return times
 
 
@@ -128,20 +114,6 @@ def _row(section, m, k, **values):
     return row
 
 
-def _slow(f):
-    """Whether one call of f takes longer than SLOW_CALL_S (the call is the warm-up)."""
-    start = time.perf_counter()
-    f()
-    return time.perf_counter() - start > SLOW_CALL_S
-
-
-def _slow_names(statements):
-    """All the statements when one of them is slow (timed then by interleaved single
-    calls), else none."""
-    flags = [_slow(f) for f in statements.values()]
-    return list(statements) if any(flags) else []
-
-
 def _cond_rows(config, progress):
     rows, notes = [], []
     previous = None  # (m, SciPy time)
@@ -150,7 +122,7 @@ def _cond_rows(config, progress):
         A, _ = operands(m)
         ours = matkron.cond("expm", A, rtol=COND_RTOL)
         statements = {"matkron": lambda: matkron.cond("expm", A, rtol=COND_RTOL)}
-        times = _time(statements, config, [])
+        times = _time(statements, config)
         scipy_s = diff = None
         predicted = None if previous is None else previous[1] * (m / previous[0]) ** 5
         if predicted is None or predicted <= SCIPY_COND_BUDGET_S[config.quick]:
@@ -204,8 +176,7 @@ def _expm_rows(config, progress, jax_mods):
                 _close(np.asarray(f(Aj, Ej)).reshape(want.shape), want,
                        what=f"(JAX) L_exp at m={m}, k={k}")
                 statements["jax"] = lambda f=f, Aj=Aj, Ej=Ej: f(Aj, Ej).block_until_ready()
-            slow = _slow_names(statements)
-            times = _time(statements, config, slow)
+            times = _time(statements, config)
             rows.append(_row("frechet expm", m, k, matkron_s=times["matkron"],
                              scipy_s=times["scipy"], jax_s=times.get("jax")))
     return rows
@@ -225,8 +196,7 @@ def _sqrtm_rows(config, progress):
             scipy.linalg.solve_sylvester(X, X, e)
 
     statements = {"matkron": lambda: matkron.frechet("sqrtm", A, Es), "scipy": scipy_calls}
-    slow = _slow_names(statements)
-    times = _time(statements, config, slow)
+    times = _time(statements, config)
     return [_row("frechet sqrtm", m, k, matkron_s=times["matkron"], scipy_s=times["scipy"])]
 
 
@@ -256,7 +226,7 @@ def _power_rows(config, progress, jax_mods):
                 Aj, Ej = jnp.asarray(A), jnp.asarray(E)
                 _close(np.asarray(f(Aj, Ej)), want, what=f"(JAX) d(A^{n}) at m={m}")
                 statements["jax"] = lambda f=f, Aj=Aj, Ej=Ej: f(Aj, Ej).block_until_ready()
-            times = _time(statements, config, [])
+            times = _time(statements, config)
             rows.append(_row("frechet_power", m, n, matkron_s=times["matkron"],
                              matkron_alt_s=times["alt"], jax_s=times.get("jax")))
     return rows
@@ -320,7 +290,7 @@ def plan(config):
         f"  frechet_power and power_jacobian vs JAX: m in {POWER_ORDERS[q]}, n in "
         f"{POWER_EXPONENTS[q]}",
         f"  median of {config.repeat} samples (calls over {SLOW_CALL_S:g} s: single calls "
-        f"within {SLOW_BUDGET_S[q]:g} s per statement); the run is pinned to one CPU",
+        f"interleaved, within {SLOW_BUDGET_S[q]:g} s per cell); the run is pinned to one CPU",
     ]
 
 
