@@ -30,6 +30,9 @@ cnp.import_array()
 
 cdef unsigned long _main_thread = threading.main_thread().ident
 
+# Directions are processed in chunks of at most this many entries per intermediate.
+cdef Py_ssize_t CHUNK_ENTRIES = 1 << 20
+
 cdef extern from *:
     """
     static const double MK_ELL[5] = {1.08e-2, 2.00e-1, 7.83e-1, 1.78e0, 4.74e0};
@@ -60,9 +63,10 @@ cdef inline void _getrf(blas_int m, blas_t* a, blas_int* ipiv, blas_int* info) n
         cython_lapack.zgetrf(&m, &m, a, &m, ipiv, info)
 
 
-cdef inline void _getrs(blas_int m, blas_t* a, blas_int* ipiv, blas_t* b) noexcept nogil:
+cdef inline void _getrs(blas_int m, blas_int nrhs, blas_t* a, blas_int* ipiv,
+                        blas_t* b) noexcept nogil:
     cdef char trans = c'N'
-    cdef blas_int nrhs = m, info = 0
+    cdef blas_int info = 0
     if blas_t is float:
         cython_lapack.sgetrs(&trans, &m, &nrhs, a, &m, ipiv, b, &m, &info)
     elif blas_t is double:
@@ -77,6 +81,20 @@ cdef inline void _mul(blas_int m, const blas_t* a, const blas_t* b, blas_t beta,
                       blas_t* c) noexcept nogil:
     """c = a b + beta c (m×m)."""
     gemm(c'N', c'N', m, m, m, a, m, b, m, beta, c, m)
+
+
+cdef inline void _left(blas_int m, Py_ssize_t c, const blas_t* p, const blas_t* x,
+                       blas_t beta, blas_t* out) noexcept nogil:
+    """[P X_1 … P X_c] + beta out: one GEMM of P with the m × cm chunk."""
+    gemm(c'N', c'N', m, <blas_int>(c * m), m, p, m, x, m, beta, out, m)
+
+
+cdef inline void _right(blas_int m, Py_ssize_t c, const blas_t* x, const blas_t* p,
+                        blas_t beta, blas_t* out) noexcept nogil:
+    """[X_1 P … X_c P] + beta out: one GEMM per matrix of the chunk."""
+    cdef Py_ssize_t j, mm = <Py_ssize_t>m * m
+    for j in range(c):
+        gemm(c'N', c'N', m, m, m, x + j * mm, m, p, m, beta, out + j * mm, m)
 
 
 cdef inline void _comb3(Py_ssize_t mm, blas_t* out, double c0, const blas_t* x0, double c1,
@@ -101,8 +119,9 @@ cdef inline void _add_diag(blas_int m, blas_t* out, double c) noexcept nogil:
         out[i * (m + 1)] += cc
 
 
-cdef int _run(blas_int m, Py_ssize_t k, int idx, int s, const blas_t* A, const blas_t* E,
-              blas_t* out, blas_t* ws, blas_int* ipiv, Watch* watch) noexcept nogil:
+cdef int _run(blas_int m, Py_ssize_t k, int idx, int s, Py_ssize_t chunk, const blas_t* A,
+              const blas_t* E, blas_t* out, blas_t* ws, blas_int* ipiv,
+              Watch* watch) noexcept nogil:
     """out[:, :, j] = L_exp(A, E[:, :, j]); returns getrf's info (> 0: q(A) singular), or
     -1 when a signal handler raised between directions (see _interrupt.pxd)."""
     cdef Py_ssize_t mm = <Py_ssize_t>m * m, i, j, r
@@ -111,7 +130,7 @@ cdef int _run(blas_int m, Py_ssize_t k, int idx, int s, const blas_t* A, const b
     cdef blas_t scale = 1
     cdef blas_int info = 0
     cdef blas_t zero = 0, one = 1
-    # Workspace: 13 + max(s, 1) matrices.
+    # Workspace: 8 + max(s, 1) matrices, then 7 chunks of `chunk` matrices.
     cdef blas_t* As = ws
     cdef blas_t* A2 = ws + mm
     cdef blas_t* A4 = ws + 2 * mm
@@ -120,16 +139,19 @@ cdef int _run(blas_int m, Py_ssize_t k, int idx, int s, const blas_t* A, const b
     cdef blas_t* Z1 = ws + 5 * mm
     cdef blas_t* W = ws + 6 * mm
     cdef blas_t* Q = ws + 7 * mm
-    cdef blas_t* Ej = ws + 8 * mm
-    cdef blas_t* M2 = ws + 9 * mm
-    cdef blas_t* M4 = ws + 10 * mm
-    cdef blas_t* M6 = ws + 11 * mm      # M8 for d = 9
-    cdef blas_t* T1 = ws + 12 * mm
-    cdef blas_t* R = ws + 13 * mm       # R_0 … R_{s-1}
+    cdef blas_t* R = ws + 8 * mm        # R_0 … R_{s-1}
+    # Chunk slots of `chunk` matrices each, after the squares.
+    cdef Py_ssize_t big = <Py_ssize_t>chunk * mm
+    cdef blas_t* Ej = ws + (8 + (s if s > 1 else 1)) * mm
+    cdef blas_t* M2 = Ej + big
+    cdef blas_t* M4 = M2 + big
+    cdef blas_t* M6 = M4 + big
+    cdef blas_t* T1 = M6 + big
+    cdef blas_t* T2 = T1 + big
+    cdef blas_t* Lv = T2 + big
+    cdef Py_ssize_t j0, c, cm
     # Per direction: Lu in out's column, Lv and T2 in the two slots after the squares.
     cdef blas_t* Lu
-    cdef blas_t* Lv
-    cdef blas_t* T2
     cdef blas_t* tmp
     cdef blas_t half = 0.5, coef
     for r in range(s):
@@ -189,73 +211,74 @@ cdef int _run(blas_int m, Py_ssize_t k, int idx, int s, const blas_t* A, const b
     _getrf(m, Q, ipiv, &info)
     if info != 0:
         return info
-    _getrs(m, Q, ipiv, R)
+    _getrs(m, m, Q, ipiv, R)
     for r in range(1, s):
         _mul(m, R + (r - 1) * mm, R + (r - 1) * mm, zero, R + r * mm)
-    # Directions: Lu in out's column, Lv and T2 in two further slots.
-    Lv = ws + (13 + (s if s > 1 else 1)) * mm
-    T2 = Lv + mm
-    for j in range(k):
-        Lu = out + j * mm
-        for i in range(mm):
-            Ej[i] = E[j * mm + i] * scale
-        _mul(m, As, Ej, zero, M2)
-        _mul(m, Ej, As, one, M2)
+    # Directions, a chunk of c at a time: [X_1 … X_c] is one m × cm matrix, so each product
+    # P X_j with an A-only P is one GEMM over the chunk; the X_j P are one GEMM each.
+    j0 = 0
+    while j0 < k:
+        c = chunk if k - j0 > chunk else k - j0
+        cm = c * mm
+        Lu = out + j0 * mm
+        for i in range(cm):
+            Ej[i] = E[j0 * mm + i] * scale
+        _left(m, c, As, Ej, zero, M2)
+        _right(m, c, Ej, As, one, M2)
         if d >= 5:
-            _mul(m, A2, M2, zero, M4)
-            _mul(m, M2, A2, one, M4)
+            _left(m, c, A2, M2, zero, M4)
+            _right(m, c, M2, A2, one, M4)
+        if d >= 7:
+            _left(m, c, A4, M2, zero, M6)                       # M6 = A4 M2 + M4 A2
+            _right(m, c, M4, A2, one, M6)
         if d == 13:
-            _mul(m, A4, M2, zero, M6)
-            _mul(m, M4, A2, one, M6)
-            _comb3(mm, T1, b[13], M6, b[11], M4, b[9], M2)    # Lw1
-            _comb3(mm, T2, b[7], M6, b[5], M4, b[3], M2)      # Lw2
-            _mul(m, A6, T1, one, T2)
-            _mul(m, M6, W1, one, T2)                           # Lw
-            _mul(m, As, T2, zero, Lu)
-            _mul(m, Ej, W, one, Lu)                            # Lu
-            _comb3(mm, T1, b[12], M6, b[10], M4, b[8], M2)    # Lz1
-            _comb3(mm, Lv, b[6], M6, b[4], M4, b[2], M2)      # Lz2
-            _mul(m, A6, T1, one, Lv)
-            _mul(m, M6, Z1, one, Lv)                           # Lv
+            _comb3(cm, T1, b[13], M6, b[11], M4, b[9], M2)     # Lw1
+            _comb3(cm, T2, b[7], M6, b[5], M4, b[3], M2)       # Lw2
+            _left(m, c, A6, T1, one, T2)
+            _right(m, c, M6, W1, one, T2)                       # Lw
+            _left(m, c, As, T2, zero, Lu)
+            _right(m, c, Ej, W, one, Lu)                        # Lu
+            _comb3(cm, T1, b[12], M6, b[10], M4, b[8], M2)     # Lz1
+            _comb3(cm, Lv, b[6], M6, b[4], M4, b[2], M2)       # Lz2
+            _left(m, c, A6, T1, one, Lv)
+            _right(m, c, M6, Z1, one, Lv)                       # Lv
         else:
-            if d >= 7:
-                _mul(m, A4, M2, zero, M6)                      # M6 = A4 M2 + M4 A2
-                _mul(m, M4, A2, one, M6)
             if d == 3:
-                _comb3(mm, T1, b[3], M2, 0, NULL, 0, NULL)
-                _comb3(mm, Lv, b[2], M2, 0, NULL, 0, NULL)
+                _comb3(cm, T1, b[3], M2, 0, NULL, 0, NULL)
+                _comb3(cm, Lv, b[2], M2, 0, NULL, 0, NULL)
             elif d == 5:
-                _comb3(mm, T1, b[5], M4, b[3], M2, 0, NULL)
-                _comb3(mm, Lv, b[4], M4, b[2], M2, 0, NULL)
+                _comb3(cm, T1, b[5], M4, b[3], M2, 0, NULL)
+                _comb3(cm, Lv, b[4], M4, b[2], M2, 0, NULL)
             elif d == 7:
-                _comb3(mm, T1, b[7], M6, b[5], M4, b[3], M2)
-                _comb3(mm, Lv, b[6], M6, b[4], M4, b[2], M2)
+                _comb3(cm, T1, b[7], M6, b[5], M4, b[3], M2)
+                _comb3(cm, Lv, b[6], M6, b[4], M4, b[2], M2)
             else:  # d = 9: M8 = A4 M4 + M4 A4 in T2
-                _mul(m, A4, M4, zero, T2)
-                _mul(m, M4, A4, one, T2)
-                _comb3(mm, T1, b[9], T2, b[7], M6, b[5], M4)
+                _left(m, c, A4, M4, zero, T2)
+                _right(m, c, M4, A4, one, T2)
+                _comb3(cm, T1, b[9], T2, b[7], M6, b[5], M4)
                 coef = b[3]
-                for i in range(mm):
+                for i in range(cm):
                     T1[i] += coef * M2[i]
-                _comb3(mm, Lv, b[8], T2, b[6], M6, b[4], M4)
+                _comb3(cm, Lv, b[8], T2, b[6], M6, b[4], M4)
                 coef = b[2]
-                for i in range(mm):
+                for i in range(cm):
                     Lv[i] += coef * M2[i]
-            _mul(m, As, T1, zero, Lu)
-            _mul(m, Ej, W, one, Lu)
-        # Lu + Lv + (Lu − Lv) R₀, then the solve with q(A).
-        for i in range(mm):
+            _left(m, c, As, T1, zero, Lu)
+            _right(m, c, Ej, W, one, Lu)
+        # Lu + Lv + (Lu − Lv) R₀, then the solve with q(A) for the whole chunk.
+        for i in range(cm):
             T2[i] = Lu[i] - Lv[i]
             Lu[i] = Lu[i] + Lv[i]
-        _mul(m, T2, R, one, Lu)
-        _getrs(m, Q, ipiv, Lu)
+        _right(m, c, T2, R, one, Lu)
+        _getrs(m, <blas_int>(c * m), Q, ipiv, Lu)
         for r in range(s):
             tmp = R + r * mm
-            _mul(m, tmp, Lu, zero, T2)
-            _mul(m, Lu, tmp, one, T2)
-            memcpy(Lu, T2, mm * sizeof(blas_t))
-        if watch_tick(watch, (16.0 + 2 * s) * mm * m):
+            _left(m, c, tmp, Lu, zero, T2)
+            _right(m, c, Lu, tmp, one, T2)
+            memcpy(Lu, T2, cm * sizeof(blas_t))
+        if watch_tick(watch, (16.0 + 2 * s) * cm * m):
             return -1
+        j0 += c
     return 0
 
 
@@ -282,7 +305,7 @@ def expm_frechet(cnp.ndarray A, cnp.ndarray E, cnp.ndarray out):
     cdef blas_int m = <blas_int>cnp.PyArray_DIM(A, 0)
     cdef Py_ssize_t k = cnp.PyArray_DIM(E, 2)
     cdef int idx, s, info = 0
-    cdef Py_ssize_t slots
+    cdef Py_ssize_t slots, chunk
     cdef char* ws
     cdef blas_int* ipiv
     cdef cnp.ndarray arr
@@ -294,7 +317,9 @@ def expm_frechet(cnp.ndarray A, cnp.ndarray E, cnp.ndarray out):
                              "of one BLAS dtype")
     norm = float(np.abs(A).sum(axis=0).max())
     idx, s = _degree(norm)
-    slots = 15 + (s if s > 1 else 1)
+    # Directions in chunks of up to CHUNK_ENTRIES entries per slot (8 MiB in float64).
+    chunk = max(1, min(k, CHUNK_ENTRIES // (<Py_ssize_t>m * m)))
+    slots = 8 + (s if s > 1 else 1) + 7 * chunk
     ws = <char*>malloc(slots * <Py_ssize_t>m * m * cnp.PyArray_ITEMSIZE(A))
     ipiv = <blas_int*>malloc(m * sizeof(blas_int))
     if ws == NULL or ipiv == NULL:
@@ -308,17 +333,18 @@ def expm_frechet(cnp.ndarray A, cnp.ndarray E, cnp.ndarray out):
     try:
         with nogil:
             if type_num == cnp.NPY_FLOAT32:
-                info = _run(m, k, idx, s, <const float*>a, <const float*>e, <float*>o,
+                info = _run(m, k, idx, s, chunk, <const float*>a, <const float*>e, <float*>o,
                             <float*>ws, ipiv, &watch)
             elif type_num == cnp.NPY_FLOAT64:
-                info = _run(m, k, idx, s, <const double*>a, <const double*>e, <double*>o,
-                            <double*>ws, ipiv, &watch)
+                info = _run(m, k, idx, s, chunk, <const double*>a, <const double*>e,
+                            <double*>o, <double*>ws, ipiv, &watch)
             elif type_num == cnp.NPY_COMPLEX64:
-                info = _run(m, k, idx, s, <const complex64_t*>a, <const complex64_t*>e,
+                info = _run(m, k, idx, s, chunk, <const complex64_t*>a, <const complex64_t*>e,
                             <complex64_t*>o, <complex64_t*>ws, ipiv, &watch)
             else:
-                info = _run(m, k, idx, s, <const complex128_t*>a, <const complex128_t*>e,
-                            <complex128_t*>o, <complex128_t*>ws, ipiv, &watch)
+                info = _run(m, k, idx, s, chunk, <const complex128_t*>a,
+                            <const complex128_t*>e, <complex128_t*>o, <complex128_t*>ws, ipiv,
+                            &watch)
     finally:
         free(ws)
         free(ipiv)

@@ -342,3 +342,15 @@ def test_threads_share_one_operator():
         for j in range(len(Es)):
             assert got[j].dtype == np.float64
             assert rel_err(got[j], want[j]) <= 1e-10
+
+
+def test_expm_kernel_in_chunks():
+    # The compiled kernel takes directions in chunks of 2²⁰ entries (11 of order 300): 13
+    # directions run as a chunk of 11 and one of 2.
+    rng = np.random.default_rng(37)
+    A = rng.standard_normal((300, 300)) / 17
+    Es = rng.standard_normal((13, 300, 300))
+    got = matkron.frechet("expm", A, Es)
+    for j in (0, 10, 11, 12):
+        want = scipy.linalg.expm_frechet(A, Es[j], compute_expm=False)
+        assert rel_err(got[j], want) <= 1e-12, j
