@@ -42,6 +42,7 @@ _use_installed_package()
 
 from ._chain import ChainPlan, chain_order, multi_dot
 from ._factors import DiagonalFactor, IdentityFactor, diagonal
+from ._frechet import FrechetOperator, cond, frechet
 from ._inv_quad_logdet import inv_quad_logdet
 from ._jacobian_chain import JacobianChainOperator, JacobianChainPlan, jacobian_chain
 from ._kron import identity, kron_matvec, kron_order, unvec, vec
@@ -65,6 +66,7 @@ __all__ = [
     "ChainPlan",
     "DiagonalFactor",
     "EigenOperator",
+    "FrechetOperator",
     "IdentityFactor",
     "JacobianChainOperator",
     "JacobianChainPlan",
@@ -73,7 +75,9 @@ __all__ = [
     "PowerJacobian",
     "SumOfKronOperator",
     "chain_order",
+    "cond",
     "diagonal",
+    "frechet",
     "frechet_power",
     "identity",
     "inv_quad_logdet",

@@ -4,7 +4,13 @@ solves of :meth:`matkron.KronSumOperator.solve`)."""
 import numpy as np
 import scipy.linalg
 
-__all__ = ["quasi_triangular_sylvester", "triangular_kronsum_solve", "triangular_sylvester_solve"]
+__all__ = [
+    "quasi_triangular_sylvester",
+    "quasi_triangular_sylvester_solve",
+    "split_point",
+    "triangular_kronsum_solve",
+    "triangular_sylvester_solve",
+]
 
 
 # Blocks of at most this order go to LAPACK's trsyl whole: its unblocked back
@@ -105,3 +111,59 @@ def triangular_kronsum_solve(ts, c, shift):
             rhs = rhs - np.tensordot(tk[j, j + 1:], y[j + 1:], axes=1)
         y[j] = triangular_kronsum_solve(ts[:-1], rhs, shift + tk[j, j])
     return y.reshape(c.shape)
+
+
+def split_point(t):
+    """Where to split the upper quasi-triangular t in two (see :func:`_split`)."""
+    return _split(t, 0, t.shape[0])
+
+
+def quasi_triangular_sylvester_solve(r, s, c):
+    """Solve R Y + Y S = C for upper (quasi-)triangular R (m×m) and S (n×n), for a stack of
+    right-hand sides at once.
+
+    `c` has the layout of :mod:`matkron._frechet_stack`, shape (m, k, n) with c[:, j, :]
+    the j-th right-hand side; the result has the same layout. The recursive blocked method
+    of Jonsson and Kågström (2002), as :func:`quasi_triangular_sylvester` for one
+    right-hand side and T2ᵀ: the larger of R and S is split at a point that keeps 2×2
+    blocks whole, the trailing (or leading) half solved first and the coupling term
+    subtracted by one GEMM over the whole stack; blocks of order <= LEAF go to LAPACK's
+    trsyl (which takes quasi-triangular factors), one call per right-hand side.
+    Raises LinAlgError when R and −S have a common eigenvalue (trsyl's info = 1).
+    """
+    m, k, n = c.shape
+    y = np.empty(c.shape, dtype=np.result_type(r.dtype, s.dtype, c.dtype))
+    _solve_block(r, s, np.array(c, dtype=y.dtype), y)
+    return y
+
+
+def _solve_block(r, s, c, y):
+    """y = the solution for the block; c may be overwritten."""
+    m, k, n = c.shape
+    if m == 0 or n == 0 or k == 0:
+        return
+    if m <= LEAF and n <= LEAF:
+        trsyl = scipy.linalg.get_lapack_funcs("trsyl", (r, s, c))
+        for j in range(k):
+            x, scale, info = trsyl(r, s, c[:, j, :])
+            if info < 0:
+                raise ValueError(f"trsyl: illegal value in argument {-info}")
+            if info == 1:
+                raise np.linalg.LinAlgError(
+                    "the Sylvester equation is singular: R and -S have common or close "
+                    "eigenvalues")
+            y[:, j, :] = x / scale if scale != 1 else x
+        return
+    if m >= n:
+        p = split_point(r)
+        _solve_block(r[p:, p:], s, c[p:], y[p:])
+        c1 = c[:p]
+        c1 -= (r[:p, p:] @ y[p:].reshape(m - p, k * n)).reshape(p, k, n)
+        _solve_block(r[:p, :p], s, c1, y[:p])
+    else:
+        q = split_point(s)
+        _solve_block(r, s[:q, :q], c[:, :, :q], y[:, :, :q])
+        y1 = np.ascontiguousarray(y[:, :, :q]).reshape(m * k, q)
+        c2 = c[:, :, q:]
+        c2 -= (y1 @ s[:q, q:]).reshape(m, k, n - q)
+        _solve_block(r, s[q:, q:], c2, y[:, :, q:])

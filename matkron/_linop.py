@@ -32,6 +32,13 @@ class ProductOperator(LinearOperator):
 
     _transient = {}
 
+    def _set_shape(self, dtype, shape):
+        """What ``LinearOperator.__init__`` sets, for a `shape` of two Python ints the
+        subclass has already checked (SciPy's generic shape validation costs more than
+        building a small operator)."""
+        self.dtype = np.dtype(dtype)
+        self.shape = shape
+
     def __getstate__(self):
         state = self.__dict__.copy()
         for name, empty in self._transient.items():

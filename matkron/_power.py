@@ -1,5 +1,6 @@
 """The Jacobian of the matrix power, d(Aⁿ)[E] = Σₖ A^k E A^{n-1-k}, and of matrix polynomials."""
 
+import functools
 import sys
 from typing import Any, Literal, TypeAlias
 
@@ -78,6 +79,18 @@ def _check_coeffs(coeffs):
     return c, list(coeffs)
 
 
+@functools.lru_cache(maxsize=256)
+def _binary_codes(n):
+    """The steps of left-to-right binary powering for n >= 2: one byte per step after the
+    leading bit, 0 for a squaring and 1 for a multiplication by A."""
+    codes = []
+    for bit in bin(n)[3:]:
+        codes.append(0)
+        if bit == "1":
+            codes.append(1)
+    return bytes(codes)
+
+
 def _binary_gemms(n):
     """GEMMs per application of binary powering: 2 per squaring and per multiplication."""
     return 2 * (n.bit_length() - 1 + n.bit_count() - 1)
@@ -86,7 +99,14 @@ def _binary_gemms(n):
 def _choose(m, n, hermitian, polynomial, applications=None, itemsize=16):
     """The method of least estimated cost per product for an m×m A and degree n >= 2,
     one-off costs spread over `applications` products (see _ASSUMED_APPLICATIONS); "dense"
-    only within MAX_STORED_BYTES for entries of `itemsize` bytes."""
+    only within MAX_STORED_BYTES for entries of `itemsize` bytes (memoized: operators are
+    made often, with few distinct arguments)."""
+    return _choose_cached(m, n, bool(hermitian), polynomial, applications, itemsize,
+                          MAX_STORED_BYTES)
+
+
+@functools.lru_cache(maxsize=1024)
+def _choose_cached(m, n, hermitian, polynomial, applications, itemsize, max_stored_bytes):
     gemm = m**3 + _CALL_COST
     uses = applications or _ASSUMED_APPLICATIONS
     apply = {}
@@ -99,7 +119,7 @@ def _choose(m, n, hermitian, polynomial, applications=None, itemsize=16):
     costs = dict(apply)
     if hermitian:
         costs["eig"] += _EIGH_COST * m**3 / uses
-    if m <= _DENSE_MAX_M and m**4 * itemsize <= MAX_STORED_BYTES:
+    if m <= _DENSE_MAX_M and m**4 * itemsize <= max_stored_bytes:
         build = m * m * min(apply.values())  # the cheapest method on the m² unit vectors
         costs["dense"] = _DENSE_COST * m**4 + _CALL_COST + build / uses
     return min(costs, key=costs.get)
@@ -296,6 +316,12 @@ def power_jacobian(A: ArrayLike, n: int, *, method: PowerMethod = "auto") -> "Po
     counts six per element. One-off costs (building the dense matrix, m² products of the
     method that builds it; the eigendecomposition) are spread over 100 products, a short
     Krylov solve, so "dense" wins only for very small m (about m <= 7) or many products.
+    Nothing is computed when the operator is made. The first product of "binary" runs
+    binary powering with the powers computed as it goes (one GEMM per step more, nothing
+    stored), and the powers are stored from the second product on; "eig" decomposes A on
+    its first product; a dense matrix that "auto" chose is built only after the operator
+    has made m² products (what building it costs) the same way, so that an operator used
+    a few times never pays for it (an explicit method="dense" builds it at once).
     Every method it picks is accurate to about n eps ‖d(Aⁿ)‖ ‖E‖, the condition of the
     problem in A: "eig" through the rounding of the eigenvalues, which moves Γ by n eps
     relative, binary powering through the rounding of the squarings.
@@ -397,6 +423,17 @@ def frechet_power(A: ArrayLike, E: ArrayLike, n: int, *, method: PowerMethod = "
     ValueError
         If `A` is not square or `E` does not match it; as :func:`power_jacobian` otherwise.
 
+    Notes
+    -----
+    With one direction and method "auto", nothing is built for later products: one
+    kernel call runs binary powering on the pairs (Aᵏ, d(Aᵏ)[E]), squaring
+    (P, D) ↦ (P², P D + D P) and multiplying (P, D) ↦ (A P, A D + E P), with the power
+    computed along the way and skipped after the last step: 3(⌊log₂ n⌋ + popcount(n) − 1)
+    − 1 GEMMs (8 for n = 8), or Horner's L_{j+1} = A L_j + E A^j where its 2(n − 1) are
+    fewer (n = 3). A Hermitian A takes the
+    eigendecomposition instead when that costs fewer multiply-adds (large n). A stack of
+    directions shares the powers of A through :class:`PowerJacobian`.
+
     Examples
     --------
     >>> import numpy as np
@@ -421,12 +458,48 @@ def frechet_power(A: ArrayLike, E: ArrayLike, n: int, *, method: PowerMethod = "
         )
     dtype = result_dtype(A.dtype, E.dtype)
     batch = 1 if E.ndim == 2 else E.shape[0]
+    if E.ndim == 2 and method == "auto" and n >= 2 and m > 0:
+        return _frechet_power_oneshot(A, E, n, dtype)
     J = PowerJacobian(A.astype(dtype, copy=False), n, method=method, _applications=batch)
     if E.ndim == 2:
         return J.matvec(E.ravel(order="F")).reshape(m, m, order="F")
     x = np.moveaxis(E, 0, -1).reshape(m * m, batch, order="F")
     y = J.matmat(np.asfortranarray(x, dtype=dtype))
     return np.moveaxis(y.reshape(m, m, batch, order="F"), -1, 0)
+
+
+def _frechet_power_oneshot(A, E, n, dtype):
+    """d(Aⁿ)[E] for one direction with the fewest GEMMs: binary powering on (Aᵏ, L_k)
+    pairs in one kernel call, the powers computed along the way (3 per step, the last
+    power skipped), nothing kept; the eigendecomposition instead for a Hermitian A where
+    the cost model of "auto" says it costs less (it is also the more accurate for large
+    n)."""
+    m = A.shape[0]
+    codes = _binary_codes(n)
+    gemm = m**3 + _CALL_COST
+    # The eigendecomposition where the cost model prefers it, except for a small A and
+    # n (m <= 16, n <= 64), where eigh's fixed cost and the Hermitian check outweigh a few
+    # tiny GEMMs and binary powering's error (about n eps) is small anyway.
+    if (_EIGH_COST * m**3 + 4 * gemm < (3 * len(codes) - 1) * gemm
+            and not (m <= 16 and n <= 64) and is_hermitian(A)):
+        J = PowerJacobian(A.astype(dtype, copy=False), n, method="eig")
+        return J.matvec(E.ravel(order="F")).reshape(m, m, order="F")
+    # C-ordered A and E: d(Aⁿ)[E]ᵀ = d((Aᵀ)ⁿ)[Eᵀ] on their Fortran-ordered transposes,
+    # without copies.
+    flip = (A.dtype == dtype and E.dtype == dtype and A.flags.c_contiguous
+            and E.flags.c_contiguous and A.flags.aligned and E.flags.aligned)
+    if flip:
+        a, e = A.T, E.T
+    else:
+        a = np.require(A, dtype, ["F", "A"])
+        e = np.require(E, dtype, ["F", "A"])
+    if 2 * (n - 1) < 3 * len(codes) - 1:  # n = 3: Horner's 4 GEMMs against 5
+        plan = PowerPlan("horner", m, a, a=a, count=n)
+    else:
+        plan = PowerPlan("oneshot", m, a, a=a, codes=codes, count=len(codes))
+    out = np.empty((m, m), dtype=dtype, order="F")
+    plan.apply(e.reshape(-1, order="F"), out.reshape(-1, order="F"))
+    return out.T if flip else out
 
 
 class PowerJacobian(ProductOperator):
@@ -515,16 +588,21 @@ class PowerJacobian(ProductOperator):
                 f"{BLAS_INT_MAX} elements per matrix)"
             )
         hermitian = None
-        if method == "eig" or (method == "auto" and degree >= 2):
+        requested = method
+        if method == "eig":
             hermitian = is_hermitian(self.A)
-            if method == "eig" and not hermitian:
+            if not hermitian:
                 raise ValueError("method='eig' needs a Hermitian (real symmetric) A")
         if method == "auto":
             if degree < 2 or m == 0:
                 method = "horner" if coeffs is not None else "binary"
             else:
-                method = _choose(m, degree, hermitian, coeffs is not None, _applications,
-                                 dtype.itemsize)
+                choice = [_choose(m, degree, h, coeffs is not None, _applications,
+                                  dtype.itemsize) for h in (False, True)]
+                # Whether A is Hermitian (an O(m²) check) only where it changes the choice.
+                if choice[0] != choice[1]:
+                    hermitian = is_hermitian(self.A)
+                method = choice[bool(hermitian)]
         if method == "horner" and n is not None and n > HORNER_MAX_N:
             raise ValueError(
                 f"n = {n} is too large for method='horner', whose plan counts its steps in "
@@ -535,13 +613,30 @@ class PowerJacobian(ProductOperator):
             self._check_dense(dtype)
         elif method == "naive":
             self._check_kron_terms(dtype, "method='naive'")
+        # Products served before the plan is built (see _plan): "auto" may pick the dense
+        # matrix for the products it expects, built once the operator has made as many
+        # products as building it costs (m²); binary powering stores its powers from the
+        # second product on (the first runs the one-shot recurrence, which needs none).
+        trivial = degree == 0 or (n is not None and degree == 1) or m == 0
+        self._defer_until = 0
+        if not trivial and requested == "auto" and method == "dense":
+            self._defer_until = m * m
+        elif not trivial and method == "binary":
+            self._defer_until = 1
         self.method = method
+        self._hermitian = hermitian
         self._plans = {}
+        self._helpers = {}
+        self._uses = 0
         self._kron_ops = {}
         self._adjoint_op = None
-        super().__init__(dtype, (m * m, m * m))
+        self._set_shape(dtype, (m * m, m * m))
         self.args = (self.A,)
-        self._fast = None if method == "naive" or m == 0 else self._plan(dtype)
+        # The plan (powers, eigendecomposition) is built on the first product; the dense
+        # matrix of an explicit method="dense" now (whose memory the caller asked for).
+        self._fast = None
+        if method == "dense" and requested == "dense" and m > 0:
+            self._fast = self._plan(dtype)
 
     # -- construction of the E-independent data ------------------------------------------
 
@@ -573,8 +668,10 @@ class PowerJacobian(ProductOperator):
                 f"(matkron._power.MAX_STORED_BYTES); use method={others}"
             )
 
-    def _build_parts(self, dtype):
-        """The kernel method and the arrays of the plan, computed in `dtype`."""
+    def _build_parts(self, dtype, method=None):
+        """The kernel method and the arrays of the plan of `method` (by default the
+        operator's), computed in `dtype`."""
+        method = method or self.method
         A = np.require(self.A, dtype, ["F", "A"])  # the kernel reads A with stride m
         m, d = self._m, self._degree
         polynomial = self.coeffs is not None
@@ -582,7 +679,7 @@ class PowerJacobian(ProductOperator):
             return "zero", {}
         if not polynomial and d == 1:
             return "copy", {}
-        if self.method == "eig":
+        if method == "eig":
             lam, V = scipy.linalg.eigh(A)
             lam = lam.astype(np.float64)
             if polynomial:
@@ -593,14 +690,9 @@ class PowerJacobian(ProductOperator):
                 gamma = _power_divided_differences(lam, d)
             return "eig", {"mats": np.asfortranarray(V),
                            "gamma": np.asfortranarray(gamma, dtype=dtype)}
-        if self.method == "dense":
-            helper = "horner" if polynomial else "binary"
-            if not polynomial and is_hermitian(A) and _choose(
-                    m, d, True, False, None) == "eig":
-                helper = "eig"
-            coeffs = None if self.coeffs is None else self._coeffs(dtype)
+        if method == "dense":
             self._check_dense(dtype)
-            plan = PowerJacobian(A, self.n, coeffs=coeffs, method=helper)._fast
+            plan = self._helper_plan(dtype)
             return "dense", {"mats": _matrix_of(plan.apply, m * m, dtype)}
         if polynomial:
             # Horner: S_d = c_d I, S_k = A S_{k+1} + c_k I; the steps use S_{d-1}, …, S_1.
@@ -612,31 +704,56 @@ class PowerJacobian(ProductOperator):
                 S[np.diag_indices(m)] += c[k]
                 mats[:, :, s] = S
             return "stored", {"a": A, "mats": mats, "count": d - 1, "alpha": complex(c[d])}
-        if self.method == "horner":
+        if method == "horner":
             return "horner", {"a": A, "count": d}
-        # binary: left-to-right over the bits of n after the leading one.
+        # binary: left-to-right over the bits of n after the leading one; the power after
+        # the last step is not needed.
+        codes = _binary_codes(d)
+        mats = np.empty((m, m, len(codes)), dtype=dtype, order="F")
         P = A
-        powers, codes = [], []
-        for bit in bin(d)[3:]:
-            powers.append(P)
-            codes.append(0)
-            P = P @ P
-            if bit == "1":
-                powers.append(P)
-                codes.append(1)
-                P = A @ P
-        mats = np.empty((m, m, len(powers)), dtype=dtype, order="F")
-        for s, pw in enumerate(powers):
-            mats[:, :, s] = pw
-        return "binary", {"a": A, "mats": mats, "codes": bytes(codes), "count": len(codes)}
+        for s, code in enumerate(codes):
+            mats[:, :, s] = P
+            if s + 1 < len(codes):
+                P = P @ P if code == 0 else A @ P
+        return "binary", {"a": A, "mats": mats, "codes": codes, "count": len(codes)}
 
     def _coeffs(self, dtype):
         """The polynomial coefficients rounded to `dtype` from full precision."""
         return self._exact_coeffs.astype(dtype)
 
-    def _plan(self, dtype):
+    def _helper_plan(self, dtype):
+        """The plan of the method that builds the dense matrix and serves the products
+        before "auto" builds it: binary powering with the powers computed as it goes
+        ("oneshot": nothing to build), Horner for a polynomial, or "eig" for a Hermitian A
+        where that is cheaper."""
+        plan = self._helpers.get(dtype)
+        if plan is None:
+            m, d = self._m, self._degree
+            if self.coeffs is not None:
+                kind, parts = self._build_parts(dtype, "horner")
+            elif (self.method == "dense" and _choose(m, d, True, False, None) == "eig"
+                  and self._is_hermitian(self.A)):
+                kind, parts = self._build_parts(dtype, "eig")
+            else:
+                codes = _binary_codes(d)
+                kind, parts = "oneshot", {"a": np.require(self.A, dtype, ["F", "A"]),
+                                          "codes": codes, "count": len(codes)}
+            plan = self._helpers[dtype] = PowerPlan(kind, m, np.empty(0, dtype=dtype), **parts)
+        return plan
+
+    def _is_hermitian(self, A):
+        if self._hermitian is None:
+            self._hermitian = is_hermitian(A)
+        return self._hermitian
+
+    def _plan(self, dtype, columns=1):
+        """The plan for a product of `columns` columns: until the operator has made
+        _defer_until products, the helper (see __init__), so that an operator used a few
+        times never pays for what only many products repay."""
         plan = self._plans.get(dtype)
         if plan is None:
+            if self._uses + columns <= self._defer_until:
+                return self._helper_plan(dtype)
             kind, parts = self._build_parts(dtype)
             plan = self._plans[dtype] = PowerPlan(
                 kind, self._m, np.empty(0, dtype=dtype), **parts
@@ -647,8 +764,9 @@ class PowerJacobian(ProductOperator):
 
     def _product(self, x):
         """self @ x for an ndarray x of 1 or 2 dimensions."""
-        if self._fast is not None and x.ndim == 1:
-            y = self._fast.matvec_fast(x)
+        fast = self._fast
+        if fast is not None and x.ndim == 1:
+            y = fast.matvec_fast(x)
             if y is not None:
                 return y
         dtype = self.dtype if x.dtype == self.dtype else result_dtype(self.dtype, x.dtype)
@@ -660,7 +778,13 @@ class PowerJacobian(ProductOperator):
             return np.zeros(x.shape, dtype=dtype)
         x = np.require(x, dtype=dtype, requirements=["F", "A"])
         out = np.empty(x.shape, dtype=dtype, order="F")
-        return self._plan(dtype).apply(x, out)
+        columns = 1 if x.ndim == 1 else x.shape[1]
+        plan = self._plan(dtype, columns)
+        if self._defer_until:
+            self._uses += columns
+        if fast is None and dtype == self.dtype and self._plans.get(dtype) is plan:
+            self._fast = plan  # the final plan in the operator's dtype: later 1-D products
+        return plan.apply(x, out)
 
     def _derived(self, A, coeffs):
         # Coefficients as Python numbers: full precision, and weak in dtype promotion (A

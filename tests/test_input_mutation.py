@@ -137,3 +137,40 @@ def test_kron_order_does_not_modify_shapes():
     copy = [list(s) for s in shapes]
     matkron.kron_order(shapes, m=3)
     assert shapes == copy
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_frechet_and_cond_do_not_write_inputs(dtype, layout, rng):
+    A = _passed(_square(rng, 4, dtype), layout)
+    H0 = _square(rng, 4, dtype)
+    H = _passed((H0 + H0.conj().T) / 2, layout)
+    E = _passed(random_array(rng, (4, 4), dtype), layout)
+    # A stack: the rows of a (8, 4) matrix in the layout (a view where NumPy can reshape
+    # one, else a copy, itself checked).
+    Es8 = _passed(random_array(rng, (8, 4), dtype), layout)
+    Es = Es8.reshape(2, 4, 4)
+    x = _passed(random_array(rng, 16, dtype), layout)
+    inputs = [A, H, E, Es8, Es, x]
+    snap = _snapshot(inputs)
+    calls = [lambda: matkron.frechet(f, M, X, p=p)
+             for f, p in (("expm", None), ("logm", None), ("sqrtm", None), ("inv", None),
+                          ("power", 3), ("power", 0.5))
+             for M in (A, H) for X in (E, Es)]
+    calls += [
+        lambda: matkron.frechet(np.exp, H, E, fprime=np.exp),
+        lambda: matkron.frechet("expm", A) @ x,
+        lambda: matkron.frechet("sqrtm", A).H @ x,
+        lambda: matkron.frechet_power(A, E, 5),
+        lambda: matkron.frechet_power(A, Es, 5),
+        lambda: matkron.power_jacobian(A, 5) @ x,
+        lambda: matkron.cond("expm", A),
+        lambda: matkron.cond("logm", A, norm=1),
+    ]
+    for call in calls:
+        result = call()
+        _assert_unchanged(inputs, snap)
+        if isinstance(result, np.ndarray):
+            assert not any(np.shares_memory(result, a) for a in inputs)
+            result[...] = 0
+            _assert_unchanged(inputs, snap)

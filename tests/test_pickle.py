@@ -7,6 +7,7 @@ import pickle
 
 import numpy as np
 import pytest
+import scipy.linalg
 import scipy.sparse
 from scipy.sparse.linalg import aslinearoperator
 
@@ -25,6 +26,19 @@ R = rng.standard_normal((3, 4))
 def _power3(X):
     """d(X³) on vec(E): E X² + X E X + X² E as a dense Kronecker sum."""
     return np.kron((X @ X).T, np.eye(len(X))) + np.kron(X.T, X) + np.kron(np.eye(len(X)), X @ X)
+
+
+def _frechet_dense(f, X):
+    """The Kronecker form of L_f(X, ·), column j the upper-right block of
+    f([[X, E_j], [0, X]]) for E_j = unvec(e_j) (the block oracle, by SciPy's f)."""
+    m = len(X)
+    K = np.empty((m * m, m * m))
+    for j in range(m * m):
+        E = np.zeros(m * m)
+        E[j] = 1
+        M = np.block([[X, E.reshape(m, m, order="F")], [np.zeros((m, m)), X]])
+        K[:, j] = f(M)[:m, m:].ravel(order="F")
+    return K
 
 
 # (operator, its dense matrix built without matkron, whether it has solve)
@@ -52,6 +66,14 @@ CASES = {
         B @ R @ A, False),
     "polynomial_jacobian": (lambda: matkron.polynomial_jacobian(A, [0.0, 0.0, 0.0, 1.0]),
                             _power3(A), False),
+    "frechet expm": (lambda: matkron.frechet("expm", A),
+                     _frechet_dense(scipy.linalg.expm, A), False),
+    "frechet sqrtm": (lambda: matkron.frechet("sqrtm", A),
+                      _frechet_dense(scipy.linalg.sqrtm, A), False),
+    "frechet logm eig": (lambda: matkron.frechet("logm", H),
+                         _frechet_dense(scipy.linalg.logm, H), False),
+    "frechet callable": (lambda: matkron.frechet(np.exp, H, fprime=np.exp),
+                         _frechet_dense(scipy.linalg.expm, H), False),
 }
 
 

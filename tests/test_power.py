@@ -349,6 +349,54 @@ def test_frechet_power(rng, dtype):
         matkron.frechet_power(A, np.ones((3, 3)), 2)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_frechet_power_one_shot_every_step_pattern(rng, dtype):
+    # The one-shot kernel (powers computed along the way, the last one skipped) for every
+    # pattern of squarings and multiplications up to n = 17 and for large n, with
+    # non-contiguous operands of mixed memory order.
+    for m in (1, 2, 5, 9):
+        big = random_array(rng, (2 * m, 2 * m), dtype)
+        A = unit_spectrum(rng, m, dtype)
+        E = big[::2, ::2]
+        for n in list(range(2, 18)) + [255, 256, 1000]:
+            got = matkron.frechet_power(np.asfortranarray(A), E, n)
+            assert got.shape == (m, m) and got.dtype == dtype
+            assert np.abs(got - block_oracle(A, E, n)).max() <= (
+                LOOSE[np.dtype(dtype)] * scale_of(A, E, n)), (m, n)
+    # A Hermitian A with a large n goes through the eigendecomposition, as accurately.
+    H = unit_spectrum(rng, 6, dtype, hermitian=True)
+    E = random_array(rng, (6, 6), dtype)
+    got = matkron.frechet_power(H, E, 1000)
+    assert np.abs(got - block_oracle(H, E, 1000)).max() <= (
+        LOOSE[np.dtype(dtype)] * scale_of(H, E, 1000))
+
+
+def test_auto_dense_is_built_after_as_many_products_as_it_costs(rng):
+    # "auto" picks the dense matrix at m = 4 for the products it expects; the first m² = 16
+    # products go through binary powering (nothing built at construction), the later ones
+    # through the dense matrix, with the same results.
+    A = unit_spectrum(rng, 4, np.float64)
+    J = matkron.power_jacobian(A, 8)
+    assert J.method == "dense" and J._plans == {}
+    X = random_array(rng, (16, 20), np.float64)
+    expected = np.stack([vec(block_oracle(A, unvec(x, 4), 8)) for x in X.T], axis=1)
+    for j in range(20):
+        got = J @ X[:, j]
+        assert np.abs(got - expected[:, j]).max() <= 1e-12 * np.abs(expected).max()
+        built = np.dtype(np.float64) in J._plans
+        assert built == (j >= 16), j
+    assert J._plans[np.dtype(np.float64)].method == "dense"
+    J2 = matkron.power_jacobian(A, 8)
+    np.testing.assert_allclose(J2 @ X, expected, rtol=1e-12, atol=1e-12)  # 20 at once
+    # "binary": the first product needs no stored powers, the second stores them.
+    Jb = matkron.power_jacobian(A, 8, method="binary")
+    for j in range(3):
+        got = Jb @ X[:, j]
+        assert np.abs(got - expected[:, j]).max() <= 1e-12 * np.abs(expected).max()
+        assert (np.dtype(np.float64) in Jb._plans) == (j >= 1), j
+    assert J2 @ X[:, 0] is not None and J2._plans[np.dtype(np.float64)].method == "dense"
+
+
 def poly_value(A, coeffs):
     return sum(c * np.linalg.matrix_power(A, j) for j, c in enumerate(coeffs))
 

@@ -21,6 +21,7 @@ SUITES = {
     "power": "matkron._bench.power",
     "multi": "matkron._bench.multi",
     "structured": "matkron._bench.structured",
+    "calculus": "matkron._bench.calculus",
     "spectral": "matkron._bench.spectral",
     "dask": "matkron._bench.cluster",
 }

@@ -1,0 +1,3 @@
+import numpy as np
+
+def expm_frechet(A: np.ndarray, E: np.ndarray, out: np.ndarray) -> np.ndarray: ...
