@@ -29,54 +29,12 @@ def triangular_sylvester_solve(t1, t2, c):
 
 
 def quasi_triangular_sylvester(t1, t2, c):
-    """Solve T1 Y + Y T2ᵀ = C for upper (quasi-)triangular T1 (m×m) and T2 (n×n).
-
-    Real Schur forms have 2×2 diagonal blocks; complex ones are triangular. Recursive
-    blocking (Jonsson and Kågström, "Recursive blocked algorithms for solving triangular
-    systems", ACM TOMS 28, 2002): the larger side is split where no 2×2 block is cut, one
-    half solved, its coupling subtracted by one GEMM, the other half solved; blocks of
-    order at most :data:`LEAF` go to LAPACK's trsyl (Bartels–Stewart back substitution,
-    level 2). Most flops are then GEMMs, where trsyl alone on the whole is level 2.
-
-    Raises
-    ------
-    numpy.linalg.LinAlgError
-        If trsyl perturbs a diagonal block: T1 and -T2 have common or close eigenvalues.
-    """
-    dtype = np.result_type(t1, t2, c)
-    trsyl = scipy.linalg.get_lapack_funcs("trsyl", (t1, t2, c))
-    complex_ = dtype.kind == "c"
-    y = np.empty(c.shape, dtype=dtype, order="F")
-
-    def solve(r0, r1, c0, c1, rhs):
-        # Y[r0:r1, c0:c1] from T1[r0:r1, r0:r1] Y + Y T2[c0:c1, c0:c1]ᵀ = rhs.
-        m, n = r1 - r0, c1 - c0
-        if m <= LEAF and n <= LEAF:
-            a, b = t1[r0:r1, r0:r1], t2[c0:c1, c0:c1]
-            if complex_:  # trsyl's complex form takes op(B) = Bᴴ: conj(T2)ᴴ = T2ᵀ
-                out, scale, info = trsyl(a, b.conj(), rhs, trana="N", tranb="C")
-            else:
-                out, scale, info = trsyl(a, b, rhs, trana="N", tranb="T")
-            if info < 0:
-                raise ValueError(f"trsyl: illegal value in argument {-info}")
-            if info == 1:
-                raise np.linalg.LinAlgError(
-                    "the Kronecker sum is singular: A1 and -A2 have common or close "
-                    "eigenvalues")
-            y[r0:r1, c0:c1] = out / scale
-        elif m >= n:
-            p = r0 + _split(t1, r0, m)
-            solve(p, r1, c0, c1, rhs[p - r0:])
-            solve(r0, p, c0, c1, rhs[:p - r0] - t1[r0:p, p:r1] @ y[p:r1, c0:c1])
-        else:
-            q = c0 + _split(t2, c0, n)
-            solve(r0, r1, q, c1, rhs[:, q - c0:])
-            solve(r0, r1, c0, q, rhs[:, :q - c0] - y[r0:r1, q:c1] @ t2[c0:q, q:c1].T)
-
-    m, n = c.shape
-    if m and n:
-        solve(0, m, 0, n, c)
-    return y
+    """Solve T1 Y + Y T2ᵀ = C for upper (quasi-)triangular T1 (m×m) and T2 (n×n): the
+    Kronecker sum (T1 ⊕ T2) vec(Y) = vec(C) (:func:`quasi_triangular_sylvester_solve`
+    with S = T2 transposed). `c` is (m, n), or the stack (m, k, n)."""
+    stack = c if c.ndim == 3 else c[:, np.newaxis, :]
+    y = quasi_triangular_sylvester_solve(t1, t2, stack, s_transposed=True)
+    return y if c.ndim == 3 else y[:, 0, :]
 
 
 def _split(t, start, n):
@@ -118,34 +76,55 @@ def split_point(t):
     return _split(t, 0, t.shape[0])
 
 
-def quasi_triangular_sylvester_solve(r, s, c):
-    """Solve R Y + Y S = C for upper (quasi-)triangular R (m×m) and S (n×n), for a stack of
-    right-hand sides at once.
+def quasi_triangular_sylvester_solve(r, s, c, *, s_transposed=False):
+    """Solve R Y + Y op(S) = C for upper (quasi-)triangular R (m×m) and S (n×n), op(S) = S
+    (or Sᵀ with `s_transposed`), for a stack of right-hand sides at once.
 
     `c` has the layout of :mod:`matkron._frechet_stack`, shape (m, k, n) with c[:, j, :]
-    the j-th right-hand side; the result has the same layout. The recursive blocked method
-    of Jonsson and Kågström (2002), as :func:`quasi_triangular_sylvester` for one
-    right-hand side and T2ᵀ: the larger of R and S is split at a point that keeps 2×2
-    blocks whole, the trailing (or leading) half solved first and the coupling term
-    subtracted by one GEMM over the whole stack; blocks of order <= LEAF go to LAPACK's
-    trsyl (which takes quasi-triangular factors), one call per right-hand side.
-    Raises LinAlgError when R and −S have a common eigenvalue (trsyl's info = 1).
+    the j-th right-hand side; the result has the same layout. Real Schur forms have 2×2
+    diagonal blocks; complex ones are triangular. Recursive blocking (Jonsson and
+    Kågström, "Recursive blocked algorithms for solving triangular systems", ACM TOMS 28,
+    2002): the larger of R and S is split at a point that keeps 2×2 blocks whole, one half
+    solved first and its coupling subtracted by one GEMM over the whole stack, then the
+    other half; blocks of order at most :data:`LEAF` go to LAPACK's trsyl (Bartels–Stewart
+    back substitution, level 2), one call per right-hand side. Most flops are then GEMMs,
+    where trsyl alone on the whole is level 2.
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        When R and −op(S) have common or close eigenvalues (trsyl's info = 1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> R = np.triu(np.arange(1.0, 10.0).reshape(3, 3))
+    >>> S = np.triu(np.ones((2, 2))) + np.eye(2)
+    >>> C = np.ones((3, 1, 2))
+    >>> Y = quasi_triangular_sylvester_solve(R, S, C)[:, 0, :]
+    >>> bool(np.allclose(R @ Y + Y @ S, 1.0))
+    True
     """
-    m, k, n = c.shape
     y = np.empty(c.shape, dtype=np.result_type(r.dtype, s.dtype, c.dtype))
-    _solve_block(r, s, np.array(c, dtype=y.dtype), y)
+    _solve_block(r, s, np.array(c, dtype=y.dtype), y, s_transposed)
     return y
 
 
-def _solve_block(r, s, c, y):
+def _solve_block(r, s, c, y, s_transposed):
     """y = the solution for the block; c may be overwritten."""
     m, k, n = c.shape
     if m == 0 or n == 0 or k == 0:
         return
     if m <= LEAF and n <= LEAF:
         trsyl = scipy.linalg.get_lapack_funcs("trsyl", (r, s, c))
+        if not s_transposed:
+            b, tranb = s, "N"
+        elif y.dtype.kind == "c":  # trsyl's complex form takes op(B) = Bᴴ: conj(S)ᴴ = Sᵀ
+            b, tranb = s.conj(), "C"
+        else:
+            b, tranb = s, "T"
         for j in range(k):
-            x, scale, info = trsyl(r, s, c[:, j, :])
+            x, scale, info = trsyl(r, b, c[:, j, :], tranb=tranb)
             if info < 0:
                 raise ValueError(f"trsyl: illegal value in argument {-info}")
             if info == 1:
@@ -156,14 +135,23 @@ def _solve_block(r, s, c, y):
         return
     if m >= n:
         p = split_point(r)
-        _solve_block(r[p:, p:], s, c[p:], y[p:])
+        _solve_block(r[p:, p:], s, c[p:], y[p:], s_transposed)
         c1 = c[:p]
         c1 -= (r[:p, p:] @ y[p:].reshape(m - p, k * n)).reshape(p, k, n)
-        _solve_block(r[:p, :p], s, c1, y[:p])
-    else:
+        _solve_block(r[:p, :p], s, c1, y[:p], s_transposed)
+    elif not s_transposed:
+        # Y S, S upper: the leading columns do not depend on the trailing ones.
         q = split_point(s)
-        _solve_block(r, s[:q, :q], c[:, :, :q], y[:, :, :q])
+        _solve_block(r, s[:q, :q], c[:, :, :q], y[:, :, :q], s_transposed)
         y1 = np.ascontiguousarray(y[:, :, :q]).reshape(m * k, q)
         c2 = c[:, :, q:]
         c2 -= (y1 @ s[:q, q:]).reshape(m, k, n - q)
-        _solve_block(r, s[q:, q:], c2, y[:, :, q:])
+        _solve_block(r, s[q:, q:], c2, y[:, :, q:], s_transposed)
+    else:
+        # Y Sᵀ, Sᵀ lower: the trailing columns do not depend on the leading ones.
+        q = split_point(s)
+        _solve_block(r, s[q:, q:], c[:, :, q:], y[:, :, q:], s_transposed)
+        y2 = np.ascontiguousarray(y[:, :, q:]).reshape(m * k, n - q)
+        c1 = c[:, :, :q]
+        c1 -= (y2 @ s[:q, q:].T).reshape(m, k, q)
+        _solve_block(r, s[:q, :q], c1, y[:, :, :q], s_transposed)

@@ -1,6 +1,7 @@
 """The LinearOperator base of matkron's operators: products straight to the kernels."""
 
 import functools
+from typing import Any
 
 import numpy as np
 from scipy.sparse.linalg import LinearOperator
@@ -63,40 +64,40 @@ class ProductOperator(LinearOperator):
     def _rmatmat(self, X):
         return self._adjoint()._matmat(X)
 
-    def matvec(self, x):
+    def matvec(self, x: Any) -> Any:
         if type(x) is np.ndarray and x.ndim == 1:
             return self._product(x)
         if is_dask_array(x):
             return self._dask_product(x, "matvec")
         return super().matvec(x)
 
-    def matmat(self, X):
+    def matmat(self, X: Any) -> Any:
         if type(X) is np.ndarray and X.ndim == 2:
             return self._product(X)
         if is_dask_array(X):
             return self._dask_product(X, "matmat")
         return super().matmat(X)
 
-    def dot(self, x):
+    def dot(self, x: Any) -> Any:
         if type(x) is np.ndarray and x.ndim in (1, 2):
             return self._product(x)
         if is_dask_array(x):
             return self._dask_product(x, "dot")
         return super().dot(x)
 
-    def __matmul__(self, other):
+    def __matmul__(self, other: Any) -> Any:
         if type(other) is np.ndarray and other.ndim in (1, 2):
             return self._product(other)
         if is_dask_array(other):
             return self._dask_product(other, "@")
         return super().__matmul__(other)
 
-    def rmatvec(self, x):
+    def rmatvec(self, x: Any) -> Any:
         if is_dask_array(x):
             return self._adjoint()._dask_product(x, "rmatvec")
         return super().rmatvec(x)
 
-    def rmatmat(self, X):
+    def rmatmat(self, X: Any) -> Any:
         if is_dask_array(X):
             return self._adjoint()._dask_product(X, "rmatmat")
         return super().rmatmat(X)

@@ -2314,10 +2314,8 @@ class KronSumOperator(SumOfKronOperator):
         # vec(Z1ᵀ C Z2) = (Z2ᵀ ⊗ Z1ᵀ) vec(C): the basis changes of all columns in one
         # product each; only the triangular solves go column by column.
         c = kron_matvec([z2.T, z1.T], rhs).reshape((n1, n2, m), order="F")
-        y = np.empty((n1, n2, m), dtype=rhs.dtype, order="F")
-        for j in range(m):
-            y[:, :, j] = quasi_triangular_sylvester(t1, t2, c[:, :, j])
-        return kron_matvec([z2, z1], y.reshape((n1 * n2, m), order="F"))
+        y = quasi_triangular_sylvester(t1, t2, c.transpose(0, 2, 1))  # (n1, m, n2)
+        return kron_matvec([z2, z1], y.transpose(0, 2, 1).reshape((n1 * n2, m), order="F"))
 
     def _solve_schur(self, rhs):
         if "schur" not in self._cache:

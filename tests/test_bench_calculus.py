@@ -24,6 +24,8 @@ def tiny(monkeypatch):
     monkeypatch.setattr(calculus, "POWER_ORDERS", {True: (3,)})
     monkeypatch.setattr(calculus, "POWER_EXPONENTS", {True: (2, 5)})
     monkeypatch.setattr(calculus, "_jax", lambda: None)  # JAX's compiles take seconds
+    monkeypatch.setattr(calculus.chain_section, "CASES", {True: (
+        ("tiny chain", [("dense", 4, 3), ("diag", 4), ("dense", 2, 4)]),)})
 
 
 def test_registered():
@@ -46,8 +48,9 @@ def test_run_rows_and_checks(tiny):
     for row in outcome.rows[:2]:
         assert row["rel_diff"] <= 1e-3
         assert row["scipy/matkron"] == row["scipy_s"] / row["matkron_s"]
-    assert len(outcome.checks) == 8
+    assert len(outcome.checks) == 9
     assert any("jacobian_chain" in note for note in outcome.notes)
+    assert any("tiny chain" in note for note in outcome.notes)
 
 
 def test_scipy_cond_skipped_over_budget(tiny, monkeypatch):
@@ -65,7 +68,7 @@ def test_command_line(tiny, tmp_path, capsys):
     assert status == 0
     out = capsys.readouterr().out
     assert "calculus suite" in out and "targets (" in out
-    assert out.count("PASS  ") + out.count("MISS  ") == 8
+    assert out.count("PASS  ") + out.count("MISS  ") == 9
     with csv_path.open() as f:
         table = list(csv.reader(f))
     assert table[0][:3] == ["section", "m", "k"] and len(table) == 1 + 7

@@ -9,6 +9,7 @@ import pytest
 mypy_api = pytest.importorskip("mypy.api", reason="mypy is in the test extra")
 
 CASES = Path(__file__).parent / "typing_cases"
+EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.py"))
 
 # (line, error code) of each wrong call in wrong_calls.py.
 EXPECTED_WRONG = {(8, "arg-type"), (9, "arg-type"), (10, "attr-defined"), (11, "arg-type"),
@@ -24,6 +25,7 @@ def mypy_report(tmp_path_factory):
         "--strict", "--follow-imports=silent", "--cache-dir", str(cache), "--no-error-summary",
         "--show-error-codes", "--no-color-output",
         str(CASES / "typical_calls.py"), str(CASES / "wrong_calls.py"),
+        *map(str, EXAMPLES),
     ])
     assert not stderr, stderr
     errors = {}
@@ -39,6 +41,11 @@ def mypy_report(tmp_path_factory):
 def test_typical_calls_pass_strict(mypy_report):
     errors, stdout = mypy_report
     assert "typical_calls.py" not in errors, stdout
+
+
+def test_examples_pass_strict(mypy_report):
+    errors, stdout = mypy_report
+    assert EXAMPLES and not {name for name in errors if name != "wrong_calls.py"}, stdout
 
 
 def test_wrong_calls_are_reported(mypy_report):

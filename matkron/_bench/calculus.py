@@ -28,8 +28,9 @@ import scipy.linalg
 
 import matkron
 
-from .power import _jax, _pin_to_one_cpu
-from .report import Progress
+from . import jacobian_chain as chain_section
+from .power import _jax
+from .report import Progress, format_table
 from .suite import Check, Column, Outcome, PlotSpec, Suite
 from .timing import measure_slow
 
@@ -296,37 +297,33 @@ def plan(config):
 
 def run(config):
     """Run the calculus suite with `config`; its outcome."""
-    previous = _pin_to_one_cpu()
     jax_mods = _jax()
     q = config.quick
     steps = (len(COND_ORDERS[q]) + 2 * len(EXPM_ORDERS[q]) + 1
              + len(POWER_ORDERS[q]) * len(POWER_EXPONENTS[q]))
     rows, notes = [], list(LEGEND)
-    try:
-        with Progress(steps) as progress:
-            cond_rows, cond_notes = _cond_rows(config, progress)
-            rows += cond_rows
-            notes += cond_notes
-            rows += _expm_rows(config, progress, jax_mods)
-            rows += _sqrtm_rows(config, progress)
-            rows += _power_rows(config, progress, jax_mods)
-            # ---- jacobian_chain section: to be added here (issue 12, jacobian_chain) ----
-            # rows += _chain_rows(config, progress): jacobian_chain(...).todense() on a
-            # chain of dense and operator Jacobians, the optimal plan against forward-only
-            # and reverse-only accumulation.
-    finally:
-        if previous is not None:
-            os.sched_setaffinity(0, previous)
-    if previous is not None:
-        notes.append(f"pinning      the run used CPU {min(previous)} only")
+    with Progress(steps + 1) as progress:
+        cond_rows, cond_notes = _cond_rows(config, progress)
+        rows += cond_rows
+        notes += cond_notes
+        rows += _expm_rows(config, progress, jax_mods)
+        rows += _sqrtm_rows(config, progress)
+        rows += _power_rows(config, progress, jax_mods)
+        progress.step("jacobian_chain: optimal, forward and reverse accumulation")
+        chain_rows = chain_section.run(q, config.repeat, config.min_time)
+    # The Jacobian chains have columns of their own: their table goes under the notes.
+    notes += ["", "jacobian_chain(ops).todense(): the optimal plan against forward-only and "
+              "reverse-only accumulation", "",
+              *format_table(chain_section.COLUMNS, chain_rows).splitlines(), "",
+              *chain_section.notes(chain_rows)]
     if jax_mods is None:
         notes.append("skipped      JAX: not installed (pip install jax); the JAX targets "
                      "are not measured")
     else:
         notes.append(f"JAX          {jax_mods[0].__version__}, "
                      f"XLA_FLAGS={os.environ.get('XLA_FLAGS')!r}")
-    notes.append("not yet      jacobian_chain (a later section of this suite)")
-    return Outcome(COLUMNS, rows, notes, _checks(rows, q), PLOT)
+    checks = _checks(rows, q) + [chain_section.check(chain_rows)]
+    return Outcome(COLUMNS, rows, notes, checks, PLOT)
 
 
 PLOT = PlotSpec(
@@ -338,7 +335,8 @@ PLOT = PlotSpec(
 
 SUITE = Suite(
     name="calculus",
-    summary="frechet, cond and frechet_power against SciPy and JAX",
+    summary="frechet, cond and frechet_power against SciPy and JAX; jacobian_chain's plans",
     plan=plan,
     run=run,
+    one_cpu=True,
 )
