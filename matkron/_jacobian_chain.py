@@ -816,7 +816,7 @@ def jacobian_chain(
       block, at n_{j+1} r_i (for i = j, to the rows of an identity);
     - product: P_ij = P_{s+1,j} P_{i,s}, a GEMM of two dense blocks, at n_{j+1} n_{s+1} n_i.
 
-    The dynamic program takes the cheapest over all of them, for every block,
+    The dynamic program takes the cheapest over all of them, for every block::
 
         m_ii = 0 for an array, else min(n_{i+1} r_i, n_i c_i)
         m_ij = min(m_{i+1,j} + n_{j+1} r_i,  m_{i,j-1} + n_i c_j,

@@ -505,7 +505,7 @@ class KronOperator(_SumsOfKron, ProductOperator):
             +1, -1 (or a complex unit for complex operators), or 0 when singular; nan
             when a factor contains NaN or inf.
         logabsdet : float
-            log |det|, -inf when singular, nan when a factor contains NaN or inf.
+            log|det|, -inf when singular, nan when a factor contains NaN or inf.
 
         Raises
         ------
@@ -598,7 +598,7 @@ class KronOperator(_SumsOfKron, ProductOperator):
 
     def svdvals(self) -> Array:
         """The singular values, descending: every product of one singular value per
-        factor, times |c| (N = min(rows, columns) of them, zeros where the factors have
+        factor, times abs(c) (N = min(rows, columns) of them, zeros where the factors have
         fewer).
 
         Examples
@@ -617,7 +617,7 @@ class KronOperator(_SumsOfKron, ProductOperator):
         return np.concatenate([values, np.zeros(n - values.size)])
 
     def norm(self, ord: float | Literal["fro", "nuc"] | None = None) -> float:
-        """The matrix norm, |c| Π ‖Fi‖ (exact: each of these norms is multiplicative
+        """The matrix norm, abs(c) Π ‖Fi‖ (exact: each of these norms is multiplicative
         over Kronecker products).
 
         Parameters

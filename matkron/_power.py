@@ -299,7 +299,7 @@ def power_jacobian(A: ArrayLike, n: int, *, method: PowerMethod = "auto") -> "Po
     - "eig": for Hermitian A = V Λ Vᴴ, d(Aⁿ)[E] = V (Γ ∘ (Vᴴ E V)) Vᴴ with the divided
       differences Γᵢⱼ = (λᵢⁿ − λⱼⁿ)/(λᵢ − λⱼ) (n λᵢ^{n−1} when equal): 4 GEMMs whatever n.
       For a pair with a the eigenvalue of larger modulus and r = b/a ∈ [−1, 1],
-      Γ = a^{n−1} Σ_{j<n} rʲ; the sum is (1 − rⁿ)/(1 − r) for |r| <= 1/2 and otherwise
+      Γ = a^{n−1} Σ_{j<n} rʲ; the sum is (1 − rⁿ)/(1 − r) for abs(r) <= 1/2 and otherwise
       expm1(n log1p(·)) of the exact b/a − 1 or 1 + b/a (no cancellation), and a^{n−1} is
       applied in two halves around it, so Γ is within a few ulps of its exact value (or
       0 or ±inf where that is beyond the float range, never NaN) for any n.
