@@ -43,13 +43,11 @@ default_role = "autolink"  # `name` links a documented object, as in SciPy's doc
 # numpydoc renders the docstrings; the class template lists methods and properties itself,
 # so numpydoc adds no member tables of its own (they would list SciPy's LinearOperator API).
 numpydoc_show_class_members = False
-numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False
 
 autosummary_generate = ["reference/_api.rst"]
 autosummary_generate_overwrite = True
 autodoc_typehints = "none"  # the signatures' types are in the Parameters sections
-autodoc_default_options = {"member-order": "alphabetical"}
 
 html_theme = "pydata_sphinx_theme"
 html_title = f"matkron {release}"
