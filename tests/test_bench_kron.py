@@ -38,11 +38,19 @@ def test_run_rows_and_checks(tiny):
         assert row["kron_matvec/floor"] == row["kron_matvec_s"] / row["gemm_floor_s"]
         assert (row["naive_matvec_s"] is None) == (row["n"] == 8)
         assert (row["naive_matvec/kron_matvec"] is None) == (row["n"] == 8)
-    assert len(outcome.checks) == 6
+        assert row["kron_matvec_gflops"] == pytest.approx(
+            4 * row["n"] ** 3 * row["m"] / row["kron_matvec_s"] / 1e9)
+        assert row["kron_matvec_peak_pct"] > 0 and row["gemm_floor_peak_pct"] > 0
+        assert row["kron_matvec_out_s"] > 0
+    assert len(outcome.checks) == 10
     # No n >= 64 in the sweep, no dense matrix for n >= 8: those targets say so, unpassed.
     assert [outcome.checks[i].detail for i in (0, 1, 2, 5)] == ["not measured"] * 4
     assert not any(outcome.checks[i].passed for i in (0, 1, 2, 5))
     assert outcome.checks[3].detail.startswith("worst ")
+    # Issue 9: every cell against the floor (new result, out=) and the vec trick measured;
+    # no compute-bound n >= 128 here.
+    assert all(outcome.checks[i].detail.startswith("worst ") for i in (6, 7, 8))
+    assert outcome.checks[9].detail == "not measured"
     assert any(note.startswith("skipped      np.kron") for note in outcome.notes)
 
 
@@ -54,7 +62,8 @@ def test_command_line(tiny, tmp_path, capsys):
     assert status == 0
     out = capsys.readouterr().out
     assert "kron suite" in out and "summary (" in out and "targets (" in out
-    assert out.count("PASS  ") + out.count("MISS  ") == 6
+    assert out.count("PASS  ") + out.count("MISS  ") == 10
+    assert "FMA peak   " in out and "GFLOP/s float64" in out
     assert (tmp_path / "kron.png").stat().st_size > 0
     with csv_path.open() as f:
         table = list(csv.reader(f))

@@ -45,9 +45,12 @@ def test_run_rows_and_checks(tiny):
         assert row["kron_matvec/floor"] == row["kron_matvec_s"] / row["gemm_floor_s"]
         assert row["shuffle_s"] == row[f"shuffle_{row['shuffle_form']}_s"]
         assert all(row[f"{peer}_s"] is None for peer in multi.PEER_NAMES)
-    # Without peers, the three floor targets only.
-    assert len(outcome.checks) == 3
+    # Without peers, the three floor targets, then issue 9's: the floor for a new result
+    # and out=, the shuffle, and the FMA peak on compute-bound cells (3^3 with m = 2).
+    assert len(outcome.checks) == 7
     assert all(check.detail.startswith("worst ") for check in outcome.checks)
+    assert "3^3 (x C)" in outcome.checks[6].detail or "3^3 (x F)" in outcome.checks[6].detail
+    assert all(row["kron_matvec_peak_pct"] > 0 for row in outcome.rows)
 
 
 def test_command_line(tiny, tmp_path, capsys):
@@ -57,7 +60,7 @@ def test_command_line(tiny, tmp_path, capsys):
     assert status == 0
     out = capsys.readouterr().out
     assert "multi suite" in out and "summary (" in out and "targets (" in out
-    assert out.count("PASS  ") + out.count("MISS  ") == 3
+    assert out.count("PASS  ") + out.count("MISS  ") == 7
     with csv_path.open() as f:
         table = list(csv.reader(f))
     assert table[0][:3] == ["case", "m", "x"] and len(table) == 1 + 6

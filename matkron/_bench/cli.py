@@ -147,7 +147,7 @@ def _bench(args):
         print()
         print("targets (the project's goals for this suite; a MISS is not an error):")
         for check in outcome.checks:
-            status = "PASS" if check.passed else "MISS"
+            status = {True: "PASS", False: "MISS", None: "n/a "}[check.passed]
             print(f"  {status}  {check.target}: {check.detail}")
     return 0
 

@@ -12,6 +12,8 @@ import threadpoolctl
 
 import matkron
 
+from . import features, machine
+
 __all__ = ["describe"]
 
 # Environment variables that change which BLAS kernels run, or on how many threads.
@@ -57,8 +59,16 @@ def _blas_owner(filepath):
     return Path(filepath).parent.name
 
 
+def _peak():
+    """The FMA peak line (:func:`~.machine.fma_peak`, measured on the first call)."""
+    peak = machine.fma_peak()
+    if peak is None:
+        return ["FMA peak   n/a (this matkron build has no matkron._machine_cy probe)"]
+    return [peak.describe()]
+
+
 def describe(threads):
-    """Header lines: date, platform, CPU, load, versions, every BLAS loaded and its threads.
+    """Header lines: date, platform, CPU, load, versions, FMA peak, every BLAS and its threads.
 
     Parameters
     ----------
@@ -82,12 +92,16 @@ def describe(threads):
             f"matkron {matkron.__version__} ({Path(matkron.__file__).parent}), "
             f"threadpoolctl {threadpoolctl.__version__}"
         ),
-        f"threads    BLAS pinned to {threads}: threadpoolctl.threadpool_limits(limits={threads})",
+        *_peak(),
+        f"threads    BLAS pinned to {threads}: threadpoolctl.threadpool_limits(limits={threads}); "
+        f"matkron's own: {features.num_threads()} (matkron.get_num_threads())",
     ]
     for info in threadpoolctl.threadpool_info():
+        # The kernel (OpenBLAS's architecture: the one it runs on this CPU, or the one
+        # OPENBLAS_CORETYPE forces) decides what a GEMM floor is worth.
         details = ", ".join(
-            str(info[key])
-            for key in ("architecture", "threading_layer")
+            f"{label}{info[key]}"
+            for key, label in (("architecture", "kernel "), ("threading_layer", ""))
             if info.get(key) not in (None, "")
         )
         lines.append(

@@ -21,12 +21,19 @@ from scipy.sparse.linalg import LinearOperator
 import matkron
 from matkron import _workspace
 
+from . import features
+from .machine import percent_of_peak, plan_flops
 from .report import Progress, format_bytes
 from .rows import add_ratios, check, new_row
 from .suite import Column, Outcome, PlotSpec, Suite
 from .timing import measure, traced_peak
 
-__all__ = ["SUITE", "Case", "dense_bytes", "factors", "vec_trick"]
+__all__ = ["SUITE", "Case", "dense_bytes", "factors", "operand", "vec_trick"]
+
+# Compute-bound cells (issue 9): n >= COMPUTE_BOUND_N, whose kron_matvec should reach
+# PEAK_TARGET_PCT % of the measured single-core FMA peak.
+COMPUTE_BOUND_N = 128
+PEAK_TARGET_PCT = 80.0
 
 SIZES = (4, 8, 16, 32, 64, 128, 256, 512)
 QUICK_SIZES = (4, 8, 16, 32, 64, 128, 256)
@@ -80,6 +87,7 @@ COLUMNS = [
     Column("m", "m", "int"),
     Column("x", "x", "text"),
     Column("kron_matvec_s", "kron_matvec", "time"),
+    Column("kron_matvec_out_s", "kv out=", "time"),
     Column("kron_operator_s", "K @ x", "time"),
     Column("vec_trick_s", "vec trick", "time"),
     Column("linear_operator_s", "LinOp @ x", "time"),
@@ -87,17 +95,26 @@ COLUMNS = [
     Column("naive_matvec_s", "dense @ x", "time"),
     Column("gemm_floor_s", "GEMM floor", "time"),
     Column("kron_matvec/floor", "kv/floor", "ratio", ("kron_matvec_s", "gemm_floor_s")),
+    Column("kron_matvec_out/floor", "out/floor", "ratio", ("kron_matvec_out_s", "gemm_floor_s")),
     Column("kron_operator/floor", "K/floor", "ratio", ("kron_operator_s", "gemm_floor_s")),
     Column("vec_trick/kron_matvec", "vec/kv", "ratio", ("vec_trick_s", "kron_matvec_s")),
     Column("linear_operator/kron_operator", "LinOp/K", "ratio",
            ("linear_operator_s", "kron_operator_s")),
     Column("naive_matvec/kron_matvec", "dense/kv", "ratio", ("naive_matvec_s", "kron_matvec_s")),
+    Column("kron_matvec_gflops", "kv GF/s", "ratio"),
+    Column("kron_matvec_peak_pct", "kv %peak", "ratio"),
+    Column("gemm_floor_peak_pct", "floor %peak", "ratio"),
     Column("naive_peak_bytes", "mem dense", "bytes"),
     Column("kron_matvec_peak_bytes", "mem kv", "bytes"),
+    Column("first_estimate_s", "1st+ est", "time"),
+    Column("first_measure_s", "1st+ meas", "time"),
+    Column("planning_calls", "calls->meas", "int"),
 ]
 
 LEGEND = [
     "kron_matvec  matkron.kron_matvec([A, B], x)",
+    "kv out=      matkron.kron_matvec([A, B], x, out=out), out preallocated in the memory order",
+    "               kron_matvec picks for a new result",
     "K @ x        K = matkron.kron(A, B), a KronOperator made once per n",
     "vec trick    NumPy, the fastest expression found for the layout of x:",
     *(f"               {layout:3}  {expr}" for layout, expr in VEC_TRICK.items()),
@@ -107,9 +124,17 @@ LEGEND = [
     "GEMM floor   the two GEMMs alone into preallocated buffers, with the method's shapes:",
     "               np.matmul(B, X, out=T); np.matmul(T2, A.T, out=Y), X = x as (n, n*m),",
     "               T2 = T as (n*m, n); NumPy's OpenBLAS (matkron calls SciPy's)",
-    "ratios       kv/floor = kron_matvec / GEMM floor, K/floor = K @ x / GEMM floor,",
+    "ratios       kv/floor = kron_matvec / GEMM floor, out/floor = kv out= / GEMM floor,",
+    "             K/floor = K @ x / GEMM floor,",
     "             vec/kv = vec trick / kron_matvec, LinOp/K = LinOp @ x / K @ x,",
     "             dense/kv = dense @ x / kron_matvec (above 1: the second is faster)",
+    "kv GF/s      flops of matkron's plan / kron_matvec time, flops = 2 × the multiply-adds",
+    "               of its GEMMs = 2 × 2 n³ m for two n×n factors (machine.plan_flops)",
+    "%peak        GF/s as a percentage of the measured single-core FMA peak (header):",
+    "               kv %peak for kron_matvec, floor %peak for the GEMM floor",
+    "1st+ est     the first call's extra cost on a new key, first call - steady median, with",
+    "1st+ meas      matkron.set_planner('estimate') and ('measure'); calls->meas: calls until",
+    "               matkron.export_wisdom() holds the measured plan (n/a: no measuring planner)",
     "mem dense    tracemalloc peak of the naive route: building np.kron(A, B), then the product",
     "mem kv       tracemalloc peak of a kron_matvec call after matkron._workspace.release(),",
     "             so the workspace it allocates counts (both include the result)",
@@ -127,6 +152,21 @@ def factors(n):
     """
     rng = np.random.default_rng(n)
     return rng.standard_normal((n, n)), rng.standard_normal((n, n))
+
+
+def operand(n, layout):
+    """The random x of a cell, the same in every run: a vector, or (n², 16) in C or F order.
+
+    Examples
+    --------
+    >>> x = operand(4, "F")
+    >>> x.shape, x.flags.f_contiguous
+    ((16, 16), True)
+    """
+    m = 1 if layout == "1-D" else RHS
+    rng = np.random.default_rng([n, LAYOUTS.index(layout)])
+    x = rng.standard_normal(n * n if m == 1 else (n * n, m))
+    return np.asarray(x, order="C" if layout == "C" else "F")
 
 
 def dense_bytes(n):
@@ -155,6 +195,11 @@ class Case:
         The operand.
     K : KronOperator
         ``matkron.kron(A, B)``.
+    out : ndarray
+        The preallocated result of "kron_matvec_out", in the memory order kron_matvec
+        picks for a new result.
+    flops : int
+        The flops of matkron's plan (:func:`~.machine.plan_flops`), the floor's too.
     op : scipy.sparse.linalg.LinearOperator
         The vec trick wrapped as an operator: matvec for vectors, matmat for x.
     vec_trick : callable
@@ -168,18 +213,15 @@ class Case:
     Examples
     --------
     >>> case = Case(*factors(4), "C")
-    >>> case.x.shape, sorted(case.statements)[:2]
-    ((16, 16), ['gemm_floor', 'kron_matvec'])
+    >>> case.x.shape, sorted(case.statements)[:3]
+    ((16, 16), ['gemm_floor', 'kron_matvec', 'kron_matvec_out'])
     >>> case.check()
     """
 
     def __init__(self, A, B, layout, dense=None):
         n = A.shape[0]
         m = 1 if layout == "1-D" else RHS
-        rng = np.random.default_rng([n, LAYOUTS.index(layout)])
-        x = rng.standard_normal(n * n if m == 1 else (n * n, m))
-        order = "C" if layout == "C" else "F"
-        x = np.asarray(x, order=order)
+        x = operand(n, layout)
         self.n, self.m, self.layout = n, m, layout
         self.A, self.B, self.x, self.dense = A, B, x, dense
         self.K = matkron.kron(A, B)
@@ -190,8 +232,12 @@ class Case:
             matmat=self.vec_trick if m > 1 else None,
             dtype=np.float64,
         )
+        # out= in the memory order kron_matvec picks for a new result for this x.
+        self.out = out = np.empty_like(matkron.kron_matvec([A, B], x))
+        self.flops = plan_flops([A, B], x)
         self.statements = {
             "kron_matvec": functools.partial(matkron.kron_matvec, [A, B], x),
+            "kron_matvec_out": functools.partial(matkron.kron_matvec, [A, B], x, out=out),
             "kron_operator": functools.partial(operator.matmul, self.K, x),
             "vec_trick": functools.partial(self.vec_trick, x),
             "linear_operator": functools.partial(operator.matmul, self.op, x),
@@ -271,10 +317,11 @@ def plan(config):
     ]
 
 
-def _measure_case(case, config, build_time, build_peak):
-    """Time and trace one cell; its row."""
+def _measure_case(case, config, build_time, build_peak, planning):
+    """Time and trace one cell; its row. `planning`: :func:`~.features.first_calls`."""
     case.check()
     times = measure(case.statements, None, config.repeat, config.min_time)
+    gflops = {name: case.flops / times[name] / 1e9 for name in ("kron_matvec", "gemm_floor")}
     _workspace.release()
     kron_peak, _ = traced_peak(functools.partial(matkron.kron_matvec, [case.A, case.B], case.x))
     naive_peak = None
@@ -291,6 +338,12 @@ def _measure_case(case, config, build_time, build_peak):
         naive_build_s=build_time,
         naive_peak_bytes=naive_peak,
         kron_matvec_peak_bytes=kron_peak,
+        kron_matvec_gflops=gflops["kron_matvec"],
+        kron_matvec_peak_pct=percent_of_peak(gflops["kron_matvec"]),
+        gemm_floor_peak_pct=percent_of_peak(gflops["gemm_floor"]),
+        first_estimate_s=planning.get("first+ estimate"),
+        first_measure_s=planning.get("first+ measure"),
+        planning_calls=planning.get("calls"),
     )
     return add_ratios(row, COLUMNS)
 
@@ -329,6 +382,21 @@ def _checks(rows):
         "n >= 8: kron_matvec faster than np.kron(A, B) @ x without its construction",
         operator.gt, 1.0,
     ))
+    # Issue 9: every cell, a new result and out=, against the floor of the BLAS's own kernel.
+    for key, method in (("kron_matvec/floor", "kron_matvec"), ("kron_matvec_out/floor",
+                                                                "kron_matvec out=")):
+        checks.append(_check(
+            rows, key, f"every cell: {method} / GEMM floor <= 1.10", operator.le, 1.10,
+        ))
+    checks.append(_check(
+        rows, "vec_trick/kron_matvec",
+        "every cell: kron_matvec not slower than the NumPy vec trick", operator.ge, 1.0,
+    ))
+    checks.append(_check(
+        [row for row in rows if row["n"] >= COMPUTE_BOUND_N], "kron_matvec_peak_pct",
+        f"compute-bound cells (n >= {COMPUTE_BOUND_N}): kron_matvec >= {PEAK_TARGET_PCT:g} % "
+        "of the single-core FMA peak", operator.ge, PEAK_TARGET_PCT,
+    ))
     return checks
 
 
@@ -352,8 +420,13 @@ def run(config):
                 skipped.append(n)
             for layout in LAYOUTS:
                 progress.step(f"n={n}: {LAYOUT_NAMES[layout]}")
+                # The planner's first calls, before anything plans this key.
+                planning = features.first_calls(
+                    functools.partial(matkron.kron_matvec, [A, B], operand(n, layout)),
+                    features.median_of_calls,
+                )
                 case = Case(A, B, layout, dense)
-                rows.append(_measure_case(case, config, build_time, build_peak))
+                rows.append(_measure_case(case, config, build_time, build_peak, planning))
             del dense, case
     notes = list(LEGEND)
     if skipped:

@@ -36,6 +36,7 @@ from scipy.linalg.blas import dgemm
 import matkron
 from matkron import _kron_cy
 
+from .machine import percent_of_peak, plan_flops
 from .pinning import XLA_FLAGS
 from .report import Progress, format_time
 from .rows import add_ratios, check, new_row
@@ -66,6 +67,13 @@ LAYOUT_NAMES = {"1-D": "m = 1", "C": f"m = {RHS}, C-ordered x", "F": f"m = {RHS}
 
 # Targets of the issue: kron_matvec / GEMM floor at most these, at every shape.
 FLOOR_BOUND = {"1-D": 1.5, "C": 1.25, "F": 1.25}
+# Issue 9: compute-bound cells reach this percentage of the single-core FMA peak.
+PEAK_TARGET_PCT = 80.0
+
+
+def compute_bound(row):
+    """Whether a row is a compute-bound cell of issue 9: n >= 128, or k >= 3 with m > 1."""
+    return row["n"] >= 128 or (row["k"] >= 3 and row["m"] > 1)
 
 # A peer call slower than this is timed by single calls, outside the interleaved loop, up
 # to a budget of seconds per method and cell (at least one call, at most `repeat`). A peer's
@@ -566,6 +574,8 @@ COLUMNS = [
     Column("pykronecker/kron_matvec", "pyk/kv", "ratio", ("pykronecker_s", "kron_matvec_s")),
     Column("pylops/kron_matvec", "pylops/kv", "ratio", ("pylops_s", "kron_matvec_s")),
     Column("kron_matvec_gflops", "kv GF/s", "ratio"),
+    Column("kron_matvec_peak_pct", "kv %peak", "ratio"),
+    Column("gemm_floor_peak_pct", "floor %peak", "ratio"),
 ]
 
 LEGEND = [
@@ -602,7 +612,11 @@ LEGEND = [
     "             own/dgemm = kv out= / kv dgemm;",
     "             np/kv, fk/kv, pyk/kv, pylops/kv = baseline / kron_matvec (above 1:",
     "             kron_matvec is faster)",
-    "kv GF/s      2 × multiplications of the flop-optimal order / kron_matvec time",
+    "kv GF/s      flops of matkron's plan / kron_matvec time: flops = 2 × the multiply-adds",
+    "               of its GEMMs, 2 Σ_t S_t p_t (S_t the tensor size before step t, p_t the",
+    "               rows of its factor; machine.plan_flops)",
+    "%peak        GF/s as a percentage of the measured single-core FMA peak (header):",
+    "               kv %peak for kron_matvec, floor %peak for the GEMM floor (same flops)",
 ]
 
 
@@ -652,6 +666,7 @@ def _measure_case(case, config, per_column):
     times = measure(fast, None, config.repeat, config.min_time)
     times.update({peer: t for peer, (t, _) in apart.items()})
     form = min(SHUFFLES, key=lambda f: times[f"shuffle_{f}"])
+    flops = plan_flops(case.factors, case.x)
     row = new_row(
         COLUMNS,
         case=case.name,
@@ -663,7 +678,9 @@ def _measure_case(case, config, per_column):
         **{f"{name}_s": seconds for name, seconds in times.items()},
         shuffle_s=times[f"shuffle_{form}"],
         shuffle_form=form,
-        kron_matvec_gflops=2 * case.flops / times["kron_matvec"] / 1e9,
+        kron_matvec_gflops=flops / times["kron_matvec"] / 1e9,
+        kron_matvec_peak_pct=percent_of_peak(flops / times["kron_matvec"] / 1e9),
+        gemm_floor_peak_pct=percent_of_peak(flops / times["gemm_floor"] / 1e9),
     )
     return add_ratios(row, COLUMNS), {peer: samples for peer, (_, samples) in apart.items()}
 
@@ -687,6 +704,21 @@ def _checks(rows):
                 _cell,
             )
         )
+    # Issue 9: every cell, a new result and out=, within 1.10 of the floor and not slower
+    # than the NumPy shuffle; compute-bound cells at PEAK_TARGET_PCT % of the FMA peak.
+    for key, method in (("kron_matvec/floor", "kron_matvec"),
+                        ("kron_matvec_out/floor", "kron_matvec out=")):
+        checks.append(check(rows, key, f"every cell: {method} / GEMM floor <= 1.10",
+                            operator.le, 1.10, _cell))
+    checks.append(check(rows, "shuffle/kron_matvec",
+                        "every cell: kron_matvec not slower than the NumPy shuffle",
+                        operator.ge, 1.0, _cell))
+    checks.append(check(
+        [row for row in rows if compute_bound(row)], "kron_matvec_peak_pct",
+        f"compute-bound cells (n >= 128, or k >= 3 factors with m = {RHS}): kron_matvec "
+        f">= {PEAK_TARGET_PCT:g} % of the single-core FMA peak", operator.ge, PEAK_TARGET_PCT,
+        _cell,
+    ))
     for peer in PEER_NAMES:
         if load_peers()[0][peer] is None:
             continue

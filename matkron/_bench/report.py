@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 __all__ = [
+    "NA",
     "Progress",
     "format_bytes",
     "format_table",
@@ -15,6 +16,10 @@ __all__ = [
     "summarize",
     "write_csv",
 ]
+
+# The value of a cell that this matkron cannot measure: a feature it does not have yet
+# (detected with hasattr). Printed and saved as is; summaries, checks and plots skip it.
+NA = "n/a"
 
 _TIME_UNITS = ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns"))
 _BYTE_UNITS = ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"))
@@ -35,6 +40,8 @@ def format_time(seconds):
     >>> format_time(2.5e-6), format_time(0.0123), format_time(3.0)
     ('2.50 µs', '12.3 ms', '3.00 s')
     """
+    if seconds < 0:  # a difference of times (an extra cost) may come out negative
+        return "-" + format_time(-seconds)
     seconds = float(f"{seconds:.3g}")
     for scale, unit in _TIME_UNITS:
         if seconds >= scale:
@@ -58,15 +65,19 @@ def format_bytes(nbytes):
 
 
 def format_value(value, kind):
-    """Format a table cell of a column of `kind` (see :class:`~.suite.Column`); None is '-'.
+    """Format a table cell of a column of `kind` (see :class:`~.suite.Column`).
+
+    None (not measured) prints as '-', :data:`NA` (not available in this matkron) as 'n/a'.
 
     Examples
     --------
-    >>> format_value(1.234, "ratio"), format_value(None, "time")
-    ('1.23', '-')
+    >>> format_value(1.234, "ratio"), format_value(None, "time"), format_value(NA, "time")
+    ('1.23', '-', 'n/a')
     """
     if value is None:
         return "-"
+    if value is NA:
+        return NA
     if kind == "time":
         return format_time(value)
     if kind == "bytes":
@@ -138,7 +149,8 @@ def summarize(columns, rows):
     for column in columns:
         if column.kind != "ratio":
             continue
-        values = sorted(row[column.key] for row in rows if row.get(column.key) is not None)
+        values = sorted(row[column.key] for row in rows
+                        if row.get(column.key) not in (None, NA))
         if not values:
             continue
         n = len(values)
@@ -220,7 +232,8 @@ def plot(path, spec, columns, rows):
     for ax, panel in zip(axes, panels):
         selected = [row for row in rows if row[spec.panel] == panel]
         for key in spec.series:
-            points = [(row[spec.x], row[key]) for row in selected if row[key] is not None]
+            points = [(row[spec.x], row[key]) for row in selected
+                      if row[key] is not None and row[key] is not NA]
             if points:
                 style = "--" if key in spec.dashed else "-"
                 (line,) = ax.plot(*zip(*points), style, marker="o", markersize=3,

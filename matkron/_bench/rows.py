@@ -20,7 +20,7 @@ Suites print these :class:`~.suite.Check` results only with ``--check``.
 
 import operator
 
-from .report import format_value
+from .report import NA, format_value
 from .suite import Check
 
 __all__ = ["add_ratios", "check", "new_row"]
@@ -50,7 +50,8 @@ def new_row(columns, **values):
 def add_ratios(row, columns):
     """Fill in every ratio column of `columns` declared with ``ratio_of``; return `row`.
 
-    A ratio is None where its numerator or denominator was not measured (None or absent).
+    A ratio is None where its numerator or denominator was not measured (None or absent),
+    and :data:`~.report.NA` where one of them is.
 
     Examples
     --------
@@ -61,7 +62,10 @@ def add_ratios(row, columns):
     for column in columns:
         if column.ratio_of:
             num, den = (row.get(key) for key in column.ratio_of)
-            row[column.key] = None if num is None or den is None else num / den
+            if num is NA or den is NA:
+                row[column.key] = NA
+            else:
+                row[column.key] = None if num is None or den is None else num / den
     return row
 
 
@@ -92,7 +96,9 @@ def check(rows, key, target, compare, bound, cell, kind="ratio"):
     Check
         Passed when at least one row was measured and every measured row meets the target;
         the detail names the worst cell, the cells that missed and those not run (when
-        some were), or says "not measured".
+        some were), or says "not measured". When no row was measured and some value is
+        :data:`~.report.NA` (a feature this matkron lacks), passed is None and the detail
+        "n/a".
 
     Examples
     --------
@@ -104,10 +110,12 @@ def check(rows, key, target, compare, bound, cell, kind="ratio"):
     if compare not in _COMPARISONS:
         raise ValueError(f"compare must be operator.le, lt, ge or gt; got {compare!r}")
     value = key if callable(key) else (lambda row: row.get(key))
-    measured = [row for row in rows if value(row) is not None]
+    measured = [row for row in rows if value(row) is not None and value(row) is not NA]
     if not measured:
+        if any(value(row) is NA for row in rows):
+            return Check(None, target, NA)
         return Check(False, target, "not measured")
-    unmeasured = [cell(row) for row in rows if value(row) is None]
+    unmeasured = [cell(row) for row in rows if value(row) is None or value(row) is NA]
     misses = [row for row in measured if not compare(value(row), bound)]
     worst = (max if compare in _AT_MOST else min)(measured, key=value)
     parts = [f"worst {format_value(value(worst), kind)} at {cell(worst)}"]

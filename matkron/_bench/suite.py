@@ -77,8 +77,9 @@ class Check:
 
     Attributes
     ----------
-    passed : bool
-        Whether every measured case met the target.
+    passed : bool or None
+        Whether every measured case met the target; None when it could not be measured
+        (a feature this matkron lacks: printed "n/a").
     target : str
         The target, in words.
     detail : str
