@@ -24,6 +24,7 @@ SUITES = {
     "calculus": "matkron._bench.calculus",
     "spectral": "matkron._bench.spectral",
     "dask": "matkron._bench.cluster",
+    "threads": "matkron._bench.threads",
 }
 DEFAULT_SUITE = "kron"
 

@@ -3,13 +3,17 @@
 import contextlib
 import os
 
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController, threadpool_info, threadpool_limits
 
-__all__ = ["XLA_FLAGS", "pinned"]
+__all__ = ["XLA_FLAGS", "defaults", "pinned", "unpinned"]
 
 # Single-threaded XLA on CPU (JAX's, and pykronecker's through it): set in the environment
 # before JAX is first imported, ``os.environ.setdefault("XLA_FLAGS", XLA_FLAGS)``.
 XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+# The thread count of every pool (by library file) as the innermost pinned() found it, and
+# the CPUs the process could use then: what unpinned() restores.
+_DEFAULTS = []
 
 
 @contextlib.contextmanager
@@ -40,7 +44,12 @@ def pinned(threads, one_cpu=False):
     None
     """
     pin = one_cpu and threads == 1 and hasattr(os, "sched_getaffinity")
-    with threadpool_limits(limits=threads):
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    _DEFAULTS.append(({info["filepath"]: info["num_threads"] for info in threadpool_info()},
+                      cpus))
+    with contextlib.ExitStack() as stack:
+        stack.callback(_DEFAULTS.pop)
+        stack.enter_context(threadpool_limits(limits=threads))
         previous = os.sched_getaffinity(0) if pin else None
         if previous is not None:
             os.sched_setaffinity(0, {min(previous)})
@@ -49,3 +58,42 @@ def pinned(threads, one_cpu=False):
         finally:
             if previous is not None:
                 os.sched_setaffinity(0, previous)
+
+
+def defaults():
+    """The thread count of each pool, by library file, before :func:`pinned` limited it.
+
+    Empty outside :func:`pinned`. These are the counts a user's process gets (from the
+    CPU count, or OPENBLAS_NUM_THREADS and its kin set before the libraries loaded).
+    """
+    return dict(_DEFAULTS[-1][0]) if _DEFAULTS else {}
+
+
+@contextlib.contextmanager
+def unpinned():
+    """Switch :func:`pinned` off for the block: the pools and CPUs as the process had them.
+
+    Inside :func:`pinned`, every pool gets back the thread count it had before (see
+    :func:`defaults`) and the process every CPU it could use; both are pinned again after
+    the block. Outside :func:`pinned`, nothing changes.
+
+    Examples
+    --------
+    >>> with pinned(1), unpinned():
+    ...     pass
+    """
+    if not _DEFAULTS:
+        yield
+        return
+    counts, cpus = _DEFAULTS[-1]
+    controller = ThreadpoolController()
+    with contextlib.ExitStack() as stack:
+        for filepath, count in counts.items():
+            selected = controller.select(filepath=filepath)
+            if selected.lib_controllers:
+                stack.enter_context(selected.limit(limits=count))
+        if cpus is not None:
+            previous = os.sched_getaffinity(0)
+            os.sched_setaffinity(0, cpus)
+            stack.callback(os.sched_setaffinity, 0, previous)
+        yield
