@@ -74,6 +74,7 @@ SECTIONS = {
     "matkron._frechet": "Fréchet derivatives of matrix functions",
     "matkron._chain": "Matrix chains",
     "matkron._jacobian_chain": "Jacobian chains",
+    "matkron._threads": "Threads",
 }
 OTHER = "Other functions and classes"
 

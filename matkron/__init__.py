@@ -60,6 +60,7 @@ from ._operators import (
     sylvester,
 )
 from ._power import PowerJacobian, frechet_power, polynomial_jacobian, power_jacobian
+from ._threads import blas_info, get_num_threads, set_num_threads, threads
 from ._version import __version__ as __version__
 
 __all__ = [
@@ -74,11 +75,13 @@ __all__ = [
     "KronSumOperator",
     "PowerJacobian",
     "SumOfKronOperator",
+    "blas_info",
     "chain_order",
     "cond",
     "diagonal",
     "frechet",
     "frechet_power",
+    "get_num_threads",
     "identity",
     "inv_quad_logdet",
     "jacobian_chain",
@@ -90,10 +93,12 @@ __all__ = [
     "multi_dot",
     "polynomial_jacobian",
     "power_jacobian",
+    "set_num_threads",
     "solve_continuous_lyapunov",
     "solve_sylvester",
     "sum_of_kron",
     "sylvester",
+    "threads",
     "unvec",
     "vec",
 ]

@@ -47,3 +47,9 @@ L_op = matkron.frechet("sqrtm", A + 2 * np.eye(3))
 kappa: float = matkron.cond("expm", A)
 chain = matkron.jacobian_chain([np.ones((4, 3)), np.ones((2, 4))])
 full = chain.todense()
+
+matkron.set_num_threads(2)
+count: int = matkron.get_num_threads()
+with matkron.threads(1):
+    y_serial = K @ np.ones(K.shape[1])
+blas: dict[str, str | int] = matkron.blas_info()
