@@ -13,8 +13,8 @@ from . import _dask, _kron_cy
 from ._factors import as_factor, factors_dtype, identity
 from ._structured import structured_product
 from ._validation import (
-    BLAS_INT_MAX,
     as_array,
+    check_blas_dims,
     check_blas_size,
     check_out,
     count,
@@ -272,11 +272,7 @@ def kernel_factors(factors, dtype):
     mats = []
     for i, f in enumerate(factors):
         # Checked before a copy that BLAS-unreadable strides (zero, say) would need.
-        if max(f.shape) > BLAS_INT_MAX:
-            raise ValueError(
-                f"factors[{i}] has shape {f.shape}; the BLAS integer type allows at most "
-                f"{BLAS_INT_MAX} rows and columns"
-            )
+        check_blas_dims(f.shape, f"factors[{i}]")
         mats.append(f.kernel(dtype))
     return tuple(mats)
 

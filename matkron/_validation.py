@@ -176,6 +176,17 @@ def check_blas_size(n, what):
         )
 
 
+def check_blas_dims(shape, name):
+    """ValueError naming `name` when a dimension of a factor exceeds the BLAS integer
+    range: such a factor can never reach BLAS, and copying it (a zero-strided view, say)
+    could take more memory than the machine has. Checked before anything is copied."""
+    if max(shape, default=0) > BLAS_INT_MAX:
+        raise ValueError(
+            f"{name} has shape {tuple(shape)}; the BLAS integer type allows at most "
+            f"{BLAS_INT_MAX} rows and columns"
+        )
+
+
 def overlaps(a, b):
     """Whether arrays `a` and `b` may share memory (exact where cheap, else conservative)."""
     if not np.may_share_memory(a, b):
