@@ -29,6 +29,7 @@ from libc.stdint cimport uint64_t
 
 from _blas cimport (
     BLAS_INT_MAX,
+    blas_matrix,
     blas_t,
     complex64_t,
     complex128_t,
@@ -523,23 +524,9 @@ cdef bint _describe(char* data, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t s0,
     m.data = data
     m.rows = rows
     m.cols = cols
-    # A dimension of length 1 has no meaningful stride: a single row is read as column-major
-    # with its element stride as leading dimension, a single column as row-major.
-    if rows <= 1:
-        s0 = itemsize
-    if cols <= 1:
-        s1 = itemsize
-    if s0 == itemsize and s1 >= rows * itemsize and s1 % itemsize == 0:
-        m.trans = c'N'
-        ld = s1 // itemsize
-    elif s1 == itemsize and s0 >= cols * itemsize and s0 % itemsize == 0:
-        m.trans = c'T'
-        ld = s0 // itemsize
-    else:
+    if not blas_matrix(rows, cols, s0, s1, itemsize, &m.trans, &ld):
         return False
-    if ld > BLAS_INT_MAX:
-        return False
-    m.ld = <blas_int>max_size(ld, 1)
+    m.ld = <blas_int>ld
     return True
 
 
