@@ -19,11 +19,13 @@
 # (or in a layout numpy can hold, when the kernel allocates `out`). Plans are cached by
 # their key (shapes, layouts, dtype, kernel).
 #
-# Where a measuring planner goes: plan_product below is the one entry. It computes the key
-# and consults the cache; a measuring mode would, on a repeated key, enumerate the
-# admissible candidates (_make_plan with the attempt/variant/own choices pinned, as
-# _forced_variant does), time them through _kron_exec_cy.execute, and store the fastest in
-# the cache entry (CachedPlan), from which wisdom is saved and loaded.
+# Where a measuring planner goes: plan_product (at the end) is the one entry. It computes
+# the key (_plan_key) and consults the cache; a measuring mode would, on a repeated key,
+# enumerate the admissible candidates (_make_plan with the attempt/variant/own choices
+# pinned, as _forced_variant pins variants), time each through _kron_exec_cy.execute, and
+# store the fastest in the cache entry (CachedPlan), from which wisdom is saved and loaded.
+# The cost model (_step_cost, _own_step_cost with the registry row's parameters) is what
+# the estimate mode uses and what a calibration would refit.
 
 cimport numpy as cnp
 from libc.math cimport ceil
@@ -489,33 +491,48 @@ cdef struct CachedPlan:
 cdef CachedPlan _plan_cache[PLAN_CACHE_SLOTS]
 
 
-cdef void plan_product(const Factor* factors, int k, const Operand* x, const Operand* out,
-                       int type_num, Plan* plan) noexcept:
-    """Plan one product, from the cache when the same shapes and layouts were seen.
-
-    `out` NULL means the caller allocates out in plan.out_c_kind. Call with the GIL held.
-    """
-    cdef Py_ssize_t key[PLAN_KEY_LEN]
-    cdef Py_ssize_t n_out = x.n if out == NULL else out.n
-    cdef Py_ssize_t itemsize = (4 if type_num == cnp.NPY_FLOAT32 else
-                                16 if type_num == cnp.NPY_COMPLEX128 else 8)
-    # The registered kernel the planner may use for this type (NULL: BLAS only).
-    cdef const matkron_step_kernel* kernel = (
-        matkron_step_kernel_for(_registry_dtype(type_num)) if _own_kernel else NULL)
-    cdef int flags = _layout_flags(x, out, itemsize), i, n = 0, slot
-    cdef size_t digest = 2166136261, prime = 16777619      # FNV-1a, wrapping in size_t
-    cdef CachedPlan* entry
+cdef int _plan_key(const Factor* factors, int k, Py_ssize_t m, Py_ssize_t n_out, int flags,
+                   int type_num, const matkron_step_kernel* kernel,
+                   Py_ssize_t* key) noexcept nogil:
+    """The cache key of a product (everything a plan depends on); returns its length."""
+    cdef int i, n = 5
     key[0] = k
     key[1] = 2 * type_num + (kernel != NULL)
-    key[2] = x.m
+    key[2] = m
     key[3] = flags
     key[4] = n_out
-    n = 5
     for i in range(k):
         key[n] = factors[i].p
         key[n + 1] = factors[i].q
         key[n + 2] = factors[i].data == NULL
         n += 3
+    return n
+
+
+cdef void plan_product(const Factor* factors, int k, const Operand* x, const Operand* out,
+                       int type_num, Plan* plan) noexcept:
+    """Plan one product, from the cache when the same shapes and layouts were seen.
+
+    `out` NULL means the caller allocates out in plan.out_c_kind. Call with the GIL held.
+
+    The planner's one entry (the entry points and kron_plan all come here): a measuring
+    mode hooks in at the cache miss/hit below. On a miss it stores the estimate
+    (_make_plan); on a later hit of the same key it would time the admissible candidates
+    and overwrite entry.plan with the fastest, keeping a flag in CachedPlan that the key
+    was measured. Wisdom is the list of (key, plan) entries, with plan.kernel saved as
+    its registry row's name.
+    """
+    cdef Py_ssize_t key[PLAN_KEY_LEN]
+    cdef Py_ssize_t itemsize = (4 if type_num == cnp.NPY_FLOAT32 else
+                                16 if type_num == cnp.NPY_COMPLEX128 else 8)
+    # The registered kernel the planner may use for this type (NULL: BLAS only).
+    cdef const matkron_step_kernel* kernel = (
+        matkron_step_kernel_for(_registry_dtype(type_num)) if _own_kernel else NULL)
+    cdef int flags = _layout_flags(x, out, itemsize), i, n, slot
+    cdef size_t digest = 2166136261, prime = 16777619      # FNV-1a, wrapping in size_t
+    cdef CachedPlan* entry
+    n = _plan_key(factors, k, x.m, x.n if out == NULL else out.n, flags, type_num, kernel,
+                  key)
     for i in range(n):
         digest = (digest ^ <size_t>key[i]) * prime
     slot = <int>(digest % PLAN_CACHE_SLOTS)
@@ -527,7 +544,6 @@ cdef void plan_product(const Factor* factors, int k, const Operand* x, const Ope
     memcpy(entry.key, key, n * sizeof(Py_ssize_t))
     entry.key_len = n
     entry.plan = plan[0]
-
 
 
 cdef bint constrain(const int* variants, int nsteps, int own_kernel) noexcept:
