@@ -395,26 +395,35 @@ def _set_planner(variants=None, own_kernel=None):
     per step, or None for no constraint; products no plan with those variants can compute
     are planned freely. `own_kernel` False makes every step call BLAS, True lets the
     planner use the registered kernels available here (plans are cached apart for the
-    two). Returns whether a registered kernel is in use. Cached plans are dropped.
+    two), and a registry row's name (see kernel_registry) forces that row for its dtype,
+    wherever it admits the step (reference rows run only so). Returns whether a
+    registered kernel other than a reference one is in use. Cached plans are dropped.
     """
     names = {"normal": NORMAL, "rotate-front": ROTATE_FRONT, "rotate-back": ROTATE_BACK,
              None: -1}
     cdef int forced[MAX_FACTORS]
-    cdef int i, n = 0
+    cdef int i, n = 0, own = -1, row = -2
     if variants is not None:
         if len(variants) > MAX_FACTORS:
             raise ValueError(f"_set_planner: at most {MAX_FACTORS} steps")
         for i, v in enumerate(variants):
             forced[i] = names[v]
         n = len(variants)
-    return constrain(forced, n, -1 if own_kernel is None else bool(own_kernel))
+    if isinstance(own_kernel, str):
+        rows = [r["name"] for r in kernel_registry()]
+        if own_kernel not in rows:
+            raise ValueError(f"_set_planner: no registry row {own_kernel!r}; rows: {rows}")
+        own, row = 1, rows.index(own_kernel)
+    elif own_kernel is not None:
+        own, row = bool(own_kernel), -1
+    return constrain(forced, n, own, row)
 
 
 def kernel_registry():
     """The rows of the own step kernels' registry (csrc/kernels/registry.c), available
-    here or not: a list of dicts with name, isa, dtype, available, lanes, pack_round and
-    max_pack (a p-by-q factor is taken when ceil(p / pack_round) * pack_round * q <=
-    max_pack)."""
+    here or not: a list of dicts with name, isa, dtype, available, reference (a row the
+    planner uses only when forced), lanes, pack_round and max_pack (a p-by-q factor is
+    taken when ceil(p / pack_round) * pack_round * q <= max_pack)."""
     cdef const matkron_step_kernel* row
     cdef bint available
     cdef int i = 0
@@ -427,7 +436,8 @@ def kernel_registry():
         i += 1
         rows.append({
             "name": row.name.decode(), "isa": row.isa.decode(), "dtype": dtypes[row.dtype],
-            "available": bool(available), "lanes": row.lanes,
+            "available": bool(available), "reference": bool(row.reference),
+            "lanes": row.lanes,
             "pack_round": row.pack_round, "max_pack": row.max_pack,
         })
 

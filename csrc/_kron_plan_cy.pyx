@@ -72,6 +72,8 @@ cdef enum:
 # variants the planner must use at each step (-1: any). For tests and measurements; set
 # with the GIL held (see constrain).
 cdef bint _own_kernel = True
+# A registry row forced for its dtype (a reference row, say), or NULL.
+cdef const matkron_step_kernel* _forced_row = NULL
 cdef int _forced_variant[MAX_FACTORS]
 cdef int _forced_steps = 0
 
@@ -478,7 +480,7 @@ cdef void _make_plan(const Factor* factors, int k, const Operand* x, const Opera
 
 cdef enum:
     PLAN_CACHE_SLOTS = 64
-    PLAN_KEY_LEN = 3 * MAX_FACTORS + 5
+    PLAN_KEY_LEN = 3 * MAX_FACTORS + 6
 
 
 cdef struct CachedPlan:
@@ -495,12 +497,13 @@ cdef int _plan_key(const Factor* factors, int k, Py_ssize_t m, Py_ssize_t n_out,
                    int type_num, const matkron_step_kernel* kernel,
                    Py_ssize_t* key) noexcept nogil:
     """The cache key of a product (everything a plan depends on); returns its length."""
-    cdef int i, n = 5
+    cdef int i, n = 6
     key[0] = k
-    key[1] = 2 * type_num + (kernel != NULL)
+    key[1] = type_num
     key[2] = m
     key[3] = flags
     key[4] = n_out
+    key[5] = <Py_ssize_t>kernel     # the registry row (or NULL: BLAS only)
     for i in range(k):
         key[n] = factors[i].p
         key[n + 1] = factors[i].q
@@ -525,12 +528,16 @@ cdef void plan_product(const Factor* factors, int k, const Operand* x, const Ope
     cdef Py_ssize_t key[PLAN_KEY_LEN]
     cdef Py_ssize_t itemsize = (4 if type_num == cnp.NPY_FLOAT32 else
                                 16 if type_num == cnp.NPY_COMPLEX128 else 8)
-    # The registered kernel the planner may use for this type (NULL: BLAS only).
-    cdef const matkron_step_kernel* kernel = (
-        matkron_step_kernel_for(_registry_dtype(type_num)) if _own_kernel else NULL)
+    cdef int dtype = _registry_dtype(type_num)
+    cdef const matkron_step_kernel* kernel = NULL
     cdef int flags = _layout_flags(x, out, itemsize), i, n, slot
     cdef size_t digest = 2166136261, prime = 16777619      # FNV-1a, wrapping in size_t
     cdef CachedPlan* entry
+    # The registered kernel the planner may use for this type (NULL: BLAS only).
+    if _forced_row != NULL and _forced_row.dtype == dtype:
+        kernel = _forced_row
+    elif _own_kernel:
+        kernel = matkron_step_kernel_for(dtype)
     n = _plan_key(factors, k, x.m, x.n if out == NULL else out.n, flags, type_num, kernel,
                   key)
     for i in range(n):
@@ -546,22 +553,30 @@ cdef void plan_product(const Factor* factors, int k, const Operand* x, const Ope
     entry.plan = plan[0]
 
 
-cdef bint constrain(const int* variants, int nsteps, int own_kernel) noexcept:
-    """Pin the variants of the first `nsteps` steps (-1: any; nsteps 0: none), and with
-    `own_kernel` 0 or 1 forbid or allow the registered kernels (-1: unchanged). Drops the
-    cached plans; returns whether a registered kernel is in use. Call with the GIL held."""
-    global _forced_steps, _own_kernel
+cdef bint constrain(const int* variants, int nsteps, int own_kernel, int row) noexcept:
+    """Pin the variants of the first `nsteps` steps (-1: any; nsteps 0: none); with
+    `own_kernel` 0 or 1 forbid or allow the registered kernels (-1: unchanged); with `row`
+    >= 0 force that registry row for its dtype (-1: force none, -2: unchanged). Drops the
+    cached plans; returns whether a registered kernel other than a reference one is in
+    use. Call with the GIL held."""
+    global _forced_steps, _own_kernel, _forced_row
     cdef int i
+    cdef const matkron_step_kernel* r
     for i in range(nsteps):
         _forced_variant[i] = variants[i]
     _forced_steps = nsteps
     if own_kernel >= 0:
         _own_kernel = own_kernel != 0
+    if row >= 0:
+        _forced_row = matkron_step_kernel_row(row)
+    elif row == -1:
+        _forced_row = NULL
     for i in range(PLAN_CACHE_SLOTS):
         _plan_cache[i].key_len = 0
     if _own_kernel:
         for i in range(matkron_step_kernel_count()):
-            if matkron_step_kernel_available(matkron_step_kernel_row(i)):
+            r = matkron_step_kernel_row(i)
+            if not r.reference and matkron_step_kernel_available(r):
                 return True
     return False
 

@@ -29,6 +29,7 @@ cdef extern from "kernels/registry.h" nogil:
         const char* name
         const char* isa
         int dtype
+        int reference
         int lanes
         int tile_vectors
         Py_ssize_t pack_round

@@ -11,6 +11,7 @@ class KernelRow(TypedDict):
     isa: str
     dtype: str
     available: bool
+    reference: bool
     lanes: int
     pack_round: int
     max_pack: int
@@ -35,5 +36,5 @@ def kernel_registry() -> list[KernelRow]: ...
 def _plan_kernels(mats: tuple[np.ndarray | int, ...], x: np.ndarray) -> tuple[str, ...]: ...
 def _set_planner(
     variants: tuple[str | None, ...] | list[str | None] | None = ...,
-    own_kernel: bool | None = ...,
+    own_kernel: bool | str | None = ...,
 ) -> bool: ...

@@ -1,9 +1,11 @@
 """The registry of matkron's own step kernels, and the one stride rule.
 
 Every row the registry holds is checked for availability against the CPU's own report
-(/proc/cpuinfo), and every row available here computes, with the planner allowed and
-forbidden to use it, the products of its dtype in every variant the planner admits,
-against np.kron (small) or einsum over the factors (too large for a dense oracle).
+(/proc/cpuinfo), and every row available here computes, with the planner forced to use it
+and forbidden to, the products of its dtype in every variant the planner admits, against
+np.kron (small) or einsum over the factors (too large for a dense oracle). The reference
+rows (plain C, every dtype) run everywhere, so the registry's dispatch is exercised on CPUs
+without AVX-512 too.
 """
 
 import itertools
@@ -52,10 +54,9 @@ def test_rows_are_well_formed():
     assert ROWS, "the registry has no rows"
     names = [row["name"] for row in ROWS]
     assert len(set(names)) == len(names)
+    suffix = {"float32": "f32", "float64": "f64", "complex64": "c64", "complex128": "c128"}
     for row in ROWS:
-        # Named for the instruction set, as the file kernels/kron_step_<isa>.c.
-        assert row["name"].startswith(row["isa"].removesuffix("f")), row
-        assert row["dtype"] in ("float32", "float64", "complex64", "complex128")
+        assert row["name"].endswith("_" + suffix[row["dtype"]]), row
         assert row["lanes"] > 0 and row["pack_round"] > 0 and row["max_pack"] > 0
         assert isinstance(row["available"], bool)
 
@@ -64,13 +65,18 @@ def test_rows_are_well_formed():
                     reason="needs an x86-64 Linux CPU report")
 @pytest.mark.parametrize("row", ROWS, ids=lambda row: row["name"])
 def test_availability_matches_the_cpu(row):
-    # The registry detects once per process; the kernel needs its ISA (AVX-512F here).
-    assert row["available"] == (row["isa"] in cpu_flags())
+    # The registry detects once per process; a kernel needs its ISA (AVX-512F here), the
+    # reference rows nothing.
+    assert row["available"] == (row["reference"] or row["isa"] in cpu_flags())
 
 
 def test_set_planner_reports_whether_a_kernel_runs():
     assert _kron_cy._set_planner(None, own_kernel=False) is False
-    assert _kron_cy._set_planner(None, own_kernel=True) == any(r["available"] for r in ROWS)
+    assert _kron_cy._set_planner(None, own_kernel=True) == any(
+        r["available"] and not r["reference"] for r in ROWS)
+    assert any(r["reference"] and r["available"] for r in ROWS)
+    with pytest.raises(ValueError, match="no registry row 'nonesuch'"):
+        _kron_cy._set_planner(None, own_kernel="nonesuch")
 
 
 def admitted(row, p, q):
@@ -95,7 +101,8 @@ def test_every_plan_of_a_row_matches_the_oracle(row, own, spec, layout, rng):
     if not row["available"]:
         pytest.skip(f"{row['name']} does not run on this CPU")
     dtype = np.dtype(row["dtype"])
-    assert _kron_cy._set_planner(None, own_kernel=own) is own
+    # Forced by name: the planner may use the row for every step of its dtype it admits.
+    _kron_cy._set_planner(None, own_kernel=row["name"] if own else False)
     factors = make_factors(rng, spec, dtype)
     n = columns(spec)
     x = random_array(rng, (n,) if layout == "vector" else (n, 4), dtype)
@@ -111,9 +118,12 @@ def test_every_plan_of_a_row_matches_the_oracle(row, own, spec, layout, rng):
             continue
         seen.add((plan, kernels))
         for f, kernel in zip((factors[i] for i in plan[0]), kernels):
-            # The planner uses the row only when allowed, and within its pack limit.
+            # The planner uses the row only when allowed, and within its pack limit; a
+            # reference row, which costs nothing to the planner, wherever it admits.
             assert kernel in ("blas", row["name"])
             assert kernel == "blas" or (own and admitted(row, *f.shape))
+            if own and row["reference"]:
+                assert kernel == row["name"]
         y = matkron.kron_matvec(factors, x)
         if small:
             assert_product(y, factors, x, dtype)

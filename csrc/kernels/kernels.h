@@ -47,4 +47,22 @@ int matkron_avx512_step_f32(ptrdiff_t p, ptrdiff_t q, ptrdiff_t n, const void *a
                             void *y, ptrdiff_t y_si, ptrdiff_t y_sr, void *pack,
                             ptrdiff_t pack_size);
 
+/* kron_step_reference.c: plain loops for every dtype, any strides (a reference row: the
+ * planner uses it only when a test forces it). */
+int matkron_reference_detect(void);
+int matkron_reference_copies(ptrdiff_t p, ptrdiff_t x_sk);
+ptrdiff_t matkron_reference_pack_size(ptrdiff_t p, ptrdiff_t q, ptrdiff_t size);
+#define MATKRON_REFERENCE_DECLARE(SFX)                                                      \
+    void matkron_reference_pack_##SFX(ptrdiff_t p, ptrdiff_t q, const void *f,            \
+                                      ptrdiff_t f_si, ptrdiff_t f_sk, void *pack);         \
+    int matkron_reference_step_##SFX(ptrdiff_t p, ptrdiff_t q, ptrdiff_t n,               \
+                                     const void *alpha, const void *x, ptrdiff_t x_sk,     \
+                                     ptrdiff_t x_sr, const void *beta, void *y,            \
+                                     ptrdiff_t y_si, ptrdiff_t y_sr, void *pack,           \
+                                     ptrdiff_t pack_size);
+MATKRON_REFERENCE_DECLARE(f32)
+MATKRON_REFERENCE_DECLARE(f64)
+MATKRON_REFERENCE_DECLARE(c64)
+MATKRON_REFERENCE_DECLARE(c128)
+
 #endif

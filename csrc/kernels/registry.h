@@ -35,6 +35,7 @@ typedef struct {
     const char *name;       /* "<isa>_<dtype>", as in the file name kron_step_<isa>.c */
     const char *isa;        /* the instruction set the CPU must have */
     int dtype;              /* MATKRON_F32 ... MATKRON_C128 */
+    int reference;          /* 1: never chosen by the planner unless forced (tests) */
     int (*detect)(void);    /* whether build and CPU run it (the registry calls it once) */
     int lanes;              /* elements per vector */
     int tile_vectors;       /* vectors along the vector dimension of a register tile */
@@ -58,7 +59,8 @@ const matkron_step_kernel *matkron_step_kernel_row(int i);
 /* Whether a row's kernel runs here (detected once per row). */
 int matkron_step_kernel_available(const matkron_step_kernel *kernel);
 
-/* The first available row for a dtype, or NULL: the kernel the planner considers. */
+/* The first available row for a dtype that is not a reference row, or NULL: the kernel
+ * the planner considers. */
 const matkron_step_kernel *matkron_step_kernel_for(int dtype);
 
 /* Whether the kernel takes a p-by-q factor (its pack limit). */
