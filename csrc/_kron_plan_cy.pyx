@@ -31,7 +31,7 @@ cimport numpy as cnp
 from libc.math cimport ceil
 from libc.string cimport memcmp, memcpy
 
-from _blas cimport BLAS_INT_MAX, blas_matrix, max_size as _max
+from _blas cimport blas_matrix, max_size as _max
 from _kron_types cimport (
     MATKRON_C64,
     MATKRON_C128,
