@@ -63,3 +63,27 @@ cdef inline bint is_blas_array(cnp.ndarray a) noexcept:
 
 cdef inline Py_ssize_t max_size(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return a if a > b else b
+
+
+cdef inline bint blas_matrix(Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t s0, Py_ssize_t s1,
+                             Py_ssize_t itemsize, char* trans, Py_ssize_t* ld) noexcept nogil:
+    """Whether BLAS reads a rows-by-cols matrix with byte strides (s0, s1) in place: the one
+    stride rule of every kernel and of the Python layer (matkron._validation.blas_readable).
+
+    It does as column-major M ('N': unit s0, s1 a whole number of elements of at least
+    `rows`) or as the column-major M.T ('T': the same with the axes swapped), with the
+    leading dimension `ld` (in elements) and both dimensions within the BLAS integer range.
+    The stride along an axis of length 1 is never read (a zero-strided broadcast row is
+    readable); BLAS still wants ld >= the stored rows. Negative strides are not readable.
+    """
+    if ((rows <= 1 or s0 == itemsize)
+            and (cols <= 1 or (s1 >= rows * itemsize and s1 % itemsize == 0))):
+        trans[0] = c'N'
+        ld[0] = max_size(s1 // itemsize, 1) if cols > 1 else max_size(rows, 1)
+    elif ((cols <= 1 or s1 == itemsize)
+            and (rows <= 1 or (s0 >= cols * itemsize and s0 % itemsize == 0))):
+        trans[0] = c'T'
+        ld[0] = max_size(s0 // itemsize, 1) if rows > 1 else max_size(cols, 1)
+    else:
+        return False
+    return ld[0] <= BLAS_INT_MAX and rows <= BLAS_INT_MAX and cols <= BLAS_INT_MAX

@@ -31,6 +31,7 @@ from ._validation import (
     as_array,
     blas_dtype,
     blas_readable,
+    check_blas_dims,
     count,
     is_hermitian,
     is_scalar,
@@ -386,25 +387,29 @@ class Dense(Factor):
     in_kernel = True
     _caches = ("_solvers", "_kernel")
 
-    def __init__(self, a, given=None):
+    def __init__(self, a, given=None, name="a factor"):
         super().__init__(a if given is None else given, a.shape, a.dtype)
         self.a = a
+        self.name = name  # for the error of a factor beyond the BLAS range
         self._solvers = {}
         self._kernel = {}
 
     def kernel(self, dtype):
         mat = self._kernel.get(dtype)
         if mat is None:
+            # Before a cast or copy that a huge zero-strided view would make enormous.
+            check_blas_dims(self.shape, self.name)
             mat = self._kernel[dtype] = blas_readable(self.a, dtype)
         return mat
 
     def conj(self):
-        return Dense(self.a.conj()) if self.a.dtype.kind == "c" else self
+        return Dense(self.a.conj(), name=self.name) if self.a.dtype.kind == "c" else self
 
     def transpose(self):
-        return Dense(self.a.T)
+        return Dense(self.a.T, name=self.name)
 
     def dense(self, dtype):
+        check_blas_dims(self.shape, self.name)
         return _cast(self.a, dtype)
 
     def solver(self, dtype):
@@ -1050,7 +1055,7 @@ def as_factor(value, name):
     a = as_array(value, name)
     if a.ndim != 2:
         raise ValueError(f"{name} must be 2-D; got shape {a.shape}")
-    return Dense(a)
+    return Dense(a, name=name)
 
 
 def factors_dtype(factors):

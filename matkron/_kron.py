@@ -12,9 +12,10 @@ from numpy.typing import ArrayLike, NDArray
 from . import _dask, _kron_cy
 from ._factors import as_factor, factors_dtype, identity
 from ._structured import structured_product
+from ._typing import FactorLike
 from ._validation import (
-    BLAS_INT_MAX,
     as_array,
+    check_blas_dims,
     check_blas_size,
     check_out,
     count,
@@ -272,11 +273,7 @@ def kernel_factors(factors, dtype):
     mats = []
     for i, f in enumerate(factors):
         # Checked before a copy that BLAS-unreadable strides (zero, say) would need.
-        if max(f.shape) > BLAS_INT_MAX:
-            raise ValueError(
-                f"factors[{i}] has shape {f.shape}; the BLAS integer type allows at most "
-                f"{BLAS_INT_MAX} rows and columns"
-            )
+        check_blas_dims(f.shape, f"factors[{i}]")
         mats.append(f.kernel(dtype))
     return tuple(mats)
 
@@ -382,12 +379,13 @@ def _checked_kron_matvec(factors, x, *, out=None):
     copied into Fortran order, if all of it exceeds 6 MiB). The result dtype is ``np.result_type`` of the
     arrays, with integers and bool computed in float64 and float16 in float32.
 
-    On x86-64 CPUs with AVX-512, float32 and float64 steps whose factor has at most 32768
-    entries (after rounding its rows up to a multiple of 16) run matkron's own step
-    kernel instead of BLAS wherever its estimated time is lower: it multiplies along the
-    mode in registers without packing the tensor, and writes a transposed result by
-    transposing 8×8 blocks in registers. Results agree with the BLAS path to rounding
-    (the sums are taken in another order).
+    On x86-64 CPUs with AVX-512, float32 and float64 steps whose factor is small enough
+    for matkron's own step kernel (its pack limit, 32768 entries after rounding the rows
+    up to a multiple of 16, is in the kernel registry, ``_kron_cy.kernel_registry()``)
+    run that kernel instead of BLAS wherever its estimated time is lower: it multiplies
+    along the mode in registers without packing the tensor, and writes a transposed
+    result by transposing 8×8 blocks in registers. Results agree with the BLAS path to
+    rounding (the sums are taken in another order).
 
     A ``dask.array`` x gives a lazy ``dask.array`` (``out`` must be None): a 2-D x by blocks
     of whole columns, a 1-D x by pencils, the factors applied along the modes that lie
@@ -434,9 +432,17 @@ def _checked_kron_matvec(factors, x, *, out=None):
     return structured_product(factors, x, dtype, out, alpha=coeff)
 
 
-# The public function is compiled: operands the kernel takes as they are (arrays of one
-# BLAS dtype, BLAS-readable, a suitable out) skip every Python-level step; the rest reach
-# _checked_kron_matvec, which validates, converts and explains.
-_kron_cy._checked_kron_matvec = _checked_kron_matvec
-kron_matvec = _kron_cy.kron_matvec
+def kron_matvec(
+    factors: Sequence[FactorLike], x: ArrayLike, *, out: NDArray[Any] | None = None
+) -> NDArray[Any]:
+    # The compiled fast path takes canonical operands (arrays of one BLAS dtype that BLAS
+    # reads as they are, a suitable out) with no Python-level step, and returns None,
+    # having done nothing, for the rest, which the checked path validates and converts.
+    result = _matvec_fast(factors, x, False, out)
+    if result is None:
+        return _checked_kron_matvec(factors, x, out=out)
+    return result
+
+
 kron_matvec.__doc__ = _checked_kron_matvec.__doc__
+_matvec_fast = _kron_cy.kron_matvec_fast

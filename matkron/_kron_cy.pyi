@@ -1,10 +1,20 @@
-from collections.abc import Callable
+# The entry points of the Kronecker kernel (csrc/_kron_cy.pyx). The planner
+# (_kron_plan_cy) and the executor (_kron_exec_cy) have no Python-level API.
+from typing import TypedDict
 
 import numpy as np
 
 MAX_KRON_FACTORS: int
-# Set by matkron._kron: the Python path for operands the compiled entry point does not take.
-_checked_kron_matvec: Callable[..., np.ndarray]
+
+class KernelRow(TypedDict):
+    name: str
+    isa: str
+    dtype: str
+    available: bool
+    reference: bool
+    lanes: int
+    pack_round: int
+    max_pack: int
 
 def kron_apply(
     terms: tuple[tuple[complex, tuple[np.ndarray | int, ...]], ...],
@@ -15,16 +25,16 @@ def kron_apply(
 def kron_plan(
     mats: tuple[np.ndarray | int, ...], x: np.ndarray
 ) -> tuple[tuple[int, ...], tuple[str, ...], bool, bool]: ...
-def kron_matvec(
-    factors: object, x: object, *, out: np.ndarray | None = ...
-) -> np.ndarray: ...
 def kron_matvec_fast(
-    mats: list[np.ndarray] | tuple[np.ndarray | int, ...],
-    x: np.ndarray,
+    mats: object,
+    x: object,
     ints_are_identities: bool = ...,
-    out: np.ndarray | None = ...,
+    out: object = ...,
 ) -> np.ndarray | None: ...
+def is_blas_matrix(a: np.ndarray) -> bool: ...
+def kernel_registry() -> list[KernelRow]: ...
+def _plan_kernels(mats: tuple[np.ndarray | int, ...], x: np.ndarray) -> tuple[str, ...]: ...
 def _set_planner(
     variants: tuple[str | None, ...] | list[str | None] | None = ...,
-    own_kernel: bool | None = ...,
+    own_kernel: bool | str | None = ...,
 ) -> bool: ...

@@ -8,6 +8,8 @@ import operator
 
 import numpy as np
 
+from ._kron_cy import is_blas_matrix
+
 _BLAS_DTYPES = frozenset(np.dtype(t) for t in ("f4", "f8", "c8", "c16"))
 _FLOAT64 = np.dtype(np.float64)
 _FLOAT32 = np.dtype(np.float32)
@@ -132,24 +134,14 @@ def supported_array(value, name):
 
 
 def blas_readable(mat, dtype):
-    """`mat` cast to `dtype` with strides BLAS can read (one unit stride, the other positive).
+    """`mat` cast to `dtype` with strides BLAS can read (one unit stride, the other a
+    whole number of elements of at least the other dimension).
 
-    Copies only when the dtype differs, the array is misaligned, neither stride is unit, or
-    a stride exceeds the BLAS integer range.
+    Copies only when the dtype differs, the array is misaligned, or BLAS cannot read its
+    strides: the rule is the kernels' own (``_kron_cy.is_blas_matrix``).
     """
     mat = mat.astype(dtype, copy=False)
-    if not mat.flags.aligned:
-        return np.array(mat, order="F")
-    p, q = mat.shape
-    s0, s1 = mat.strides
-    size = mat.itemsize
-    if max(abs(s0), abs(s1)) // size > BLAS_INT_MAX:
-        return np.array(mat, order="F")
-    if (p <= 1 or s0 == size) and (q <= 1 or (s1 >= p * size and s1 % size == 0)):
-        return mat
-    if (q <= 1 or s1 == size) and (p <= 1 or (s0 >= q * size and s0 % size == 0)):
-        return mat
-    return np.array(mat, order="F")
+    return mat if is_blas_matrix(mat) else np.array(mat, order="F")
 
 
 def operand(x, dtype):
@@ -173,6 +165,17 @@ def check_blas_size(n, what):
     if n > BLAS_INT_MAX:
         raise ValueError(
             f"{what} is {n}, larger than the BLAS integer limit {BLAS_INT_MAX}"
+        )
+
+
+def check_blas_dims(shape, name):
+    """ValueError naming `name` when a dimension of a factor exceeds the BLAS integer
+    range: such a factor can never reach BLAS, and copying it (a zero-strided view, say)
+    could take more memory than the machine has. Checked before anything is copied."""
+    if max(shape, default=0) > BLAS_INT_MAX:
+        raise ValueError(
+            f"{name} has shape {tuple(shape)}; the BLAS integer type allows at most "
+            f"{BLAS_INT_MAX} rows and columns"
         )
 
 

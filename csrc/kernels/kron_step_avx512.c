@@ -1,4 +1,5 @@
-/* One Kronecker step in float64 or float32 with AVX-512 (see kron_step.h).
+/* One Kronecker step in float64 or float32 with AVX-512: the kernel of the registry rows
+ * "avx512_f64" and "avx512_f32" (see registry.c for its facts, kernels.h for the step).
  *
  * Register tiles are V vectors (V <= 3; 8 doubles or 16 floats each) by 8 broadcast
  * scalars: 24 accumulators, each step of the k loop being V vector loads, 8 broadcasts
@@ -12,9 +13,9 @@
  * no masks on its side). An output that runs along the broadcast index is written by
  * transposing 8x8 blocks of the tile in registers.
  *
- * The code for one type is kron_step_impl.h, included here once per type.
+ * The code for one type is kron_step_avx512_impl.h, included here once per type.
  */
-#include "kron_step.h"
+#include "kernels.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define MATKRON_HAVE_AVX512 1
@@ -33,24 +34,25 @@
 /* Columns of X the FX path takes together (for runs of output rows). */
 #define FX_BLOCK 64
 
-int matkron_kron_step_copies(ptrdiff_t p, ptrdiff_t x_sk)
+int matkron_avx512_copies(ptrdiff_t p, ptrdiff_t x_sk)
 {
     return p > 8 && (x_sk > XF_LD_F64 || (x_sk >= 32 && x_sk % 32 == 0));
 }
 
-ptrdiff_t matkron_kron_pack_size(ptrdiff_t p, ptrdiff_t q, ptrdiff_t size)
+ptrdiff_t matkron_avx512_pack_size(ptrdiff_t p, ptrdiff_t q, ptrdiff_t size)
 {
-    /* Enough for either type. A copy (see matkron_kron_step_copies) needs p > 8 and a
+    /* Enough for either type. A copy (see matkron_avx512_copies) needs p > 8 and a
      * stride of 32 or more, which takes 32 q elements in X when its modes are dense (a
-     * step given a larger stride declines: see pack_size in matkron_kron_step_f64). */
+     * step given a larger stride declines: see pack_size in step_typed_f64). */
     int may_copy = p > 8 && size >= 32 * q;
     return (ROUND16(p) + (may_copy ? XF_LD_F32 : 0)) * q;
 }
 
 #if MATKRON_HAVE_AVX512
 
-int matkron_kron_step_available(void)
+int matkron_avx512_detect(void)
 {
+    /* Cached here too: the step checks it on every call (the registry asks once). */
     static int available = -1;
     if (available < 0) {
         __builtin_cpu_init();
@@ -105,7 +107,7 @@ TARGET void transpose8_pd(const __m512d rows[8], __m512d cols[8])
     cols[7] = _mm512_shuffle_f64x2(w1, w3, 0xDD);
 }
 
-/* The doubles' TRANSPOSED_STORE (see kron_step_impl.h). */
+/* The doubles' TRANSPOSED_STORE (see kron_step_avx512_impl.h). */
 TARGET void transposed_store_f64(const __m512d rows[8], double *out, ptrdiff_t s_vec,
                                  ptrdiff_t vec0, ptrdiff_t vecs, ptrdiff_t bc0, ptrdiff_t bcs,
                                  __m512d alpha, int accumulate)
@@ -206,7 +208,7 @@ TARGET void transposed_store_f32(const __m512 rows[8], float *out, ptrdiff_t s_v
 #define XF_LD XF_LD_F64
 #define SFX(name) name##_f64
 #define TRANSPOSED_STORE transposed_store_f64
-#include "kron_step_impl.h"
+#include "kron_step_avx512_impl.h"
 #undef REAL
 #undef VEC
 #undef L
@@ -243,31 +245,51 @@ TARGET void transposed_store_f32(const __m512 rows[8], float *out, ptrdiff_t s_v
 #define XF_LD XF_LD_F32
 #define SFX(name) name##_f32
 #define TRANSPOSED_STORE transposed_store_f32
-#include "kron_step_impl.h"
+#include "kron_step_avx512_impl.h"
 
-#else  /* no AVX-512 in this build */
 
-int matkron_kron_step_available(void)
+/* The registry's entry points: the typed step behind the type-erased signature. */
+#define EXPORT(REAL, SFX)                                                                   \
+    void matkron_avx512_pack_##SFX(ptrdiff_t p, ptrdiff_t q, const void *f, ptrdiff_t f_si, \
+                                   ptrdiff_t f_sk, void *pack)                              \
+    {                                                                                        \
+        pack_typed_##SFX(p, q, (const REAL *)f, f_si, f_sk, (REAL *)pack);                  \
+    }                                                                                        \
+    int matkron_avx512_step_##SFX(ptrdiff_t p, ptrdiff_t q, ptrdiff_t n, const void *alpha, \
+                                  const void *x, ptrdiff_t x_sk, ptrdiff_t x_sr,            \
+                                  const void *beta, void *y, ptrdiff_t y_si,                \
+                                  ptrdiff_t y_sr, void *pack, ptrdiff_t pack_size)          \
+    {                                                                                        \
+        return step_typed_##SFX(p, q, n, *(const REAL *)alpha, (const REAL *)x, x_sk, x_sr,  \
+                                *(const REAL *)beta, (REAL *)y, y_si, y_sr, (REAL *)pack,   \
+                                pack_size);                                                  \
+    }
+EXPORT(double, f64)
+EXPORT(float, f32)
+
+#else  /* no AVX-512 in this build: the rows stay, and report the kernel unavailable */
+
+int matkron_avx512_detect(void)
 {
     return 0;
 }
 
-#define NO_STEP(REAL, SFX)                                                                 \
-    void matkron_kron_pack_##SFX(ptrdiff_t p, ptrdiff_t q, const REAL *f, ptrdiff_t f_si,    \
-                                 ptrdiff_t f_sk, REAL *pack)                                 \
+#define NO_STEP(SFX)                                                                        \
+    void matkron_avx512_pack_##SFX(ptrdiff_t p, ptrdiff_t q, const void *f, ptrdiff_t f_si, \
+                                   ptrdiff_t f_sk, void *pack)                              \
     {                                                                                        \
         (void)p; (void)q; (void)f; (void)f_si; (void)f_sk; (void)pack;                       \
     }                                                                                        \
-    int matkron_kron_step_##SFX(ptrdiff_t p, ptrdiff_t q, ptrdiff_t n, REAL alpha,           \
-                                const REAL *x, ptrdiff_t x_sk, ptrdiff_t x_sr, REAL beta,    \
-                                REAL *y, ptrdiff_t y_si, ptrdiff_t y_sr, REAL *pack,         \
-                                ptrdiff_t pack_size)                                         \
+    int matkron_avx512_step_##SFX(ptrdiff_t p, ptrdiff_t q, ptrdiff_t n, const void *alpha, \
+                                  const void *x, ptrdiff_t x_sk, ptrdiff_t x_sr,            \
+                                  const void *beta, void *y, ptrdiff_t y_si,                \
+                                  ptrdiff_t y_sr, void *pack, ptrdiff_t pack_size)          \
     {                                                                                        \
         (void)p; (void)q; (void)n; (void)alpha; (void)x; (void)x_sk; (void)x_sr;             \
         (void)beta; (void)y; (void)y_si; (void)y_sr; (void)pack; (void)pack_size;            \
         return -1;                                                                           \
     }
-NO_STEP(double, f64)
-NO_STEP(float, f32)
+NO_STEP(f64)
+NO_STEP(f32)
 
 #endif

@@ -1,4 +1,5 @@
-/* The AVX-512 Kronecker step for one real type, included by kron_step.c once per type.
+/* The AVX-512 Kronecker step for one real type, included by kron_step_avx512.c once per
+ * type.
  *
  * The includer defines: REAL (the element type), VEC (its 512-bit vector), L (lanes per
  * vector), MASK and LANES(n) (a mask of the first n lanes), SETZERO, SET1, LOADU,
@@ -8,7 +9,7 @@
  * writes the 8 vectors `rows` (vector j at broadcast index bc0 + j) transposed: lane l to
  * out[(vec0 + l) * s_vec + bc0 + j], for l < vecs and j < bcs.
  *
- * Tiles are V vectors (V <= 3) by 8 broadcasts, 24 accumulators (see kron_step.c).
+ * Tiles are V vectors (V <= 3) by 8 broadcasts, 24 accumulators (see kron_step_avx512.c).
  */
 
 /* dst = alpha * v (+ dst when accumulating), on the lanes of `mask`. */
@@ -187,7 +188,7 @@ TARGET_FN void SFX(run_xf)(ptrdiff_t p, ptrdiff_t q, ptrdiff_t n, ptrdiff_t ldp,
         const REAL *xs = x + b0;
         ptrdiff_t sk = x_sk;
         rows = n - b0 < XF_BLOCK ? n - b0 : XF_BLOCK;
-        if (matkron_kron_step_copies(p, x_sk)) {
+        if (matkron_avx512_copies(p, x_sk)) {
             for (k = 0; k < q; k++)
                 for (r0 = 0; r0 < rows; r0 += L)
                     STOREU(xbuf + XF_LD * k + r0,
@@ -210,7 +211,7 @@ TARGET_FN void SFX(run_xf)(ptrdiff_t p, ptrdiff_t q, ptrdiff_t n, ptrdiff_t ldp,
     }
 }
 
-void SFX(matkron_kron_pack)(ptrdiff_t p, ptrdiff_t q, const REAL *f, ptrdiff_t f_si,
+static void SFX(pack_typed)(ptrdiff_t p, ptrdiff_t q, const REAL *f, ptrdiff_t f_si,
                             ptrdiff_t f_sk, REAL *pack)
 {
     ptrdiff_t ldp = ROUNDV(p), i, k;
@@ -222,16 +223,16 @@ void SFX(matkron_kron_pack)(ptrdiff_t p, ptrdiff_t q, const REAL *f, ptrdiff_t f
     }
 }
 
-int SFX(matkron_kron_step)(ptrdiff_t p, ptrdiff_t q, ptrdiff_t n, REAL alpha,
+static int SFX(step_typed)(ptrdiff_t p, ptrdiff_t q, ptrdiff_t n, REAL alpha,
                            const REAL *x, ptrdiff_t x_sk, ptrdiff_t x_sr,
                            REAL beta, REAL *y, ptrdiff_t y_si, ptrdiff_t y_sr,
                            REAL *pack, ptrdiff_t pack_size)
 {
     ptrdiff_t ldp = ROUNDV(p), i, r;
     int accumulate = beta != 0, by_rows = x_sr == 1 && !(x_sk == 1 && n == 1);
-    if (!matkron_kron_step_available() || (beta != 0 && beta != 1)
+    if (!matkron_avx512_detect() || (beta != 0 && beta != 1)
             || (x_sk != 1 && x_sr != 1) || (y_si != 1 && y_sr != 1)
-            || pack_size < (ldp + (by_rows && matkron_kron_step_copies(p, x_sk)
+            || pack_size < (ldp + (by_rows && matkron_avx512_copies(p, x_sk)
                                    ? XF_LD : 0)) * q)
         return -1;
     if (p <= 0 || n <= 0)
