@@ -3,9 +3,11 @@
 #include "thread_policy.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "blas_threads.h"
 #include "thread_pool.h"
@@ -132,9 +134,32 @@ double matkron_policy_rate(void)
     return atomic_load_explicit(&calibrated, memory_order_acquire) ? rate : 0.0;
 }
 
+/* The cores this process may run on (its affinity mask), read once. */
+static atomic_int cores;
+
+static int available_cores(void)
+{
+    int n = atomic_load_explicit(&cores, memory_order_relaxed);
+    if (n > 0)
+        return n;
+    cpu_set_t set;
+    n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
+    if (n < 1) {
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+        n = online > 0 ? (int)online : 1;
+    }
+    atomic_store_explicit(&cores, n, memory_order_relaxed);
+    return n;
+}
+
 int matkron_policy_threads_for(double flops, int max_threads)
 {
     if (max_threads <= 1 || !(flops > 0) || matkron_pool_in_task())
+        return 1;
+    /* More threads than cores only wait for each other's time slices. */
+    if (max_threads > available_cores())
+        max_threads = available_cores();
+    if (max_threads <= 1)
         return 1;
     if (matkron_policy_calibrate() != 0)
         return 1;

@@ -10,7 +10,8 @@
  *
  * A product of `flops` takes t1 = flops / rate on one thread and, as estimated here,
  * t1 / t + (t - 1) * handoff on t threads (a pessimistic charge of one hand-off per
- * worker). It is split over the t <= max_threads that minimizes that estimate, and only
+ * worker). It is split over the t <= max_threads (and <= the cores in the process's
+ * affinity mask) that minimizes that estimate, and only
  * when that saves at least one more handoff (a split must win twice its measured
  * overhead); otherwise it stays on one thread. Calibration takes a few milliseconds once
  * per process.
