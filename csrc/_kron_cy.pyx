@@ -2,8 +2,10 @@
 #
 # The entry points of the Kronecker kernel: operands checked and described for BLAS
 # (Factor, Operand; see _kron_types.pxd for the tensor view), then planned
-# (_kron_plan_cy.plan_product) and run (_kron_exec_cy.execute) without the GIL.
-# Intermediate tensors live in a reused per-thread workspace; inputs are never written.
+# (_kron_plan_cy.plan_product) and run (_kron_exec_cy.execute_threads) without the GIL,
+# on the threads the executor's policy gives the product (exec_threads: one for small
+# products, no pool call). Intermediate tensors live in a reused per-thread workspace
+# (sized for those threads); inputs are never written.
 #
 # The Python layer (matkron/_kron.py) does coercion, dtype policy and shape checks; this
 # module trusts its inputs and never calls back into it.
@@ -25,7 +27,7 @@ from _kron_types cimport (
     Plan,
     matkron_step_kernel,
 )
-from matkron._kron_exec_cy cimport execute
+from matkron._kron_exec_cy cimport exec_threads, exec_workspace, execute_threads, force_threads
 from matkron._kron_plan_cy cimport constrain, kernel_row, plan_product
 
 import threading
@@ -92,6 +94,7 @@ cdef class _Terms:
     cdef int* k
     cdef double complex* alpha
     cdef Plan* plans
+    cdef int* threads   # each term's threads (exec_threads)
     cdef int n_terms
     # The factor arrays, referenced for as long as their pointers are in use (a caller's
     # list may change while the kernel runs without the GIL).
@@ -107,8 +110,9 @@ cdef class _Terms:
         self.k = <int*>malloc(_max(self.n_terms, 1) * sizeof(int))
         self.alpha = <double complex*>malloc(_max(self.n_terms, 1) * sizeof(double complex))
         self.plans = <Plan*>malloc(_max(self.n_terms, 1) * sizeof(Plan))
+        self.threads = <int*>malloc(_max(self.n_terms, 1) * sizeof(int))
         if (self.factors == NULL or self.k == NULL or self.alpha == NULL
-                or self.plans == NULL):
+                or self.plans == NULL or self.threads == NULL):
             raise MemoryError()
         for t in range(self.n_terms):
             alpha = terms[t][0]
@@ -129,6 +133,7 @@ cdef class _Terms:
         free(self.k)
         free(self.alpha)
         free(self.plans)
+        free(self.threads)
 
     cdef int check_shapes(self, const Operand* x, const Operand* out) except -1:
         """Raise unless every term maps x's length to out's (the kernel trusts them)."""
@@ -145,15 +150,19 @@ cdef class _Terms:
             fi += self.k[t]
         return 0
 
-    cdef Py_ssize_t plan(self, const Operand* x, const Operand* out, int type_num) noexcept:
-        """Plan every term; return the workspace bytes the largest one needs."""
+    cdef Py_ssize_t plan(self, const Operand* x, const Operand* out, int type_num,
+                         Py_ssize_t itemsize) noexcept:
+        """Plan every term and choose its threads; return the workspace bytes the largest
+        one needs."""
         cdef int t, fi = 0
         cdef Py_ssize_t need = 0
         for t in range(self.n_terms):
             plan_product(self.factors + fi, self.k[t], x, out, type_num, &self.plans[t])
             if self.plans[t].largest > BLAS_INT_MAX:
                 return -1
-            need = _max(need, self.plans[t].need)
+            self.threads[t] = exec_threads(self.factors + fi, self.k[t], &self.plans[t],
+                                           x.m, type_num)
+            need = _max(need, exec_workspace(&self.plans[t], self.threads[t], itemsize))
             fi += self.k[t]
         return need
 
@@ -163,8 +172,8 @@ cdef class _Terms:
         `watch` stops."""
         cdef int t, fi = 0
         for t in range(self.n_terms):
-            execute(type_num, self.factors + fi, self.k[t], &self.plans[t], x, out, ws,
-                    self.alpha[t], accumulate or t > 0, watch)
+            execute_threads(type_num, self.factors + fi, self.k[t], &self.plans[t], x, out,
+                            ws, self.alpha[t], accumulate or t > 0, watch, self.threads[t])
             if watch.stopped:
                 return
             fi += self.k[t]
@@ -215,7 +224,7 @@ def kron_apply(tuple terms, cnp.ndarray x, cnp.ndarray out, bint accumulate=Fals
     _load_operand(x, &xo)
     _load_operand(out, &oo)
     c_terms.check_shapes(&xo, &oo)
-    need = c_terms.plan(&xo, &oo, type_num)
+    need = c_terms.plan(&xo, &oo, type_num, itemsize)
     if need < 0:
         raise ValueError("an intermediate tensor of the product has more elements than the "
                          "BLAS integer type can index")
@@ -311,8 +320,8 @@ cdef object _matvec_fast(object mats, object x, bint ints_are_identities, object
     """
     cdef Factor factors[MAX_FACTORS]
     cdef char stack_ws[STACK_WORKSPACE_BYTES]
-    cdef Py_ssize_t n_in = 1, n_out = 1, itemsize
-    cdef int k, i, type_num, ndim
+    cdef Py_ssize_t n_in = 1, n_out = 1, itemsize, need
+    cdef int k, i, type_num, ndim, threads
     cdef char* ws = stack_ws
     cdef Operand xo, oo
     cdef Plan plan
@@ -373,12 +382,14 @@ cdef object _matvec_fast(object mats, object x, bint ints_are_identities, object
         shape[1] = xo.m
         result = cnp.PyArray_EMPTY(ndim, shape, type_num, ndim == 2 and not plan.out_c_kind)
         _load_operand(result, &oo)
-    if plan.need > STACK_WORKSPACE_BYTES:
-        heap_ws = <cnp.ndarray>_workspace(plan.need)
+    threads = exec_threads(factors, k, &plan, xo.m, type_num)
+    need = exec_workspace(&plan, threads, itemsize)
+    if need > STACK_WORKSPACE_BYTES:
+        heap_ws = <cnp.ndarray>_workspace(need)
         ws = cnp.PyArray_BYTES(heap_ws)
     watch_start(&watch, _main_thread)
     with nogil:
-        execute(type_num, factors, k, &plan, &xo, &oo, ws, 1, False, &watch)
+        execute_threads(type_num, factors, k, &plan, &xo, &oo, ws, 1, False, &watch, threads)
     if watch.stopped:
         raise_pending()
     return result
@@ -417,6 +428,15 @@ def _set_planner(variants=None, own_kernel=None):
     elif own_kernel is not None:
         own, row = bool(own_kernel), -1
     return constrain(forced, n, own, row)
+
+
+def _force_threads(int n):
+    """Test hook: run every Kronecker product on `n` of matkron's threads, however small
+    (the splits are then exercised on tiny shapes); 0 restores the policy (threads_for of
+    the product's flops and matkron.get_num_threads()). Not thread-safe; not public."""
+    if n < 0:
+        raise ValueError(f"_force_threads: n must be >= 0; got {n}")
+    force_threads(n)
 
 
 def kernel_registry():

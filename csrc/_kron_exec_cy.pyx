@@ -1,15 +1,35 @@
 # The executor of the Kronecker kernel: runs a Plan (_kron_plan_cy) on described operands
 # (_kron_cy), step by step, by BLAS GEMMs through strides or by the registered kernel the
 # plan names for a step, with the intermediate tensors in the caller's workspace. It
-# decides nothing: every choice is the plan's.
+# decides nothing about the plan: every choice of order, variant and kernel is the plan's.
 #
-# Where matkron's own threads go: a step is a loop of independent products, over the
-# `n_outer` outer indices of _apply_normal (one GEMM each), the `rest` dimension of a
-# rotated step, the columns of a by-column plan (the loop in _execute), or the m columns
-# of any GEMM. A pool would split those ranges inside _execute / _apply_normal, each
-# worker calling BLAS single-threaded and the own kernel on its share (the kernels take
-# any sub-range of columns: `n` and the output/input offsets), with one pack per worker
-# (plan.pack elements each, after the buffers) and one Watch tick per share.
+# matkron's own threads (matkron/_threads_cy.pxd): a product of enough flops runs on
+# t = threads_for(flops, num_threads()) threads of matkron's pool (exec_threads); t = 1
+# runs the serial code below unchanged. With t > 1 each step is forked and joined in turn
+# (steps stay in order). A step is n_outer independent products (one GEMM each, or the
+# own kernel on a range of columns), split into about TASKS_PER_THREAD * t tasks, so that
+# a thread preempted on a busy core holds up little:
+#
+#   - n_outer large enough: ranges of the outer indices (the outer-index loop of
+#     _apply_normal; for a 2-D x in Fortran order the columns are among them);
+#   - otherwise each product along a free (non-contracted) dimension of its GEMM: the
+#     larger of M and N, or, for an own step, the kernel's columns (`n`: the GEMM's
+#     columns for a normal front step and a rotated back step, its rows for a normal step
+#     on a later mode and a rotated front step, the `rest` dimension of rotated steps).
+#     A sub-block is a plain single-threaded GEMM at pointer offsets, and the contracted
+#     dimension is never split, so each output element is summed in the same order by
+#     the same code as far as the BLAS itself does not change its kernel with the block
+#     size (OpenBLAS does: small-matrix and GEMV paths for thin blocks);
+#   - a by-column plan splits its column loop (each thread runs whole columns in a
+#     workspace of its own) when there are at least two columns per thread, and its
+#     steps otherwise.
+#
+# Each thread has its own pack for own steps (plan.pack elements, packed on its first
+# chunk of the step; thread 0's is the serial one), after the plan's workspace: see
+# exec_workspace. Only thread 0 (the caller) ticks the Watch; a stop ends the other
+# threads' remaining chunks. Every product holds the BLAS serial guard while it runs, so
+# SciPy's BLAS never starts its own threads on matkron's account; only products too
+# small for any BLAS to thread skip it (MIN_SPLIT_FLOPS).
 
 from libc.string cimport memcpy
 
@@ -30,8 +50,31 @@ from _kron_types cimport (
     matkron_step_kernel,
     move_mode,
 )
+from matkron._threads_cy cimport (
+    blas_serial_enter,
+    blas_serial_leave,
+    num_threads,
+    pool_run,
+    threads_for,
+)
 
 cnp.import_array()
+
+cdef enum:
+    MAX_EXEC_THREADS = 64  # threads one product uses at most (per-thread flags on the stack)
+    TASKS_PER_THREAD = 4   # tasks per thread of a split step: a late thread holds up little
+    SPLIT_ALIGN = 8        # a split free dimension is cut at multiples of this (when longer)
+    ALIGN_BYTES = 64       # per-thread packs and workspaces start at multiples of this
+
+# A product below this many flops stays on one thread without asking the policy (no
+# calibration, no pool): a split cannot win there (the pool's hand-off takes microseconds).
+# It also runs without the BLAS serial guard (about 50 ns, a twentieth of a 4x4 ⊗ 4x4
+# matvec): none of its GEMMs reaches the size from which a BLAS starts threads (OpenBLAS:
+# M N K > 262144; MKL and BLIS: larger), so SciPy's BLAS pool is never woken by it.
+cdef double MIN_SPLIT_FLOPS = 1e5
+
+# Test hook (force_threads): > 0 runs every product on this many threads, however small.
+cdef int _forced_threads = 0
 
 
 cdef void _scale_copy(const char* src, Py_ssize_t ss0, Py_ssize_t ss1,
@@ -146,6 +189,326 @@ cdef bint _apply_normal(const Factor* f, const blas_t* x, const Py_ssize_t* xstr
     return False
 
 
+# -- matkron's threads: one step split into tasks ---------------------------------------
+
+cdef inline Py_ssize_t _round_up(Py_ssize_t n, Py_ssize_t to) noexcept nogil:
+    return (n + to - 1) // to * to
+
+
+cdef inline Py_ssize_t _pack_stride(const Plan* plan, Py_ssize_t itemsize) noexcept nogil:
+    """Bytes between the packs of consecutive threads."""
+    return _round_up(plan.pack * itemsize, ALIGN_BYTES)
+
+
+cdef struct StepJob:
+    # One step as n_outer products at offsets given by the outer modes
+    # (first_outer..nmodes-1 of dims, with strides xstr / ystr, in elements) ...
+    int type_num
+    Py_ssize_t n_outer
+    int first_outer
+    int nmodes
+    Py_ssize_t dims[MAX_MODES]
+    Py_ssize_t xstr[MAX_MODES]
+    Py_ssize_t ystr[MAX_MODES]
+    # ... each the GEMM C(M, N) = alpha op(A) op(B) + beta C, x being A or B, C in y ...
+    char ta
+    char tb
+    blas_int M
+    blas_int N
+    blas_int K
+    const char* a
+    blas_int lda
+    const char* b
+    blas_int ldb
+    char* c
+    blas_int ldc
+    bint x_is_a
+    # ... or the own kernel on columns 0..n-1 (n is the GEMM's M or N: own_dim).
+    bint own
+    const Factor* fac
+    const matkron_step_kernel* kernel
+    Py_ssize_t x_sk
+    Py_ssize_t x_sr
+    Py_ssize_t y_si
+    Py_ssize_t y_sr
+    char* packs              # thread i's pack at packs + i * pack_stride
+    Py_ssize_t pack_stride
+    Py_ssize_t pack_size     # elements (plan.pack)
+    char packed[MAX_EXEC_THREADS]
+    # The split: split_dim 1 cuts M, 2 cuts N; outer_per_task > 0 gives each task that
+    # many outer indices and whole products, else a task is one chunk of one product.
+    int split_dim
+    Py_ssize_t outer_per_task
+    Py_ssize_t chunk
+    Py_ssize_t n_chunks
+    double complex alpha
+    double complex beta
+    Watch* watch
+    bint stopped
+
+
+cdef void _step_chunk(StepJob* job, int task, int thread, blas_t alpha,
+                      blas_t beta) noexcept nogil:
+    """The products (or the chunk of one product) of task `task`, on thread `thread`."""
+    cdef Py_ssize_t r0, r1, r, rem, c, u, lo, hi, off_x, off_y, full
+    cdef Py_ssize_t itemsize = sizeof(blas_t)
+    cdef Watch idle
+    cdef Watch* watch = job.watch
+    cdef const blas_t* a
+    cdef const blas_t* b
+    cdef blas_t* cc
+    cdef const blas_t* xp
+    cdef blas_t* yp
+    cdef blas_int mm, nn
+    cdef void* pack = NULL
+    if job.stopped:
+        return
+    if thread != 0:
+        # Only the caller looks at signals (see _interrupt.pxd).
+        idle.main = False
+        idle.stopped = False
+        idle.work = 0
+        idle.next_look = 0
+        watch = &idle
+    full = job.M if job.split_dim == 1 else job.N
+    if job.outer_per_task > 0:
+        r0 = task * job.outer_per_task
+        r1 = r0 + job.outer_per_task
+        if r1 > job.n_outer:
+            r1 = job.n_outer
+        lo = 0
+        hi = full
+    else:
+        r0 = task // job.n_chunks
+        r1 = r0 + 1
+        lo = (task % job.n_chunks) * job.chunk
+        hi = lo + job.chunk
+        if hi > full:
+            hi = full
+    if job.own:
+        pack = job.packs + thread * job.pack_stride
+        if not job.packed[thread]:
+            if job.fac.trans == c'N':
+                job.kernel.pack(job.fac.p, job.fac.q, job.fac.data, 1, job.fac.ld, pack)
+            else:
+                job.kernel.pack(job.fac.p, job.fac.q, job.fac.data, job.fac.ld, 1, pack)
+            job.packed[thread] = 1
+    for r in range(r0, r1):
+        off_x = 0
+        off_y = 0
+        rem = r
+        for u in range(job.first_outer, job.nmodes):
+            c = rem % job.dims[u]
+            rem = rem // job.dims[u]
+            off_x += c * job.xstr[u]
+            off_y += c * job.ystr[u]
+        xp = <const blas_t*>(job.a if job.x_is_a else job.b) + off_x
+        yp = <blas_t*>job.c + off_y
+        if pack != NULL and _own_step_run(job.kernel, job.fac.p, job.fac.q, hi - lo, alpha,
+                                          xp + lo * job.x_sr, job.x_sk, job.x_sr, beta,
+                                          yp + lo * job.y_sr, job.y_si, job.y_sr, pack,
+                                          job.pack_size):
+            if watch_tick(watch, <double>job.fac.p * job.fac.q * (hi - lo) + CALL_WORK):
+                job.stopped = True
+                return
+            continue
+        a = xp if job.x_is_a else <const blas_t*>job.a
+        b = <const blas_t*>job.b if job.x_is_a else xp
+        cc = yp
+        mm = job.M
+        nn = job.N
+        if job.split_dim == 1:
+            a += lo if job.ta == c'N' else lo * job.lda
+            cc += lo
+            mm = <blas_int>(hi - lo)
+        else:
+            b += lo * job.ldb if job.tb == c'N' else lo
+            cc += lo * job.ldc
+            nn = <blas_int>(hi - lo)
+        if gemm_watched(watch, job.ta, job.tb, mm, nn, job.K, alpha, a, job.lda, b, job.ldb,
+                        beta, cc, job.ldc):
+            job.stopped = True
+            return
+
+
+cdef void _step_task(void* ctx, int task, int thread) noexcept nogil:
+    cdef StepJob* job = <StepJob*>ctx
+    if job.type_num == cnp.NPY_FLOAT32:
+        _step_chunk[float](job, task, thread, <float>job.alpha.real, <float>job.beta.real)
+    elif job.type_num == cnp.NPY_FLOAT64:
+        _step_chunk[double](job, task, thread, job.alpha.real, job.beta.real)
+    elif job.type_num == cnp.NPY_COMPLEX64:
+        _step_chunk[complex64_t](job, task, thread, <complex64_t>job.alpha,
+                                 <complex64_t>job.beta)
+    else:
+        _step_chunk[complex128_t](job, task, thread, job.alpha, job.beta)
+
+
+cdef bint _run_step(StepJob* job, int threads) noexcept nogil:
+    """Split `job` (its products described, split_dim set) into tasks and run them on
+    `threads` threads. Whether the watch stopped it."""
+    cdef Py_ssize_t want = <Py_ssize_t>threads * TASKS_PER_THREAD, full, per, n_tasks
+    full = job.M if job.split_dim == 1 else job.N
+    if job.n_outer >= want or full <= 1:
+        job.outer_per_task = (job.n_outer + want - 1) // want
+        n_tasks = (job.n_outer + job.outer_per_task - 1) // job.outer_per_task
+    else:
+        job.outer_per_task = 0
+        per = (want + job.n_outer - 1) // job.n_outer
+        job.chunk = (full + per - 1) // per
+        if job.chunk > SPLIT_ALIGN:
+            job.chunk = _round_up(job.chunk, SPLIT_ALIGN)
+        job.n_chunks = (full + job.chunk - 1) // job.chunk
+        n_tasks = job.n_outer * job.n_chunks
+    job.stopped = False
+    if n_tasks > 2147483647:
+        n_tasks = 2147483647  # (never: a product's dimensions fit the BLAS integer)
+    pool_run(<int>n_tasks, _step_task, job, threads)
+    return job.stopped
+
+
+cdef bint _split_step(const Factor* fac, char variant, const blas_t* x, const Py_ssize_t* xstr,
+                      blas_t* y, const Py_ssize_t* ystr, const Py_ssize_t* dims, int nmodes,
+                      int j, blas_t alpha, blas_t beta, const Plan* plan, bint own,
+                      char* packs, int threads, Watch* watch) noexcept nogil:
+    """One step (as _apply_normal or the rotated products of _execute) on `threads`
+    threads; the same products, in the same operand layout, cut into pieces. Whether the
+    watch stopped it."""
+    cdef StepJob job
+    cdef Py_ssize_t L = 1, cols = 1, n_outer = 1, ldx, ldy, rest = 1
+    cdef blas_int p = <blas_int>fac.p, q = <blas_int>fac.q
+    cdef int u, first_outer = nmodes
+    cdef char flipped = c'T' if fac.trans == c'N' else c'N'
+    job.type_num = (cnp.NPY_FLOAT32 if blas_t is float else cnp.NPY_FLOAT64
+                    if blas_t is double else cnp.NPY_COMPLEX64 if blas_t is complex64_t
+                    else cnp.NPY_COMPLEX128)
+    job.alpha = alpha
+    job.beta = beta
+    job.watch = watch
+    job.fac = fac
+    job.kernel = plan.kernel
+    job.own = own
+    job.packs = packs
+    job.pack_stride = _pack_stride(plan, sizeof(blas_t))
+    job.pack_size = plan.pack
+    for u in range(threads):
+        job.packed[u] = 0
+    job.K = q
+    if variant == NORMAL:
+        if j == 0:
+            first_outer = 1
+            if nmodes > 1:
+                cols = dims[1]
+                while (first_outer + 1 < nmodes
+                       and xstr[first_outer + 1] == xstr[first_outer] * dims[first_outer]
+                       and ystr[first_outer + 1] == ystr[first_outer] * dims[first_outer]):
+                    first_outer += 1
+                    cols *= dims[first_outer]
+                first_outer += 1
+            ldx = xstr[1] if cols > 1 else q
+            ldy = ystr[1] if cols > 1 else p
+            # Y(p, cols) = F @ X(q, cols); the kernel's columns are the GEMM's.
+            job.ta, job.tb, job.M, job.N = fac.trans, c'N', p, <blas_int>cols
+            job.a, job.lda = fac.data, fac.ld
+            job.b, job.ldb = <const char*>x, <blas_int>_max(ldx, 1)
+            job.x_is_a = False
+            job.x_sk, job.x_sr, job.y_si, job.y_sr = 1, ldx, 1, ldy
+            job.split_dim = 2 if own or cols >= p else 1
+        else:
+            for u in range(j):
+                L *= dims[u]
+            first_outer = j + 1
+            ldx = xstr[j] if q > 1 else L
+            ldy = ystr[j] if p > 1 else L
+            # Y(L, p) = X(L, q) @ F.T; the kernel's columns are the GEMM's rows.
+            job.ta, job.tb, job.M, job.N = c'N', flipped, <blas_int>L, p
+            job.a, job.lda = <const char*>x, <blas_int>_max(ldx, 1)
+            job.b, job.ldb = fac.data, fac.ld
+            job.x_is_a = True
+            job.x_sk, job.x_sr, job.y_si, job.y_sr = ldx, 1, ldy, 1
+            job.split_dim = 1 if own or L >= p else 2
+        job.ldc = <blas_int>_max(ldy, 1)
+        for u in range(first_outer, nmodes):
+            n_outer *= dims[u]
+    else:
+        for u in range(nmodes):
+            if u != j:
+                rest *= dims[u]
+        if variant == ROTATE_FRONT:
+            # Y(rest, p) = X(q, rest).T @ F.T; the kernel's columns are the GEMM's rows.
+            job.ta, job.tb, job.M, job.N = c'T', flipped, <blas_int>rest, p
+            job.a, job.lda = <const char*>x, <blas_int>_max(xstr[1], 1)
+            job.b, job.ldb = fac.data, fac.ld
+            job.ldc = <blas_int>rest
+            job.x_is_a = True
+            job.x_sk, job.x_sr, job.y_si, job.y_sr = 1, _max(xstr[1], 1), rest, 1
+            job.split_dim = 1 if own or rest >= p else 2
+        else:
+            # Y(p, rest) = F @ X(rest, q).T; the kernel's columns are the GEMM's.
+            job.ta, job.tb, job.M, job.N = fac.trans, c'T', p, <blas_int>rest
+            job.a, job.lda = fac.data, fac.ld
+            job.b, job.ldb = <const char*>x, <blas_int>_max(xstr[nmodes - 1], 1)
+            job.ldc = <blas_int>_max(p, 1)
+            job.x_is_a = False
+            job.x_sk, job.x_sr, job.y_si, job.y_sr = _max(xstr[nmodes - 1], 1), 1, 1, _max(p, 1)
+            job.split_dim = 2 if own or rest >= p else 1
+    job.c = <char*>y
+    job.n_outer = n_outer
+    job.first_outer = first_outer
+    job.nmodes = nmodes
+    for u in range(nmodes):
+        job.dims[u] = dims[u]
+        job.xstr[u] = xstr[u]
+        job.ystr[u] = ystr[u]
+    return _run_step(&job, threads)
+
+
+# -- matkron's threads: the columns of a by-column plan ------------------------------------
+
+cdef struct ColumnJob:
+    int type_num
+    const Factor* factors
+    int k
+    Plan plan                # the plan of one column
+    Operand x_col            # one column of x (data set per column)
+    Operand out_col
+    const char* x_data       # column c of x at x_data + c * x_col.s1
+    char* ws                 # thread i's workspace at ws + i * ws_stride
+    Py_ssize_t ws_stride
+    Py_ssize_t m
+    Py_ssize_t per_task
+    double complex alpha
+    bint accumulate
+    Watch* watch
+    bint stopped
+
+
+cdef void _column_task(void* ctx, int task, int thread) noexcept nogil:
+    cdef ColumnJob* job = <ColumnJob*>ctx
+    cdef Operand x_col = job.x_col, out_col = job.out_col
+    cdef Watch idle
+    cdef Watch* watch = job.watch
+    cdef Py_ssize_t column, end = (task + 1) * job.per_task
+    if thread != 0:
+        idle.main = False
+        idle.stopped = False
+        idle.work = 0
+        idle.next_look = 0
+        watch = &idle
+    if end > job.m:
+        end = job.m
+    for column in range(task * job.per_task, end):
+        if job.stopped:
+            return
+        x_col.data = <char*>job.x_data + column * job.x_col.s1
+        out_col.data = job.out_col.data + column * job.out_col.s1
+        _dispatch(job.type_num, job.factors, job.k, &job.plan, &x_col, &out_col,
+                  job.ws + thread * job.ws_stride, job.alpha, job.accumulate, watch, 1)
+        if watch.stopped:
+            job.stopped = True
+            return
+
+
 cdef void _strides(const int* layout, const int* perm, int nmodes, const Py_ssize_t* dims,
                    int rhs, Py_ssize_t rhs_stride, Py_ssize_t* strides) noexcept nogil:
     """Strides, by position in `perm`, of a tensor stored contiguously in the mode order
@@ -165,11 +528,12 @@ cdef void _strides(const int* layout, const int* perm, int nmodes, const Py_ssiz
 
 cdef void _execute(const Factor* factors, int k, const Plan* plan, const Operand* x,
                    const Operand* out, char* ws, blas_t alpha, bint accumulate,
-                   Watch* watch) noexcept nogil:
-    """out = alpha kron(factors) @ x (+ out when accumulating), as planned.
+                   Watch* watch, int threads) noexcept nogil:
+    """out = alpha kron(factors) @ x (+ out when accumulating), as planned, on `threads`
+    threads (1: the serial code, no pool call).
 
-    `ws` holds plan.need bytes. Sizes are non-zero. When `watch` stops, `out` is left
-    incomplete (the caller raises).
+    `ws` holds exec_workspace(plan, threads, itemsize) bytes. Sizes are non-zero. When
+    `watch` stops, `out` is left incomplete (the caller raises).
     """
     cdef Py_ssize_t itemsize = sizeof(blas_t), m = x.m, rest
     cdef Py_ssize_t dims[MAX_MODES]
@@ -196,6 +560,7 @@ cdef void _execute(const Factor* factors, int k, const Plan* plan, const Operand
     cdef Plan column_plan
     cdef Operand x_col, out_col
     cdef Py_ssize_t column
+    cdef ColumnJob column_job
 
     if plan.by_column:
         column_plan = plan[0]
@@ -209,11 +574,35 @@ cdef void _execute(const Factor* factors, int k, const Plan* plan, const Operand
             _scale_copy(x.data, x.s0, x.s1, ws, itemsize, x.n * itemsize, x.n, m, one, False)
             x_col.s0 = itemsize
             x_col.s1 = x.n * itemsize
+        if threads > 1 and m >= 2 * threads:
+            # Whole columns per task, each thread in a workspace of its own.
+            column_job.type_num = (cnp.NPY_FLOAT32 if blas_t is float else cnp.NPY_FLOAT64
+                                   if blas_t is double else cnp.NPY_COMPLEX64
+                                   if blas_t is complex64_t else cnp.NPY_COMPLEX128)
+            column_job.factors = factors
+            column_job.k = k
+            column_job.plan = column_plan
+            column_job.x_col = x_col
+            column_job.out_col = out_col
+            column_job.out_col.data = out.data
+            column_job.x_data = ws if plan.column_copy else x.data
+            column_job.ws = ws + plan.column_copy
+            column_job.ws_stride = _round_up(plan.need - plan.column_copy, ALIGN_BYTES)
+            column_job.m = m
+            column_job.per_task = (m + threads * TASKS_PER_THREAD - 1) // (
+                threads * TASKS_PER_THREAD)
+            column_job.alpha = alpha
+            column_job.accumulate = accumulate
+            column_job.watch = watch
+            column_job.stopped = False
+            pool_run(<int>((m + column_job.per_task - 1) // column_job.per_task),
+                     _column_task, &column_job, threads)
+            return
         for column in range(m):
             x_col.data = (ws if plan.column_copy else x.data) + column * x_col.s1
             out_col.data = out.data + column * out.s1
             _execute(factors, k, &column_plan, &x_col, &out_col, ws + plan.column_copy,
-                     alpha, accumulate, watch)
+                     alpha, accumulate, watch, threads)
             if watch.stopped:
                 return
         return
@@ -279,13 +668,19 @@ cdef void _execute(const Factor* factors, int k, const Plan* plan, const Operand
                     jj = nc
                 nc += 1
         pack = NULL
-        if plan.own[t]:
+        if plan.own[t] and threads == 1:
             pack = ws + 2 * plan.largest * itemsize
             if fac.trans == c'N':
                 plan.kernel.pack(fac.p, fac.q, fac.data, 1, fac.ld, pack)
             else:
                 plan.kernel.pack(fac.p, fac.q, fac.data, fac.ld, 1, pack)
-        if variant == NORMAL:
+        if threads > 1:
+            # The same products, split; each thread packs the factor into its own pack.
+            if _split_step(fac, variant, src, cxs, dst, cys, cdims, nc, jj, alpha_step, beta,
+                           plan, plan.own[t], ws + 2 * plan.largest * itemsize, threads,
+                           watch):
+                return
+        elif variant == NORMAL:
             if _apply_normal(fac, src, cxs, dst, cys, cdims, nc, jj, alpha_step, beta,
                              plan.kernel, pack, plan.pack, watch):
                 return
@@ -334,16 +729,97 @@ cdef void _execute(const Factor* factors, int k, const Plan* plan, const Operand
                         out.n, m, one, accumulate)
 
 
-cdef void execute(int type_num, const Factor* factors, int k, const Plan* plan,
-                       const Operand* x, const Operand* out, char* ws, double complex alpha,
-                       bint accumulate, Watch* watch) noexcept nogil:
+cdef void _dispatch(int type_num, const Factor* factors, int k, const Plan* plan,
+                    const Operand* x, const Operand* out, char* ws, double complex alpha,
+                    bint accumulate, Watch* watch, int threads) noexcept nogil:
     """_execute for the dtype `type_num` (alpha's imaginary part is dropped for reals)."""
     if type_num == cnp.NPY_FLOAT32:
-        _execute[float](factors, k, plan, x, out, ws, <float>alpha.real, accumulate, watch)
+        _execute[float](factors, k, plan, x, out, ws, <float>alpha.real, accumulate, watch,
+                        threads)
     elif type_num == cnp.NPY_FLOAT64:
-        _execute[double](factors, k, plan, x, out, ws, alpha.real, accumulate, watch)
+        _execute[double](factors, k, plan, x, out, ws, alpha.real, accumulate, watch, threads)
     elif type_num == cnp.NPY_COMPLEX64:
         _execute[complex64_t](factors, k, plan, x, out, ws, <complex64_t>alpha, accumulate,
-                              watch)
+                              watch, threads)
     else:
-        _execute[complex128_t](factors, k, plan, x, out, ws, alpha, accumulate, watch)
+        _execute[complex128_t](factors, k, plan, x, out, ws, alpha, accumulate, watch,
+                               threads)
+
+
+cdef void execute(int type_num, const Factor* factors, int k, const Plan* plan,
+                  const Operand* x, const Operand* out, char* ws, double complex alpha,
+                  bint accumulate, Watch* watch) noexcept nogil:
+    """execute_threads on one thread (`ws` of plan.need bytes)."""
+    execute_threads(type_num, factors, k, plan, x, out, ws, alpha, accumulate, watch, 1)
+
+
+cdef void execute_threads(int type_num, const Factor* factors, int k, const Plan* plan,
+                          const Operand* x, const Operand* out, char* ws,
+                          double complex alpha, bint accumulate, Watch* watch,
+                          int threads) noexcept nogil:
+    """out = alpha kron(factors) @ x (+ out when accumulating) as planned, on `threads`
+    threads (exec_threads), with `ws` of exec_workspace(plan, threads, itemsize) bytes;
+    SciPy's BLAS held at one thread meanwhile (unless the product is below
+    MIN_SPLIT_FLOPS)."""
+    if threads == 1 and _plan_flops(factors, k, plan, x.m, type_num) < MIN_SPLIT_FLOPS:
+        _dispatch(type_num, factors, k, plan, x, out, ws, alpha, accumulate, watch, 1)
+        return
+    blas_serial_enter()
+    _dispatch(type_num, factors, k, plan, x, out, ws, alpha, accumulate, watch, threads)
+    blas_serial_leave()
+
+
+cdef double _plan_flops(const Factor* factors, int k, const Plan* plan, Py_ssize_t m,
+                        int type_num) noexcept nogil:
+    """The flops of the plan's GEMMs on m columns (a complex multiply-add is 8)."""
+    cdef double size = <double>m, flops = 0
+    cdef int t, f
+    for f in range(k):
+        size *= factors[f].q
+    for t in range(plan.nsteps):
+        f = plan.order[t]
+        size = size / factors[f].q * factors[f].p
+        flops += 2.0 * factors[f].q * size
+    if type_num == cnp.NPY_COMPLEX64 or type_num == cnp.NPY_COMPLEX128:
+        flops *= 4
+    return flops
+
+
+cdef int exec_threads(const Factor* factors, int k, const Plan* plan, Py_ssize_t m,
+                      int type_num) noexcept nogil:
+    """The threads for running `plan` on m columns: threads_for(its flops, num_threads()),
+    at most MAX_EXEC_THREADS; 1 below MIN_SPLIT_FLOPS without asking (or the forced count
+    of the test hook)."""
+    cdef int n = num_threads(), t
+    cdef double flops
+    if _forced_threads > 0:
+        return _forced_threads
+    if n <= 1 or plan.nsteps == 0:
+        return 1
+    flops = _plan_flops(factors, k, plan, m, type_num)
+    if flops < MIN_SPLIT_FLOPS:
+        return 1
+    t = threads_for(flops, n)
+    return t if t < MAX_EXEC_THREADS else MAX_EXEC_THREADS
+
+
+cdef Py_ssize_t exec_workspace(const Plan* plan, int threads,
+                               Py_ssize_t itemsize) noexcept nogil:
+    """Workspace bytes for running `plan` on `threads` threads: plan.need, and a pack per
+    further thread, or a whole workspace per thread for a by-column plan whose columns
+    are split (see _execute)."""
+    cdef Py_ssize_t need = plan.need
+    if threads <= 1:
+        return need
+    need += (threads - 1) * _pack_stride(plan, itemsize)
+    if plan.by_column:
+        need = _max(need, plan.column_copy
+                    + threads * _round_up(plan.need - plan.column_copy, ALIGN_BYTES))
+    return need
+
+
+cdef void force_threads(int n) noexcept nogil:
+    """Test hook: > 0 runs every product on n threads (at most MAX_EXEC_THREADS),
+    however small; 0 restores the policy."""
+    global _forced_threads
+    _forced_threads = n if n < MAX_EXEC_THREADS else MAX_EXEC_THREADS
