@@ -1,18 +1,37 @@
-"""Several threads sharing one KronOperator (and one set of factors) at the same time.
+"""Several threads sharing one KronOperator (and one set of factors) at the same time, and
+matkron's own threads splitting one product.
 
 Every thread checks each of its results against dense results computed beforehand.
 """
 
+import itertools
 import subprocess
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pytest
 
 import matkron
+from matkron import _kron_cy
 
-from .conftest import kron_dense, kron_einsum, random_array
+from .conftest import (
+    DTYPES,
+    assert_allclose_bound,
+    assert_product,
+    columns,
+    kron_abs_dense,
+    kron_dense,
+    kron_einsum,
+    make_factors,
+    operand_shape,
+    random_array,
+    to_dense,
+    with_layout,
+)
+from .test_kernel_steps import SPECS as STEP_SPECS
+from .test_kron_matvec import IDENTITY_SHAPES, SHAPES
 
 N_THREADS = 8
 ROUNDS = 25
@@ -244,3 +263,183 @@ def test_entry_points_own_their_operands(tmp_path):
     # Another thread replaces the elements of the list a compiled entry point was given
     # while it computes without the GIL (this crashed kron_matvec: use after free).
     _run_script(_MUTATION_SCRIPT, tmp_path)
+
+
+# -- matkron's own threads: 1, 2 and 4 threads give the single-thread results ----------------
+#
+# _kron_cy._force_threads(n) makes every product run on n of matkron's threads however small,
+# so the splits (outer indices, a GEMM's free dimension, the own kernel's columns, the
+# columns of by-column plans) run on the small shapes of the kernel suites. The split never
+# cuts the contracted dimension, so each entry is summed in the same order: the results are
+# bit-equal where the same code computes every piece (the registry's step kernels, asserted
+# below on the reference rows). A BLAS may choose another kernel for a thinner block
+# (OpenBLAS: its small-matrix kernels, GEMV for one column), which changes the rounding:
+# BLAS steps are compared within the error bound of the product.
+
+THREAD_COUNTS = (2, 4)
+X_LAYOUTS = ("vector", "C", "F", "strided")
+MULTI_SPECS = ([(2, 3), (3, 4), (4, 2), (1, 3), (3, 3)], [(3, 2), (2, 4), (4, 3), (2, 2)])
+
+
+@pytest.fixture
+def forced():
+    yield _kron_cy._force_threads
+    _kron_cy._force_threads(0)
+    _kron_cy._set_planner(None, own_kernel=True)
+
+
+def _operand(rng, spec, layout, dtype, m=9):
+    n = columns(spec)
+    if layout == "vector":
+        return random_array(rng, n, dtype)
+    return with_layout(random_array(rng, operand_shape(n, m), dtype), layout)
+
+
+def _bound(factors, x):
+    """(|F1| ⊗ … ⊗ |Fk|) |x|: the scale of a product's rounding error."""
+    return kron_einsum([np.abs(to_dense(f)) for f in factors], np.abs(x)).real
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize(
+    "spec", SHAPES + IDENTITY_SHAPES + list(STEP_SPECS) + list(MULTI_SPECS), ids=str
+)
+def test_threads_equal_single_thread(spec, dtype, forced, rng):
+    factors = make_factors(rng, spec, dtype)
+    for layout in X_LAYOUTS:
+        # 9 columns: by-column plans split their columns on 2 and 4 threads (>= 2 each).
+        x = _operand(rng, spec, layout, dtype)
+        forced(1)
+        y1 = matkron.kron_matvec(factors, x)
+        assert_product(y1, factors, x, dtype)
+        bound = _bound(factors, x)
+        for t in THREAD_COUNTS:
+            forced(t)
+            yt = matkron.kron_matvec(factors, x)
+            assert yt.dtype == y1.dtype and yt.shape == y1.shape
+            assert_allclose_bound(yt, y1, bound, dtype)
+
+
+VARIANTS = ("normal", "rotate-front", "rotate-back")
+
+
+@pytest.mark.parametrize("spec", STEP_SPECS, ids=str)
+def test_threads_bit_equal_on_step_kernels(spec, forced, rng):
+    # Every step on the reference step kernel (plain C, columns independent): every plan
+    # the variant constraints admit, on 2 and 4 threads, bit-equal to one thread.
+    dtype = np.dtype("float64")
+    factors = make_factors(rng, spec, dtype)
+    for layout in X_LAYOUTS:
+        x = _operand(rng, spec, layout, dtype, m=5)
+        seen = set()
+        for variants in itertools.product(VARIANTS, repeat=len(spec)):
+            _kron_cy._set_planner(variants, own_kernel="reference_f64")
+            plan = _kron_cy.kron_plan(tuple(factors), x)
+            if plan in seen:
+                continue
+            seen.add(plan)
+            forced(1)
+            y1 = matkron.kron_matvec(factors, x)
+            for t in THREAD_COUNTS:
+                forced(t)
+                np.testing.assert_array_equal(matkron.kron_matvec(factors, x), y1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+def test_threads_out_and_accumulate(layout, dtype, forced, rng):
+    # Two terms through kron_apply: the first writes out (or adds to it), the second adds
+    # (beta = 1), also when every step is split; and kron_matvec into out=.
+    coeffs = (1.5 - 0.5j, -0.75 + 2j)
+    terms = tuple((c, tuple(make_factors(rng, [(6, 5), (7, 4)], dtype))) for c in coeffs)
+    x = with_layout(random_array(rng, (20, 6), dtype), layout)
+    start = random_array(rng, (42, 6), dtype)
+    dense = sum((c if dtype.kind == "c" else c.real) * kron_dense(f) for c, f in terms)
+    bound = sum(abs(c) * kron_abs_dense(f) for c, f in terms) @ np.abs(x) + np.abs(start)
+    for t in (1,) + THREAD_COUNTS:
+        forced(t)
+        for accumulate in (False, True):
+            out = with_layout(start.copy(), layout)
+            assert _kron_cy.kron_apply(terms, x, out, accumulate) is out
+            expected = dense @ x + (start if accumulate else 0)
+            assert_allclose_bound(out, expected, bound, dtype)
+        out = with_layout(start.copy(), layout)
+        assert matkron.kron_matvec(terms[0][1], x, out=out) is out
+        assert_product(out, terms[0][1], x, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.dtype("float64"), np.dtype("complex64")], ids=str)
+def test_threads_sum_of_kron_and_kronsum(dtype, forced, rng):
+    A, B, C, D = (random_array(rng, s, dtype) for s in [(7, 7), (9, 9), (7, 7), (9, 9)])
+    ops = [matkron.sum_of_kron([(A, B), (C, D)], [2.0, -1.0]), matkron.kronsum(B, A)]
+    denses = [2 * np.kron(A, B) - np.kron(C, D), np.kron(np.eye(7), B) + np.kron(A, np.eye(9))]
+    for op, dense in zip(ops, denses):
+        for x in (random_array(rng, 63, dtype), random_array(rng, (63, 9), dtype)):
+            forced(1)
+            y1 = op @ x
+            bound = np.abs(dense) @ np.abs(x)
+            assert_allclose_bound(y1, dense @ x, bound, dtype)
+            for t in THREAD_COUNTS:
+                forced(t)
+                assert_allclose_bound(op @ x, y1, bound, dtype)
+
+
+def test_concurrent_callers_while_pool_runs(forced, rng):
+    # Eight Python threads call products that ask for the pool (forced to 2 threads):
+    # one call at a time gets it, the others run inline on their own threads.
+    forced(2)
+    spec = [(30, 25), (20, 28), (12, 14)]
+    factors = make_factors(rng, spec, np.dtype("float64"))
+    xs = [random_array(rng, (columns(spec), 1 + t % 4), np.float64) for t in range(N_THREADS)]
+    refs = [kron_einsum(factors, x).real for x in xs]
+
+    def work(t):
+        for _ in range(6):
+            y = matkron.kron_matvec(factors, xs[t])
+            np.testing.assert_allclose(y, refs[t], rtol=1e-10, atol=1e-10 * np.abs(refs[t]).max())
+            y0 = matkron.kron_matvec(factors, xs[t][:, 0])
+            np.testing.assert_allclose(
+                y0, refs[t][:, 0], rtol=1e-10, atol=1e-10 * np.abs(refs[t]).max()
+            )
+        return t
+
+    _run_concurrently(work)
+
+
+_BLAS_COUNT_SCRIPT = """
+import numpy as np
+import threadpoolctl
+import matkron
+from matkron import _kron_cy
+
+def scipy_blas():
+    return [d for d in threadpoolctl.threadpool_info()
+            if d["user_api"] == "blas" and "scipy.libs" in d["filepath"]] or [
+            d for d in threadpoolctl.threadpool_info() if d["user_api"] == "blas"][-1:]
+
+rng = np.random.default_rng(3)
+A, B = rng.standard_normal((120, 120)), rng.standard_normal((130, 130))
+x = rng.standard_normal((120 * 130, 4))
+T = rng.standard_normal((40, 40))
+with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+    before = [d["num_threads"] for d in scipy_blas()]
+    assert before == [2], before
+    for t in (0, 1, 2):
+        _kron_cy._force_threads(t)
+        matkron.kron_matvec([A, B], x)
+        matkron.kron_matvec([A, B], x[:, 0])
+        matkron.sum_of_kron([(A, B), (A, B)]) @ x
+    _kron_cy._force_threads(0)
+    matkron.power_jacobian(T, 3) @ rng.standard_normal(1600)
+    matkron.multi_dot([T, T, T, T])
+    after = [d["num_threads"] for d in scipy_blas()]
+    assert after == before, (before, after)
+print("ok")
+"""
+
+
+def test_scipy_blas_thread_count_unchanged(tmp_path):
+    # SciPy's OpenBLAS is held at one thread only while matkron runs: its count (2 here,
+    # set by threadpoolctl) is the same after products, split or not.
+    pytest.importorskip("threadpoolctl")
+    _run_script(_BLAS_COUNT_SCRIPT, tmp_path)
