@@ -567,6 +567,11 @@ cdef unsigned long long _uses = 0
 cdef bint _measuring = True
 cdef double _measure_threshold = 20.0
 
+# The last measurement that finished, for tests (_last_measurement).
+cdef Session _last_session
+_last_session.ncand = 0
+cdef int _last_choice = -1
+
 cdef int _s
 for _s in range(MEASURE_SESSIONS):
     _sessions[_s].slot = -1
@@ -861,6 +866,7 @@ cdef void plan_timed(const Plan* plan) noexcept:
     """Record the time of a candidate that ran (plan.seconds, see timer_stop); nothing for
     other plans, or when its key left the cache or finished measuring meanwhile. When every
     candidate has TIMINGS times, keep the fastest. Call with the GIL held."""
+    global _last_session, _last_choice
     cdef CachedPlan* entry
     cdef Session* session
     cdef int c, i, best = 0
@@ -880,6 +886,8 @@ cdef void plan_timed(const Plan* plan) noexcept:
             return
         if session.best[i] < session.best[best]:
             best = i
+    _last_session = session[0]
+    _last_choice = best
     entry.plan = session.cand[best]
     entry.plan.ticket = -1
     entry.state = ENTRY_MEASURED
@@ -973,6 +981,30 @@ def _planner_stats():
     return counts
 
 
+cdef dict _describe(const Plan* plan):
+    return {"order": [plan.order[t] for t in range(plan.nsteps)],
+            "variants": [int(plan.variant[t]) for t in range(plan.nsteps)],
+            "own": [bool(plan.own[t]) for t in range(plan.nsteps)],
+            "x_c_kind": bool(plan.x_c_kind),
+            "by_column": bool(plan.by_column),
+            "x_direct": bool(plan.x_direct),
+            "out_direct": bool(plan.out_direct),
+            "out_c_kind": bool(plan.out_c_kind)}
+
+
+def _last_measurement():
+    """For tests: the candidates of the last measurement that finished (plans as in
+    wisdom_entries, with "seconds": the fastest of its timings and "estimate": its
+    estimated microseconds, a column's for a by-column plan), and the index of the one kept (-1: none yet)."""
+    cands = []
+    for i in range(_last_session.ncand):
+        d = _describe(&_last_session.cand[i])
+        d["seconds"] = _last_session.best[i]
+        d["estimate"] = _last_session.cand[i].cost
+        cands.append(d)
+    return cands, _last_choice
+
+
 def wisdom_entries():
     """The measured plans: a list of dicts, each a key (dtype, columns, layout flags,
     length of out, kernel row name or None, factors as [p, q, identity]) and its plan
@@ -998,14 +1030,7 @@ def wisdom_entries():
             "kernel": None if row == NULL else row.name.decode(),
             "factors": [[entry.key[6 + 3 * t], entry.key[7 + 3 * t],
                          bool(entry.key[8 + 3 * t])] for t in range(k)],
-            "order": [plan.order[t] for t in range(plan.nsteps)],
-            "variants": [int(plan.variant[t]) for t in range(plan.nsteps)],
-            "own": [bool(plan.own[t]) for t in range(plan.nsteps)],
-            "x_c_kind": bool(plan.x_c_kind),
-            "by_column": bool(plan.by_column),
-            "x_direct": bool(plan.x_direct),
-            "out_direct": bool(plan.out_direct),
-            "out_c_kind": bool(plan.out_c_kind),
+            **_describe(plan),
         })
     return entries
 
@@ -1042,8 +1067,9 @@ def _field(dict e, str name, kind):
     return value
 
 
-def load_wisdom_entry(dict e):
-    """Validate one entry of wisdom_entries() and store its plan as measured.
+def load_wisdom_entry(dict e, bint store=True):
+    """Validate one entry of wisdom_entries() and store its plan as measured (with `store`
+    False, only validate).
 
     Raises ValueError (naming the field) when a field has the wrong type or range.
     Returns False, storing nothing, when the plan is not one the planner can produce for
@@ -1168,6 +1194,8 @@ def load_wisdom_entry(dict e):
             or bool(plan.out_direct) != want["out_direct"]
             or bool(plan.out_c_kind) != want["out_c_kind"]):
         return False
+    if not store:
+        return True
     n = _plan_key(factors, k, m, n_out, flags, type_num, kernel, key)
     slot = _lookup(key, n)
     if slot >= 0:
