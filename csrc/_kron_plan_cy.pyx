@@ -1007,7 +1007,7 @@ def _last_measurement():
 
 def wisdom_entries():
     """The measured plans: a list of dicts, each a key (dtype, columns, layout flags,
-    length of out, kernel row name or None, factors as [p, q, identity]) and its plan
+    rows (of out, or of x when the product allocates out), kernel row name or None, factors as [p, q, identity]) and its plan
     (order, variants as 0 normal / 1 rotate-front / 2 rotate-back, own, x_c_kind,
     by_column, x_direct, out_direct, out_c_kind)."""
     cdef CachedPlan* entry
@@ -1026,7 +1026,7 @@ def wisdom_entries():
             "dtype": _DTYPES[<int>entry.key[1]],
             "columns": entry.key[2],
             "flags": entry.key[3],
-            "rows_out": entry.key[4],
+            "rows": entry.key[4],
             "kernel": None if row == NULL else row.name.decode(),
             "factors": [[entry.key[6 + 3 * t], entry.key[7 + 3 * t],
                          bool(entry.key[8 + 3 * t])] for t in range(k)],
@@ -1080,7 +1080,7 @@ def load_wisdom_entry(dict e, bint store=True):
     cdef Operand xo, oo
     cdef Plan plan
     cdef Py_ssize_t key[PLAN_KEY_LEN]
-    cdef Py_ssize_t n_in = 1, n_out = 1, itemsize, m
+    cdef Py_ssize_t n_in = 1, n_out = 1, itemsize, m, key_rows
     cdef int k, t, flags, type_num = -1, n, slot, i
     cdef int saved_variant[MAX_FACTORS]
     cdef int saved_steps
@@ -1098,7 +1098,7 @@ def load_wisdom_entry(dict e, bint store=True):
     itemsize = _itemsize(type_num)
     m = _field(e, "columns", int)
     flags = _field(e, "flags", int)
-    rows_out = _field(e, "rows_out", int)
+    rows = _field(e, "rows", int)
     fac = _field(e, "factors", list)
     k = len(fac)
     if not 1 <= k <= MAX_FACTORS:
@@ -1126,8 +1126,11 @@ def load_wisdom_entry(dict e, bint store=True):
                          f" for these factors; got {m}")
     if not 0 <= flags < 2 * OUT_NEW:
         raise ValueError(f"wisdom entry: 'flags' must be in 0..{2 * OUT_NEW - 1}; got {flags}")
-    if rows_out != n_out:
-        raise ValueError(f"wisdom entry: 'rows_out' is {rows_out}; the factors give {n_out}")
+    # The key's rows: those of out, or of x when the product allocates out.
+    key_rows = n_in if flags & OUT_NEW else n_out
+    if rows != key_rows:
+        raise ValueError(f"wisdom entry: 'rows' is {rows}; the factors and flags give "
+                         f"{key_rows}")
     name = e.get("kernel")
     if name is not None:
         if type(name) is not str:
@@ -1196,7 +1199,7 @@ def load_wisdom_entry(dict e, bint store=True):
         return False
     if not store:
         return True
-    n = _plan_key(factors, k, m, n_out, flags, type_num, kernel, key)
+    n = _plan_key(factors, k, m, key_rows, flags, type_num, kernel, key)
     slot = _lookup(key, n)
     if slot >= 0:
         _clear_slot(slot)
