@@ -19,11 +19,12 @@
 # (or in a layout numpy can hold, when the kernel allocates `out`). Plans are cached by
 # their key (shapes, layouts, dtype, kernel).
 #
-# Where a measuring planner goes: plan_product (at the end) is the one entry. It computes
-# the key (_plan_key) and consults the cache; a measuring mode would, on a repeated key,
-# enumerate the admissible candidates (_make_plan with the attempt/variant/own choices
-# pinned, as _forced_variant pins variants), time each through _kron_exec_cy.execute, and
-# store the fastest in the cache entry (CachedPlan), from which wisdom is saved and loaded.
+# plan_product (in "the measuring planner" below) is the one entry: it computes the key
+# (_plan_key), consults the cache, and on a repeated key hands out, one call at a time,
+# the admissible candidates (_make_plan with choices pinned by _pins and
+# _forced_variant), which the entry points time around _kron_exec_cy.execute and report
+# to plan_timed; the fastest is kept in the cache entry (CachedPlan), from which wisdom
+# is saved and into which it is loaded (load_wisdom_entry).
 # The cost model (_step_cost, _own_step_cost with the registry row's parameters) is what
 # the estimate mode uses and what a calibration would refit.
 
