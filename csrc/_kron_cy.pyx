@@ -26,9 +26,11 @@ from _kron_types cimport (
     Operand,
     Plan,
     matkron_step_kernel,
+    timer_start,
+    timer_stop,
 )
 from matkron._kron_exec_cy cimport exec_threads, exec_workspace, execute_threads, force_threads
-from matkron._kron_plan_cy cimport constrain, kernel_row, plan_product
+from matkron._kron_plan_cy cimport constrain, inspect_plan, kernel_row, plan_product, plan_timed
 
 import threading
 
@@ -172,8 +174,10 @@ cdef class _Terms:
         `watch` stops."""
         cdef int t, fi = 0
         for t in range(self.n_terms):
+            timer_start(&self.plans[t])
             execute_threads(type_num, self.factors + fi, self.k[t], &self.plans[t], x, out,
                             ws, self.alpha[t], accumulate or t > 0, watch, self.threads[t])
+            timer_stop(&self.plans[t])
             if watch.stopped:
                 return
             fi += self.k[t]
@@ -209,6 +213,7 @@ def kron_apply(tuple terms, cnp.ndarray x, cnp.ndarray out, bint accumulate=Fals
     cdef _Terms c_terms
     cdef cnp.ndarray heap_ws
     cdef Watch watch
+    cdef int t
     if not is_blas_array(x) or not is_blas_array(out) or cnp.PyArray_TYPE(out) != type_num:
         raise TypeError("kron_apply: x and out must be aligned, native-order arrays of one "
                         "BLAS dtype")
@@ -236,6 +241,8 @@ def kron_apply(tuple terms, cnp.ndarray x, cnp.ndarray out, bint accumulate=Fals
         c_terms.run(type_num, &xo, &oo, ws, accumulate, &watch)
     if watch.stopped:
         raise_pending()
+    for t in range(c_terms.n_terms):
+        plan_timed(&c_terms.plans[t])
     return out
 
 
@@ -265,7 +272,7 @@ def kron_plan(tuple mats, cnp.ndarray x):
             raise ValueError(f"kron_plan: factor {i} is not a BLAS-readable array of the "
                              "dtype of x")
     _load_operand(x, &xo)
-    plan_product(factors, k, &xo, NULL, cnp.PyArray_TYPE(x), &plan)
+    inspect_plan(factors, k, &xo, NULL, cnp.PyArray_TYPE(x), &plan)
     return (tuple(plan.order[i] for i in range(plan.nsteps)),
             tuple(names[plan.variant[i]] for i in range(plan.nsteps)),
             bool(plan.out_c_kind), bool(plan.by_column))
@@ -389,9 +396,12 @@ cdef object _matvec_fast(object mats, object x, bint ints_are_identities, object
         ws = cnp.PyArray_BYTES(heap_ws)
     watch_start(&watch, _main_thread)
     with nogil:
+        timer_start(&plan)
         execute_threads(type_num, factors, k, &plan, &xo, &oo, ws, 1, False, &watch, threads)
+        timer_stop(&plan)
     if watch.stopped:
         raise_pending()
+    plan_timed(&plan)
     return result
 
 
@@ -476,7 +486,7 @@ def _plan_kernels(tuple mats, cnp.ndarray x):
             raise ValueError(f"_plan_kernels: factor {i} is not a BLAS-readable array of the "
                              "dtype of x")
     _load_operand(x, &xo)
-    plan_product(factors, k, &xo, NULL, cnp.PyArray_TYPE(x), &plan)
+    inspect_plan(factors, k, &xo, NULL, cnp.PyArray_TYPE(x), &plan)
     return tuple(plan.kernel.name.decode() if plan.own[i] else "blas"
                  for i in range(plan.nsteps))
 

@@ -11,6 +11,8 @@
 # of length qi. The m right-hand sides of a 2-D x are one more mode, last for a
 # Fortran-ordered x ("F kind") and first for a C-ordered one ("C kind"), to which no factor
 # is applied. Mode ids: factor i is mode i, the right-hand sides are mode k.
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
+
 from _blas_int cimport blas_int
 
 cdef extern from "kernels/registry.h" nogil:
@@ -98,6 +100,14 @@ cdef struct Plan:
     Py_ssize_t largest           # elements in each of the (at most two) workspace buffers
     Py_ssize_t pack              # elements for a packed factor after the buffers
     Py_ssize_t need              # workspace bytes
+    # A candidate the measuring planner is timing (_kron_plan_cy.plan_timed): the cache
+    # slot (-1: not timed), the entry's generation and the candidate's index, and the
+    # seconds the run took (timer_start / timer_stop around the executor, without the GIL).
+    int ticket
+    unsigned int ticket_generation
+    int ticket_candidate
+    double started
+    double seconds
 
 
 cdef inline void kind_perm(int k, bint c_kind, int* perm) noexcept nogil:
@@ -121,3 +131,22 @@ cdef inline void move_mode(const int* perm, int nmodes, int mode, bint to_front,
             n += 1
     if not to_front:
         out[n] = mode
+
+
+cdef inline double monotonic_seconds() noexcept nogil:
+    """A monotonic clock, in seconds (no Python)."""
+    cdef timespec now
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return now.tv_sec + 1e-9 * now.tv_nsec
+
+
+cdef inline void timer_start(Plan* plan) noexcept nogil:
+    """Start the clock of a plan the measuring planner is timing (else nothing)."""
+    if plan.ticket >= 0:
+        plan.started = monotonic_seconds()
+
+
+cdef inline void timer_stop(Plan* plan) noexcept nogil:
+    """Stop it: plan.seconds is the run's time, for _kron_plan_cy.plan_timed."""
+    if plan.ticket >= 0:
+        plan.seconds = monotonic_seconds() - plan.started

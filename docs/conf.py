@@ -75,6 +75,7 @@ SECTIONS = {
     "matkron._chain": "Matrix chains",
     "matkron._jacobian_chain": "Jacobian chains",
     "matkron._threads": "Threads",
+    "matkron._planner": "Planning (measured plans and wisdom)",
 }
 OTHER = "Other functions and classes"
 

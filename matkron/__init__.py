@@ -59,6 +59,14 @@ from ._operators import (
     sum_of_kron,
     sylvester,
 )
+from ._planner import (
+    export_wisdom,
+    forget_wisdom,
+    get_planner,
+    import_wisdom,
+    planner,
+    set_planner,
+)
 from ._power import PowerJacobian, frechet_power, polynomial_jacobian, power_jacobian
 from ._threads import blas_info, get_num_threads, set_num_threads, threads
 from ._version import __version__ as __version__
@@ -79,10 +87,14 @@ __all__ = [
     "chain_order",
     "cond",
     "diagonal",
+    "export_wisdom",
+    "forget_wisdom",
     "frechet",
     "frechet_power",
     "get_num_threads",
+    "get_planner",
     "identity",
+    "import_wisdom",
     "inv_quad_logdet",
     "jacobian_chain",
     "kron",
@@ -91,9 +103,11 @@ __all__ = [
     "kronsum",
     "lyapunov",
     "multi_dot",
+    "planner",
     "polynomial_jacobian",
     "power_jacobian",
     "set_num_threads",
+    "set_planner",
     "solve_continuous_lyapunov",
     "solve_sylvester",
     "sum_of_kron",
