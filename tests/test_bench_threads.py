@@ -132,7 +132,9 @@ def test_first_calls_with_a_stand_in_planner(monkeypatch):
     assert state["mode"] == "estimate"
 
 
-def test_first_calls_without_a_planner():
-    if features.has_planner():
-        pytest.skip("this matkron has a measuring planner")
+def test_first_calls_without_a_planner(monkeypatch):
+    # As the benchmark reports a matkron without a measuring planner: n/a, not an error.
+    for name in ("set_planner", "get_planner", "export_wisdom", "forget_wisdom"):
+        monkeypatch.delattr(matkron, name, raising=False)
+    assert not features.has_planner()
     assert set(features.first_calls(lambda: None, lambda f: 0.0).values()) == {NA}
