@@ -65,6 +65,7 @@ cdef enum:
     TASKS_PER_THREAD = 4   # tasks per thread of a split step: a late thread holds up little
     SPLIT_ALIGN = 8        # a split free dimension is cut at multiples of this (when longer)
     ALIGN_BYTES = 64       # per-thread packs and workspaces start at multiples of this
+    COPY_ROWS = 64         # _scale_copy's block of rows
 
 # A product below this many flops stays on one thread without asking the policy (no
 # calibration, no pool): a split cannot win there (the pool's hand-off takes microseconds).
@@ -103,6 +104,66 @@ cdef void _scale_copy(const char* src, Py_ssize_t ss0, Py_ssize_t ss1,
             else:
                 for i in range(i0, end):
                     (<blas_t*>(d + i * ds0))[0] = alpha * (<const blas_t*>(s + i * ss0))[0]
+
+
+cdef struct CopyJob:
+    int type_num
+    const char* src
+    Py_ssize_t ss0, ss1
+    char* dst
+    Py_ssize_t ds0, ds1, n0, n1, rows_per_task
+    double complex alpha
+    bint accumulate
+
+
+cdef void _copy_task(void* ctx, int task, int thread) noexcept nogil:
+    cdef CopyJob* job = <CopyJob*>ctx
+    cdef Py_ssize_t lo = task * job.rows_per_task
+    cdef Py_ssize_t rows = job.n0 - lo if job.n0 - lo < job.rows_per_task else job.rows_per_task
+    cdef const char* src = job.src + lo * job.ss0
+    cdef char* dst = job.dst + lo * job.ds0
+    if job.type_num == cnp.NPY_FLOAT32:
+        _scale_copy[float](src, job.ss0, job.ss1, dst, job.ds0, job.ds1, rows, job.n1,
+                           <float>job.alpha.real, job.accumulate)
+    elif job.type_num == cnp.NPY_FLOAT64:
+        _scale_copy[double](src, job.ss0, job.ss1, dst, job.ds0, job.ds1, rows, job.n1,
+                            job.alpha.real, job.accumulate)
+    elif job.type_num == cnp.NPY_COMPLEX64:
+        _scale_copy[complex64_t](src, job.ss0, job.ss1, dst, job.ds0, job.ds1, rows, job.n1,
+                                 <complex64_t>job.alpha, job.accumulate)
+    else:
+        _scale_copy[complex128_t](src, job.ss0, job.ss1, dst, job.ds0, job.ds1, rows,
+                                  job.n1, job.alpha, job.accumulate)
+
+
+cdef void _copy(const char* src, Py_ssize_t ss0, Py_ssize_t ss1, char* dst, Py_ssize_t ds0,
+                Py_ssize_t ds1, Py_ssize_t n0, Py_ssize_t n1, blas_t alpha, bint accumulate,
+                int threads) noexcept nogil:
+    """_scale_copy on `threads` threads, in blocks of rows (a copy of x or of the result
+    into or out of the workspace is a pass over memory that one core does not saturate;
+    left serial it caps the speed-up of a split product)."""
+    cdef CopyJob job
+    cdef Py_ssize_t want = <Py_ssize_t>threads * TASKS_PER_THREAD
+    if threads <= 1 or n0 < 2 * COPY_ROWS:
+        _scale_copy(src, ss0, ss1, dst, ds0, ds1, n0, n1, alpha, accumulate)
+        return
+    job.type_num = (cnp.NPY_FLOAT32 if blas_t is float else cnp.NPY_FLOAT64
+                    if blas_t is double else cnp.NPY_COMPLEX64
+                    if blas_t is complex64_t else cnp.NPY_COMPLEX128)
+    job.src = src
+    job.ss0 = ss0
+    job.ss1 = ss1
+    job.dst = dst
+    job.ds0 = ds0
+    job.ds1 = ds1
+    job.n0 = n0
+    job.n1 = n1
+    # Whole blocks of COPY_ROWS rows per task (_scale_copy's cache-line blocking).
+    job.rows_per_task = _round_up((n0 + want - 1) // want, COPY_ROWS)
+    job.alpha = alpha
+    job.accumulate = accumulate
+    pool_run(<int>((n0 + job.rows_per_task - 1) // job.rows_per_task), _copy_task, &job,
+             threads)
 
 
 cdef inline bint _own_step_run(const matkron_step_kernel* kernel, Py_ssize_t p,
@@ -571,7 +632,8 @@ cdef void _execute(const Factor* factors, int k, const Plan* plan, const Operand
         x_col.m = out_col.m = 1
         if plan.column_copy:
             # x in Fortran order at the head of the workspace.
-            _scale_copy(x.data, x.s0, x.s1, ws, itemsize, x.n * itemsize, x.n, m, one, False)
+            _copy(x.data, x.s0, x.s1, ws, itemsize, x.n * itemsize, x.n, m, one, False,
+                  threads)
             x_col.s0 = itemsize
             x_col.s1 = x.n * itemsize
         if threads > 1 and m >= 2 * threads:
@@ -607,7 +669,8 @@ cdef void _execute(const Factor* factors, int k, const Plan* plan, const Operand
                 return
         return
     if plan.nsteps == 0:
-        _scale_copy(x.data, x.s0, x.s1, out.data, out.s0, out.s1, x.n, m, alpha, accumulate)
+        _copy(x.data, x.s0, x.s1, out.data, out.s0, out.s1, x.n, m, alpha, accumulate,
+              threads)
         return
     for u in range(k):
         dims[u] = factors[u].q
@@ -618,11 +681,11 @@ cdef void _execute(const Factor* factors, int k, const Plan* plan, const Operand
                  0 if plan.x_c_kind or m == 1 else x.s1 // itemsize, xstr)
     else:
         if plan.x_c_kind:
-            _scale_copy(x.data, x.s0, x.s1, <char*>spare, m * itemsize, itemsize, x.n, m,
-                        one, False)
+            _copy(x.data, x.s0, x.s1, <char*>spare, m * itemsize, itemsize, x.n, m, one,
+                  False, threads)
         else:
-            _scale_copy(x.data, x.s0, x.s1, <char*>spare, itemsize, x.n * itemsize, x.n, m,
-                        one, False)
+            _copy(x.data, x.s0, x.s1, <char*>spare, itemsize, x.n * itemsize, x.n, m, one,
+                  False, threads)
         _strides(perm, perm, nmodes, dims, k, 0, xstr)
         src = spare
         spare = other
@@ -722,11 +785,11 @@ cdef void _execute(const Factor* factors, int k, const Plan* plan, const Operand
 
     if not plan.out_direct:
         if plan.out_c_kind:
-            _scale_copy(<char*>dst, m * itemsize, itemsize, out.data, out.s0, out.s1, out.n,
-                        m, one, accumulate)
+            _copy(<char*>dst, m * itemsize, itemsize, out.data, out.s0, out.s1, out.n, m,
+                  one, accumulate, threads)
         else:
-            _scale_copy(<char*>dst, itemsize, out.n * itemsize, out.data, out.s0, out.s1,
-                        out.n, m, one, accumulate)
+            _copy(<char*>dst, itemsize, out.n * itemsize, out.data, out.s0, out.s1, out.n, m,
+                  one, accumulate, threads)
 
 
 cdef void _dispatch(int type_num, const Factor* factors, int k, const Plan* plan,

@@ -88,11 +88,16 @@ def _blas_threads():
 
 def test_unpinned_restores_the_defaults_then_pins_again():
     before = _blas_threads()
-    with pinning.pinned(1):
-        assert set(_blas_threads().values()) == {1}
-        with pinning.unpinned():
-            assert _blas_threads() == before
-        assert set(_blas_threads().values()) == {1}
+    with matkron.threads(3):
+        with pinning.pinned(1):
+            assert set(_blas_threads().values()) == {1}
+            assert matkron.get_num_threads() == 1
+            with pinning.unpinned():
+                assert _blas_threads() == before
+                assert matkron.get_num_threads() == 3
+            assert set(_blas_threads().values()) == {1}
+            assert matkron.get_num_threads() == 1
+        assert matkron.get_num_threads() == 3
     assert _blas_threads() == before
 
 

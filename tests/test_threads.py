@@ -368,6 +368,26 @@ def test_threads_out_and_accumulate(layout, dtype, forced, rng):
         assert_product(out, terms[0][1], x, dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_threads_split_copies(layout, accumulate, dtype, forced, rng):
+    # Operands of 300 rows or more: the copies of x into the workspace and of the result
+    # out of it are split too (whole blocks of 64 rows per task, the last one short).
+    factors = make_factors(rng, [(3, 2), (13, 12), (11, 13)], dtype)
+    x = with_layout(random_array(rng, (2 * 12 * 13, 7), dtype), layout)
+    start = with_layout(random_array(rng, (3 * 13 * 11, 7), dtype), layout)
+    terms = ((0.5, tuple(factors)),)
+    expected = 0.5 * kron_dense(factors) @ x + (start if accumulate else 0)
+    bound = 0.5 * kron_abs_dense(factors) @ np.abs(x) + np.abs(start)
+    for t in (1,) + THREAD_COUNTS:
+        forced(t)
+        out = start.copy(order="K") if layout != "strided" else with_layout(start.copy(), layout)
+        _kron_cy.kron_apply(terms, x, out, accumulate)
+        assert_allclose_bound(out, expected, bound, dtype)
+        assert_product(matkron.kron_matvec(factors, x), factors, x, dtype)
+
+
 @pytest.mark.parametrize("dtype", [np.dtype("float64"), np.dtype("complex64")], ids=str)
 def test_threads_sum_of_kron_and_kronsum(dtype, forced, rng):
     A, B, C, D = (random_array(rng, s, dtype) for s in [(7, 7), (9, 9), (7, 7), (9, 9)])

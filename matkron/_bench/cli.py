@@ -73,8 +73,8 @@ def _parser():
     )
     bench.add_argument(
         "--threads", type=_positive(int), default=1, metavar="N",
-        help="BLAS threads, pinned with threadpoolctl for NumPy's and SciPy's BLAS "
-        "(default: 1)",
+        help="threads, pinned with threadpoolctl for NumPy's and SciPy's BLAS and with "
+        "matkron.threads for matkron's own (default: 1)",
     )
     bench.add_argument(
         "--repeat", type=_positive(int), metavar="N",

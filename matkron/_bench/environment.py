@@ -93,8 +93,9 @@ def describe(threads):
             f"threadpoolctl {threadpoolctl.__version__}"
         ),
         *_peak(),
-        f"threads    BLAS pinned to {threads}: threadpoolctl.threadpool_limits(limits={threads}); "
-        f"matkron's own: {features.num_threads()} (matkron.get_num_threads())",
+        f"threads    pinned to {threads}: the BLAS pools (threadpoolctl.threadpool_limits"
+        f"(limits={threads})) and matkron's own (matkron.threads({threads}); "
+        f"matkron.get_num_threads() = {features.num_threads()})",
     ]
     for info in threadpoolctl.threadpool_info():
         # The kernel (OpenBLAS's architecture: the one it runs on this CPU, or the one

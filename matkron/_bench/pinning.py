@@ -5,14 +5,16 @@ import os
 
 from threadpoolctl import ThreadpoolController, threadpool_info, threadpool_limits
 
+import matkron
+
 __all__ = ["XLA_FLAGS", "defaults", "pinned", "unpinned"]
 
 # Single-threaded XLA on CPU (JAX's, and pykronecker's through it): set in the environment
 # before JAX is first imported, ``os.environ.setdefault("XLA_FLAGS", XLA_FLAGS)``.
 XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
-# The thread count of every pool (by library file) as the innermost pinned() found it, and
-# the CPUs the process could use then: what unpinned() restores.
+# The thread count of every pool (by library file) as the innermost pinned() found it, the
+# CPUs the process could use then, and matkron's own thread count: what unpinned() restores.
 _DEFAULTS = []
 
 
@@ -25,7 +27,8 @@ def pinned(threads, one_cpu=False):
     threads : int
         The thread count of every pool loaded at entry, BLAS and OpenMP alike, set with
         :func:`threadpoolctl.threadpool_limits` (NumPy and SciPy each ship their own
-        OpenBLAS; both are limited). Load a suite's modules and peers before entering.
+        OpenBLAS; both are limited), and of matkron's own (:func:`matkron.threads`). Load
+        a suite's modules and peers before entering.
     one_cpu : bool, optional
         With one thread, also pin the process to the lowest CPU it may use
         (:func:`os.sched_setaffinity`, where the platform has it); threads started in the
@@ -46,10 +49,11 @@ def pinned(threads, one_cpu=False):
     pin = one_cpu and threads == 1 and hasattr(os, "sched_getaffinity")
     cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     _DEFAULTS.append(({info["filepath"]: info["num_threads"] for info in threadpool_info()},
-                      cpus))
+                      cpus, matkron.get_num_threads()))
     with contextlib.ExitStack() as stack:
         stack.callback(_DEFAULTS.pop)
         stack.enter_context(threadpool_limits(limits=threads))
+        stack.enter_context(matkron.threads(threads))
         previous = os.sched_getaffinity(0) if pin else None
         if previous is not None:
             os.sched_setaffinity(0, {min(previous)})
@@ -73,9 +77,9 @@ def defaults():
 def unpinned():
     """Switch :func:`pinned` off for the block: the pools and CPUs as the process had them.
 
-    Inside :func:`pinned`, every pool gets back the thread count it had before (see
-    :func:`defaults`) and the process every CPU it could use; both are pinned again after
-    the block. Outside :func:`pinned`, nothing changes.
+    Inside :func:`pinned`, every pool (matkron's own included) gets back the thread count
+    it had before (see :func:`defaults`) and the process every CPU it could use; all are
+    pinned again after the block. Outside :func:`pinned`, nothing changes.
 
     Examples
     --------
@@ -85,9 +89,10 @@ def unpinned():
     if not _DEFAULTS:
         yield
         return
-    counts, cpus = _DEFAULTS[-1]
+    counts, cpus, own = _DEFAULTS[-1]
     controller = ThreadpoolController()
     with contextlib.ExitStack() as stack:
+        stack.enter_context(matkron.threads(own))
         for filepath, count in counts.items():
             selected = controller.select(filepath=filepath)
             if selected.lib_controllers:
