@@ -43,6 +43,14 @@ def calibrate(timer, min_time):
 # Calls shorter than this get an untimed warm-up call before each sample (see measure).
 WARM_UP_BELOW_S = 0.05
 
+# Untimed calls of each statement before its samples, so that matkron's measuring planner
+# has settled the plans of its products (it times one candidate per call, at most 13 calls
+# per product) and the samples see the steady state; the calls stop early when they take
+# longer than SETTLE_BUDGET_S together. The first calls' cost is reported apart (the
+# planning columns of the kron suite).
+SETTLE_CALLS = 16
+SETTLE_BUDGET_S = 3.0
+
 
 def measure(statements, namespace, repeat, min_time):
     """Median time per call of each statement, the statements interleaved.
@@ -67,7 +75,9 @@ def measure(statements, namespace, repeat, min_time):
 
     Notes
     -----
-    Each round takes one sample of every statement, starting one statement later than the
+    Each statement first runs :data:`SETTLE_CALLS` untimed calls (within
+    :data:`SETTLE_BUDGET_S`), so matkron's measuring planner has chosen its plans. Each
+    round takes one sample of every statement, starting one statement later than the
     round before, so slow drifts of the machine (frequency, other load) hit all statements
     alike. One untimed call precedes each sample (of calls under
     :data:`WARM_UP_BELOW_S`), so a sample sees the caches and the allocator as the
@@ -83,6 +93,8 @@ def measure(statements, namespace, repeat, min_time):
     ['max', 'sum']
     """
     timers = {name: timeit.Timer(stmt, globals=namespace) for name, stmt in statements.items()}
+    for timer in timers.values():
+        _settle(timer)
     numbers = {name: calibrate(timer, min_time) for name, timer in timers.items()}
     samples = {name: [] for name in timers}
     names = list(timers)
@@ -94,6 +106,16 @@ def measure(statements, namespace, repeat, min_time):
             elapsed = timers[name].timeit(numbers[name])
             samples[name].append(elapsed / numbers[name])
     return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def _settle(timer):
+    """Run SETTLE_CALLS untimed calls of `timer`'s statement, or fewer when they take longer
+    than SETTLE_BUDGET_S."""
+    spent = 0.0
+    for _ in range(SETTLE_CALLS):
+        spent += timer.timeit(1)
+        if spent > SETTLE_BUDGET_S:
+            return
 
 
 def _call(func):
