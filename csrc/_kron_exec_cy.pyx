@@ -179,6 +179,40 @@ cdef inline bint _own_step_run(const matkron_step_kernel* kernel, Py_ssize_t p,
                        pack_size) == 0
 
 
+cdef inline int _normal_geometry(const Py_ssize_t* dims, const Py_ssize_t* xstr,
+                                 const Py_ssize_t* ystr, int nmodes, int j, Py_ssize_t p,
+                                 Py_ssize_t q, Py_ssize_t* width, Py_ssize_t* ldx,
+                                 Py_ssize_t* ldy) noexcept nogil:
+    """The GEMMs of a normal step along mode j: `width` (the GEMM's columns for j = 0, its
+    rows L for j > 0), the leading dimensions, and the first mode walked by index
+    arithmetic (returned), shared by the serial and the split executor."""
+    cdef int u, first_outer
+    cdef Py_ssize_t cols = 1, L = 1
+    if j == 0:
+        # Merge the following modes into GEMM columns while both tensors stay contiguous.
+        first_outer = 1
+        if nmodes > 1:
+            cols = dims[1]
+            while (first_outer + 1 < nmodes
+                   and xstr[first_outer + 1] == xstr[first_outer] * dims[first_outer]
+                   and ystr[first_outer + 1] == ystr[first_outer] * dims[first_outer]):
+                first_outer += 1
+                cols *= dims[first_outer]
+            first_outer += 1
+        width[0] = cols
+        ldx[0] = xstr[1] if cols > 1 else q
+        ldy[0] = ystr[1] if cols > 1 else p
+    else:
+        for u in range(j):
+            L *= dims[u]
+        first_outer = j + 1
+        width[0] = L
+        # A single column has no column stride: BLAS still wants ld >= rows.
+        ldx[0] = xstr[j] if q > 1 else L
+        ldy[0] = ystr[j] if p > 1 else L
+    return first_outer
+
+
 cdef bint _apply_normal(const Factor* f, const blas_t* x, const Py_ssize_t* xstr,
                         blas_t* y, const Py_ssize_t* ystr, const Py_ssize_t* dims,
                         int nmodes, int j, blas_t alpha, blas_t beta,
@@ -195,26 +229,8 @@ cdef bint _apply_normal(const Factor* f, const blas_t* x, const Py_ssize_t* xstr
     cdef char flipped = c'T' if f.trans == c'N' else c'N'
     cdef Py_ssize_t L = 1, cols = 1, n_outer = 1, r, rem, c, off_x, off_y, ldx, ldy
     cdef int u, first_outer
-    if j == 0:
-        # Merge the following modes into GEMM columns while both tensors stay contiguous.
-        first_outer = 1
-        if nmodes > 1:
-            cols = dims[1]
-            while (first_outer + 1 < nmodes
-                   and xstr[first_outer + 1] == xstr[first_outer] * dims[first_outer]
-                   and ystr[first_outer + 1] == ystr[first_outer] * dims[first_outer]):
-                first_outer += 1
-                cols *= dims[first_outer]
-            first_outer += 1
-        ldx = xstr[1] if cols > 1 else q
-        ldy = ystr[1] if cols > 1 else p
-    else:
-        for u in range(j):
-            L *= dims[u]
-        first_outer = j + 1
-        # A single column has no column stride: BLAS still wants ld >= rows.
-        ldx = xstr[j] if q > 1 else L
-        ldy = ystr[j] if p > 1 else L
+    first_outer = _normal_geometry(dims, xstr, ystr, nmodes, j, p, q,
+                                   &cols if j == 0 else &L, &ldx, &ldy)
     for u in range(first_outer, nmodes):
         n_outer *= dims[u]
     for r in range(n_outer):
@@ -456,18 +472,9 @@ cdef bint _split_step(const Factor* fac, char variant, const blas_t* x, const Py
         job.packed[u] = 0
     job.K = q
     if variant == NORMAL:
+        first_outer = _normal_geometry(dims, xstr, ystr, nmodes, j, p, q,
+                                       &cols if j == 0 else &L, &ldx, &ldy)
         if j == 0:
-            first_outer = 1
-            if nmodes > 1:
-                cols = dims[1]
-                while (first_outer + 1 < nmodes
-                       and xstr[first_outer + 1] == xstr[first_outer] * dims[first_outer]
-                       and ystr[first_outer + 1] == ystr[first_outer] * dims[first_outer]):
-                    first_outer += 1
-                    cols *= dims[first_outer]
-                first_outer += 1
-            ldx = xstr[1] if cols > 1 else q
-            ldy = ystr[1] if cols > 1 else p
             # Y(p, cols) = F @ X(q, cols); the kernel's columns are the GEMM's.
             job.ta, job.tb, job.M, job.N = fac.trans, c'N', p, <blas_int>cols
             job.a, job.lda = fac.data, fac.ld
@@ -476,11 +483,6 @@ cdef bint _split_step(const Factor* fac, char variant, const blas_t* x, const Py
             job.x_sk, job.x_sr, job.y_si, job.y_sr = 1, ldx, 1, ldy
             job.split_dim = 2 if own or cols >= p else 1
         else:
-            for u in range(j):
-                L *= dims[u]
-            first_outer = j + 1
-            ldx = xstr[j] if q > 1 else L
-            ldy = ystr[j] if p > 1 else L
             # Y(L, p) = X(L, q) @ F.T; the kernel's columns are the GEMM's rows.
             job.ta, job.tb, job.M, job.N = c'N', flipped, <blas_int>L, p
             job.a, job.lda = <const char*>x, <blas_int>_max(ldx, 1)
