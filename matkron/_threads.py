@@ -45,16 +45,23 @@ def _checked_count(n, name="n"):
 
 
 def _default_count():
-    """MATKRON_NUM_THREADS when set (a warning and the cores when it is not a count >= 1),
-    else the cores available to the process."""
-    value = os.environ.get(_ENVIRONMENT_VARIABLE, "").strip()
-    if value:
+    """MATKRON_NUM_THREADS when set, else OMP_NUM_THREADS when set (a warning, and the next
+    choice, for a value that is not a count >= 1), else the cores available to the process.
+
+    OMP_NUM_THREADS is honoured as numexpr honours it: it is how job schedulers and Dask's
+    nanny (which starts workers with OMP_NUM_THREADS=1) keep a process's thread pools within
+    the cores it was given.
+    """
+    for variable in (_ENVIRONMENT_VARIABLE, "OMP_NUM_THREADS"):
+        value = os.environ.get(variable, "").strip()
+        if not value:
+            continue
         try:
-            return _checked_count(int(value), _ENVIRONMENT_VARIABLE)
+            return _checked_count(int(value), variable)
         except (TypeError, ValueError):
             warnings.warn(
-                f"{_ENVIRONMENT_VARIABLE} must be an integer number of threads >= 1; got "
-                f"{value!r}, so matkron uses the {_available_cores()} available cores",
+                f"{variable} must be an integer number of threads >= 1; got {value!r}, so "
+                "matkron ignores it",
                 RuntimeWarning,
                 stacklevel=3,
             )
@@ -82,9 +89,10 @@ def set_num_threads(n: int) -> None:
 
     Notes
     -----
-    The default is the number of cores available to the process
-    (``os.sched_getaffinity``, else ``os.cpu_count()``), or the value of the environment
-    variable ``MATKRON_NUM_THREADS`` when it is set at import.
+    The default is the value of the environment variable ``MATKRON_NUM_THREADS`` when it
+    is set at import, else that of ``OMP_NUM_THREADS`` (as numexpr reads it; Dask's
+    workers start with it at 1), else the number of cores available to the process
+    (``os.sched_getaffinity``, else ``os.cpu_count()``).
 
     The setting is process-wide, as threadpoolctl's limits are. It is an upper bound:
     products too small to gain from more threads run on one (the threshold is measured on

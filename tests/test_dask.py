@@ -405,6 +405,8 @@ def test_distributed_workers_run_blas_on_one_thread(client):
         assert {info["num_threads"] for info in infos if info["user_api"] == "blas"} == {1}
     infos = client.submit(threadpoolctl.threadpool_info, pure=False).result()  # in a task
     assert {info["num_threads"] for info in infos if info["user_api"] == "blas"} == {1}
+    # Nor matkron's own pool (it reads the OMP_NUM_THREADS=1 the nanny sets).
+    assert set(client.run(matkron.get_num_threads).values()) == {1}
 
 
 def test_vector_sharded_across_workers(client):

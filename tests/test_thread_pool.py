@@ -309,10 +309,13 @@ def test_threads_block_restores():
 _COUNT_SCRIPT = "import matkron; print(matkron.get_num_threads())"
 
 
-def _count_in_subprocess(value):
-    env = {k: v for k, v in os.environ.items() if k != "MATKRON_NUM_THREADS"}
+def _count_in_subprocess(value, omp=None):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MATKRON_NUM_THREADS", "OMP_NUM_THREADS")}
     if value is not None:
         env["MATKRON_NUM_THREADS"] = value
+    if omp is not None:
+        env["OMP_NUM_THREADS"] = omp
     out, err = _run_script(_COUNT_SCRIPT, env)
     return int(out), err
 
@@ -330,3 +333,14 @@ def test_environment_variable():
         count, err = _count_in_subprocess(bad)
         assert count == cores
         assert "RuntimeWarning: MATKRON_NUM_THREADS must be an integer number of threads" in err
+
+
+def test_omp_num_threads_is_the_fallback():
+    # As numexpr: MATKRON_NUM_THREADS first, then OMP_NUM_THREADS (Dask's nanny starts
+    # workers with OMP_NUM_THREADS=1), then the cores.
+    cores = _count_in_subprocess(None)[0]
+    assert _count_in_subprocess(None, omp="1")[0] == 1
+    assert _count_in_subprocess("3", omp="1")[0] == 3
+    count, err = _count_in_subprocess(None, omp="lots")
+    assert count == cores
+    assert "RuntimeWarning: OMP_NUM_THREADS must be an integer number of threads" in err
