@@ -39,7 +39,6 @@ from _blas cimport (
 )
 from _blas_int cimport blas_int
 from _interrupt cimport Watch, gemm_watched, raise_pending, watch_start, watch_tick
-from matkron._threads_cy cimport blas_serial_enter, blas_serial_leave
 
 import threading
 
@@ -546,12 +545,9 @@ def execute(tuple mats, cnp.ndarray steps, cnp.ndarray out, cnp.ndarray workspac
                                  "the dtype of out")
         watch_start(&watch, _main_thread)
         with nogil:
-            # SciPy's BLAS on one thread while matkron calls it (matkron._threads).
-            blas_serial_enter()
             need = _execute(type_num, itemsize, vals, <Py_ssize_t*>cnp.PyArray_DATA(steps),
                             k, &o, cnp.PyArray_BYTES(workspace),
                             cnp.PyArray_NBYTES(workspace), <Py_ssize_t*>(vals + k), &watch)
-            blas_serial_leave()
     finally:
         free(vals)
     if watch.stopped:
@@ -656,17 +652,13 @@ def multi_dot_fast(object arrays):
     if status:
         raise MemoryError()
     with nogil:
-        blas_serial_enter()
         need = _execute(type_num, itemsize, vals, steps, k, &o, <char*>stack_ws,
                         sizeof(stack_ws), ints, &watch)
-        blas_serial_leave()
     if need:
         ws = <cnp.ndarray>_workspace(need)
         with nogil:
-            blas_serial_enter()
             _execute(type_num, itemsize, vals, steps, k, &o, cnp.PyArray_BYTES(ws), need, ints,
                      &watch)
-            blas_serial_leave()
     if watch.stopped:
         raise_pending()
     if ndim == 0:

@@ -21,7 +21,6 @@ from scipy.linalg cimport cython_lapack
 from _blas cimport blas_t, complex64_t, complex128_t, gemm, is_blas_array
 from _blas_int cimport blas_int
 from _interrupt cimport Watch, raise_pending, watch_start, watch_tick
-from matkron._threads_cy cimport blas_serial_enter, blas_serial_leave
 
 import threading
 
@@ -333,8 +332,6 @@ def expm_frechet(cnp.ndarray A, cnp.ndarray E, cnp.ndarray out):
     watch_start(&watch, _main_thread)
     try:
         with nogil:
-            # SciPy's BLAS and LAPACK on one thread while matkron calls them.
-            blas_serial_enter()
             if type_num == cnp.NPY_FLOAT32:
                 info = _run(m, k, idx, s, chunk, <const float*>a, <const float*>e, <float*>o,
                             <float*>ws, ipiv, &watch)
@@ -348,7 +345,6 @@ def expm_frechet(cnp.ndarray A, cnp.ndarray E, cnp.ndarray out):
                 info = _run(m, k, idx, s, chunk, <const complex128_t*>a,
                             <const complex128_t*>e, <complex128_t*>o, <complex128_t*>ws, ipiv,
                             &watch)
-            blas_serial_leave()
     finally:
         free(ws)
         free(ipiv)

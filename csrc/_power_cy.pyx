@@ -40,7 +40,6 @@ from _blas cimport (
 )
 from _blas_int cimport blas_int
 from _interrupt cimport Watch, gemm_watched, raise_pending, watch_start
-from matkron._threads_cy cimport blas_serial_enter, blas_serial_leave
 
 import threading
 
@@ -410,10 +409,7 @@ cdef class PowerPlan:
             ws = cnp.PyArray_BYTES(heap_ws)
         watch_start(&watch, _main_thread)
         with nogil:
-            # SciPy's BLAS on one thread while matkron calls it (matkron._threads).
-            blas_serial_enter()
             _run_any(self.type_num, &self.plan, xd, od, r, ws, &watch)
-            blas_serial_leave()
         if watch.stopped:
             raise_pending()
         return 0
