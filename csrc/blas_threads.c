@@ -29,14 +29,19 @@ static const char *setter_name = "";
 static const char *getter_name = "";
 static int depth;  /* guard nesting, under `lock` */
 static int saved;  /* the count the first entrant found */
+static int owed;   /* a count to put back: a fork happened inside a guarded region */
 
 /* fork() while another thread holds `lock` must not leave it locked in the child, where
- * no matkron region runs (a count the parent's region had set to 1 stays 1 there). */
+ * no matkron region runs. A fork inside a region leaves the child's BLAS at the 1 the
+ * region set: the child owes the saved count back, and restores it at its first guard
+ * (not in the fork handler, where calling into the BLAS is not safe). */
 static void before_fork(void) { pthread_mutex_lock(&lock); }
 static void after_fork_parent(void) { pthread_mutex_unlock(&lock); }
 static void after_fork_child(void)
 {
     pthread_mutex_init(&lock, NULL);
+    if (depth > 0 && saved > 1)
+        owed = saved;
     depth = 0;
 }
 
@@ -93,8 +98,12 @@ int matkron_blas_serial_enter(void)
     pthread_mutex_lock(&lock);
     int d = ++depth;
     if (d == 1 && get_threads != NULL) {
+        if (owed > 1 && get_threads() == 1)
+            set_threads(owed);
+        owed = 0;
+        /* A count below 1 is no count (BLIS with its BLIS_*_NT ways set): left alone. */
         saved = get_threads();
-        if (saved != 1)
+        if (saved > 1)
             set_threads(1);
     }
     pthread_mutex_unlock(&lock);
