@@ -527,10 +527,11 @@ cdef enum:
     PLAN_CACHE_SETS = 64
     PLAN_CACHE_SLOTS = PLAN_CACHE_WAYS * PLAN_CACHE_SETS
     PLAN_KEY_LEN = 3 * MAX_FACTORS + 7
-    MAX_KEY_THREADS = 256        # matkron's threads in a key (the pool's MATKRON_POOL_MAX_THREADS)
+    MAX_KEY_THREADS = 64         # a product uses at most 64 threads (the executor's cap)
     MAX_CANDIDATES = 6           # the estimate and the best alternatives by estimate
     TIMINGS = 2                  # timings of each candidate; the minimum counts
     MEASURE_SESSIONS = 16        # keys being measured at once
+    STALE_USES = 64              # planner calls after which an unused session is taken over
     # States of a cache entry, by what eviction spares last (see _victim).
     ENTRY_EMPTY = 0
     ENTRY_FINAL = 1              # the estimate, not measured (small, forced or no choice)
@@ -601,6 +602,12 @@ cdef int _plan_key(const Factor* factors, int k, Py_ssize_t m, Py_ssize_t n_out,
         key[n + 2] = factors[i].data == NULL
         n += 3
     return n
+
+
+cdef inline int _key_threads() noexcept nogil:
+    """matkron's thread count as a product can use it (the key of its measured times)."""
+    cdef int n = num_threads()
+    return n if n < MAX_KEY_THREADS else MAX_KEY_THREADS
 
 
 cdef inline Py_ssize_t _itemsize(int type_num) noexcept nogil:
@@ -701,6 +708,10 @@ cdef void _consider(const Plan* trial, Py_ssize_t m, Plan* cands, int* n) noexce
     cdef double cost = _total_cost(trial, m)
     if trial.cost < 0:
         return
+    # A new 2-D result keeps the memory order of the estimate's: the order of what a call
+    # returns does not depend on which candidate a measuring call runs.
+    if m > 1 and trial.out_c_kind != cands[0].out_c_kind:
+        return
     for i in range(n[0]):
         if _same_plan(trial, &cands[i]):
             return
@@ -776,6 +787,18 @@ cdef int _candidates(const Factor* factors, int k, const Operand* x, const Opera
     return n
 
 
+cdef void _abandon(int slot) noexcept:
+    """Put the key being measured in `slot` back to its estimate and free its session; its
+    candidates still running are not recorded (a new generation)."""
+    global _generation
+    cdef CachedPlan* entry = &_plan_cache[slot]
+    _sessions[entry.session].slot = -1
+    entry.session = -1
+    entry.state = ENTRY_ESTIMATED
+    _generation += 1
+    entry.generation = _generation
+
+
 cdef void _start_measuring(int slot, const Factor* factors, int k, const Operand* x,
                            const Operand* out, int flags, Py_ssize_t itemsize,
                            const matkron_step_kernel* kernel) noexcept:
@@ -787,7 +810,18 @@ cdef void _start_measuring(int slot, const Factor* factors, int k, const Operand
         if _sessions[s].slot < 0:
             break
     else:
-        return      # all sessions busy: the key stays estimated, and is measured later
+        # All sessions busy: take over the one whose key has gone longest unused, if no
+        # call has asked for it in STALE_USES planner calls (a key measured in a loop with
+        # others keeps its session; one left half measured does not hold it for ever).
+        s = -1
+        for i in range(MEASURE_SESSIONS):
+            if (_uses - _plan_cache[_sessions[i].slot].used > STALE_USES
+                    and (s < 0 or _plan_cache[_sessions[i].slot].used
+                         < _plan_cache[_sessions[s].slot].used)):
+                s = i
+        if s < 0:
+            return  # the key stays estimated, and is measured later
+        _abandon(_sessions[s].slot)
     session = &_sessions[s]
     session.ncand = _candidates(factors, k, x, out, flags, itemsize, kernel, &entry.plan,
                                 session.cand)
@@ -821,7 +855,7 @@ cdef void plan_product(const Factor* factors, int k, const Operand* x, const Ope
     cdef CachedPlan* entry
     cdef Session* session
     n = _plan_key(factors, k, x.m, x.n if out == NULL else out.n, flags, type_num, kernel,
-                  num_threads(), key)
+                  _key_threads(), key)
     slot = _lookup(key, n)
     _uses += 1
     if slot >= 0:
@@ -859,7 +893,7 @@ cdef void inspect_plan(const Factor* factors, int k, const Operand* x, const Ope
     cdef const matkron_step_kernel* kernel = _kernel_for(type_num)
     cdef int flags = _layout_flags(x, out, itemsize), n, slot
     n = _plan_key(factors, k, x.m, x.n if out == NULL else out.n, flags, type_num, kernel,
-                  num_threads(), key)
+                  _key_threads(), key)
     slot = _lookup(key, n)
     if slot >= 0:
         plan[0] = _plan_cache[slot].plan
@@ -1070,6 +1104,10 @@ def _field(dict e, str name, kind):
     if type(value) is not kind:
         raise ValueError(f"wisdom entry: {name!r} must be of type {kind.__name__}; "
                          f"got {value!r}")
+    # Checked while a Python int: the C fields it goes into are at most 32 bits.
+    if kind is int and not -BLAS_INT_MAX <= value <= BLAS_INT_MAX:
+        raise ValueError(f"wisdom entry: {name!r} must be an integer of at most "
+                         f"{BLAS_INT_MAX} in magnitude; got {value!r}")
     return value
 
 

@@ -266,6 +266,8 @@ def import_wisdom(wisdom: str) -> int:
         data = json.loads(wisdom)
     except json.JSONDecodeError as e:
         raise ValueError(f"wisdom is not JSON: {e}") from None
+    except RecursionError:
+        raise ValueError("wisdom is not matkron wisdom: its JSON nests too deeply") from None
     if not isinstance(data, dict) or data.get("format") != _FORMAT:
         raise ValueError(f'wisdom is not matkron wisdom: no "format": {_FORMAT!r} field')
     if data.get("version") != _FORMAT_VERSION:

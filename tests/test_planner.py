@@ -287,6 +287,11 @@ def test_wisdom_round_trip_in_process(rng, measure_all):
         ),
         (lambda d: json.dumps({**d, "plans": [{**d["plans"][0], "rows": 5}]}), "'rows'"),
         (lambda d: json.dumps({**d, "plans": [{**d["plans"][0], "threads": 0}]}), "'threads'"),
+        (lambda d: json.dumps({**d, "plans": [{**d["plans"][0], "columns": 2**70}]}),
+         "'columns' must be an integer of at most"),
+        (lambda d: json.dumps({**d, "plans": [{**d["plans"][0], "flags": -(2**40)}]}),
+         "'flags' must be an integer of at most"),
+        (lambda d: "[" * 100000 + "]" * 100000, "nests too deeply"),
     ],
     ids=[
         "text",
@@ -301,6 +306,9 @@ def test_wisdom_round_trip_in_process(rng, measure_all):
         "variant-range",
         "rows_out",
         "threads",
+        "columns-huge",
+        "flags-huge",
+        "deep",
     ],
 )
 def test_malformed_wisdom_raises(change, message, rng, measure_all):
@@ -372,3 +380,31 @@ def test_plans_are_kept_per_thread_count(rng, measure_all):
     after = _stats()
     assert after["measured"] == before["measured"] == 1
     assert sum(after.values()) == sum(before.values()) + 1
+
+
+def test_abandoned_measurements_do_not_stop_measuring(rng, measure_all):
+    # More keys left half measured than there are sessions (16): once they have gone
+    # unused for a while, a new key takes a session over and is measured.
+    spec = ((5, 6), (4, 3))
+    for p in range(3, 3 + 20):
+        factors = [random_array(rng, (p, 6), np.float64), random_array(rng, (4, 3), np.float64)]
+        x = random_array(rng, (18, 2), np.float64)
+        for _ in range(2):
+            matkron.kron_matvec(factors, x)
+    assert _stats()["measuring"] == 16
+    factors = make_factors(rng, spec, np.float64)
+    x = random_array(rng, (18, 3), np.float64)
+    for _ in range(100):
+        assert_product(matkron.kron_matvec(factors, x), factors, x, np.dtype("float64"))
+    assert _stats()["measured"] >= 1
+    assert _stats()["measuring"] <= 16
+
+
+def test_new_result_order_fixed_while_measuring(rng, measure_all):
+    # Every call of a key returns its result in one memory order, whichever candidate ran.
+    for spec in [((6, 5), (7, 4)), ((3, 4), (5, 2), (4, 4))]:
+        factors = make_factors(rng, spec, np.float64)
+        for layout in ("C", "F"):
+            x = with_layout(random_array(rng, (columns(spec), 5), np.float64), layout)
+            orders = {matkron.kron_matvec(factors, x).flags.c_contiguous for _ in range(15)}
+            assert len(orders) == 1
