@@ -20,6 +20,9 @@ from . import _threads_cy
 __all__ = ["blas_info", "get_num_threads", "set_num_threads", "threads"]
 
 _ENVIRONMENT_VARIABLE = "MATKRON_NUM_THREADS"
+# The largest count accepted (a C int); a product uses at most 64 threads however many are
+# allowed, and never more than the cores available.
+_MAX_COUNT = 2**31 - 1
 
 
 def _available_cores():
@@ -39,8 +42,10 @@ def _checked_count(n, name="n"):
         raise TypeError(
             f"{name} must be an integer number of threads >= 1; got {type(n).__name__} {n!r}"
         ) from None
-    if count < 1:
-        raise ValueError(f"{name} must be an integer number of threads >= 1; got {count}")
+    if not 1 <= count <= _MAX_COUNT:
+        raise ValueError(
+            f"{name} must be an integer number of threads from 1 to {_MAX_COUNT}; got {count}"
+        )
     return count
 
 

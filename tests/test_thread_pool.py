@@ -221,6 +221,35 @@ def test_blas_guard_leaves_a_count_changed_meanwhile():
     assert _blas_threads() == _threads_cy._blas_get_num_threads()
 
 
+_FORK_IN_GUARD = """
+import os, sys
+from threadpoolctl import threadpool_limits
+import matkron
+from matkron import _threads_cy
+with threadpool_limits(2, user_api="blas"):
+    _threads_cy._blas_serial_enter()          # a region in progress in the parent
+    pid = os.fork()
+    if pid == 0:
+        ok = _threads_cy._blas_get_num_threads() == 1   # what the fork left
+        _threads_cy._blas_serial_enter()      # the child's first region pays the count back
+        ok = ok and _threads_cy._blas_get_num_threads() == 1
+        _threads_cy._blas_serial_leave()
+        ok = ok and _threads_cy._blas_get_num_threads() == 2
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    _threads_cy._blas_serial_leave()
+    assert _threads_cy._blas_get_num_threads() == 2
+print(os.waitstatus_to_exitcode(status))
+"""
+
+
+@needs_blas_setter
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() on this platform")
+def test_fork_inside_a_guarded_region_gets_its_count_back():
+    out, _ = _run_script(_FORK_IN_GUARD, dict(os.environ))
+    assert out.strip() == "0"
+
+
 @needs_blas_setter
 def test_blas_guard_concurrent_entrants():
     # Eight threads enter and leave in every interleaving their scheduling produces; inside,
@@ -282,11 +311,13 @@ def test_non_integers_rejected(bad):
             call(bad)
 
 
-@pytest.mark.parametrize("bad", [0, -1, np.int32(-4)])
-def test_counts_below_one_rejected(bad):
+@pytest.mark.parametrize("bad", [0, -1, np.int32(-4), 2**31, 10**30])
+def test_counts_out_of_range_rejected(bad):
     matkron.set_num_threads(2)
     for call in (matkron.set_num_threads, matkron.threads):
-        with pytest.raises(ValueError, match=rf"^n must be .* >= 1; got {int(bad)}$"):
+        with pytest.raises(ValueError,
+                           match=rf"^n must be an integer number of threads from 1 to "
+                                 rf"2147483647; got {int(bad)}$"):
             call(bad)
     assert matkron.get_num_threads() == 2
 
@@ -329,7 +360,7 @@ def test_environment_variable():
     assert _count_in_subprocess("3")[0] == 3
     assert _count_in_subprocess(" 1 ")[0] == 1
     cores = _count_in_subprocess(None)[0]
-    for bad in ("0", "two", "1.5"):
+    for bad in ("0", "two", "1.5", "3000000000"):
         count, err = _count_in_subprocess(bad)
         assert count == cores
         assert "RuntimeWarning: MATKRON_NUM_THREADS must be an integer number of threads" in err

@@ -27,6 +27,7 @@ from .conftest import (
     make_factors,
     operand_shape,
     random_array,
+    rows,
     to_dense,
     with_layout,
 )
@@ -463,3 +464,41 @@ def test_scipy_blas_thread_count_unchanged(tmp_path):
     # set by threadpoolctl) is the same after products, split or not.
     pytest.importorskip("threadpoolctl")
     _run_script(_BLAS_COUNT_SCRIPT, tmp_path)
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+def test_threads_by_column_plans(layout, forced, rng):
+    # The measuring planner runs its candidates, among them columns one at a time (with x
+    # copied first when BLAS cannot read it), on 2 and 4 forced threads: each run's result
+    # is checked, accumulated terms included.
+    from matkron import _kron_plan_cy
+
+    old = _kron_plan_cy._set_measure_threshold(0.0)
+    matkron.forget_wisdom()
+    try:
+        with matkron.planner("measure"):
+            for t in THREAD_COUNTS:
+                forced(t)
+                for spec in ([(6, 5), (7, 4)], [(3, 4), (5, 2), (4, 4)]):
+                    factors = make_factors(rng, spec, np.float64)
+                    x = _operand(rng, spec, layout, np.float64, m=9)
+                    seen_by_column = False
+                    for _ in range(15):
+                        assert_product(matkron.kron_matvec(factors, x), factors, x,
+                                       np.dtype("float64"))
+                        cands, _ = _kron_plan_cy._last_measurement()
+                        seen_by_column |= any(c["by_column"] for c in cands)
+                    assert seen_by_column
+                    start = random_array(rng, (rows(spec), 9), np.float64)
+                    for accumulate in (False, True):
+                        out = start.copy(order="F")
+                        terms = ((1.0, tuple(factors)),)
+                        for _ in range(15):
+                            out[...] = start
+                            _kron_cy.kron_apply(terms, x, out, accumulate)
+                            expected = kron_dense(factors) @ x + (start if accumulate else 0)
+                            np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+                matkron.forget_wisdom()
+    finally:
+        _kron_plan_cy._set_measure_threshold(old)
+        matkron.forget_wisdom()
