@@ -76,6 +76,13 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+static void noop_task(void *ctx, int task, int thread)
+{
+    (void)ctx;
+    (void)task;
+    (void)thread;
+}
+
 static int calibrate_locked(void)
 {
     if (probe_fn == NULL)
@@ -83,6 +90,10 @@ static int calibrate_locked(void)
     double times[HANDOFF_REPEATS];
     struct timespec pause = {0, SLEEP_NS};
     atomic_int started;
+    /* Without a worker (none could be created, or the pool is in use) the hand-off tasks
+     * would run inline and task 0 would wait WAIT_NS for a task 1 queued behind it. */
+    if (matkron_pool_run(2, noop_task, NULL, 2) != 2)
+        return -1;
     for (int r = -1; r < HANDOFF_REPEATS; r++) { /* r = -1 creates the worker */
         nanosleep(&pause, NULL);
         atomic_store(&started, 0);
@@ -113,13 +124,33 @@ static int calibrate_locked(void)
     return 0;
 }
 
+/* A failed calibration is not retried before this time (CLOCK_MONOTONIC seconds, under
+ * `calibrating`): products meanwhile stay on one thread at the cost of a clock read. */
+static double retry_after;
+#define RETRY_S 1.0
+
+/* A fork while another thread calibrates must not leave `calibrating` locked in the child. */
+static void after_fork_child(void) { pthread_mutex_init(&calibrating, NULL); }
+static pthread_once_t fork_handler_once = PTHREAD_ONCE_INIT;
+static void register_fork_handler(void) { pthread_atfork(NULL, NULL, after_fork_child); }
+
 int matkron_policy_calibrate(void)
 {
     if (atomic_load_explicit(&calibrated, memory_order_acquire))
         return 0;
+    pthread_once(&fork_handler_once, register_fork_handler);
     if (matkron_pool_in_task() || pthread_mutex_trylock(&calibrating) != 0)
         return -1;
-    int status = atomic_load(&calibrated) ? 0 : calibrate_locked();
+    int status = 0;
+    if (!atomic_load(&calibrated)) {
+        if (now() < retry_after) {
+            status = -1;
+        } else {
+            status = calibrate_locked();
+            if (status != 0)
+                retry_after = now() + RETRY_S;
+        }
+    }
     pthread_mutex_unlock(&calibrating);
     return status;
 }
