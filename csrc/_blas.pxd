@@ -54,6 +54,13 @@ cdef inline bint is_blas_type(int type_num) noexcept nogil:
             or type_num == cnp.NPY_COMPLEX64 or type_num == cnp.NPY_COMPLEX128)
 
 
+cdef inline int blas_type_num(blas_t value) noexcept nogil:
+    """The NumPy type number of blas_t (`value` only selects the specialization): for jobs
+    handed to matkron's threads as plain structs, which dispatch back on it."""
+    return (cnp.NPY_FLOAT32 if blas_t is float else cnp.NPY_FLOAT64 if blas_t is double
+            else cnp.NPY_COMPLEX64 if blas_t is complex64_t else cnp.NPY_COMPLEX128)
+
+
 cdef inline bint is_blas_array(cnp.ndarray a) noexcept:
     """Whether BLAS can take `a`'s elements as they are: one of the four dtypes, in native
     byte order, aligned."""

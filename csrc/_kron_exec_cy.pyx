@@ -35,7 +35,7 @@ from libc.string cimport memcpy
 
 cimport numpy as cnp
 
-from _blas cimport blas_t, complex64_t, complex128_t, max_size as _max
+from _blas cimport blas_t, blas_type_num, complex64_t, complex128_t, max_size as _max
 from _blas_int cimport blas_int
 from _interrupt cimport CALL_WORK, Watch, gemm_watched, watch_tick
 from _kron_types cimport (
@@ -147,9 +147,7 @@ cdef void _copy(const char* src, Py_ssize_t ss0, Py_ssize_t ss1, char* dst, Py_s
     if threads <= 1 or n0 < 2 * COPY_ROWS:
         _scale_copy(src, ss0, ss1, dst, ds0, ds1, n0, n1, alpha, accumulate)
         return
-    job.type_num = (cnp.NPY_FLOAT32 if blas_t is float else cnp.NPY_FLOAT64
-                    if blas_t is double else cnp.NPY_COMPLEX64
-                    if blas_t is complex64_t else cnp.NPY_COMPLEX128)
+    job.type_num = blas_type_num(alpha)
     job.src = src
     job.ss0 = ss0
     job.ss1 = ss1
@@ -456,9 +454,7 @@ cdef bint _split_step(const Factor* fac, char variant, const blas_t* x, const Py
     cdef blas_int p = <blas_int>fac.p, q = <blas_int>fac.q
     cdef int u, first_outer = nmodes
     cdef char flipped = c'T' if fac.trans == c'N' else c'N'
-    job.type_num = (cnp.NPY_FLOAT32 if blas_t is float else cnp.NPY_FLOAT64
-                    if blas_t is double else cnp.NPY_COMPLEX64 if blas_t is complex64_t
-                    else cnp.NPY_COMPLEX128)
+    job.type_num = blas_type_num(alpha)
     job.alpha = alpha
     job.beta = beta
     job.watch = watch
@@ -640,9 +636,7 @@ cdef void _execute(const Factor* factors, int k, const Plan* plan, const Operand
             x_col.s1 = x.n * itemsize
         if threads > 1 and m >= 2 * threads:
             # Whole columns per task, each thread in a workspace of its own.
-            column_job.type_num = (cnp.NPY_FLOAT32 if blas_t is float else cnp.NPY_FLOAT64
-                                   if blas_t is double else cnp.NPY_COMPLEX64
-                                   if blas_t is complex64_t else cnp.NPY_COMPLEX128)
+            column_job.type_num = blas_type_num(alpha)
             column_job.factors = factors
             column_job.k = k
             column_job.plan = column_plan
