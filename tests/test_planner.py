@@ -207,6 +207,9 @@ import matkron
 from matkron import _kron_cy, _kron_plan_cy
 wisdom = sys.stdin.read()
 entry = json.loads(wisdom)["plans"][0]
+# The thread count is part of a plan's key; this process may have been given other CPUs
+# than the test's (its affinity is inherited), so take the count the plan was measured at.
+matkron.set_num_threads(entry["threads"])
 loaded = matkron.import_wisdom(wisdom)
 stats = _kron_plan_cy._planner_stats()
 rng = np.random.default_rng(1)
