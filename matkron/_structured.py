@@ -7,6 +7,11 @@ the compiled Kronecker kernel, and each other factor along its mode by its own k
 ones that shrink the tensor run first, then the dense ones (which read x in any layout),
 then the rest.
 
+Diagonal factors with dense ones and identities take a shorter way: x is scaled by every
+diagonal at once (one broadcast multiply into a workspace), and the kernel applies the
+dense factors from there, writing `out` itself; a small product pays one kernel call and
+one pass over x, not a step per factor.
+
 The tensors between steps live in two per-thread workspaces, reused across calls (fresh
 memory costs a page fault per 4 KiB on first touch). A LinearOperator factor's ``matmat``
 may itself run a matkron product in the same thread; the workspaces are then busy (see
@@ -46,6 +51,47 @@ def _buffer(size, dtype, step):
     return buf[: size * dtype.itemsize].view(dtype)
 
 
+def _diagonal_weights(factors, dtype, ndim):
+    """The diagonals as one array that broadcasts against x's rows viewed as the
+    C-ordered tensor (q_1, …, q_k) (plus a trailing axis of columns when `ndim` is 2)."""
+    k = len(factors)
+    weights = None
+    for j, f in enumerate(factors):
+        if f.kind == "diagonal":
+            shape = [1] * (k + ndim - 1)
+            shape[j] = f.shape[0]
+            d = f._scaled(dtype, 1).reshape(shape)
+            weights = d if weights is None else weights * d
+    return weights
+
+
+def _diagonal_product(factors, x, dtype, out, alpha, accumulate):
+    """out (+)= alpha (F1 ⊗ … ⊗ Fk) x for dense, identity and diagonal factors: x scaled by
+    the diagonals, then one kernel call (or none, when no factor is dense)."""
+    dims = tuple(f.shape[1] for f in factors)
+    m = () if x.ndim == 1 else (x.shape[1],)
+    weights = _diagonal_weights(factors, dtype, x.ndim)
+    # Splitting the row axis into the modes is a view whatever x's strides.
+    xt = x.reshape(dims + m)
+    if all(f.kind != "dense" for f in factors):
+        target = out.reshape(dims + m)
+        if accumulate:
+            target += xt * (weights * alpha if alpha != 1 else weights)
+        else:
+            np.multiply(xt, weights * alpha if alpha != 1 else weights, out=target,
+                        casting="unsafe")
+        return out
+    # The scaled copy keeps x's order, which the kernel reads best.
+    order = "F" if x.ndim == 2 and x.flags.f_contiguous and not x.flags.c_contiguous else "C"
+    scaled = _buffer(x.size, dtype, 0).reshape(x.shape, order=order)
+    np.multiply(xt, weights, out=scaled.reshape(dims + m))
+    mats = tuple(f.shape[0] if f.kind == "diagonal" else f.kernel(dtype) for f in factors)
+    src = scaled if scaled.ndim == 2 else scaled[:, np.newaxis]
+    target = out if out.ndim == 2 else out[:, np.newaxis]
+    kron_apply(((alpha, mats),), src, target, accumulate)
+    return out
+
+
 def structured_product(factors, x, dtype, out, alpha=1, accumulate=False):
     """out (+)= alpha (F1 ⊗ … ⊗ Fk) x for Factor objects of any kind.
 
@@ -61,6 +107,8 @@ def structured_product(factors, x, dtype, out, alpha=1, accumulate=False):
         if not accumulate:
             out.fill(0)
         return out
+    if all(f.kind in ("dense", "identity", "diagonal") for f in factors):
+        return _diagonal_product(factors, x, dtype, out, alpha, accumulate)
     dims = [f.shape[1] for f in factors]
     steps = _steps(factors)
     # The last step writes into out when out is one Fortran-ordered buffer.

@@ -166,6 +166,11 @@ PRODUCT_SPECS = [
     [("csr:m", 2, 3), ("coo:m", 5, 4), ("dense", 1, 3)],
     [("lil", 2, 3), ("diag", 2, 2), ("dense", 3, 4), ("dok:m", 5, 2)],
     [("linop", 2, 3), ("csr", 3, 2), ("I", 2, 2), ("dense", 4, 3)],
+    # Diagonals with dense factors and identities only: x scaled, then one kernel call.
+    [("diag", 3, 3), ("dense", 2, 4)],
+    [("dense", 3, 2), ("I", 2, 2), ("diag", 4, 4)],
+    [("diag", 2, 2), ("diag", 3, 3), ("dense", 2, 3)],
+    [("diag", 2, 2), ("I", 3, 3)],
 ]
 
 
@@ -210,6 +215,22 @@ def test_products(spec, dtype, layout, rng):
         result = matkron.kron_matvec(factors, x, out=out)
         assert result is out
         assert_product(out, mats, x, dtype, dense=M)
+
+
+def test_diagonals_with_dense_factors_mixed_dtypes_and_scalars(rng):
+    # The diagonal way (x scaled, one kernel call) with promotion, a coefficient, rows
+    # read at a stride and columns of every order, against the dense product.
+    d = np.array([1.5, -2.0, 0.5], dtype=np.float32)
+    a = random_array(rng, (2, 4), np.float64)
+    M = np.kron(np.diag(d).astype(np.float64), a)
+    K = (2 - 1j) * matkron.kron(matkron.diagonal(d), a)
+    base = random_array(rng, (24, 6), np.complex128)
+    for x in (base[::2, 1], base[::2, ::2], np.asfortranarray(base[::2, :3]), base[::2].T.T):
+        got = K @ x
+        assert got.dtype == np.complex128
+        assert_close(got, (2 - 1j) * (M @ x), np.complex128, 10)
+    x = base[::2, :2]
+    assert_close(matkron.kron_matvec([matkron.diagonal(d), a], x), M @ x, np.complex128, 10)
 
 
 SPARSE_CASES = [(fmt, container, index) for fmt in SPARSE_FORMATS
@@ -769,9 +790,11 @@ def test_sum_of_kron_mixed_kinds(dtype, layout, rng):
         [("coo:m", 6, 4), ("dense", 1, 3)],
         [("diag", 2, 2), ("I", 3, 3), ("bsr", 1, 2)],
         [("dense", 2, 2), ("I", 3, 3), ("dia", 1, 2)],
+        [("diag", 2, 2), ("dense", 3, 6)],
+        [("dense", 1, 2), ("I", 3, 3), ("diag", 2, 2)],
     ]
     terms, mats = zip(*(make_spec(rng, s, dtype) for s in specs))
-    coeffs = [1, -2, 0.5, 3, coefficient(dtype, True)]
+    coeffs = [1, -2, 0.5, 3, coefficient(dtype, True), -1.5, coefficient(dtype, True)]
     S = matkron.sum_of_kron([tuple(t) for t in terms], coeffs)
     M = sum(c * dense_kron(m) for c, m in zip(coeffs, mats))
     bound = sum(abs(c) * np.abs(dense_kron(m)) for c, m in zip(coeffs, mats))
