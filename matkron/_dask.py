@@ -231,6 +231,10 @@ def _pencil_term(opd, x, t, shapes, identities, target, dtype):
     k = len(shapes)
     passes, final = pencil_plan(shapes, identities, target)
     dims = [q for _, q in shapes]
+    # Dask plans a rechunk through intermediate blocks of up to its array.chunk-size
+    # (128 MiB by default): more than a small worker holds beside its input. Bound them
+    # by the blocks themselves.
+    limit = target * max(x.dtype.itemsize, np.dtype(dtype).itemsize)
     # Phase one reads x as it lies in contiguous blocks, so the reshape moves no data:
     # the leading axes one index at a time, one axis cut into pieces, the rest whole.
     sizes = passes[0][0]
@@ -238,9 +242,11 @@ def _pencil_term(opd, x, t, shapes, identities, target, dtype):
                      if all(sizes[b] == dims[b] for b in range(a, k))) - 1, 0)
     flat = _split(dims[split], sizes[split]) * math.prod(dims[:split])
     stride = math.prod(dims[split + 1:])
-    T = x.rechunk((tuple(p * stride for p in flat),)).reshape(tuple(dims))
+    T = x.rechunk((tuple(p * stride for p in flat),), block_size_limit=limit)
+    T = T.reshape(tuple(dims))
     for i, (sizes, modes) in enumerate(passes):
-        T = T.rechunk(_chunks(dims, sizes))  # a no-op for the first pass
+        # A no-op for the first pass.
+        T = T.rechunk(_chunks(dims, sizes), block_size_limit=limit)
         chunks = tuple((shapes[a][0],) if a in modes else T.chunks[a] for a in range(k))
         name = f"matkron-modes-{tokenize(opd.key, t, modes, i, T.name)}"
         # The coefficient (and the cast to the result dtype) in the first pass.
@@ -249,7 +255,7 @@ def _pencil_term(opd, x, t, shapes, identities, target, dtype):
         for a in modes:
             dims[a] = shapes[a][0]
     # Back to contiguous ranges of the vector (a no-op when the blocks already are).
-    return T.rechunk(_chunks(dims, final)).reshape(-1)
+    return T.rechunk(_chunks(dims, final), block_size_limit=limit).reshape(-1)
 
 
 def _chunks(dims, sizes):

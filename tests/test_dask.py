@@ -409,33 +409,30 @@ def test_distributed_workers_run_blas_on_one_thread(client):
     assert set(client.run(matkron.get_num_threads).values()) == {1}
 
 
-def test_vector_sharded_across_workers(client):
-    """A 64 MiB x on workers limited to 512 MiB: the mode-sharded product completes with
-    every worker under its limit and none restarted, and each worker holds a share.
+def _sharded_product(client, n, chunk, limit):
+    """K = P ⊗ Q ⊗ R (P an n×n signed permutation, sparse; Q, R orthogonal 64×64) on a lazy
+    x of 4096 n entries in chunks of `chunk`: ‖K x‖ = ‖x‖, and uᵀ K x = (Kᵀ u)ᵀ x for
+    u = u₁ ⊗ u₂ ⊗ u₃ through Dask's einsum on x as a tensor; every worker under `limit`
+    and none restarted."""
+    # Nested, so that they are sent to the workers by value (tests is not importable
+    # there).
+    def reset_peak_memory():  # Linux: VmHWM, reset through /proc/self/clear_refs
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
 
-    (At test sizes, with a worker's own ~100 MiB, an x larger than one worker's limit is
-    out of reach of Dask's own rechunk, with or without matkron; ``python -m matkron bench
-    dask`` runs x of 3 GiB on workers of 2 GiB. See the README.) K = P ⊗ Q ⊗ R with P a signed permutation
-    (sparse) and Q, R orthogonal, so ‖K x‖ = ‖x‖; and uᵀ K x = (Kᵀ u)ᵀ x for
-    u = u₁ ⊗ u₂ ⊗ u₃, through Dask's einsum on x as a tensor."""
+    def peak_memory():  # bytes since the reset
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) * 1024 for line in f
+                        if line.startswith("VmHWM:"))
+
     g = np.random.default_rng(5)
-    n = 2048
     P = scipy.sparse.csr_array((np.sign(g.standard_normal(n)), (np.arange(n),
                                 g.permutation(n))), shape=(n, n))
     Q = np.linalg.qr(g.standard_normal((64, 64)))[0]
     R = np.linalg.qr(g.standard_normal((64, 64)))[0]
     K = matkron.kron(P, Q, R)
-    x = da.random.default_rng(1).standard_normal(K.shape[1], chunks=2**18)
+    x = da.random.default_rng(1).standard_normal(K.shape[1], chunks=chunk)
     u = [g.standard_normal(d) for d in (n, 64, 64)]
-    def reset_peak_memory():  # Linux: VmHWM, reset through /proc/self/clear_refs
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-
-    def peak_memory():  # bytes since the reset (nested: sent to the workers by value)
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) * 1024 for line in f
-                        if line.startswith("VmHWM:"))
-
     pids = client.run(os.getpid)
     client.run(reset_peak_memory)  # earlier work of these workers does not count
     y = K @ x
@@ -448,8 +445,28 @@ def test_vector_sharded_across_workers(client):
     np.testing.assert_allclose(f, f0, rtol=1e-9)
     assert client.run(os.getpid) == pids  # no worker was restarted
     peaks = client.run(peak_memory).values()
-    assert all(peak < MEMORY_LIMIT for peak in peaks), peaks
+    assert all(peak < limit for peak in peaks), peaks
 
+
+def test_vector_sharded_across_workers(client):
+    """A 64 MiB x on workers limited to 512 MiB: the mode-sharded product completes, each
+    worker holding a share."""
+    _sharded_product(client, 2048, 2**18, MEMORY_LIMIT)
+
+
+def test_vector_larger_than_a_worker():
+    """A 256 MiB x on two workers of 192 MiB each (about 100 MiB of which is the worker
+    itself): the product runs in blocks of 4 MiB through every rechunk. (Dask plans a
+    rechunk through intermediate blocks of up to 128 MiB unless told otherwise, which
+    killed these workers.)"""
+    limit = 192 * 2**20
+    config = {"distributed.p2p.comm.buffer": "16MiB", "distributed.p2p.storage.buffer":
+              "16MiB"}
+    with dask.config.set(config), LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address=":0", memory_limit=limit,
+            silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        _sharded_product(client, 8192, 2**19, limit)
 
 
 def test_other_dask_collections_are_not_dask_arrays():
