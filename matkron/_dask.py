@@ -123,7 +123,8 @@ def columns(op, X, method="_product", label="matmat"):
     if X.numblocks[0] > 1:
         largest = max(X.chunks[0]) * max(X.chunks[1], default=1)
         width = max(1, largest // max(X.shape[0], 1))
-        X = X.rechunk({0: -1, 1: min(width, max(X.shape[1], 1))})
+        X = X.rechunk({0: -1, 1: min(width, max(X.shape[1], 1))},
+                      block_size_limit=largest * X.dtype.itemsize)
     opd = _embed(op)
     name = f"matkron-{label}-{tokenize(opd.key, method, X.name)}"
     return da.map_blocks(
