@@ -1034,7 +1034,18 @@ class EigenOperator(ProductOperator):
 
 
 def _adjoint_array(a):
+    if isinstance(a, IdentityFactor):
+        return a
     return a.T.conj() if a.dtype.kind == "c" else a.T
+
+
+def _factor_eigh(f, dtype):
+    """(eigenvalues, eigenvectors) of a Hermitian Factor: for a diagonal (an idle position
+    of a Kronecker sum among them) its entries and the identity, without an O(n³)
+    eigendecomposition of the dense matrix."""
+    if f.kind == "diagonal":
+        return f.d.real.astype(np.finfo(dtype).dtype), identity(f.shape[0])
+    return scipy.linalg.eigh(f.dense(dtype))
 
 
 def _new_result(x, rows, dtype):
@@ -2079,7 +2090,7 @@ class KronSumOperator(SumOfKronOperator):
             for f, name in zip(self._ks_factors, self._names):
                 if not f.is_hermitian():
                     raise ValueError(f"{what} needs Hermitian factors; {name} is not")
-            pairs = [scipy.linalg.eigh(f.dense(self.dtype)) for f in self._ks_factors]
+            pairs = [_factor_eigh(f, self.dtype) for f in self._ks_factors]
             lams = [lam.astype(np.float64) for lam, _ in pairs]
             grid = functools.reduce(np.add.outer, lams[::-1]).ravel()
             # One update, "grid" last: a thread that sees it sees the others too.
@@ -2137,8 +2148,9 @@ class KronSumOperator(SumOfKronOperator):
 
     def _exp_kron(self, t):
         require_structure(self._ks_factors, self._names, "expm")
-        return KronOperator([scipy.linalg.expm(t * f.dense(self.dtype))
-                             for f in self._ks_factors[::-1]])
+        return KronOperator([
+            DiagonalFactor(np.exp(t * f.d.astype(self.dtype))) if f.kind == "diagonal"
+            else scipy.linalg.expm(t * f.dense(self.dtype)) for f in self._ks_factors[::-1]])
 
     def expm_multiply(
         self, b: ArrayLike, t: float | Sequence[float] | NDArray[Any] = 1.0

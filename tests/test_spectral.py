@@ -368,6 +368,41 @@ def test_kronsum_plus_shift(hermitian, rng):
                                rtol=1e-10)
 
 
+@pytest.mark.parametrize("hermitian", [True, False])
+def test_kronsum_with_diagonal_and_idle_positions(hermitian, rng):
+    # A diagonal factor and an idle position (no term: a zero diagonal) take their
+    # entries and the identity as eigenpairs, and exp(t d) as exponential: the dense oracle.
+    A = _hpd(rng, 3, np.float64) if hermitian else random_array(rng, (3, 3), np.float64)
+    d = np.array([0.5, 2.0, -1.0, 3.0])
+    s = 4.5
+    I2, I3, I4 = (matkron.identity(n) for n in (2, 3, 4))
+    # Positions (slowest first): diag(d) (4), idle (2), A (3).
+    S = (matkron.kron(I4, I2, A) + matkron.kron(matkron.diagonal(d), I2, I3)
+         + s * matkron.identity(24))
+    L = matkron.kronsum(A, np.zeros((2, 2)), matkron.diagonal(d))
+    M = _kronsum_dense([A, np.zeros((2, 2)), np.diag(d)])
+    b = random_array(rng, (24, 2), np.float64)
+    np.testing.assert_allclose(S.solve(b), np.linalg.solve(M + s * np.eye(24), b),
+                               rtol=1e-9, atol=1e-12)
+    sign, logdet = S.slogdet()
+    esign, elogdet = np.linalg.slogdet(M + s * np.eye(24))
+    assert sign == esign and np.isclose(logdet, elogdet, rtol=1e-10)
+    E = scipy.linalg.expm(0.3 * M)
+    np.testing.assert_allclose(L.expm_multiply(b, 0.3), E @ b, rtol=1e-9,
+                               atol=1e-12 * np.abs(E @ b).max())
+    np.testing.assert_allclose(L.expm().todense(), scipy.linalg.expm(M), rtol=1e-10)
+    if hermitian:
+        w, V = L.eigh()
+        Vd = V.todense()
+        np.testing.assert_allclose((Vd * w) @ Vd.T, M, atol=1e-10 * np.abs(M).max())
+        np.testing.assert_allclose(np.sort(w), np.linalg.eigvalsh(M), rtol=1e-10, atol=1e-12)
+        shifted = L + s * matkron.identity(24)
+        np.testing.assert_allclose(shifted.inv() @ b, np.linalg.solve(M + s * np.eye(24), b),
+                                   rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(L.funm(np.exp).todense(), scipy.linalg.expm(M),
+                                   rtol=1e-10)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.complex128])
 def test_inv_quad_logdet(dtype, rng):
     given, dense = _factors(rng, dtype)
