@@ -24,7 +24,7 @@ def inv_quad_logdet(
     ----------
     K : KronOperator or SumOfKronOperator
         A square operator with a direct ``solve`` and ``slogdet``: a Kronecker product,
-        ``c K + s I``, ``c₁ ⊗ Aᵢ + c₂ ⊗ Cᵢ`` with positive definite Cᵢ, or a Kronecker
+        ``c K + s I``, ``c₁ ⊗ Aᵢ + c₂ ⊗ Cᵢ`` with definite Cᵢ, or a Kronecker
         sum (plus s I); see :meth:`SumOfKronOperator.solve`.
     y : array_like
         1-D of length N, or 2-D (N, m) with one vector per column.

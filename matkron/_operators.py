@@ -1408,7 +1408,7 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
         raise NotImplementedError(
             f"{what} is direct for c K + s I with K a Kronecker product of Hermitian "
             "factors, for c₁ (A1 ⊗ … ⊗ Ak) + c₂ (C1 ⊗ … ⊗ Ck) with Hermitian Aᵢ and "
-            "Hermitian positive definite Cᵢ (e.g. matkron.diagonal with positive entries), "
+            "Hermitian definite Cᵢ (e.g. matkron.diagonal with positive entries), "
             "and for Kronecker sums plus s I; this sum has "
             f"{len(products)} Kronecker products besides identities: use an iterative "
             "solver of scipy.sparse.linalg (cg, minres, gmres) with this operator"
@@ -1468,7 +1468,7 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
         n_total = self.shape[0]
         for i, (a, cf) in enumerate(zip(a_factors, c_factors)):
             try:
-                lam, v, logdet = factor_pencil(a, cf, dtype)
+                lam, v, logdet, sign = factor_pencil(a, cf, dtype)
             except np.linalg.LinAlgError as exc:
                 raise np.linalg.LinAlgError(f"{what}: {c_name} {i} {exc}") from None
             except ValueError as exc:
@@ -1476,6 +1476,8 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
                                  f"Kronecker product {exc}") from None
             lams.append(lam)
             vs.append(v)
+            # Vᵢᴴ Cᵢ Vᵢ = σᵢ I: a negative definite Cᵢ turns the sign of c₂.
+            c2 = -c2 if sign < 0 else c2
             if a.shape[0]:
                 logdet_c += n_total // a.shape[0] * logdet
         grid = functools.reduce(lambda u, lam: np.multiply.outer(u, lam).ravel(), lams)
@@ -1505,7 +1507,8 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
         - c₁ (A1 ⊗ … ⊗ Ak) + c₂ (C1 ⊗ … ⊗ Ck) with Hermitian Aᵢ and Hermitian positive
           definite Cᵢ (e.g. ``matkron.diagonal`` with positive entries, exactly, through
           Dᵢ^{-1/2} Aᵢ Dᵢ^{-1/2}): the pencils Aᵢ Vᵢ = Cᵢ Vᵢ Λᵢ with Vᵢᴴ Cᵢ Vᵢ = I, as
-          ``scipy.linalg.eigh(a, b)``, give the same formula;
+          ``scipy.linalg.eigh(a, b)``, give the same formula (a negative definite Cᵢ is
+          the pencil of −Cᵢ, its sign moved into c₂);
         - a Kronecker sum plus s I, or any sum of Kronecker products of one non-identity
           factor each (A ⊗ I + I ⊗ B + s I): :meth:`KronSumOperator.solve`.
 
@@ -1529,7 +1532,8 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
         ValueError
             If a factor is not Hermitian (named), or `b` does not match.
         numpy.linalg.LinAlgError
-            If the sum is singular, or no product's factors are positive definite.
+            If the sum is singular, or neither product's factors are all definite
+            (positive or negative).
 
         Examples
         --------

@@ -317,14 +317,44 @@ def test_two_products_by_factor_pencils(dtype, c_kind, k, rng):
         S.eigh()
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+@pytest.mark.parametrize("negated", [(0,), (1,), (0, 1), (0, 1, 2)], ids=str)
+def test_two_products_with_negative_definite_factors(dtype, negated, rng):
+    # Negative definite Cᵢ (dense, diagonal, an odd or even number of them): the pencil of
+    # −Cᵢ with the sign in c₂; against the dense matrix.
+    dims = (3, 4, 2)
+    A = [_hpd(rng, n, dtype, 10.0) - 2.0 * np.eye(n, dtype=dtype) for n in dims]
+    C_given, C_dense = [], []
+    for i, n in enumerate(dims):
+        sign = -1 if i in negated else 1
+        if i == 1:
+            g, d = _diagonal_kind(rng, n, dtype)
+            g = matkron.diagonal(sign * g.d)
+        else:
+            d = _hpd(rng, n, dtype, 1e3)
+            g = sign * d
+        C_given.append(g)
+        C_dense.append(sign * d)
+    c1, c2 = 1.5, 0.7
+    S = c1 * matkron.kron(*A) + c2 * matkron.kron(*C_given)
+    M = c1 * _kron(A) + c2 * _kron(C_dense)
+    b = random_array(rng, (M.shape[0], 2), dtype)
+    x = S.solve(b)
+    assert np.linalg.norm(M @ x - b) <= 1e-10 * np.linalg.norm(M) * np.linalg.norm(x)
+    np.testing.assert_allclose(S.inv() @ b, x, rtol=1e-9, atol=1e-12 * np.abs(x).max())
+    sign, logdet = S.slogdet()
+    esign, elogdet = np.linalg.slogdet(M)
+    assert np.isclose(sign, esign) and np.isclose(logdet, elogdet, rtol=1e-10)
+
+
 def test_two_products_errors(rng):
     H = _hpd(rng, 3, np.float64)
     A = random_array(rng, (3, 3), np.float64)
     indefinite = H - 50 * np.eye(3)
-    # Neither product positive definite (an indefinite factor in each).
-    with pytest.raises(np.linalg.LinAlgError, match="not positive definite"):
+    # Neither product definite (an indefinite factor in each).
+    with pytest.raises(np.linalg.LinAlgError, match="not positive or negative definite"):
         (matkron.kron(H, indefinite) + matkron.kron(indefinite, H)).solve(np.ones(9))
-    with pytest.raises(np.linalg.LinAlgError, match="not positive definite"):
+    with pytest.raises(np.linalg.LinAlgError, match="not positive or negative definite"):
         (matkron.kron(H, indefinite) + matkron.kron(matkron.diagonal([1.0, -1.0, 1.0]),
                                                     H)).solve(np.ones(9))
     with pytest.raises(ValueError, match=r"factor 1 .* is not Hermitian"):
