@@ -8,15 +8,15 @@ static const matkron_step_kernel rows[] = {
      * float64 on a Skylake-X: about twice as fast (per_multiply is half the BLAS rate of
      * 5e-5), a call a tenth of a BLAS call; 8 rows run at about 0.7x, 16 at 0.9x
      * (short_vector); a copied element of X costs 0.5 ns per 8 bytes. */
-    {"avx512_f64", "avx512f", MATKRON_F64, 0, matkron_avx512_detect, 8, 3, 16, 32768,
-     {0.02, 2.5e-5, 0.4, 1.0, 5e-4},
+    {"avx512_f64", "avx512f,avx2,fma", MATKRON_F64, 0, matkron_avx512_detect, 8, 3, 16,
+     32768, {0.02, 2.5e-5, 0.4, 1.0, 5e-4},
      matkron_avx512_copies, matkron_avx512_pack_size, matkron_avx512_pack_f64,
      matkron_avx512_step_f64},
     /* Twice the lanes, so twice the rate of float64 (the BLAS estimate stays that of
      * float64: sgemm's lead over dgemm varies); a rotated front step, whose 8x8
      * transposes write half cache lines, measured about 0.6x. */
-    {"avx512_f32", "avx512f", MATKRON_F32, 0, matkron_avx512_detect, 16, 3, 16, 32768,
-     {0.02, 1.25e-5, 0.4, 1.6, 2.5e-4},
+    {"avx512_f32", "avx512f,avx2,fma", MATKRON_F32, 0, matkron_avx512_detect, 16, 3, 16,
+     32768, {0.02, 1.25e-5, 0.4, 1.6, 2.5e-4},
      matkron_avx512_copies, matkron_avx512_pack_size, matkron_avx512_pack_f32,
      matkron_avx512_step_f32},
     /* The reference rows (kron_step_reference.c): forced only, so their cost is nil, and
