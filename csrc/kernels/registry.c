@@ -19,6 +19,16 @@ static const matkron_step_kernel rows[] = {
      32768, {0.02, 1.25e-5, 0.4, 1.6, 2.5e-4},
      matkron_avx512_copies, matkron_avx512_pack_size, matkron_avx512_pack_f32,
      matkron_avx512_step_f32},
+    /* AVX2 and FMA, after the AVX-512 rows (a CPU with both takes AVX-512). Cost
+     * parameters provisional (a multiply-add at 0.8 of the BLAS estimate). */
+    {"avx2_f64", "avx2,fma", MATKRON_F64, 0, matkron_avx2_detect, 4, 3, 8, 32768,
+     {0.02, 4e-5, 0.4, 1.0, 5e-4},
+     matkron_avx2_copies, matkron_avx2_pack_size, matkron_avx2_pack_f64,
+     matkron_avx2_step_f64},
+    {"avx2_f32", "avx2,fma", MATKRON_F32, 0, matkron_avx2_detect, 8, 3, 8, 32768,
+     {0.02, 2e-5, 0.4, 1.0, 2.5e-4},
+     matkron_avx2_copies, matkron_avx2_pack_size, matkron_avx2_pack_f32,
+     matkron_avx2_step_f32},
     /* The reference rows (kron_step_reference.c): forced only, so their cost is nil, and
      * a forced row runs every step it admits. */
 #define REFERENCE_ROW(NAME, DTYPE, SFX)                                                     \
