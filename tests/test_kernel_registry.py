@@ -209,6 +209,11 @@ def test_step_contract_at_tile_edges(row, layout, rng):
             q = int(rng.choice([1, 2, 3, 5, 8, 13]))
             alpha = float(rng.choice([1.0, -0.75]))
             run_step(row, rng, p, q, int(n), layout, alpha, float(rng.choice([0.0, 1.0])))
+    # Long factor rows: AVX2's XF path takes 128 of the q columns at a time.
+    for q in (127, 128, 129, 300):
+        p, n = int(rng.choice([3, 9, 17])), int(rng.choice([13, 200]))
+        run_step(row, rng, p, q, n, layout, float(rng.choice([1.0, -0.75])),
+                 float(rng.choice([0.0, 1.0])))
 
 
 @pytest.mark.parametrize("y_unit", ["r", "i"])

@@ -41,18 +41,28 @@
 /* Rows of X the XF path takes together (a multiple of every tile's 3 L), and their stride
  * in the copy: 200 doubles or 208 floats, an odd number of cache lines. */
 #define XF_BLOCK 192
+/* The factor's columns the XF path takes at a time: a block of X's rows, 128 by 192,
+ * stays in L2 (with all of them at once, XF steps of 181x181 and 16x512 factors ran up to
+ * 1.3x slower). */
+#define XF_KC 128
 #define XF_LD_F64 200
 #define XF_LD_F32 208
 
 int matkron_avx2_copies(ptrdiff_t p, ptrdiff_t x_sk)
 {
-    return p > 8 && x_sk >= 64 && x_sk % 64 == 0;
+    /* Measured: X's rows read in place at a stride of a multiple of 512 bytes evict each
+     * other from L1, and at strides beyond a block's rows (many short runs, one per k)
+     * the prefetcher falls behind: from 96x96 factors on, the XF step ran at half the
+     * speed of the copying one. With at most 8 factor rows, X's tiles are read once or
+     * twice: the copy costs more than it saves. */
+    return p > 8 && (x_sk > XF_LD_F64 || (x_sk >= 64 && x_sk % 64 == 0));
 }
 
 ptrdiff_t matkron_avx2_pack_size(ptrdiff_t p, ptrdiff_t q, ptrdiff_t size)
 {
     /* Rows rounded to whole vectors of either type, and room for a copy of X's rows
-     * (see matkron_avx2_copies) when a stride of 64 or more fits in `size`. */
+     * (see matkron_avx2_copies) when a stride of 64 or more fits in `size` (a step
+     * given a larger stride than its tensor's size suggests declines). */
     int may_copy = p > 8 && size >= 64 * q;
     return (ROUND8(p) + (may_copy ? XF_LD_F32 : 0)) * q;
 }

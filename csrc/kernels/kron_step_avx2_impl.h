@@ -137,24 +137,19 @@ static inline int SFX(fx_vectors)(ptrdiff_t left)
     return left == 1 ? 1 : left == 2 || left == 4 ? 2 : 3;
 }
 
-/* The FX tiles of V vectors (factor rows from i0) for columns r0 .. end - 1. */
-TARGET_FN void SFX(fx_block)(int V, ptrdiff_t p, ptrdiff_t q, ptrdiff_t n, const REAL *pack,
-                             const REAL *x, ptrdiff_t x_sr, REAL *y, ptrdiff_t y_si,
-                             ptrdiff_t y_sr, ptrdiff_t i0, ptrdiff_t r0, ptrdiff_t end,
-                             VEC va, int mode)
+/* The FX tile of V vectors (factor rows from i0) by columns r .. r + 3. */
+TARGET_FN void SFX(fx_tile)(int V, ptrdiff_t p, ptrdiff_t q, ptrdiff_t n, const REAL *pack,
+                            const REAL *x, ptrdiff_t x_sr, REAL *y, ptrdiff_t y_si,
+                            ptrdiff_t y_sr, ptrdiff_t i0, ptrdiff_t r, VEC va, int mode)
 {
-    const REAL *a = pack + i0 * q;  /* i0 / L panels of q L */
-    ptrdiff_t r;
-    for (r = r0; r < end; r += 4) {
-        const REAL *xr = x + r * x_sr;
-        REAL *yr = y + i0 * y_si + r * y_sr;
-        if (V == 3)
-            SFX(tile_fx)(3, q, a, xr, x_sr, n - r, yr, y_si, y_sr, p - i0, va, mode);
-        else if (V == 2)
-            SFX(tile_fx)(2, q, a, xr, x_sr, n - r, yr, y_si, y_sr, p - i0, va, mode);
-        else
-            SFX(tile_fx)(1, q, a, xr, x_sr, n - r, yr, y_si, y_sr, p - i0, va, mode);
-    }
+    const REAL *a = pack + i0 * q, *xr = x + r * x_sr;  /* i0 / L panels of q L */
+    REAL *yr = y + i0 * y_si + r * y_sr;
+    if (V == 3)
+        SFX(tile_fx)(3, q, a, xr, x_sr, n - r, yr, y_si, y_sr, p - i0, va, mode);
+    else if (V == 2)
+        SFX(tile_fx)(2, q, a, xr, x_sr, n - r, yr, y_si, y_sr, p - i0, va, mode);
+    else
+        SFX(tile_fx)(1, q, a, xr, x_sr, n - r, yr, y_si, y_sr, p - i0, va, mode);
 }
 
 TARGET_FN void SFX(run_fx)(ptrdiff_t p, ptrdiff_t q, ptrdiff_t n, const REAL *pack,
@@ -162,7 +157,7 @@ TARGET_FN void SFX(run_fx)(ptrdiff_t p, ptrdiff_t q, ptrdiff_t n, const REAL *pa
                            ptrdiff_t y_sr, REAL alpha, int mode)
 {
     VEC va = SET1(alpha);
-    ptrdiff_t b0, i0, end, nv = ROUNDV(p) / L;
+    ptrdiff_t b0, i0, r, end, nv = ROUNDV(p) / L;
     /* Columns at a time: about FX_BYTES of X (16 to 96 columns, a multiple of 4), which
      * each block of factor rows sweeps in turn from L1. */
     ptrdiff_t width = FX_BYTES / ((ptrdiff_t)sizeof(REAL) * q) / 4 * 4;
@@ -170,33 +165,47 @@ TARGET_FN void SFX(run_fx)(ptrdiff_t p, ptrdiff_t q, ptrdiff_t n, const REAL *pa
     width = width < 16 ? 16 : width > 96 ? 96 : width;
     for (b0 = 0; b0 < n; b0 += width) {
         end = n - b0 < width ? n : b0 + width;
-        for (i0 = 0; i0 < p; i0 += V * L) {
-            V = SFX(fx_vectors)(nv - i0 / L);
-            SFX(fx_block)(V, p, q, n, pack, x, x_sr, y, y_si, y_sr, i0, b0, end, va, mode);
+        if (y_si == 1) {
+            /* Output columns are contiguous: finish 4 before the next (the block's columns
+             * of a tall factor's output would not stay in cache between its rows). */
+            for (r = b0; r < end; r += 4)
+                for (i0 = 0; i0 < p; i0 += V * L) {
+                    V = SFX(fx_vectors)(nv - i0 / L);
+                    SFX(fx_tile)(V, p, q, n, pack, x, x_sr, y, y_si, y_sr, i0, r, va, mode);
+                }
+        } else {
+            /* Output rows are contiguous: write the block's run of each in turn. */
+            for (i0 = 0; i0 < p; i0 += V * L) {
+                V = SFX(fx_vectors)(nv - i0 / L);
+                for (r = b0; r < end; r += 4)
+                    SFX(fx_tile)(V, p, q, n, pack, x, x_sr, y, y_si, y_sr, i0, r, va, mode);
+            }
         }
     }
 }
 
 /* The XF tile at rows r .. of the block (3 vectors, masked past `rows`) and factor rows
- * i0 .. i0 + 3 (fewer at the end of the factor). */
-TARGET_FN void SFX(xf_tile)(ptrdiff_t p, ptrdiff_t q, const REAL *pack, const REAL *xs,
-                            ptrdiff_t sk, ptrdiff_t rows, REAL *y, ptrdiff_t y_si,
-                            ptrdiff_t y_sr, ptrdiff_t i0, ptrdiff_t r, VEC va, int mode)
+ * i0 .. i0 + 3 (fewer at the end of the factor), for k0 .. k0 + kc - 1 of the factor's q
+ * columns (X's rows at xs are those). */
+TARGET_FN void SFX(xf_tile)(ptrdiff_t p, ptrdiff_t q, ptrdiff_t k0, ptrdiff_t kc,
+                            const REAL *pack, const REAL *xs, ptrdiff_t sk, ptrdiff_t rows,
+                            REAL *y, ptrdiff_t y_si, ptrdiff_t y_sr, ptrdiff_t i0,
+                            ptrdiff_t r, VEC va, int mode)
 {
-    const REAL *b = pack + i0 / L * L * q + i0 % L, *x = xs + r;
+    const REAL *b = pack + i0 / L * L * q + k0 * L + i0 % L, *x = xs + r;
     y += i0 * y_si + r * y_sr;
     rows -= r;
     if (p - i0 >= 4) {
         if (rows < 3 * L)
-            SFX(tile_xf)(4, 1, q, b, x, sk, rows, y, y_si, y_sr, va, mode);
+            SFX(tile_xf)(4, 1, kc, b, x, sk, rows, y, y_si, y_sr, va, mode);
         else
-            SFX(tile_xf)(4, 0, q, b, x, sk, rows, y, y_si, y_sr, va, mode);
+            SFX(tile_xf)(4, 0, kc, b, x, sk, rows, y, y_si, y_sr, va, mode);
     } else if (p - i0 == 3) {
-        SFX(tile_xf)(3, 1, q, b, x, sk, rows, y, y_si, y_sr, va, mode);
+        SFX(tile_xf)(3, 1, kc, b, x, sk, rows, y, y_si, y_sr, va, mode);
     } else if (p - i0 == 2) {
-        SFX(tile_xf)(2, 1, q, b, x, sk, rows, y, y_si, y_sr, va, mode);
+        SFX(tile_xf)(2, 1, kc, b, x, sk, rows, y, y_si, y_sr, va, mode);
     } else {
-        SFX(tile_xf)(1, 1, q, b, x, sk, rows, y, y_si, y_sr, va, mode);
+        SFX(tile_xf)(1, 1, kc, b, x, sk, rows, y, y_si, y_sr, va, mode);
     }
 }
 
@@ -205,38 +214,46 @@ TARGET_FN void SFX(run_xf)(ptrdiff_t p, ptrdiff_t q, ptrdiff_t n, const REAL *pa
                            ptrdiff_t y_sr, REAL alpha, int mode, REAL *xbuf)
 {
     VEC va = SET1(alpha);
-    ptrdiff_t b0, r, i0, k, rows;
+    ptrdiff_t b0, k0, kc, r, i0, k, rows;
+    int m;
     for (b0 = 0; b0 < n; b0 += XF_BLOCK) {
-        /* X's rows b0 .. b0 + XF_BLOCK - 1, read once per 4 factor rows. At a stride of a
-         * multiple of 512 bytes X's columns evict each other from L1: then (xbuf) the
-         * block is copied first, in long runs, at a stride of an odd number of lines. */
-        const REAL *xs = x + b0;
-        ptrdiff_t sk = x_sk;
         rows = n - b0 < XF_BLOCK ? n - b0 : XF_BLOCK;
-        if (xbuf != NULL) {
-            for (k = 0; k < q; k++) {
-                for (r = 0; r + L <= rows; r += L)
-                    STOREU(xbuf + XF_LD * k + r, LOADU(x + k * x_sk + b0 + r));
-                if (r < rows)
-                    STOREU(xbuf + XF_LD * k + r,
-                           MASKLOAD(x + k * x_sk + b0 + r, LANE_MASK(rows - r)));
+        /* XF_KC of the factor's columns at a time (those after the first add to Y), so
+         * that the block of X's rows they read, XF_KC by XF_BLOCK, stays in L2. */
+        for (k0 = 0; k0 < q; k0 += XF_KC) {
+            /* X's rows, read once per 4 factor rows. At a stride of a multiple of 512
+             * bytes they evict each other from L1, and at a stride beyond the block's
+             * rows the prefetcher falls behind: then (xbuf) the block is copied first, in
+             * long runs, at a stride of an odd number of lines. */
+            const REAL *xs = x + k0 * x_sk + b0;
+            ptrdiff_t sk = x_sk;
+            kc = q - k0 < XF_KC ? q - k0 : XF_KC;
+            m = k0 == 0 ? mode : mode | ACCUMULATE;
+            if (xbuf != NULL) {
+                for (k = 0; k < kc; k++) {
+                    for (r = 0; r + L <= rows; r += L)
+                        STOREU(xbuf + XF_LD * k + r, LOADU(xs + k * x_sk + r));
+                    if (r < rows)
+                        STOREU(xbuf + XF_LD * k + r,
+                               MASKLOAD(xs + k * x_sk + r, LANE_MASK(rows - r)));
+                }
+                xs = xbuf;
+                sk = XF_LD;
             }
-            xs = xbuf;
-            sk = XF_LD;
-        }
-        if (y_sr == 1) {
-            /* Output rows are contiguous: write the block of each in one run. */
-            for (i0 = 0; i0 < p; i0 += 4)
-                for (r = 0; r < rows; r += 3 * L)
-                    SFX(xf_tile)(p, q, pack, xs, sk, rows, y + b0 * y_sr, y_si, y_sr, i0, r,
-                                 va, mode);
-        } else {
-            /* Output columns are contiguous: all factor rows of X's rows r .., which stay
-             * in L1 meanwhile. */
-            for (r = 0; r < rows; r += 3 * L)
+            if (y_sr == 1) {
+                /* Output rows are contiguous: write the block of each in one run. */
                 for (i0 = 0; i0 < p; i0 += 4)
-                    SFX(xf_tile)(p, q, pack, xs, sk, rows, y + b0 * y_sr, y_si, y_sr, i0, r,
-                                 va, mode);
+                    for (r = 0; r < rows; r += 3 * L)
+                        SFX(xf_tile)(p, q, k0, kc, pack, xs, sk, rows, y + b0 * y_sr, y_si,
+                                     y_sr, i0, r, va, m);
+            } else {
+                /* Output columns are contiguous: all factor rows of X's rows r .., which
+                 * stay in L1 meanwhile. */
+                for (r = 0; r < rows; r += 3 * L)
+                    for (i0 = 0; i0 < p; i0 += 4)
+                        SFX(xf_tile)(p, q, k0, kc, pack, xs, sk, rows, y + b0 * y_sr, y_si,
+                                     y_sr, i0, r, va, m);
+            }
         }
     }
 }
