@@ -34,6 +34,8 @@ from matkron._kron_plan_cy cimport constrain, inspect_plan, kernel_row, plan_pro
 
 import threading
 
+import numpy as np
+
 from matkron._workspace import workspace as _workspace
 
 cnp.import_array()
@@ -416,9 +418,10 @@ def _set_planner(variants=None, own_kernel=None):
     per step, or None for no constraint; products no plan with those variants can compute
     are planned freely. `own_kernel` False makes every step call BLAS, True lets the
     planner use the registered kernels available here (plans are cached apart for the
-    two), and a registry row's name (see kernel_registry) forces that row for its dtype,
-    wherever it admits the step (reference rows run only so). Returns whether a
-    registered kernel other than a reference one is in use. Cached plans are dropped.
+    two), and a registry row's name (see kernel_registry) forces that row for its dtype:
+    it runs every step it admits, whatever the cost model estimates (reference rows run
+    only so). Returns whether a registered kernel other than a reference one is in use.
+    Cached plans are dropped.
     """
     names = {"normal": NORMAL, "rotate-front": ROTATE_FRONT, "rotate-back": ROTATE_BACK,
              None: -1}
@@ -470,6 +473,58 @@ def kernel_registry():
             "lanes": row.lanes,
             "pack_round": row.pack_round, "max_pack": row.max_pack,
         })
+
+
+def _run_step_kernel(str name, cnp.ndarray f, cnp.ndarray x, Py_ssize_t n, Py_ssize_t x_sk,
+                     Py_ssize_t x_sr, cnp.ndarray y, Py_ssize_t y_si, Py_ssize_t y_sr,
+                     alpha, beta, Py_ssize_t pack_size=-1):
+    """Test hook: one step of the registry row `name` (the contract of
+    csrc/kernels/kernels.h), Y = alpha F X + beta Y with F the 2-D array f, X[k, r] =
+    x[k * x_sk + r * x_sr] and Y[i, r] = y[i * y_si + r * y_sr] for r < n (elements of the
+    contiguous 1-D x and y). F is packed by the row into a pack of the row's pack_size for
+    a tensor of x.size elements, which the step is told has that many elements or
+    `pack_size`. Returns the step's status: 0, or -1 when the row declines (y not
+    written). Not public."""
+    cdef const matkron_step_kernel* row = NULL
+    cdef const matkron_step_kernel* r
+    cdef bint available = False, found
+    cdef int i = 0
+    cdef cnp.ndarray pack, a, b
+    cdef Py_ssize_t p, q, itemsize, f_si, f_sk, size
+    while True:
+        r = kernel_row(i, &found)
+        if r == NULL:
+            break
+        if r.name.decode() == name:
+            row, available = r, found
+        i += 1
+    if row == NULL or not available:
+        raise ValueError(f"_run_step_kernel: no registry row {name!r} runs here")
+    dtype = np.dtype(("float32", "float64", "complex64", "complex128")[row.dtype])
+    if (f.ndim != 2 or x.ndim != 1 or y.ndim != 1 or f.dtype != dtype or x.dtype != dtype
+            or y.dtype != dtype or not x.flags.c_contiguous or not y.flags.c_contiguous
+            or not y.flags.writeable):
+        raise ValueError(f"_run_step_kernel: f 2-D, x and y contiguous 1-D, all {dtype}")
+    p, q, itemsize = f.shape[0], f.shape[1], dtype.itemsize
+    f_si, f_sk = f.strides[0] // itemsize, f.strides[1] // itemsize
+    if (min(n, x_sk, x_sr, y_si, y_sr, f_si, f_sk) < 0
+            or f.strides[0] % itemsize or f.strides[1] % itemsize
+            or (n > 0 and q > 0 and (q - 1) * x_sk + (n - 1) * x_sr >= x.size)
+            or (n > 0 and p > 0 and (p - 1) * y_si + (n - 1) * y_sr >= y.size)):
+        raise ValueError("_run_step_kernel: strides outside x, y or f")
+    size = row.pack_size(p, q, x.size)
+    if pack_size < 0:
+        pack_size = size
+    pack = np.empty(max(pack_size, size, 1), dtype)
+    a = np.array(alpha, dtype)
+    b = np.array(beta, dtype)
+    if p > 0 and q > 0:
+        row.pack(p, q, cnp.PyArray_DATA(f), f_si, f_sk, cnp.PyArray_DATA(pack))
+    with nogil:
+        i = row.step(p, q, n, cnp.PyArray_DATA(a), cnp.PyArray_DATA(x), x_sk, x_sr,
+                     cnp.PyArray_DATA(b), cnp.PyArray_DATA(y), y_si, y_sr,
+                     cnp.PyArray_DATA(pack), pack_size)
+    return i
 
 
 def _plan_kernels(tuple mats, cnp.ndarray x):

@@ -75,7 +75,8 @@ cdef enum:
 # variants the planner must use at each step (-1: any). For tests and measurements; set
 # with the GIL held (see constrain).
 cdef bint _own_kernel = True
-# A registry row forced for its dtype (a reference row, say), or NULL.
+# A registry row forced for its dtype (a reference row, say), or NULL: the planner runs it
+# at every step it admits.
 cdef const matkron_step_kernel* _forced_row = NULL
 cdef int _forced_variant[MAX_FACTORS]
 cdef int _forced_steps = 0
@@ -293,7 +294,8 @@ cdef double _search(const Factor* factors, int k, const int* order, int nsteps,
                     own_step = _own_step_cost(kernel, calls, size * factors[f].p, vector,
                                               copied, variant == ROTATE_FRONT,
                                               variant != NORMAL)
-                    if own_step < step or own_pin == 1:
+                    # A row forced by a test runs every step it admits, as a pin would.
+                    if own_step < step or own_pin == 1 or kernel == _forced_row:
                         step = own_step
                         cand.own[t] = True
                 cand.cost = states[cur][s].cost + step
@@ -943,7 +945,8 @@ cdef void _forget() noexcept:
 cdef bint constrain(const int* variants, int nsteps, int own_kernel, int row) noexcept:
     """Pin the variants of the first `nsteps` steps (-1: any; nsteps 0: none); with
     `own_kernel` 0 or 1 forbid or allow the registered kernels (-1: unchanged); with `row`
-    >= 0 force that registry row for its dtype (-1: force none, -2: unchanged). Drops the
+    >= 0 force that registry row for its dtype, at every step it admits (-1: force none,
+    -2: unchanged). Drops the
     cached plans (measured ones too); returns whether a registered kernel other than a
     reference one is in use. Products are not measured while variants or a row are
     forced. Call with the GIL held."""

@@ -34,6 +34,20 @@ def kron_matvec_fast(
 def is_blas_matrix(a: np.ndarray) -> bool: ...
 def kernel_registry() -> list[KernelRow]: ...
 def _plan_kernels(mats: tuple[np.ndarray | int, ...], x: np.ndarray) -> tuple[str, ...]: ...
+def _run_step_kernel(
+    name: str,
+    f: np.ndarray,
+    x: np.ndarray,
+    n: int,
+    x_sk: int,
+    x_sr: int,
+    y: np.ndarray,
+    y_si: int,
+    y_sr: int,
+    alpha: complex,
+    beta: complex,
+    pack_size: int = ...,
+) -> int: ...
 def _set_planner(
     variants: tuple[str | None, ...] | list[str | None] | None = ...,
     own_kernel: bool | str | None = ...,

@@ -2,9 +2,13 @@
 
 The planner picks one variant per step ("normal", "rotate-front", "rotate-back"); a test
 hook constrains it, so each variant sequence a product admits is run, for float32 and
-float64 both by matkron's own AVX-512 step (where the CPU has one) and by BLAS. Shapes are chosen around
-the own kernel's tile edges (8 and 24 along its vectors, 8 along its broadcasts) and its
-blocks (runs of 64 columns, copies of 256 rows at strides that alias in L1).
+float64 both by matkron's own step kernel (where the CPU runs one: the registry's first
+available row for the dtype, forced, so that it runs every step it admits) and by BLAS.
+Shapes are chosen around the own kernels' tile edges: AVX-512's (8 and 24 along its
+vectors, 8 along its broadcasts; runs of 64 columns, copies of 256 rows at strides that
+alias in L1) and AVX2's (4 and 8 lanes; tiles of 1 to 3 vectors by 4 broadcasts, so
+factors of 1 to 7 vectors and of p = 4k + 1, 2, 3 rows; edges of 12 and 24 rows; runs of
+16 to 96 columns, copies of 192 rows).
 """
 
 import itertools
@@ -33,6 +37,19 @@ OWN = _kron_cy._set_planner(None, own_kernel=True)
 KERNELS = ("own", "blas") if OWN else ("blas",)
 # The dtypes the own kernel serves.
 REAL = (np.dtype("float32"), np.dtype("float64"))
+# The row the planner takes for each dtype it has one for here (the first available one
+# that is not a reference row, as matkron_step_kernel_for).
+OWN_ROWS = {}
+for _row in _kron_cy.kernel_registry():
+    if _row["available"] and not _row["reference"]:
+        OWN_ROWS.setdefault(np.dtype(_row["dtype"]), _row["name"])
+
+
+def use_kernel(kernel, dtype):
+    """Every step on BLAS ("blas"), or ("own") the dtype's own row at every step it admits
+    (the free planner where the dtype has none)."""
+    own = OWN_ROWS.get(np.dtype(dtype), True) if kernel == "own" else False
+    _kron_cy._set_planner(None, own_kernel=own)
 
 
 @pytest.fixture(autouse=True)
@@ -81,7 +98,7 @@ SPECS = (
 @pytest.mark.parametrize("m", [None, 1, 3, 16], ids=lambda m: f"m={m}")
 @pytest.mark.parametrize("spec", SPECS, ids=str)
 def test_every_variant_real(spec, m, order, kernel, dtype, rng):
-    _kron_cy._set_planner(None, own_kernel=kernel == "own")
+    use_kernel(kernel, dtype)
     factors = make_factors(rng, spec, dtype)
     x = np.asarray(random_array(rng, operand_shape(columns(spec), m), dtype), order=order)
     dense = kron_dense(factors)
@@ -113,11 +130,13 @@ def test_every_variant_complex(dtype, rng):
         [(17, 33), (24, 64)],
         [(12, 12), (32, 32), (10, 10)],
         [(20, 20), (33, 33), (9, 9)],
+        # 41 and 56 rows: AVX2's 6 and 7 vectors of floats, 11 and 14 of doubles.
+        [(41, 41), (3, 3), (56, 56)],
     ],
     ids=str,
 )
 def test_blocks_and_copied_strides(spec, kernel, dtype, rng):
-    _kron_cy._set_planner(None, own_kernel=kernel == "own")
+    use_kernel(kernel, dtype)
     factors = make_factors(rng, spec, dtype)
     for m, order in [(None, "C"), (2, "C"), (2, "F")]:
         x = np.asarray(random_array(rng, operand_shape(columns(spec), m), dtype), order=order)
@@ -129,7 +148,7 @@ def test_blocks_and_copied_strides(spec, kernel, dtype, rng):
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_sums_accumulate_in_every_variant(kernel, rng):
     # Sums scale the last step of each term and accumulate into one output.
-    _kron_cy._set_planner(None, own_kernel=kernel == "own")
+    use_kernel(kernel, np.float64)
     spec = [(9, 6), (17, 5)]
     a, b = make_factors(rng, spec, np.float64), make_factors(rng, spec, np.float64)
     dense = 2.5 * kron_dense(a) - 0.5 * kron_dense(b)
@@ -142,7 +161,7 @@ def test_sums_accumulate_in_every_variant(kernel, rng):
             np.testing.assert_allclose(y, dense.real @ x, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.skipif(not OWN, reason="this CPU has no AVX-512: the own kernel is not built in")
+@pytest.mark.skipif(not OWN, reason="this CPU runs no own step kernel")
 @pytest.mark.parametrize("dtype", REAL, ids=str)
 def test_own_kernel_matches_blas(dtype, rng):
     spec = [(33, 31), (7, 40), (24, 9)]
@@ -160,7 +179,7 @@ def test_own_kernel_matches_blas(dtype, rng):
 def test_infinities_propagate_as_in_the_dense_product(kernel, rng):
     # One infinite entry of x makes each output entry ±inf (the factors have no zeros):
     # the padded lanes of the own kernel's tiles (0 * inf = nan) never reach the result.
-    _kron_cy._set_planner(None, own_kernel=kernel == "own")
+    use_kernel(kernel, np.float64)
     spec = [(9, 3), (5, 7), (10, 2)]
     factors = [np.abs(f) + 0.5 for f in make_factors(rng, spec, np.float64)]
     x = random_array(rng, (columns(spec), 3), np.float64)
@@ -176,7 +195,7 @@ def test_infinities_propagate_as_in_the_dense_product(kernel, rng):
 def test_zero_coefficient_does_not_read_x(kernel, rng):
     # As BLAS with alpha = 0: a term with coefficient 0 adds nothing, even where x holds
     # an infinity (0 * inf would be nan).
-    _kron_cy._set_planner(None, own_kernel=kernel == "own")
+    use_kernel(kernel, np.float64)
     a, b = [np.abs(f) + 0.5 for f in make_factors(rng, [(9, 5), (6, 7)], np.float64)]
     x = random_array(rng, (35, 3), np.float64)
     x[4, 1] = np.inf
@@ -191,7 +210,7 @@ def test_zero_coefficient_does_not_read_x(kernel, rng):
 def test_fortran_columns_one_at_a_time(dtype, kernel, rng):
     # Fortran-ordered x and out with large columns run as one product per column; padded
     # operands, out=, and sums (accumulating per column) included.
-    _kron_cy._set_planner(None, own_kernel=kernel == "own")
+    use_kernel(kernel, dtype)
     spec = [(31, 33), (35, 34), (20, 35)]
     factors = make_factors(rng, spec, dtype)
     x_dense = random_array(rng, (columns(spec), 3), dtype)
@@ -222,7 +241,7 @@ def test_large_x_copied_to_fortran_order_for_columns(layout, kernel, rng):
     # An x of over 6 MiB in another layout is copied into Fortran order, then its columns
     # run one at a time into a new (Fortran-ordered) or a Fortran-ordered out, when the
     # steps are bound by memory.
-    _kron_cy._set_planner(None, own_kernel=kernel == "own")
+    use_kernel(kernel, np.float64)
     spec = [(17, 33), (18, 34), (16, 35)]  # small p: steps bound by memory
     factors = make_factors(rng, spec, np.float64)
     x_dense = random_array(rng, (columns(spec), 21), np.float64)

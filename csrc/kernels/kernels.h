@@ -47,6 +47,25 @@ int matkron_avx512_step_f32(ptrdiff_t p, ptrdiff_t q, ptrdiff_t n, const void *a
                             void *y, ptrdiff_t y_si, ptrdiff_t y_sr, void *pack,
                             ptrdiff_t pack_size);
 
+/* kron_step_avx2.c: float64 and float32 with AVX2 and FMA (register tiles of up to 12
+ * accumulators: 3 vectors by 4 broadcasts, 2 by 6, 1 by 8; the tensor read along its unit
+ * stride, only the factor packed). */
+int matkron_avx2_detect(void);
+int matkron_avx2_copies(ptrdiff_t p, ptrdiff_t x_sk);
+ptrdiff_t matkron_avx2_pack_size(ptrdiff_t p, ptrdiff_t q, ptrdiff_t size);
+void matkron_avx2_pack_f64(ptrdiff_t p, ptrdiff_t q, const void *f, ptrdiff_t f_si,
+                           ptrdiff_t f_sk, void *pack);
+int matkron_avx2_step_f64(ptrdiff_t p, ptrdiff_t q, ptrdiff_t n, const void *alpha,
+                          const void *x, ptrdiff_t x_sk, ptrdiff_t x_sr, const void *beta,
+                          void *y, ptrdiff_t y_si, ptrdiff_t y_sr, void *pack,
+                          ptrdiff_t pack_size);
+void matkron_avx2_pack_f32(ptrdiff_t p, ptrdiff_t q, const void *f, ptrdiff_t f_si,
+                           ptrdiff_t f_sk, void *pack);
+int matkron_avx2_step_f32(ptrdiff_t p, ptrdiff_t q, ptrdiff_t n, const void *alpha,
+                          const void *x, ptrdiff_t x_sk, ptrdiff_t x_sr, const void *beta,
+                          void *y, ptrdiff_t y_si, ptrdiff_t y_sr, void *pack,
+                          ptrdiff_t pack_size);
+
 /* kron_step_reference.c: plain loops for every dtype, any strides (a reference row: the
  * planner uses it only when a test forces it). */
 int matkron_reference_detect(void);

@@ -33,7 +33,8 @@ typedef struct {
 
 typedef struct {
     const char *name;       /* "<isa>_<dtype>", as in the file name kron_step_<isa>.c */
-    const char *isa;        /* the instruction set the CPU must have */
+    const char *isa;        /* the CPU flags it needs, comma-separated, as /proc/cpuinfo
+                               names them ("avx2,fma"; its detect checks the same) */
     int dtype;              /* MATKRON_F32 ... MATKRON_C128 */
     int reference;          /* 1: never chosen by the planner unless forced (tests) */
     int (*detect)(void);    /* whether build and CPU run it (the registry calls it once) */
