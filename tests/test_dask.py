@@ -21,7 +21,7 @@ import pytest
 import scipy.linalg
 import scipy.sparse
 import threadpoolctl
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, wait
 from scipy.sparse.linalg import aslinearoperator
 
 import matkron
@@ -439,8 +439,9 @@ def _sharded_product(client, n, chunk, limit):
     functional = da.einsum("ijk,i,j,k->", y.reshape(n, 64, 64), *u)
     oracle = da.einsum("ijk,i,j,k->", x.reshape(n, 64, 64), P.T @ u[0], Q.T @ u[1],
                        R.T @ u[2])
-    ny, nx, f, f0 = client.compute([da.linalg.norm(y), da.linalg.norm(x), functional,
-                                    oracle], sync=True)
+    futures = client.compute([da.linalg.norm(y), da.linalg.norm(x), functional, oracle])
+    wait(futures, timeout=180)  # a failure, not a hang, if the workers stall
+    ny, nx, f, f0 = client.gather(futures)
     np.testing.assert_allclose(ny, nx, rtol=1e-12)
     np.testing.assert_allclose(f, f0, rtol=1e-9)
     assert client.run(os.getpid) == pids  # no worker was restarted
@@ -455,18 +456,19 @@ def test_vector_sharded_across_workers(client):
 
 
 def test_vector_larger_than_a_worker():
-    """A 256 MiB x on two workers of 192 MiB each (about 100 MiB of which is the worker
+    """A 384 MiB x on two workers of 320 MiB each (100 to 140 MiB of which is the worker
     itself): the product runs in blocks of 4 MiB through every rechunk. (Dask plans a
     rechunk through intermediate blocks of up to 128 MiB unless told otherwise, which
-    killed these workers.)"""
-    limit = 192 * 2**20
+    killed such workers.) Workers do not pause near their limit, so that a product that
+    needs more memory fails here rather than waits."""
+    limit = 320 * 2**20
     config = {"distributed.p2p.comm.buffer": "16MiB", "distributed.p2p.storage.buffer":
-              "16MiB"}
+              "16MiB", "distributed.worker.memory.pause": False}
     with dask.config.set(config), LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
             dashboard_address=":0", memory_limit=limit,
             silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
-        _sharded_product(client, 8192, 2**19, limit)
+        _sharded_product(client, 12288, 2**19, limit)
 
 
 def test_other_dask_collections_are_not_dask_arrays():
