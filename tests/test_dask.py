@@ -409,11 +409,11 @@ def test_distributed_workers_run_blas_on_one_thread(client):
     assert set(client.run(matkron.get_num_threads).values()) == {1}
 
 
-def _sharded_product(client, n, chunk, limit):
+def _sharded_product(client, n, chunk, limit, functional=True):
     """K = P ⊗ Q ⊗ R (P an n×n signed permutation, sparse; Q, R orthogonal 64×64) on a lazy
-    x of 4096 n entries in chunks of `chunk`: ‖K x‖ = ‖x‖, and uᵀ K x = (Kᵀ u)ᵀ x for
-    u = u₁ ⊗ u₂ ⊗ u₃ through Dask's einsum on x as a tensor; every worker under `limit`
-    and none restarted."""
+    x of 4096 n entries in chunks of `chunk`: ‖K x‖ = ‖x‖, and (with `functional`)
+    uᵀ K x = (Kᵀ u)ᵀ x for u = u₁ ⊗ u₂ ⊗ u₃ through Dask's einsum on x as a tensor; every
+    worker under `limit` and none restarted."""
     # Nested, so that they are sent to the workers by value (tests is not importable
     # there).
     def reset_peak_memory():  # Linux: VmHWM, reset through /proc/self/clear_refs
@@ -436,14 +436,17 @@ def _sharded_product(client, n, chunk, limit):
     pids = client.run(os.getpid)
     client.run(reset_peak_memory)  # earlier work of these workers does not count
     y = K @ x
-    functional = da.einsum("ijk,i,j,k->", y.reshape(n, 64, 64), *u)
-    oracle = da.einsum("ijk,i,j,k->", x.reshape(n, 64, 64), P.T @ u[0], Q.T @ u[1],
-                       R.T @ u[2])
-    futures = client.compute([da.linalg.norm(y), da.linalg.norm(x), functional, oracle])
+    lazy = [da.linalg.norm(y), da.linalg.norm(x)]
+    if functional:
+        lazy += [da.einsum("ijk,i,j,k->", y.reshape(n, 64, 64), *u),
+                 da.einsum("ijk,i,j,k->", x.reshape(n, 64, 64), P.T @ u[0], Q.T @ u[1],
+                           R.T @ u[2])]
+    futures = client.compute(lazy)
     wait(futures, timeout=180)  # a failure, not a hang, if the workers stall
-    ny, nx, f, f0 = client.gather(futures)
-    np.testing.assert_allclose(ny, nx, rtol=1e-12)
-    np.testing.assert_allclose(f, f0, rtol=1e-9)
+    results = client.gather(futures)
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-12)
+    if functional:
+        np.testing.assert_allclose(results[2], results[3], rtol=1e-9)
     assert client.run(os.getpid) == pids  # no worker was restarted
     peaks = client.run(peak_memory).values()
     assert all(peak < limit for peak in peaks), peaks
@@ -468,7 +471,8 @@ def test_vector_larger_than_a_worker():
             n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
             dashboard_address=":0", memory_limit=limit,
             silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
-        _sharded_product(client, 12288, 2**19, limit)
+        # ‖K x‖ = ‖x‖ only: the values are checked by the sharded test above.
+        _sharded_product(client, 12288, 2**19, limit, functional=False)
 
 
 def test_other_dask_collections_are_not_dask_arrays():
