@@ -350,12 +350,13 @@ def test_altered_plans_are_refused(rng, measure_all):
                 for _ in range(2):
                     assert_product(matkron.kron_matvec(factors, x), factors, x, np.float64)
     assert refused > 0
-    # Duplicated factors, a step left out, own steps without a kernel, other layout
-    # flags, a claim the rebuilt plan contradicts: refused.
+    # Duplicated factors, a step left out, own steps without a kernel (the entry's kernel
+    # null: on a CPU with an own kernel, a key no product here has), other layout flags, a
+    # claim the rebuilt plan contradicts: refused.
     for change in (
         {"order": [0, 0, 1]},
         {"order": [2, 1]},
-        {"own": [True, False, False]},
+        {"own": [True, False, False], "kernel": None},
         {"flags": entry["flags"] ^ 1},
         {"out_direct": not entry["out_direct"]},
     ):
