@@ -738,8 +738,9 @@ cdef int _candidates(const Factor* factors, int k, const Operand* x, const Opera
     alternatives the search produces with one choice pinned: columns one at a time or all
     at once; each order of equal-flop factors and each kind x is read in (copying x into
     the other kind first); each other variant of each step; and with a registered kernel,
-    BLAS only, or the own kernel at a step where it was not chosen. Returns how many (at
-    most MAX_CANDIDATES). Call with the GIL held and no variants forced (constrain)."""
+    the estimate with every step on BLAS, BLAS only, or the own kernel at a step where it
+    was not chosen. Returns how many (at most MAX_CANDIDATES). Call with the GIL held and
+    no variants forced (constrain)."""
     global _forced_steps
     cdef int n = 1, attempt, t, v, i
     cdef Plan trial
@@ -772,10 +773,22 @@ cdef int _candidates(const Factor* factors, int k, const Operand* x, const Opera
             _consider(&trial, x.m, cands, &n)
     _forced_steps = 0
     if kernel != NULL:
-        # BLAS at every step, or the own kernel at a step that estimated BLAS faster.
+        # BLAS at every step: the estimate's plan itself (its order, kinds and variants,
+        # so its result's layout, which a new 2-D result must keep), and the cheapest
+        # plan; or the own kernel at a step that estimated BLAS faster.
         _pins.own_steps = estimate.nsteps
         for i in range(estimate.nsteps):
             _pins.own[i] = 0
+            _forced_variant[i] = estimate.variant[i]
+        _pins.nsteps = estimate.nsteps
+        memcpy(_pins.order, estimate.order, estimate.nsteps * sizeof(int))
+        _pins.start_c = estimate.x_c_kind
+        _pins.order_set = True
+        _forced_steps = estimate.nsteps
+        _make_plan(factors, k, x, out, flags, itemsize, kernel, &trial)
+        _consider(&trial, x.m, cands, &n)
+        _forced_steps = 0
+        _pins.order_set = False
         _make_plan(factors, k, x, out, flags, itemsize, kernel, &trial)
         _consider(&trial, x.m, cands, &n)
         for t in range(estimate.nsteps):

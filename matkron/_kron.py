@@ -379,13 +379,14 @@ def _checked_kron_matvec(factors, x, *, out=None):
     copied into Fortran order, if all of it exceeds 6 MiB). The result dtype is ``np.result_type`` of the
     arrays, with integers and bool computed in float64 and float16 in float32.
 
-    On x86-64 CPUs with AVX-512, float32 and float64 steps whose factor is small enough
-    for matkron's own step kernel (its pack limit, 32768 entries after rounding the rows
-    up to a multiple of 16, is in the kernel registry, ``_kron_cy.kernel_registry()``)
-    run that kernel instead of BLAS wherever its estimated time is lower: it multiplies
-    along the mode in registers without packing the tensor, and writes a transposed
-    result by transposing 8×8 blocks in registers. Results agree with the BLAS path to
-    rounding (the sums are taken in another order).
+    On x86-64 CPUs with AVX-512, or with AVX2 and FMA, float32 and float64 steps whose
+    factor is small enough for matkron's own step kernel (its pack limit is in the kernel
+    registry, ``_kron_cy.kernel_registry()``: 32768 entries after rounding the rows up to a
+    multiple of 16 for AVX-512, 8192 after rounding them to a multiple of 8 for AVX2) run
+    that kernel instead of BLAS wherever its estimated time is lower: it multiplies along
+    the mode in registers without packing the tensor, and writes a transposed result by
+    transposing blocks of the register tile. Results agree with the BLAS path to rounding
+    (the sums are taken in another order).
 
     A ``dask.array`` x gives a lazy ``dask.array`` (``out`` must be None): a 2-D x by blocks
     of whole columns, a 1-D x by pencils, the factors applied along the modes that lie

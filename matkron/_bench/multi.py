@@ -3,7 +3,7 @@
 Every cell (factor shapes, layout of x) times, on the same float64 operands and interleaved:
 
 - ``kron_matvec(factors, x)``, the same with a preallocated ``out=`` (also with every step
-  on dgemm, the own AVX-512 step kernel switched off), and ``K @ x`` for
+  on dgemm, the own step kernel switched off), and ``K @ x`` for
   ``K = matkron.kron(*factors)``;
 - the GEMM floor: one ``np.matmul`` per factor, in the flop-optimal order of
   :func:`matkron.kron_order`, of the factor with a preallocated buffer into another, with
@@ -162,8 +162,9 @@ def _ready(y):
 
 
 def _kron_matvec_dgemm(factors, x, out):
-    """kron_matvec(factors, x, out=out) with every float64 step on dgemm (the own AVX-512
-    step kernel switched off for the call; plans are cached apart for the two)."""
+    """kron_matvec(factors, x, out=out) with every float64 step on dgemm (the own step
+    kernel, AVX-512 or AVX2, switched off for the call; plans are cached apart for the
+    two)."""
     _kron_cy._set_planner(own_kernel=False)
     try:
         return matkron.kron_matvec(factors, x, out=out)
@@ -584,8 +585,8 @@ LEGEND = [
     "               C-ordered x: its GEMMs write their output transposed)",
     "kv out=      matkron.kron_matvec(factors, x, out=out), out preallocated in the memory",
     "               order kron_matvec picks for a new result",
-    "kv dgemm     kv out= with the own AVX-512 float64 step kernel switched off: every",
-    "               step on SciPy's dgemm (the same as kv out= on CPUs without AVX-512)",
+    "kv dgemm     kv out= with the own float64 step kernel switched off: every step on",
+    "               SciPy's dgemm (the same as kv out= on CPUs without AVX-512 or AVX2)",
     "K @ x        K = matkron.kron(*factors), a KronOperator made once per case",
     "GEMM floor   the method's k GEMMs alone: for each factor F (p×q) in the order of",
     "               matkron.kron_order(shapes, m), np.matmul(F, X, out=Y) with preallocated",
