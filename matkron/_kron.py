@@ -382,7 +382,7 @@ def _checked_kron_matvec(factors, x, *, out=None):
     On x86-64 CPUs with AVX-512, or with AVX2 and FMA, float32 and float64 steps whose
     factor is small enough for matkron's own step kernel (its pack limit is in the kernel
     registry, ``_kron_cy.kernel_registry()``: 32768 entries after rounding the rows up to a
-    multiple of 16 for AVX-512, 8192 after rounding them to a multiple of 8 for AVX2) run
+    multiple of 16 for AVX-512, 4096 after rounding them to a multiple of 8 for AVX2) run
     that kernel instead of BLAS wherever its estimated time is lower: it multiplies along
     the mode in registers without packing the tensor, and writes a transposed result by
     transposing blocks of the register tile. Results agree with the BLAS path to rounding

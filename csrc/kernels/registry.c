@@ -28,11 +28,14 @@ static const matkron_step_kernel rows[] = {
      * step there), but up to 1.4 in normal steps along a later mode of tensors beyond L2.
      * FX steps of 4- and 8-row factors ran at about 0.3 and 0.6 of the speed of 16-row
      * ones (short_vector). From square factors of about 96 on it took 0.8 to 1.25 of
-     * dgemm's time: a factor of more than 8192 (rounded) entries, a 64 KiB pack, is left to
-     * BLAS. The copy of X's rows (p > 8) does not overlap the arithmetic: rotated-back
-     * steps of 16x16 and 32x32 factors took 1.1 to 1.3x their rotated-front twins (about
-     * 0.3 ns a copied element). */
-    {"avx2_f64", "avx2,fma", MATKRON_F64, 0, matkron_avx2_detect, 4, 3, 8, 8192,
+     * dgemm's time, and for 8192-entry factors of other shapes (64x128, 16x512, 512x16)
+     * 0.55 to 1.35 by layout, which the cost model does not tell apart: a factor of more
+     * than 4096 (rounded) entries, a pack beyond L1's 32 KiB, is left to BLAS (over the
+     * steps measured, that choice lost least against the faster of the two). The copy of
+     * X's rows (p > 8) does not overlap the arithmetic: rotated-back steps of 16x16 and
+     * 32x32 factors took 1.1 to 1.3x their rotated-front twins (about 0.3 ns a copied
+     * element). */
+    {"avx2_f64", "avx2,fma", MATKRON_F64, 0, matkron_avx2_detect, 4, 3, 8, 4096,
      {0.02, 4e-5, 1.0, 1.0, 3e-4},
      matkron_avx2_copies, matkron_avx2_pack_size, matkron_avx2_pack_f64,
      matkron_avx2_step_f64},
@@ -40,7 +43,7 @@ static const matkron_step_kernel rows[] = {
      * avx512_f32). Against sgemm the step took 0.3 to 1.0 of its time in most shapes, but
      * FX steps of factors of at most 8 rows (one vector) 1.1 to 2.3x (short_vector 1.5,
      * where lanes / p is 1), and of 512x16 factors up to 1.4x. */
-    {"avx2_f32", "avx2,fma", MATKRON_F32, 0, matkron_avx2_detect, 8, 3, 8, 8192,
+    {"avx2_f32", "avx2,fma", MATKRON_F32, 0, matkron_avx2_detect, 8, 3, 8, 4096,
      {0.02, 2e-5, 1.5, 1.0, 1.5e-4},
      matkron_avx2_copies, matkron_avx2_pack_size, matkron_avx2_pack_f32,
      matkron_avx2_step_f32},
