@@ -16,8 +16,9 @@
 #
 # kronsum_apply makes one pass over Y, column by column of the fastest mode: A_1 is a
 # gather within the column (or, when it has a full narrow band, a sum of diagonals), every
-# other term adds multiples of neighbouring columns of X, four per pass over the column
-# (see its docstring).
+# other term adds multiples of neighbouring columns of X, four per pass over the column; a
+# band of constant diagonals (a real stencil) takes every term in one pass per eight, in
+# C (kronsum_terms.h). See its docstring.
 #
 # Each kernel is fused over the value type (float32, float64, complex64, complex128) and the
 # index type (int32, int64). Elementwise complex products in the slab loops are written
@@ -33,6 +34,13 @@ from libc.string cimport memset
 
 from _blas cimport blas_t, complex64_t, complex128_t, is_blas_array, is_blas_type
 from _interrupt cimport Watch, raise_pending, watch_start, watch_tick
+
+cdef extern from "kronsum_terms.h" nogil:
+    enum: MATKRON_KRONSUM_TERMS
+    void matkron_kronsum_terms_f32(bint add, Py_ssize_t n, int count, const float* c,
+                                   const float** x, float* y)
+    void matkron_kronsum_terms_f64(bint add, Py_ssize_t n, int count, const double* c,
+                                   const double** x, double* y)
 
 import threading
 
@@ -429,6 +437,110 @@ cdef inline void _gather_rows(Py_ssize_t i0, Py_ssize_t i1, const index_t* indpt
         y[i - i0] = dot
 
 
+cdef inline Py_ssize_t _add_other_terms(const index_t* index_type, const KronSum* s,
+                                        const Py_ssize_t* digit,
+                                        const Py_ssize_t* stride, const blas_t* x,
+                                        Py_ssize_t n, blas_t* buf,
+                                        const blas_t* zeros) noexcept nogil:
+    """buf[:n] += Σ_{t >= 2} Σ_c A_t[j_t, c] X[:, ..., c, ...] over n rows of the column
+    that starts at x (the column j_2, ..., j_k given by digit), four axpys per pass (missing
+    ones are zeros times `zeros`). Returns the number of nonzeros added. `index_type` only
+    selects the index type of the CSR arrays; it is not read."""
+    cdef Py_ssize_t t, j, jt, q = 0, terms = 0
+    cdef const index_t* ip
+    cdef const index_t* ix
+    cdef const blas_t* d
+    cdef const blas_t* xs[4]
+    cdef blas_t cs[4]
+    for t in range(1, s.k):
+        ip = <const index_t*>s.indptr[t]
+        ix = <const index_t*>s.indices[t]
+        d = <const blas_t*>s.data[t]
+        jt = digit[t]
+        terms += ip[jt + 1] - ip[jt]
+        for j in range(ip[jt], ip[jt + 1]):
+            cs[q] = d[j]
+            xs[q] = x + (ix[j] - jt) * stride[t]
+            q += 1
+            if q == 4:
+                _slab4(n, cs, xs, buf)
+                q = 0
+    if q:
+        while q < 4:
+            cs[q] = 0
+            xs[q] = zeros
+            q += 1
+        _slab4(n, cs, xs, buf)
+    return terms
+
+
+cdef inline void _flush_terms(bint add, Py_ssize_t n, int count, const blas_t* cs,
+                              const blas_t** xs, blas_t* buf) noexcept nogil:
+    """buf[:n] (+)= Σ_{m < count} cs[m] xs[m][:n] in one pass (real dtypes)."""
+    if blas_t is double:
+        matkron_kronsum_terms_f64(add, n, count, cs, xs, buf)
+    elif blas_t is float:
+        matkron_kronsum_terms_f32(add, n, count, cs, xs, buf)
+
+
+cdef inline void _sum_terms(const index_t* index_type, const KronSum* s,
+                            const Py_ssize_t* digit,
+                            const Py_ssize_t* stride, const blas_t* x, Py_ssize_t n,
+                            const blas_t* coef, Py_ssize_t lo, Py_ssize_t w,
+                            blas_t* buf) noexcept nogil:
+    """buf[:n] = A_1 X + Σ_{t >= 2} Σ_c A_t[j_t, c] X[:, ..., c, ...] over n rows of the
+    column that starts at x, where the band of A_1 lies inside the matrix and its w
+    diagonals are the constants coef: every term a scalar times a shifted column, up to
+    MATKRON_KRONSUM_TERMS of them per pass over buf, in the order of the other paths (A_1's
+    diagonals, then the factors t = 2, ..., k). `index_type` as in _add_other_terms."""
+    cdef Py_ssize_t t, j, jt, m
+    cdef int q = 0
+    cdef bint add = False
+    cdef const index_t* ip
+    cdef const index_t* ix
+    cdef const blas_t* d
+    cdef const blas_t* xs[MATKRON_KRONSUM_TERMS]
+    cdef blas_t cs[MATKRON_KRONSUM_TERMS]
+    for m in range(w):
+        cs[q] = coef[m]
+        xs[q] = x + lo + m
+        q += 1
+        if q == MATKRON_KRONSUM_TERMS:
+            _flush_terms(add, n, q, cs, xs, buf)
+            add = True
+            q = 0
+    for t in range(1, s.k):
+        ip = <const index_t*>s.indptr[t]
+        ix = <const index_t*>s.indices[t]
+        d = <const blas_t*>s.data[t]
+        jt = digit[t]
+        for j in range(ip[jt], ip[jt + 1]):
+            cs[q] = d[j]
+            xs[q] = x + (ix[j] - jt) * stride[t]
+            q += 1
+            if q == MATKRON_KRONSUM_TERMS:
+                _flush_terms(add, n, q, cs, xs, buf)
+                add = True
+                q = 0
+    if q:
+        _flush_terms(add, n, q, cs, xs, buf)
+
+
+cdef bint _constant_band(const blas_t* diagonals, Py_ssize_t n1, Py_ssize_t w,
+                         Py_ssize_t i0, Py_ssize_t i1, blas_t* coef) noexcept nogil:
+    """Whether each of the w diagonals is one value over the rows i0 <= i < i1 (then in
+    coef[m]); real dtypes only (the complex ones keep the vector coefficients)."""
+    cdef Py_ssize_t m, i
+    if not (blas_t is float or blas_t is double) or i1 <= i0:
+        return False
+    for m in range(w):
+        coef[m] = diagonals[m * n1 + i0]
+        for i in range(i0 + 1, i1):
+            if diagonals[m * n1 + i] != coef[m]:
+                return False
+    return True
+
+
 cdef void _kronsum_columns(const KronSum* s, const index_t* indptr1,
                            const index_t* indices1, const blas_t* data1,
                            const blas_t* diagonals, Py_ssize_t lo, Py_ssize_t w,
@@ -443,10 +555,14 @@ cdef void _kronsum_columns(const KronSum* s, const index_t* indptr1,
     over the rows where the whole band lies inside the matrix (if at least 16: on fewer,
     the setup of the vectorized passes costs more than it saves) and a gather over the
     others; every other term as axpys of neighbouring columns of X. Four diagonals or
-    four axpys share one pass over the block (missing ones are zeros times `zeros`). The
-    block of Y is then written once: alpha tmp (+ Y).
+    four axpys share one pass over the block (missing ones are zeros times `zeros`). When
+    each diagonal is constant over those rows (a constant-coefficient stencil, real
+    dtypes), the rows where the band lies inside take every term, the diagonals as
+    scalars, in passes of up to MATKRON_KRONSUM_TERMS (_sum_terms): one pass instead of
+    two for the grid Laplacian, and no vector of coefficients read. The block of Y is
+    then written once: alpha tmp (+ Y).
     """
-    cdef Py_ssize_t k = s.k, n1 = s.n[0], t, j, js, je, jt, ib, nb, i0, i1, m, q, col
+    cdef Py_ssize_t k = s.k, n1 = s.n[0], t, ib, nb, i0, i1, m, q, col
     cdef Py_ssize_t terms
     cdef Py_ssize_t ncols = 1
     cdef Py_ssize_t digit[KRONSUM_MAX_FACTORS + 1]      # j_2, ..., j_k, r at [1..k]
@@ -456,14 +572,12 @@ cdef void _kronsum_columns(const KronSum* s, const index_t* indptr1,
     cdef Py_ssize_t inner_hi = n1 - (lo + w - 1) if lo + w - 1 > 0 else n1
     cdef bint acc = s.accumulate
     cdef double work1 = <double>(w * n1 if w else indptr1[n1] - indptr1[0])
-    cdef const index_t* ip
-    cdef const index_t* ix
-    cdef const blas_t* d
+    cdef blas_t coef[KRONSUM_MAX_BAND]
+    cdef bint constant = w > 0 and _constant_band(diagonals, n1, w, inner_lo, inner_hi,
+                                                   coef)
     cdef const blas_t* xc = x
-    cdef const blas_t* xt
     cdef const blas_t* vs[4]
     cdef const blas_t* xs[4]
-    cdef blas_t cs[4]
     cdef blas_t* yc = y
     cdef blas_t* buf
     stride[0] = 1
@@ -482,6 +596,17 @@ cdef void _kronsum_columns(const KronSum* s, const index_t* indptr1,
             i1 = ib + nb if ib + nb < inner_hi else inner_hi
             if w == 0 or i1 - i0 < 16:
                 _gather_rows(ib, ib + nb, indptr1, indices1, data1, xc, buf)
+                terms += _add_other_terms(indptr1, s, digit, stride, xc + ib, nb, buf,
+                                          zeros)
+            elif constant:
+                _gather_rows(ib, i0, indptr1, indices1, data1, xc, buf)
+                terms += _add_other_terms(indptr1, s, digit, stride, xc + ib, i0 - ib, buf,
+                                          zeros)
+                _sum_terms(indptr1, s, digit, stride, xc + i0, i1 - i0, coef, lo, w,
+                           buf + (i0 - ib))
+                _gather_rows(i1, ib + nb, indptr1, indices1, data1, xc, buf + (i1 - ib))
+                _add_other_terms(indptr1, s, digit, stride, xc + i1, ib + nb - i1,
+                                 buf + (i1 - ib), zeros)
             else:
                 _gather_rows(ib, i0, indptr1, indices1, data1, xc, buf)
                 for m in range(0, w, 4):
@@ -494,29 +619,8 @@ cdef void _kronsum_columns(const KronSum* s, const index_t* indptr1,
                             xs[q] = zeros
                     _diagonals4(m > 0, i1 - i0, vs, xs, buf + (i0 - ib))
                 _gather_rows(i1, ib + nb, indptr1, indices1, data1, xc, buf + (i1 - ib))
-            q = 0
-            for t in range(1, k):
-                ip = <const index_t*>s.indptr[t]
-                ix = <const index_t*>s.indices[t]
-                d = <const blas_t*>s.data[t]
-                jt = digit[t]
-                xt = xc + ib - jt * stride[t]
-                js = ip[jt]
-                je = ip[jt + 1]
-                terms += je - js
-                for j in range(js, je):
-                    cs[q] = d[j]
-                    xs[q] = xt + ix[j] * stride[t]
-                    q += 1
-                    if q == 4:
-                        _slab4(nb, cs, xs, buf)
-                        q = 0
-            if q:
-                while q < 4:
-                    cs[q] = 0
-                    xs[q] = zeros
-                    q += 1
-                _slab4(nb, cs, xs, buf)
+                terms += _add_other_terms(indptr1, s, digit, stride, xc + ib, nb, buf,
+                                          zeros)
             if tmp != NULL:
                 _slab(acc, nb, alpha, tmp, yc + ib)
             ib += nb
@@ -870,7 +974,11 @@ def kronsum_apply(tuple indptrs not None, tuple indices not None, tuple datas no
     the sign of a zero sum; a structural zero is never multiplied, so an inf or nan of
     X stays in its rows). This
     copies the w diagonals of A_1 (w n_1 values) once per call; the grid Laplacian
-    (A_1 tridiagonal) is such a case. Besides, the call allocates a block of zeros and,
+    (A_1 tridiagonal) is such a case. When, besides, A_1 is real and each diagonal holds one
+    value over those rows (a constant-coefficient stencil; the first and last rows may
+    differ), the diagonals become scalars and those rows take every term in one pass per
+    eight terms (kronsum_terms.h), summed in the same order: one pass over the block
+    instead of two for the 2-D grid Laplacian. Besides, the call allocates a block of zeros and,
     when alpha != 1 or `accumulate`, a block in which a column is summed (4096 values
     each at most).
 

@@ -330,13 +330,19 @@ def test_kronsum_against_dense(rng, dtype, index_dtype, accumulate):
         check_kronsum(rng, dtype, factors, R, accumulate, alphas)
 
 
-def banded_csr(rng, n, offsets, dtype, index_dtype, drop=None, zero=None, unsort=False):
+def banded_csr(rng, n, offsets, dtype, index_dtype, drop=None, zero=None, unsort=False,
+               constant=False, edges=False):
     """A CSR matrix with the given diagonals full; optionally one entry (i, j) dropped, one
-    stored as an explicit zero, or the first row's indices reversed."""
+    stored as an explicit zero, or the first row's indices reversed; `constant`: each
+    diagonal one value (a constant-coefficient stencil), with `edges` other values in the
+    first and last rows (as boundary conditions make them)."""
     dense = np.zeros((n, n), dtype=dtype)
     for off in offsets:
         i = np.arange(max(0, -off), min(n, n - off))
-        dense[i, i + off] = random_array(rng, i.size, dtype)
+        dense[i, i + off] = (random_array(rng, 1, dtype)[0] if constant
+                             else random_array(rng, i.size, dtype))
+        if edges and i.size:
+            dense[i[[0, -1]], i[[0, -1]] + off] = random_array(rng, 2, dtype)
     if drop is not None:
         dense[drop] = 0
     if zero is not None:
@@ -356,8 +362,17 @@ def banded_csr(rng, n, offsets, dtype, index_dtype, drop=None, zero=None, unsort
 
 
 # A_1 with a full band (applied by diagonals where the band has 16 or more rows inside,
-# by gathers elsewhere) and with nearly full bands (by gathers): (n_1, offsets, changes).
+# by gathers elsewhere; constant diagonals of a real A_1 as scalars, with every other term
+# in passes of up to 8) and with nearly full bands (by gathers): (n_1, offsets, changes).
 BANDS = (
+    (20, (-1, 0, 1), dict(constant=True)),
+    (20, (-1, 0, 1), dict(constant=True, edges=True)),
+    (20, (-2, -1, 0, 1, 2), dict(constant=True)),
+    (33, tuple(range(-8, 9)), dict(constant=True)),
+    (17, (0, 1), dict(constant=True)),
+    (16, (0,), dict(constant=True)),
+    (20, (3,), dict(constant=True, edges=True)),
+    (9, (-1, 0, 1), dict(constant=True)),
     (20, (-1, 0, 1), {}),
     (20, (-2, -1, 0, 1, 2), {}),
     (17, (0, 1), {}),
