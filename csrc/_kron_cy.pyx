@@ -421,7 +421,8 @@ def _set_planner(variants=None, own_kernel=None):
     two), and a registry row's name (see kernel_registry) forces that row for its dtype:
     it runs every step it admits, whatever the cost model estimates (reference rows run
     only so). Returns whether a registered kernel other than a reference one is in use.
-    Cached plans are dropped.
+    Cached plans are dropped when `variants` or the forced row change (not for
+    `own_kernel` True or False alone: the kernel is part of a plan's key).
     """
     names = {"normal": NORMAL, "rotate-front": ROTATE_FRONT, "rotate-back": ROTATE_BACK,
              None: -1}

@@ -959,23 +959,32 @@ cdef bint constrain(const int* variants, int nsteps, int own_kernel, int row) no
     """Pin the variants of the first `nsteps` steps (-1: any; nsteps 0: none); with
     `own_kernel` 0 or 1 forbid or allow the registered kernels (-1: unchanged); with `row`
     >= 0 force that registry row for its dtype, at every step it admits (-1: force none,
-    -2: unchanged). Drops the
-    cached plans (measured ones too); returns whether a registered kernel other than a
-    reference one is in use. Products are not measured while variants or a row are
-    forced. Call with the GIL held."""
+    -2: unchanged). Drops the cached plans (measured ones too) when pinned variants or
+    the forced row change, since plans made under them share the keys of free plans;
+    allowing or forbidding the kernels keeps them (the kernel is part of the key), so
+    that a measurement switching BLAS-only products in between does not restart the
+    measuring of the others. Returns whether a registered kernel other than a reference
+    one is in use. Products are not measured while variants or a row are forced. Call with
+    the GIL held."""
     global _forced_steps, _own_kernel, _forced_row
     cdef int i
     cdef const matkron_step_kernel* r
+    cdef const matkron_step_kernel* forced_row = _forced_row
+    cdef bint forget = nsteps > 0 or _forced_steps > 0
     for i in range(nsteps):
         _forced_variant[i] = variants[i]
     _forced_steps = nsteps
     if own_kernel >= 0:
         _own_kernel = own_kernel != 0
     if row >= 0:
-        _forced_row = matkron_step_kernel_row(row)
+        forced_row = matkron_step_kernel_row(row)
     elif row == -1:
-        _forced_row = NULL
-    _forget()
+        forced_row = NULL
+    if forced_row != _forced_row:
+        _forced_row = forced_row
+        forget = True
+    if forget:
+        _forget()
     if _own_kernel:
         for i in range(matkron_step_kernel_count()):
             r = matkron_step_kernel_row(i)

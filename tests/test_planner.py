@@ -387,6 +387,25 @@ def test_plans_are_kept_per_thread_count(rng, measure_all):
     assert sum(after.values()) == sum(before.values()) + 1
 
 
+def test_switching_the_own_kernel_keeps_measured_plans(rng, measure_all):
+    # The kernel is part of a plan's key: a BLAS-only product in between (as the multi
+    # suite's "kv dgemm" column runs) neither drops the measured plans nor restarts their
+    # measuring; pinning variants does drop them (those plans share the free plans' keys).
+    _measured_wisdom(rng)
+    spec = ((8, 9), (7, 6), (5, 5))
+    factors = [random_array(rng, s, np.float64) for s in spec]
+    x = random_array(rng, (9 * 6 * 5, 2), np.float64)
+    try:
+        _kron_cy._set_planner(None, own_kernel=False)
+        assert_product(matkron.kron_matvec(factors, x), factors, x, np.dtype("float64"))
+    finally:
+        _kron_cy._set_planner(None, own_kernel=True)
+    assert _stats()["measured"] == 1, _stats()
+    _kron_cy._set_planner(["normal"])
+    _kron_cy._set_planner(None)
+    assert _stats()["measured"] == 0, _stats()
+
+
 def test_abandoned_measurements_do_not_stop_measuring(rng, measure_all):
     # More keys left half measured than there are sessions (16): once they have gone
     # unused for a while, a new key takes a session over and is measured.
