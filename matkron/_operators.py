@@ -210,7 +210,8 @@ class KronOperator(_SumsOfKron, ProductOperator):
     True
     """
 
-    _transient = {"_kernel_factors": dict, "_adjoint_op": type(None)}
+    _transient = {"_kernel_factors": dict, "_structured_plans": dict,
+                  "_adjoint_op": type(None)}
 
     def __init__(self, factors: Sequence[FactorLike], coeff: Scalar = 1) -> None:
         factors, inner = as_factors(factors)
@@ -239,6 +240,7 @@ class KronOperator(_SumsOfKron, ProductOperator):
         )
         self._in_kernel = all(f.in_kernel for f in factors)
         self._kernel_factors = {}
+        self._structured_plans = {}
         if self._in_kernel:
             self._kernel_factors[dtype] = kernel_factors(factors, dtype)
         self._adjoint_op = None
@@ -297,7 +299,8 @@ class KronOperator(_SumsOfKron, ProductOperator):
             out = np.empty(shape, dtype=dtype)
             return apply(((self.coeff, self._mats(dtype)),), x, out)
         out = np.empty(shape, dtype=dtype, order="F")
-        return structured_product(self._kron_factors, x, dtype, out, alpha=self.coeff)
+        return structured_product(self._kron_factors, x, dtype, out, alpha=self.coeff,
+                                  plans=self._structured_plans)
 
     def _adjoint(self):
         if self._adjoint_op is None:

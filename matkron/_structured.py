@@ -65,15 +65,32 @@ def _diagonal_weights(factors, dtype, ndim):
     return weights
 
 
-def _diagonal_product(factors, x, dtype, out, alpha, accumulate):
+def _diagonal_plan(factors, dtype, ndim):
+    """What :func:`_diagonal_product` needs besides x: the modes, the diagonals as one
+    array that broadcasts against x (:func:`_diagonal_weights`), and the kernel's factors
+    (a diagonal's place holding its order; None when no factor is dense)."""
+    mats = None
+    if any(f.kind == "dense" for f in factors):
+        mats = tuple(f.shape[0] if f.kind == "diagonal" else f.kernel(dtype)
+                     for f in factors)
+    return tuple(f.shape[1] for f in factors), _diagonal_weights(factors, dtype, ndim), mats
+
+
+def _diagonal_product(factors, x, dtype, out, alpha, accumulate, plans):
     """out (+)= alpha (F1 ⊗ … ⊗ Fk) x for dense, identity and diagonal factors: x scaled by
-    the diagonals, then one kernel call (or none, when no factor is dense)."""
-    dims = tuple(f.shape[1] for f in factors)
+    the diagonals, then one kernel call (or none, when no factor is dense). `plans` (a
+    dict, or None) keeps :func:`_diagonal_plan` per dtype and dimension of x."""
+    key = (dtype, x.ndim)
+    plan = None if plans is None else plans.get(key)
+    if plan is None:
+        plan = _diagonal_plan(factors, dtype, x.ndim)
+        if plans is not None:
+            plans[key] = plan
+    dims, weights, mats = plan
     m = () if x.ndim == 1 else (x.shape[1],)
-    weights = _diagonal_weights(factors, dtype, x.ndim)
     # Splitting the row axis into the modes is a view whatever x's strides.
     xt = x.reshape(dims + m)
-    if all(f.kind != "dense" for f in factors):
+    if mats is None:
         target = out.reshape(dims + m)
         if accumulate:
             target += xt * (weights * alpha if alpha != 1 else weights)
@@ -85,19 +102,20 @@ def _diagonal_product(factors, x, dtype, out, alpha, accumulate):
     order = "F" if x.ndim == 2 and x.flags.f_contiguous and not x.flags.c_contiguous else "C"
     scaled = _buffer(x.size, dtype, 0).reshape(x.shape, order=order)
     np.multiply(xt, weights, out=scaled.reshape(dims + m))
-    mats = tuple(f.shape[0] if f.kind == "diagonal" else f.kernel(dtype) for f in factors)
     src = scaled if scaled.ndim == 2 else scaled[:, np.newaxis]
     target = out if out.ndim == 2 else out[:, np.newaxis]
     kron_apply(((alpha, mats),), src, target, accumulate)
     return out
 
 
-def structured_product(factors, x, dtype, out, alpha=1, accumulate=False):
+def structured_product(factors, x, dtype, out, alpha=1, accumulate=False, plans=None):
     """out (+)= alpha (F1 ⊗ … ⊗ Fk) x for Factor objects of any kind.
 
     `x` is a checked, aligned 1-D or 2-D array of `dtype` matching the factors' columns
     (any strides), `out` a writeable array of the result's shape and dtype (any layout),
-    not overlapping `x`. Returns `out`.
+    not overlapping `x`. `plans`, a dict kept by the caller for these factors (or None),
+    caches what products of dense, identity and diagonal factors derive from the factors
+    alone. Returns `out`.
     """
     k = len(factors)
     m = 1 if x.ndim == 1 else x.shape[1]
@@ -108,7 +126,7 @@ def structured_product(factors, x, dtype, out, alpha=1, accumulate=False):
             out.fill(0)
         return out
     if all(f.kind in ("dense", "identity", "diagonal") for f in factors):
-        return _diagonal_product(factors, x, dtype, out, alpha, accumulate)
+        return _diagonal_product(factors, x, dtype, out, alpha, accumulate, plans)
     dims = [f.shape[1] for f in factors]
     steps = _steps(factors)
     # The last step writes into out when out is one Fortran-ordered buffer.

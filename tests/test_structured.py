@@ -9,6 +9,7 @@ Every oracle is built from dense copies of the factors made here (never from mat
 import concurrent.futures
 import contextlib
 import functools
+import pickle
 
 import numpy as np
 import pytest
@@ -231,6 +232,24 @@ def test_diagonals_with_dense_factors_mixed_dtypes_and_scalars(rng):
         assert_close(got, (2 - 1j) * (M @ x), np.complex128, 10)
     x = base[::2, :2]
     assert_close(matkron.kron_matvec([matkron.diagonal(d), a], x), M @ x, np.complex128, 10)
+
+
+def test_diagonal_plans_are_kept_per_dtype_and_dimension(rng):
+    # An operator keeps what its diagonal products derive from the factors, per dtype and
+    # dimension of x: calls alternating between them (and a pickled copy, which starts
+    # without) each match the dense product.
+    d = np.array([0.5, -1.0, 2.0, 3.0])
+    a = random_array(rng, (3, 2), np.float64)
+    M = np.kron(np.kron(a, np.diag(d)), np.eye(2))
+    K = matkron.kron(a, matkron.diagonal(d), matkron.identity(2))
+    for op in (K, pickle.loads(pickle.dumps(K))):
+        for _ in range(2):
+            for dtype in (np.float64, np.float32, np.complex128, np.float64):
+                for shape in ((16,), (16, 3), (16,)):
+                    x = random_array(rng, shape, dtype)
+                    got = op @ x
+                    assert got.dtype == np.result_type(np.float64, dtype)
+                    assert_close(got, M @ x, got.dtype, 10)
 
 
 SPARSE_CASES = [(fmt, container, index) for fmt in SPARSE_FORMATS
