@@ -80,6 +80,7 @@ cdef struct Plan:
     char* gamma            # eig: Γ
     const char* codes      # binary: 0 = squaring, 1 = multiplication by (A, E)
     double complex alpha   # stored: the scale of the first Horner term
+    char a_trans           # oneshot: 'N', or 'T' when `a` holds A row by row (Aᵀ)
 
 
 cdef inline bint _gemm(Watch* w, char ta, char tb, blas_int m, blas_int n, blas_int k,
@@ -153,7 +154,9 @@ cdef bint _binary(const Plan* p, const blas_t* e, blas_t* out, blas_t* ws,
 cdef bint _oneshot(const Plan* p, const blas_t* e, blas_t* out, blas_t* ws,
                    Watch* watch) noexcept nogil:
     """out = d(Aⁿ)[E] by binary powering of (A, E), the powers computed as it goes (ws
-    holds 4 m² entries: two for P, two for D); whether stopped."""
+    holds 4 m² entries: two for P, two for D); whether stopped. GEMM reads A through
+    p.a_trans (a row-major A, as a C-ordered array holds it, is read transposed, not
+    copied); the powers it computes are column-major."""
     cdef blas_int m = p.m
     cdef Py_ssize_t mm = p.mm, s
     cdef const blas_t* a = <const blas_t*>p.a
@@ -161,24 +164,27 @@ cdef bint _oneshot(const Plan* p, const blas_t* e, blas_t* out, blas_t* ws,
     cdef const blas_t* d = e
     cdef blas_t* dst
     cdef blas_t* pnext
+    cdef char ta = p.a_trans
+    cdef char tp = ta          # how pw is read: as A until the first power is computed
     for s in range(p.count):
         dst = out if s == p.count - 1 else ws + (s % 2) * mm
         pnext = ws + (2 + s % 2) * mm
         if p.codes[s] == 0:
-            if (_gemm(watch, c'N', c'N', m, m, m, pw, m, d, m, 0, dst, m)       # P D
-                    or _gemm(watch, c'N', c'N', m, m, m, d, m, pw, m, 1, dst, m)):  # + D P
+            if (_gemm(watch, tp, c'N', m, m, m, pw, m, d, m, 0, dst, m)         # P D
+                    or _gemm(watch, c'N', tp, m, m, m, d, m, pw, m, 1, dst, m)):  # + D P
                 return True
-            if s < p.count - 1 and _gemm(watch, c'N', c'N', m, m, m, pw, m, pw, m, 0,
+            if s < p.count - 1 and _gemm(watch, tp, tp, m, m, m, pw, m, pw, m, 0,
                                          pnext, m):                             # P P
                 return True
         else:
-            if (_gemm(watch, c'N', c'N', m, m, m, a, m, d, m, 0, dst, m)        # A D
-                    or _gemm(watch, c'N', c'N', m, m, m, e, m, pw, m, 1, dst, m)):  # + E P
+            if (_gemm(watch, ta, c'N', m, m, m, a, m, d, m, 0, dst, m)        # A D
+                    or _gemm(watch, c'N', tp, m, m, m, e, m, pw, m, 1, dst, m)):  # + E P
                 return True
-            if s < p.count - 1 and _gemm(watch, c'N', c'N', m, m, m, a, m, pw, m, 0,
+            if s < p.count - 1 and _gemm(watch, ta, tp, m, m, m, a, m, pw, m, 0,
                                          pnext, m):                             # A P
                 return True
         pw = pnext
+        tp = c'N'
         d = dst
     return False
 
@@ -304,7 +310,8 @@ cdef class PowerPlan:
     dtype_array : ndarray
         Any array of the plan dtype (only its dtype is used).
     a : ndarray or None
-        A, m-by-m Fortran-contiguous (horner, binary, oneshot, stored).
+        A, m-by-m Fortran-contiguous (horner, binary, oneshot, stored); oneshot also takes
+        it C-contiguous (2-D), read transposed by GEMM instead of copied.
     mats : ndarray or None
         binary and stored: `count` m-by-m matrices back to back in one Fortran-contiguous
         array; eig: V; dense: the m²-by-m² matrix.
@@ -359,6 +366,7 @@ cdef class PowerPlan:
         self.plan.mats = NULL
         self.plan.gamma = NULL
         self.plan.codes = NULL
+        self.plan.a_trans = c'N'
         self.ws_items = 0
         if code == HORNER:
             if count < 2:
@@ -375,7 +383,14 @@ cdef class PowerPlan:
         elif code == ONESHOT:
             if count < 1 or len(codes) != count:
                 raise ValueError("PowerPlan: codes must give one byte per step")
-            self.plan.a = _matrix_data(a, "a", type_num, mm)
+            if (type(a) is cnp.ndarray and cnp.PyArray_NDIM(<cnp.ndarray>a) == 2
+                    and cnp.PyArray_ISCARRAY_RO(<cnp.ndarray>a)
+                    and not cnp.PyArray_ISFARRAY_RO(<cnp.ndarray>a)):
+                # Row-major A: its Fortran-ordered transpose, read transposed by GEMM.
+                self.plan.a = _matrix_data(a.T, "a", type_num, mm)
+                self.plan.a_trans = c'T'
+            else:
+                self.plan.a = _matrix_data(a, "a", type_num, mm)
             self.plan.codes = codes
             self.ws_items = 4 * mm
         elif code == EIG:

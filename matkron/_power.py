@@ -79,6 +79,24 @@ def _check_coeffs(coeffs):
     return c, list(coeffs)
 
 
+def _fortran(a, dtype):
+    """`a` as an aligned Fortran-contiguous array of `dtype`, `a` itself when it is one (as
+    ``np.require(a, dtype, ["F", "A"])``, without its cost on small operands)."""
+    flags = a.flags
+    if a.dtype == dtype and flags.f_contiguous and flags.aligned:
+        return a
+    return np.array(a, dtype=dtype, order="F")
+
+
+def _contiguous(a, dtype):
+    """`a` itself when it is an aligned C- or Fortran-contiguous array of `dtype`, else
+    :func:`_fortran` of it."""
+    flags = a.flags
+    if a.dtype == dtype and flags.aligned and (flags.c_contiguous or flags.f_contiguous):
+        return a
+    return _fortran(a, dtype)
+
+
 @functools.lru_cache(maxsize=256)
 def _binary_codes(n):
     """The steps of left-to-right binary powering for n >= 2: one byte per step after the
@@ -491,8 +509,8 @@ def _frechet_power_oneshot(A, E, n, dtype):
     if flip:
         a, e = A.T, E.T
     else:
-        a = np.require(A, dtype, ["F", "A"])
-        e = np.require(E, dtype, ["F", "A"])
+        a = _fortran(A, dtype)
+        e = _fortran(E, dtype)
     if 2 * (n - 1) < 3 * len(codes) - 1:  # n = 3: Horner's 4 GEMMs against 5
         plan = PowerPlan("horner", m, a, a=a, count=n)
     else:
@@ -672,7 +690,7 @@ class PowerJacobian(ProductOperator):
         """The kernel method and the arrays of the plan of `method` (by default the
         operator's), computed in `dtype`."""
         method = method or self.method
-        A = np.require(self.A, dtype, ["F", "A"])  # the kernel reads A with stride m
+        A = _fortran(self.A, dtype)  # the kernel reads A with stride m
         m, d = self._m, self._degree
         polynomial = self.coeffs is not None
         if d == 0:
@@ -736,7 +754,9 @@ class PowerJacobian(ProductOperator):
                 kind, parts = self._build_parts(dtype, "eig")
             else:
                 codes = _binary_codes(d)
-                kind, parts = "oneshot", {"a": np.require(self.A, dtype, ["F", "A"]),
+                # A as it is when contiguous: the oneshot kernel reads a C-ordered A
+                # transposed, so the first product copies nothing of it.
+                kind, parts = "oneshot", {"a": _contiguous(self.A, dtype),
                                           "codes": codes, "count": len(codes)}
             plan = self._helpers[dtype] = PowerPlan(kind, m, np.empty(0, dtype=dtype), **parts)
         return plan
@@ -776,7 +796,7 @@ class PowerJacobian(ProductOperator):
             return self._kron_terms(dtype)._product(x)
         if x.size == 0:
             return np.zeros(x.shape, dtype=dtype)
-        x = np.require(x, dtype=dtype, requirements=["F", "A"])
+        x = _fortran(x, dtype)
         out = np.empty(x.shape, dtype=dtype, order="F")
         columns = 1 if x.ndim == 1 else x.shape[1]
         plan = self._plan(dtype, columns)
