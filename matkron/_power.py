@@ -506,12 +506,14 @@ def _frechet_power_oneshot(A, E, n, dtype):
     # without copies.
     flip = (A.dtype == dtype and E.dtype == dtype and A.flags.c_contiguous
             and E.flags.c_contiguous and A.flags.aligned and E.flags.aligned)
+    horner = 2 * (n - 1) < 3 * len(codes) - 1  # n = 3: Horner's 4 GEMMs against 5
     if flip:
         a, e = A.T, E.T
     else:
-        a = _fortran(A, dtype)
+        # The oneshot kernel reads a C-ordered A transposed; Horner's needs it Fortran.
+        a = _fortran(A, dtype) if horner else _contiguous(A, dtype)
         e = _fortran(E, dtype)
-    if 2 * (n - 1) < 3 * len(codes) - 1:  # n = 3: Horner's 4 GEMMs against 5
+    if horner:
         plan = PowerPlan("horner", m, a, a=a, count=n)
     else:
         plan = PowerPlan("oneshot", m, a, a=a, codes=codes, count=len(codes))
