@@ -5,8 +5,10 @@
 # with raise_pending().
 #
 # Only the main thread runs signal handlers, so only there does the watch look (other
-# threads never wait for the GIL on its account). Long GEMMs are split into blocks of
-# columns so that a look comes between blocks.
+# threads never wait for the GIL on its account). A worker of matkron's pool watches the
+# stop flag of the job it runs instead, which the caller sets when it stops, so that the
+# whole job unwinds within a block. Long GEMMs are split into blocks of columns so that a
+# look comes between blocks.
 from _blas cimport blas_t, gemm_scaled
 from _blas_int cimport blas_int
 
@@ -27,6 +29,13 @@ cdef extern from "<time.h>" nogil:
 
 cdef extern from *:
     """
+    /* A job's stop flag, set by the thread that stops and read by the others. */
+    static inline int matkron_flag_get(const int* flag) {
+        return __atomic_load_n(flag, __ATOMIC_RELAXED);
+    }
+    static inline void matkron_flag_set(int* flag) {
+        __atomic_store_n(flag, 1, __ATOMIC_RELAXED);
+    }
     /* Work (multiply-adds) between looks at the clock, and one BLAS call's overhead in
        those units. */
     #define MATKRON_WATCH_WORK 16777216.0
@@ -43,6 +52,8 @@ cdef extern from *:
     double WATCH_SECONDS "MATKRON_WATCH_SECONDS"
     double GEMM_BLOCK_WORK "MATKRON_GEMM_BLOCK_WORK"
     int GEMM_BLOCK_MIN_COLS "MATKRON_GEMM_BLOCK_MIN_COLS"
+    bint flag_get "matkron_flag_get"(const bint* flag) noexcept nogil
+    void flag_set "matkron_flag_set"(bint* flag) noexcept nogil
 
 
 cdef struct Watch:
@@ -50,6 +61,7 @@ cdef struct Watch:
     bint stopped         # a handler raised: the exception is pending, the kernel unwinds
     double work          # work since the last look at the clock
     double next_look     # wall time (s) from which the next look checks signals
+    bint* cancel         # a worker's job stop flag (NULL on the calling thread)
 
 
 cdef inline double _seconds() noexcept nogil:
@@ -66,13 +78,27 @@ cdef inline void watch_start(Watch* w, unsigned long main_thread) noexcept:
     w.work = 0
     # The first look, after WATCH_WORK, checks signals: short calls never read the clock.
     w.next_look = 0
+    w.cancel = NULL
+
+
+cdef inline void watch_worker(Watch* w, bint* cancel) noexcept nogil:
+    """Arm `w` for a worker thread of a job whose stop flag is `cancel`."""
+    w.main = False
+    w.stopped = False
+    w.work = 0
+    w.next_look = 0
+    w.cancel = cancel
 
 
 cdef inline bint watch_tick(Watch* w, double work) noexcept nogil:
     """Count `work` multiply-adds; run the signal handlers when due. Whether to stop."""
     cdef double now
-    if not w.main or w.stopped:
+    if not w.main:
+        if not w.stopped and w.cancel != NULL and flag_get(w.cancel):
+            w.stopped = True
         return w.stopped
+    if w.stopped:
+        return True
     w.work += work
     if w.work < WATCH_WORK:
         return False
@@ -99,7 +125,7 @@ cdef inline bint gemm_watched(Watch* w, char transa, char transb, blas_int m, bl
     between blocks. Whether to stop (the product is then incomplete)."""
     cdef double rows_work = <double>m * k
     cdef blas_int cols, j, nb
-    if rows_work * n <= GEMM_BLOCK_WORK or not w.main:
+    if rows_work * n <= GEMM_BLOCK_WORK or (not w.main and w.cancel == NULL):
         gemm_scaled(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
         return watch_tick(w, rows_work * n + CALL_WORK)
     cols = <blas_int>(GEMM_BLOCK_WORK / rows_work) if rows_work > 0 else n

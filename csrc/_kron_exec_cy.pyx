@@ -37,7 +37,8 @@ cimport numpy as cnp
 
 from _blas cimport blas_t, blas_type_num, complex64_t, complex128_t, max_size as _max
 from _blas_int cimport blas_int
-from _interrupt cimport CALL_WORK, Watch, gemm_watched, watch_tick
+from _interrupt cimport (CALL_WORK, Watch, flag_get, flag_set, gemm_watched, watch_tick,
+                        watch_worker)
 from _kron_types cimport (
     MAX_MODES,
     NORMAL,
@@ -336,14 +337,11 @@ cdef void _step_chunk(StepJob* job, int task, int thread, blas_t alpha,
     cdef blas_t* yp
     cdef blas_int mm, nn
     cdef void* pack = NULL
-    if job.stopped:
+    if flag_get(&job.stopped):
         return
     if thread != 0:
-        # Only the caller looks at signals (see _interrupt.pxd).
-        idle.main = False
-        idle.stopped = False
-        idle.work = 0
-        idle.next_look = 0
+        # Only the caller looks at signals; a worker follows it (see _interrupt.pxd).
+        watch_worker(&idle, &job.stopped)
         watch = &idle
     full = job.M if job.split_dim == 1 else job.N
     if job.outer_per_task > 0:
@@ -384,7 +382,7 @@ cdef void _step_chunk(StepJob* job, int task, int thread, blas_t alpha,
                                           yp + lo * job.y_sr, job.y_si, job.y_sr, pack,
                                           job.pack_size):
             if watch_tick(watch, <double>job.fac.p * job.fac.q * (hi - lo) + CALL_WORK):
-                job.stopped = True
+                flag_set(&job.stopped)
                 return
             continue
         a = xp if job.x_is_a else <const blas_t*>job.a
@@ -402,7 +400,7 @@ cdef void _step_chunk(StepJob* job, int task, int thread, blas_t alpha,
             nn = <blas_int>(hi - lo)
         if gemm_watched(watch, job.ta, job.tb, mm, nn, job.K, alpha, a, job.lda, b, job.ldb,
                         beta, cc, job.ldc):
-            job.stopped = True
+            flag_set(&job.stopped)
             return
 
 
@@ -549,22 +547,20 @@ cdef void _column_task(void* ctx, int task, int thread) noexcept nogil:
     cdef Watch* watch = job.watch
     cdef Py_ssize_t column, end = (task + 1) * job.per_task
     if thread != 0:
-        idle.main = False
-        idle.stopped = False
-        idle.work = 0
-        idle.next_look = 0
+        # Only the caller looks at signals; a worker follows it (see _interrupt.pxd).
+        watch_worker(&idle, &job.stopped)
         watch = &idle
     if end > job.m:
         end = job.m
     for column in range(task * job.per_task, end):
-        if job.stopped:
+        if flag_get(&job.stopped):
             return
         x_col.data = <char*>job.x_data + column * job.x_col.s1
         out_col.data = job.out_col.data + column * job.out_col.s1
         _dispatch(job.type_num, job.factors, job.k, &job.plan, &x_col, &out_col,
                   job.ws + thread * job.ws_stride, job.alpha, job.accumulate, watch, 1)
         if watch.stopped:
-            job.stopped = True
+            flag_set(&job.stopped)
             return
 
 
