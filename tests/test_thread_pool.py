@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -340,38 +341,55 @@ def test_threads_block_restores():
 _COUNT_SCRIPT = "import matkron; print(matkron.get_num_threads())"
 
 
-def _count_in_subprocess(value, omp=None):
+def _count_in_subprocess(value):
     env = {k: v for k, v in os.environ.items()
            if k not in ("MATKRON_NUM_THREADS", "OMP_NUM_THREADS")}
     if value is not None:
         env["MATKRON_NUM_THREADS"] = value
-    if omp is not None:
-        env["OMP_NUM_THREADS"] = omp
-    out, err = _run_script(_COUNT_SCRIPT, env)
-    return int(out), err
+    return int(_run_script(_COUNT_SCRIPT, env)[0])
 
 
-def test_default_count_is_the_available_cores():
+def test_import_reads_the_environment():
+    # The count a new process starts with; the rules themselves are checked in-process
+    # below, on the function the import calls.
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    assert _count_in_subprocess(None)[0] == cores
+    assert _count_in_subprocess(None) == cores
+    assert _count_in_subprocess("3") == 3
 
 
-def test_environment_variable():
-    assert _count_in_subprocess("3")[0] == 3
-    assert _count_in_subprocess(" 1 ")[0] == 1
-    cores = _count_in_subprocess(None)[0]
+def _default_count(monkeypatch, value, omp=None):
+    """_default_count() under MATKRON_NUM_THREADS=value and OMP_NUM_THREADS=omp (None:
+    unset), with the warnings it gives."""
+    for name, setting in (("MATKRON_NUM_THREADS", value), ("OMP_NUM_THREADS", omp)):
+        if setting is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, setting)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        count = matkron._threads._default_count()
+    return count, [str(w.message) for w in record if w.category is RuntimeWarning]
+
+
+def test_environment_variable(monkeypatch):
+    cores = _available_cores()
+    assert _default_count(monkeypatch, None) == (cores, [])
+    assert _default_count(monkeypatch, "3") == (3, [])
+    assert _default_count(monkeypatch, " 1 ") == (1, [])
     for bad in ("0", "two", "1.5", "3000000000"):
-        count, err = _count_in_subprocess(bad)
+        count, messages = _default_count(monkeypatch, bad)
         assert count == cores
-        assert "RuntimeWarning: MATKRON_NUM_THREADS must be an integer number of threads" in err
+        assert len(messages) == 1
+        assert messages[0].startswith("MATKRON_NUM_THREADS must be an integer number of threads")
+        assert repr(bad) in messages[0]
 
 
-def test_omp_num_threads_is_the_fallback():
+def test_omp_num_threads_is_the_fallback(monkeypatch):
     # As numexpr: MATKRON_NUM_THREADS first, then OMP_NUM_THREADS (Dask's nanny starts
     # workers with OMP_NUM_THREADS=1), then the cores.
-    cores = _count_in_subprocess(None)[0]
-    assert _count_in_subprocess(None, omp="1")[0] == 1
-    assert _count_in_subprocess("3", omp="1")[0] == 3
-    count, err = _count_in_subprocess(None, omp="lots")
-    assert count == cores
-    assert "RuntimeWarning: OMP_NUM_THREADS must be an integer number of threads" in err
+    assert _default_count(monkeypatch, None, omp="1") == (1, [])
+    assert _default_count(monkeypatch, "3", omp="1") == (3, [])
+    count, messages = _default_count(monkeypatch, None, omp="lots")
+    assert count == _available_cores()
+    assert len(messages) == 1
+    assert messages[0].startswith("OMP_NUM_THREADS must be an integer number of threads")

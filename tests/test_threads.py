@@ -132,7 +132,7 @@ barrier = threading.Barrier(8)
 
 def work(t):
     barrier.wait()
-    for _ in range(200):
+    for _ in range(50):
         np.testing.assert_allclose(K.solve(bs[t]), refs[t], rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(K.solve(bs[t][:, 0]), refs[t][:, 0], rtol=1e-10, atol=1e-12)
     return t
@@ -208,13 +208,14 @@ def test_threads_with_different_operators(rng):
 
 
 _MUTATION_SCRIPT = r"""
+import sys
 import threading
 import numpy as np
 import matkron
 from matkron import _kron_cy
 
 rng = np.random.default_rng(2)
-n = 200
+n = 120
 A = rng.standard_normal((n, n))
 B = rng.standard_normal((n, n))
 x = rng.standard_normal((n * n, 4))
@@ -222,6 +223,9 @@ x = rng.standard_normal((n * n, 4))
 X = x.reshape(n, n, 4, order="F")
 kron_ref = np.stack([(B @ X[:, :, c] @ A.T).ravel(order="F") for c in range(4)], axis=1)
 chain_ref = A @ B @ A
+# Hand the GIL over often: the mutating thread gets more chances to run during a call, and
+# the caller waits less for it afterwards.
+sys.setswitchinterval(1e-4)
 
 def mutating(seq, i, value):
     # Replace seq[i] by fresh copies (equal values) while the main thread computes: the
