@@ -606,7 +606,7 @@ class Diagonal(Factor):
         return Diagonal(DiagonalFactor(1 / self.d))
 
     def slogdet(self):
-        return _diagonal_slogdet(self.d)
+        return diagonal_slogdet(self.d)
 
     def trace(self):
         return self.d.sum()
@@ -768,7 +768,7 @@ class Sparse(Factor):
             lu = self._splu(self._compute_dtype())
         except np.linalg.LinAlgError:
             return self._compute_dtype().type(0), -np.inf
-        sign, logabs = _diagonal_slogdet(lu.U.diagonal())
+        sign, logabs = diagonal_slogdet(lu.U.diagonal())
         if _parity(lu.perm_r) ^ _parity(lu.perm_c):
             sign = -sign
         return sign, logabs
@@ -870,17 +870,39 @@ def _semidefinite_power(lam, p):
     return lam**p
 
 
-def _diagonal_slogdet(u):
+def diagonal_slogdet(u):
     """(sign, log|det|) of diag(u) in O(n), as numpy.linalg.slogdet gives it."""
     u = np.asarray(u)
     if u.dtype.kind not in "fc":
         u = u.astype(np.float64)
+    if u.dtype.kind == "f" and u.size and u.min() > 0:
+        return u.dtype.type(1), _sum_log(u)  # positive definite: the common case
     a = np.abs(u)
     if not a.all():
         return u.dtype.type(0), -np.inf
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sign = np.prod(u / a) if u.size else u.dtype.type(1)
-    return sign, float(np.sum(np.log(a)))
+    if u.dtype.kind == "f":
+        sign = u.dtype.type(-1 if np.count_nonzero(u < 0) % 2 else 1)
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sign = np.prod(u / a) if u.size else u.dtype.type(1)
+    return sign, _sum_log(a)
+
+
+def _sum_log(a):
+    """Σ log aᵢ for positive a. In float64 with every entry within 2^±120, the log of one
+    product of 8 entries each (products that cannot overflow or underflow): 8 times fewer
+    logarithms, for an added error of 7 roundings per 8 entries, below that of the
+    eigenvalues such sums are taken of."""
+    if a.dtype != np.float64 or a.size < 64:
+        return float(np.sum(np.log(a)))
+    if not (a.min() >= 2.0**-120 and a.max() <= 2.0**120):
+        return float(np.sum(np.log(a)))
+    k = a.size // 8 * 8
+    blocks = a[:k].reshape(8, -1)
+    product = blocks[0] * blocks[1]
+    for block in blocks[2:]:
+        product *= block
+    return float(np.sum(np.log(product)) + np.sum(np.log(a[k:])))
 
 
 def _parity(perm):
@@ -1018,6 +1040,31 @@ class _Conjugate(LinearOperator):
 # move, such operators are applied as opaque operators, which is slower but correct).
 _MATRIX_OPERATOR = getattr(getattr(scipy.sparse.linalg, "_interface", None),
                            "MatrixLinearOperator", ())
+
+
+def same_factor(f, g):
+    """Whether factors f and g are equal: the same object given, identities of one order,
+    or dense factors of one dtype with equal entries (an O(n²) comparison, against the
+    O(n³) decomposition that equal factors share)."""
+    if f is g:
+        return True
+    if f.kind != g.kind or f.shape != g.shape:
+        return False
+    if f.kind == "identity" or (f.given is g.given and f.given is not None):
+        return True
+    if f.kind == "dense" and f.a.dtype == g.a.dtype:
+        return bool(np.array_equal(f.a, g.a))
+    return False
+
+
+def once_per_distinct(items, compute, same=same_factor):
+    """[compute(item) for item in items], computed once for items equal by `same` (a grid
+    of one kernel in every dimension decomposes one factor)."""
+    results = []
+    for i, item in enumerate(items):
+        j = next((j for j in range(i) if same(items[j], item)), i)
+        results.append(results[j] if j < i else compute(item))
+    return results
 
 
 def as_factor(value, name):

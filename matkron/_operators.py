@@ -28,8 +28,11 @@ from ._factors import (
     ScaledIdentity,
     Sparse,
     as_factor,
+    diagonal_slogdet,
+    once_per_distinct,
     require_finite,
     require_structure,
+    same_factor,
 )
 from ._kron import (
     _apply_order,
@@ -749,7 +752,7 @@ class KronOperator(_SumsOfKron, ProductOperator):
         for f, name in zip(self._kron_factors, self._names):
             if not f.is_hermitian():
                 raise ValueError(f"{what} needs Hermitian factors; {name} is not Hermitian")
-        return [f.eigh() for f in self._kron_factors]
+        return once_per_distinct(self._kron_factors, lambda f: f.eigh())
 
     def eigh(self) -> tuple[Array, "KronOperator"]:
         """The eigendecomposition K = V diag(w) Vᴴ from the factors' (Hermitian factors).
@@ -1469,14 +1472,21 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
         dtype = self.dtype
         lams, vs, logdet_c = [np.ones(1, np.finfo(dtype).dtype)], [], 0.0
         n_total = self.shape[0]
-        for i, (a, cf) in enumerate(zip(a_factors, c_factors)):
+
+        def pencil(i):
             try:
-                lam, v, logdet, sign = factor_pencil(a, cf, dtype)
+                return factor_pencil(a_factors[i], c_factors[i], dtype)
             except np.linalg.LinAlgError as exc:
                 raise np.linalg.LinAlgError(f"{what}: {c_name} {i} {exc}") from None
             except ValueError as exc:
                 raise ValueError(f"{what} needs Hermitian factors; factor {i} of the "
                                  f"Kronecker product {exc}") from None
+
+        pencils = once_per_distinct(
+            range(len(a_factors)), pencil,
+            lambda i, j: same_factor(a_factors[i], a_factors[j])
+            and same_factor(c_factors[i], c_factors[j]))
+        for a, (lam, v, logdet, sign) in zip(a_factors, pencils):
             lams.append(lam)
             vs.append(v)
             # Vᵢᴴ Cᵢ Vᵢ = σᵢ I: a negative definite Cᵢ turns the sign of c₂.
@@ -1489,8 +1499,13 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
         c1 = c1.real if np.iscomplexobj(c1) and c1.imag == 0 else c1
         c2 = c2.real if np.iscomplexobj(c2) and c2.imag == 0 else c2
         unitary = all(f.kind == "identity" for f in c_factors)
-        scale = abs(c1) * float(np.abs(grid).max(initial=0.0)) + abs(c2)
-        return _Pencil(c1 * grid + c2, KronOperator(vs), logdet_c, unitary, scale)
+        # max |grid| is the product of the factors' max |λ| (grid is empty if one is).
+        top = math.prod(float(np.abs(lam).max(initial=0.0)) for lam in lams)
+        scale = abs(c1) * (top if grid.size else 0.0) + abs(c2)
+        w = grid.astype(np.result_type(grid, c1, c2), copy=False)
+        w *= c1
+        w += c2
+        return _Pencil(w, KronOperator(vs), logdet_c, unitary, scale)
 
     def _pencil_form(self, what):
         """(pencil, None), or (None, op) for a sum equal to a Kronecker sum or product op
@@ -1564,8 +1579,13 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
         w, V = pencil.w, pencil.V
         pencil.check_nonsingular()
         dtype = result_dtype(dtype, w.dtype)
-        y = V.H @ b.astype(dtype, copy=False)
-        y = y / (w if y.ndim == 1 else w[:, np.newaxis])
+        b = b.astype(dtype, copy=False)
+        y = V.H @ b
+        scale = w if y.ndim == 1 else w[:, np.newaxis]
+        if y.dtype == np.result_type(y, w) and not np.may_share_memory(y, b):
+            y /= scale  # the product's own result: divided in place
+        else:
+            y = y / scale
         return (V @ y).astype(dtype, copy=False)
 
     def inv(self) -> LinearOperator:
@@ -1630,12 +1650,10 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
         if factorwise is not None:
             sign, logdet = factorwise.slogdet()
             return self.dtype.type(sign), logdet
-        w = pencil.w
-        a = np.abs(w)
-        if not a.all():
+        sign, logabs = diagonal_slogdet(pencil.w)
+        if logabs == -np.inf:
             return self.dtype.type(0), -np.inf
-        sign = np.prod(w / a)
-        return self.dtype.type(sign), float(np.sum(np.log(a)) + pencil.logdet_c)
+        return self.dtype.type(sign), logabs + pencil.logdet_c
 
     def det(self) -> Any:
         """The determinant, from :meth:`slogdet`.
@@ -1684,18 +1702,21 @@ class _Pencil:
     an eigenvalue within rounding of it is taken as 0.
     """
 
-    __slots__ = ("V", "logdet_c", "scale", "unitary", "w")
+    __slots__ = ("V", "logdet_c", "scale", "smallest", "unitary", "w")
 
     def __init__(self, w, V, logdet_c, unitary, scale):
         self.w, self.V, self.logdet_c, self.unitary = w, V, logdet_c, unitary
         self.scale = scale
+        self.smallest = None  # min |w|, on the first check
 
     def check_nonsingular(self):
         """LinAlgError when an eigenvalue is 0 up to the rounding of its sum."""
         if not self.w.size:
             return
         tol = 16 * self.V.shape[0] ** 0.5 * np.finfo(self.w.dtype).eps * self.scale
-        smallest = float(np.abs(self.w).min())
+        if self.smallest is None:
+            self.smallest = float(np.abs(self.w).min())
+        smallest = self.smallest
         if not smallest > tol:
             raise np.linalg.LinAlgError(
                 f"the operator is singular: an eigenvalue is {smallest:.3g} (0 within the "
@@ -2097,7 +2118,8 @@ class KronSumOperator(SumOfKronOperator):
             for f, name in zip(self._ks_factors, self._names):
                 if not f.is_hermitian():
                     raise ValueError(f"{what} needs Hermitian factors; {name} is not")
-            pairs = [_factor_eigh(f, self.dtype) for f in self._ks_factors]
+            pairs = once_per_distinct(self._ks_factors,
+                                      lambda f: _factor_eigh(f, self.dtype))
             lams = [lam.astype(np.float64) for lam, _ in pairs]
             grid = functools.reduce(np.add.outer, lams[::-1]).ravel()
             # One update, "grid" last: a thread that sees it sees the others too.
@@ -2208,30 +2230,44 @@ class KronSumOperator(SumOfKronOperator):
         V = KronOperator(vs)
         y = V.H @ b  # once for all times
         ts = np.atleast_1d(times).astype(np.float64)
-        scales = self._exp_grid(ts).astype(np.finfo(y.dtype).dtype, copy=False)  # (N, T)
-        # All times in one product: y scaled per time, the columns side by side.
-        n_times = ts.size
-        cols = 1 if y.ndim == 1 else y.shape[1]
-        scaled = (y.reshape(n, 1, cols) * scales[:, :, np.newaxis]).reshape(n, -1)
-        x = (V @ scaled).reshape(n, n_times, cols).transpose(1, 0, 2)
-        x = x.reshape((n_times,) + b.shape)
+        scales = self._exp_grid(ts).astype(np.finfo(y.dtype).dtype, copy=False)  # (T, N)
+        # All times in one product, one column per time (and right-hand side), stored so
+        # that the product's columns are the result's rows: the kernel keeps a
+        # Fortran-ordered operand's order, so (V @ Z.T).T is C-ordered.
+        if y.ndim == 1:
+            x = (V @ (scales * y).T).T
+        else:
+            scaled = scales[:, np.newaxis, :] * y.T  # (T, m, N)
+            x = (V @ scaled.reshape(-1, n).T).T.reshape(ts.size, y.shape[1], n)
+            x = np.ascontiguousarray(x.transpose(0, 2, 1))
         return x[0] if times.ndim == 0 else x
 
     def _exp_grid(self, ts):
-        """exp(t w) for the eigenvalue grid w, one column per time: the Kronecker product of
+        """exp(t w) for the eigenvalue grid w, one row per time: the Kronecker product of
         the factors' exp(t λᵢ) (Σ nᵢ exponentials, not Π nᵢ), unless one of those
         overflows or underflows where their product need not."""
         grid = self._cache["grid"][0]
         lams = self._cache["lams"][::-1]
-        out = np.empty((grid.size, ts.size))
-        for j, t in enumerate(ts):
-            with np.errstate(over="ignore", under="ignore"):
-                parts = [np.exp(t * lam) for lam in lams]
-            tiny = np.finfo(np.float64).tiny
-            if all(np.isfinite(p).all() and (p >= tiny).all() for p in parts):
-                out[:, j] = functools.reduce(np.multiply.outer, parts).ravel()
-            else:
-                out[:, j] = np.exp(t * grid)
+        out = np.empty((ts.size, grid.size))
+        with np.errstate(over="ignore", under="ignore"):
+            parts = [np.exp(np.multiply.outer(ts, lam)) for lam in lams]  # (T, nᵢ) each
+        tiny = np.finfo(np.float64).tiny
+        exact = np.logical_and.reduce(
+            [(np.isfinite(p) & (p >= tiny)).all(axis=1) for p in parts])
+        rows = np.flatnonzero(exact)
+        if rows.size:
+            # Row by row, the outer products of the rows of the parts: all at once by
+            # broadcasting, the last one written in place.
+            head = np.ones((rows.size, 1))
+            for p in parts[:-1]:
+                head = (head[:, :, np.newaxis] * p[rows, np.newaxis, :]).reshape(rows.size, -1)
+            target = out if rows.size == ts.size else np.empty((rows.size, grid.size))
+            np.multiply(head[:, :, np.newaxis], parts[-1][rows, np.newaxis, :],
+                        out=target.reshape(rows.size, head.shape[1], -1))
+            if target is not out:
+                out[rows] = target
+        for j in np.flatnonzero(~exact):
+            np.exp(ts[j] * grid, out=out[j])
         return out
 
     def slogdet(self) -> tuple[Any, float]:
@@ -2257,13 +2293,12 @@ class KronSumOperator(SumOfKronOperator):
                 diags = [scipy.linalg.eigvals(f.dense(ctype)) for f in self._ks_factors]
                 self._cache["eigvals"] = functools.reduce(np.add.outer, diags[::-1]).ravel()
             grid = self._cache["eigvals"]
-        a = np.abs(grid)
-        if not a.all():
+        sign, logabs = diagonal_slogdet(grid)
+        if logabs == -np.inf:
             return self.dtype.type(0), -np.inf
-        sign = np.prod(grid / a)
         if self.dtype.kind != "c":
             sign = np.real(sign).round()  # eigenvalues in conjugate pairs: ±1
-        return self.dtype.type(sign), float(np.sum(np.log(a)))
+        return self.dtype.type(sign), logabs
 
     def inv(self) -> LinearOperator:
         """The inverse as an operator whose products are :meth:`solve`.

@@ -249,6 +249,35 @@ def test_shifted_sum_factors_decomposed_once(rng, monkeypatch):
     assert len(calls) == 2
 
 
+def test_equal_factors_decomposed_once(rng, monkeypatch):
+    # A grid of one kernel in every dimension: one eigendecomposition per distinct factor
+    # (the same array twice, an equal copy), while an equal-shaped different factor, or
+    # a pencil pair that differs in C only, gets its own. Checked against the dense matrix.
+    H, G = _hpd(rng, 3, np.float64), _hpd(rng, 3, np.float64)
+    calls = []
+    real_eigh = scipy.linalg.eigh
+    monkeypatch.setattr(scipy.linalg, "eigh", lambda *a, **k: calls.append(1) or
+                        real_eigh(*a, **k))
+    S = matkron.kron(H, H.copy(), G, H) + 0.5 * matkron.identity(81)
+    M = _kron([H, H, G, H]) + 0.5 * np.eye(81)
+    b = random_array(rng, (81, 2), np.float64)
+    _check_pencil_solve(S, M, b)
+    assert len(calls) == 2
+    calls.clear()
+    d = np.array([1.0, 2.0, 0.5])
+    T = matkron.kron(H, H) + 0.3 * matkron.kron(matkron.diagonal(d), np.diag(d))
+    _check_pencil_solve(T, np.kron(H, H) + 0.3 * np.kron(np.diag(d), np.diag(d)), b[:9])
+    assert len(calls) == 2
+    calls.clear()
+    L = matkron.kronsum(H, G, H)
+    ts = np.array([0.0, 0.2, 1.0])
+    got = L.expm_multiply(b[:27], ts)
+    for t, g in zip(ts, got):
+        expected = scipy.linalg.expm(t * _kronsum_dense([H, G, H])) @ b[:27]
+        np.testing.assert_allclose(g, expected, rtol=1e-9, atol=1e-11 * np.abs(expected).max())
+    assert len(calls) == 2
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.complex64])
 def test_single_precision_kronsum_spectral_methods_stay_single(dtype, rng):
     A, B = _hpd(rng, 3, dtype, 10.0), _hpd(rng, 4, dtype, 10.0)

@@ -1289,6 +1289,34 @@ def test_determinants_of_large_diagonal_and_sparse_factors():
                                     rtol=1e-10)
 
 
+@pytest.mark.parametrize("case", ["spread", "negative", "zero", "beyond 2**120", "float32",
+                                  "complex"])
+def test_diagonal_log_determinant_against_dense(case):
+    # 1001 entries: the float64 sum takes logs of products of 8 entries (and a tail) when
+    # all lie within 2**±120, and logs of single entries otherwise.
+    rng = np.random.default_rng(7)
+    u = np.exp(rng.uniform(-60.0, 60.0, 1001))
+    if case == "negative":
+        u[rng.choice(u.size, 7, replace=False)] *= -1
+    elif case == "zero":
+        u[500] = 0.0
+    elif case == "beyond 2**120":
+        u[[3, 900]] = 1e-200, 1e250
+    elif case == "float32":
+        u = np.exp(rng.uniform(-20.0, 20.0, 1001)).astype(np.float32)
+    elif case == "complex":
+        u = u * np.exp(1j * rng.uniform(-np.pi, np.pi, u.size))
+    sign, logdet = matkron.kron(matkron.diagonal(u)).slogdet()
+    expected_sign, expected = np.linalg.slogdet(np.diag(u.astype(np.result_type(u, 1.0))))
+    scale = np.sum(np.abs(np.log(np.abs(u[u != 0]))))
+    tol = (1e-5 if u.dtype == np.float32 else 1e-13) * scale
+    if case == "zero":
+        assert sign == 0 and logdet == -np.inf
+    else:
+        assert abs(logdet - expected) <= tol, (logdet, expected)
+        assert np.isclose(sign, expected_sign, rtol=1e-10 if case == "complex" else 0)
+
+
 def test_cond_of_an_empty_operator_raises():
     K = matkron.kron(matkron.diagonal(np.array([])), np.eye(2))
     for ord in (None, 2, 1, "fro", np.inf, "nuc"):
