@@ -658,10 +658,10 @@ def test_solve_sylvester_and_lyapunov_drop_ins(kind, shape, rng):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.complex128, np.float32])
-@pytest.mark.parametrize("leaf", [2, 5])
+@pytest.mark.parametrize("leaf", [2, 5, 128])
 def test_recursive_quasi_triangular_sylvester(dtype, leaf, rng, monkeypatch):
-    # Small leaves split the Schur forms everywhere, across their 2×2 blocks too: the
-    # blocked solve must equal SciPy's whole-matrix one.
+    # Small leaves split the Schur forms everywhere, across their 2×2 blocks too (128:
+    # one leaf): the blocked solve must equal SciPy's whole-matrix one.
     from matkron import _kronsum_solve
 
     monkeypatch.setattr(_kronsum_solve, "LEAF", leaf)
@@ -676,6 +676,47 @@ def test_recursive_quasi_triangular_sylvester(dtype, leaf, rng, monkeypatch):
     if dtype == np.float64:
         t, _ = scipy.linalg.schur(a, output="real")
         assert np.count_nonzero(np.diag(t, -1)), "no 2×2 block to split around"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, np.complex128])
+@pytest.mark.parametrize("s_transposed", [False, True])
+@pytest.mark.parametrize("m, n", [(1, 1), (2, 2), (9, 6), (5, 12)])
+def test_quasi_triangular_leaf_against_the_kronecker_system(dtype, s_transposed, m, n, rng):
+    # One leaf of the compiled back substitution: real Schur forms with 2×2 blocks in both
+    # R and S (1×1, 2×2 and 4×4 block systems), complex triangular ones, three right-hand
+    # sides; the oracle solves (I ⊗ R + op(S)ᵀ ⊗ I) vec(Y) = vec(C) densely.
+    from matkron._kronsum_solve import quasi_triangular_sylvester_solve
+
+    real = np.dtype(dtype).kind == "f"
+    wide = np.complex128 if not real else np.float64
+    r = scipy.linalg.schur(random_array(rng, (m, m), wide), output="real" if real
+                           else "complex")[0]
+    s = scipy.linalg.schur(random_array(rng, (n, n), wide) + 3 * np.eye(n),
+                           output="real" if real else "complex")[0]
+    if real and m >= 9 and n >= 6:
+        assert np.count_nonzero(np.diag(r, -1)) and np.count_nonzero(np.diag(s, -1))
+    c = random_array(rng, (m, 3, n), wide)
+    y = quasi_triangular_sylvester_solve(r.astype(dtype), s.astype(dtype), c.astype(dtype),
+                                         s_transposed=s_transposed)
+    assert y.dtype == dtype and y.shape == (m, 3, n)
+    op_s = s.T if s_transposed else s
+    system = np.kron(np.eye(n), r) + np.kron(op_s.T, np.eye(m))
+    tol = 1e-3 if np.dtype(dtype) in (np.float32, np.complex64) else 1e-10
+    for j in range(3):
+        expected = np.linalg.solve(system, c[:, j, :].ravel(order="F")).reshape(
+            m, n, order="F")
+        np.testing.assert_allclose(y[:, j, :], expected, rtol=tol,
+                                   atol=tol * np.abs(expected).max())
+
+
+def test_quasi_triangular_leaf_overflow_goes_to_trsyl():
+    # A solution beyond the float64 range: the unscaled back substitution overflows and
+    # the leaf is solved again by trsyl (which scales); both give inf, neither raises.
+    from matkron._kronsum_solve import quasi_triangular_sylvester_solve
+
+    y = quasi_triangular_sylvester_solve(np.array([[1e-300]]), np.array([[1e-300]]),
+                                         np.full((1, 1, 1), 1e300))
+    assert np.isinf(y).all()
 
 
 def test_real_sylvester_singular_raises():

@@ -1,0 +1,3 @@
+import numpy as np
+
+def triangular_sylvester(a: np.ndarray, b: np.ndarray, d: np.ndarray, smin: float) -> int: ...
