@@ -119,7 +119,6 @@ def _solve_leaf(r, s, c, y, s_transposed):
     """y = the solution for a block of order at most LEAF, by the compiled back
     substitution (:func:`matkron._sylvester_cy.triangular_sylvester`), or by LAPACK's
     trsyl, which scales against overflow, when its result is not finite."""
-    m, k, n = c.shape
     # Solved transposed, op(S)ᵀ Yᵀ + Yᵀ Rᵀ = Cᵀ, so that each right-hand side is a
     # column-major n×m matrix (its columns the rows of C, contiguous), with both
     # triangular matrices upper: a lower one (Sᵀ, and always Rᵀ) is reversed, P L P with
@@ -143,7 +142,6 @@ def _solve_leaf(r, s, c, y, s_transposed):
 
 def _solve_leaf_trsyl(r, s, c, y, s_transposed):
     """The leaf by LAPACK's trsyl, one call per right-hand side."""
-    m, k, n = c.shape
     trsyl = scipy.linalg.get_lapack_funcs("trsyl", (r, s, c))
     if not s_transposed:
         b, tranb = s, "N"
@@ -151,7 +149,7 @@ def _solve_leaf_trsyl(r, s, c, y, s_transposed):
         b, tranb = s.conj(), "C"
     else:
         b, tranb = s, "T"
-    for j in range(k):
+    for j in range(c.shape[1]):
         x, scale, info = trsyl(r, b, c[:, j, :], tranb=tranb)
         if info < 0:
             raise ValueError(f"trsyl: illegal value in argument {-info}")

@@ -2235,7 +2235,11 @@ class KronSumOperator(SumOfKronOperator):
         # that the product's columns are the result's rows: the kernel keeps a
         # Fortran-ordered operand's order, so (V @ Z.T).T is C-ordered.
         if y.ndim == 1:
-            x = (V @ (scales * y).T).T
+            if scales.dtype == y.dtype:
+                scales *= y  # the grid's own array: scaled in place
+            else:
+                scales = scales * y
+            x = (V @ scales.T).T
         else:
             scaled = scales[:, np.newaxis, :] * y.T  # (T, m, N)
             x = (V @ scaled.reshape(-1, n).T).T.reshape(ts.size, y.shape[1], n)
