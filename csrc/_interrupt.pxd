@@ -58,7 +58,8 @@ cdef extern from *:
 
 cdef struct Watch:
     bint main            # the calling thread is the one that runs signal handlers
-    bint stopped         # a handler raised: the exception is pending, the kernel unwinds
+    bint stopped         # stop: a handler raised (the exception pending) on the caller,
+                         # or the job's flag was set (a worker); the kernel unwinds
     double work          # work since the last look at the clock
     double next_look     # wall time (s) from which the next look checks signals
     bint* cancel         # a worker's job stop flag (NULL on the calling thread)
@@ -82,7 +83,8 @@ cdef inline void watch_start(Watch* w, unsigned long main_thread) noexcept:
 
 
 cdef inline void watch_worker(Watch* w, bint* cancel) noexcept nogil:
-    """Arm `w` for a worker thread of a job whose stop flag is `cancel`."""
+    """Arm `w` for a worker thread of a job whose stop flag is `cancel` (NULL when the
+    caller is not the main thread: the job cannot be stopped, its GEMMs run whole)."""
     w.main = False
     w.stopped = False
     w.work = 0

@@ -341,7 +341,7 @@ cdef void _step_chunk(StepJob* job, int task, int thread, blas_t alpha,
         return
     if thread != 0:
         # Only the caller looks at signals; a worker follows it (see _interrupt.pxd).
-        watch_worker(&idle, &job.stopped)
+        watch_worker(&idle, &job.stopped if job.watch.main else NULL)
         watch = &idle
     full = job.M if job.split_dim == 1 else job.N
     if job.outer_per_task > 0:
@@ -548,7 +548,7 @@ cdef void _column_task(void* ctx, int task, int thread) noexcept nogil:
     cdef Py_ssize_t column, end = (task + 1) * job.per_task
     if thread != 0:
         # Only the caller looks at signals; a worker follows it (see _interrupt.pxd).
-        watch_worker(&idle, &job.stopped)
+        watch_worker(&idle, &job.stopped if job.watch.main else NULL)
         watch = &idle
     if end > job.m:
         end = job.m

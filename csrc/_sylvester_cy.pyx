@@ -20,8 +20,8 @@ cdef inline double _magnitude(blas_t v) noexcept nogil:
 
 
 cdef bint _small_solve(int n, blas_t* m, blas_t* x, double smin) noexcept nogil:
-    """Solve M x = x in place (M n×n column-major, n <= 4, overwritten) by Gaussian
-    elimination with partial pivoting. Whether a pivot was raised to smin."""
+    """Solve M u = x for u, written over x (M n×n column-major, n <= 4, overwritten), by
+    Gaussian elimination with partial pivoting. Whether a pivot was raised to smin."""
     cdef int i, j, k, p
     cdef bint perturbed = False
     cdef blas_t t, f

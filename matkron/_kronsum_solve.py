@@ -126,9 +126,13 @@ def _solve_leaf(r, s, c, y, s_transposed):
     rev_n = slice(None) if s_transposed else slice(None, None, -1)
     a = np.asfortranarray(s if s_transposed else s.T[::-1, ::-1], dtype=y.dtype)
     b = np.asfortranarray(r.T[::-1, ::-1], dtype=y.dtype)
-    d = np.ascontiguousarray(c.transpose(1, 0, 2)[:, ::-1, rev_n], dtype=y.dtype)
-    eps = np.finfo(y.dtype).eps
-    smin = max(eps * max(np.abs(a).max(), np.abs(b).max()), np.finfo(y.dtype).tiny)
+    # A copy even where the view is contiguous already (one row): c stays the input of
+    # the trsyl fallback.
+    d = np.array(c.transpose(1, 0, 2)[:, ::-1, rev_n], dtype=y.dtype, order="C")
+    # trsyl's threshold for a pivot taken as zero (its info = 1).
+    finfo = np.finfo(y.dtype)
+    smin = max(finfo.eps * max(np.abs(a).max(), np.abs(b).max()),
+               finfo.tiny * a.shape[0] * b.shape[0] / finfo.eps)
     info = triangular_sylvester(a, b, d, smin)
     if info == 1:
         raise np.linalg.LinAlgError(

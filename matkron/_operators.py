@@ -2232,14 +2232,14 @@ class KronSumOperator(SumOfKronOperator):
         ts = np.atleast_1d(times).astype(np.float64)
         scales = self._exp_grid(ts).astype(np.finfo(y.dtype).dtype, copy=False)  # (T, N)
         # All times in one product, one column per time (and right-hand side), stored so
-        # that the product's columns are the result's rows: the kernel keeps a
-        # Fortran-ordered operand's order, so (V @ Z.T).T is C-ordered.
+        # that the product's columns are the result's rows: where the plan keeps the
+        # operand's Fortran order, (V @ Z.T).T is C-ordered without a copy.
         if y.ndim == 1:
             if scales.dtype == y.dtype:
                 scales *= y  # the grid's own array: scaled in place
             else:
                 scales = scales * y
-            x = (V @ scales.T).T
+            x = np.ascontiguousarray((V @ scales.T).T)
         else:
             scaled = scales[:, np.newaxis, :] * y.T  # (T, m, N)
             x = (V @ scaled.reshape(-1, n).T).T.reshape(ts.size, y.shape[1], n)
@@ -2253,6 +2253,8 @@ class KronSumOperator(SumOfKronOperator):
         grid = self._cache["grid"][0]
         lams = self._cache["lams"][::-1]
         out = np.empty((ts.size, grid.size))
+        if not grid.size:
+            return out
         with np.errstate(over="ignore", under="ignore"):
             parts = [np.exp(np.multiply.outer(ts, lam)) for lam in lams]  # (T, nᵢ) each
         tiny = np.finfo(np.float64).tiny

@@ -298,6 +298,20 @@ def test_single_precision_kronsum_spectral_methods_stay_single(dtype, rng):
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
 
 
+def test_kronsum_expm_multiply_layout_and_empty_factor(rng):
+    # Several times on a vector: C-ordered (T, N), whatever the plan's result order; an
+    # empty factor anywhere gives an empty result of the right shape.
+    H = _hpd(rng, 60, np.float64)
+    b = random_array(rng, 3600, np.float64)
+    ts = np.linspace(0.0, 1e-3, 5)
+    got = matkron.kronsum(H, H).expm_multiply(b, ts)
+    assert got.shape == (5, 3600) and got.flags.c_contiguous
+    M = _kronsum_dense([H, H])
+    np.testing.assert_allclose(got[-1], scipy.linalg.expm(1e-3 * M) @ b, rtol=1e-9)
+    for mats in ((np.eye(3), np.zeros((0, 0))), (np.zeros((0, 0)), np.eye(3))):
+        assert matkron.kronsum(*mats).expm_multiply(np.zeros(0), [0.0, 1.0]).shape == (2, 0)
+
+
 def test_kronsum_expm_multiply_no_times(rng):
     L = matkron.kronsum(np.diag([1.0, 2.0]), np.diag([3.0, 4.0]))
     for b in (np.ones(4), np.ones((4, 3), np.float32)):

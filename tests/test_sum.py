@@ -711,12 +711,30 @@ def test_quasi_triangular_leaf_against_the_kronecker_system(dtype, s_transposed,
 
 def test_quasi_triangular_leaf_overflow_goes_to_trsyl():
     # A solution beyond the float64 range: the unscaled back substitution overflows and
-    # the leaf is solved again by trsyl (which scales); both give inf, neither raises.
+    # the leaf is solved again by trsyl, whose scaled solution overflows in the unscaling
+    # (numpy's overflow warning, as before the compiled leaf): inf, and no error.
     from matkron._kronsum_solve import quasi_triangular_sylvester_solve
 
-    y = quasi_triangular_sylvester_solve(np.array([[1e-300]]), np.array([[1e-300]]),
-                                         np.full((1, 1, 1), 1e300))
+    with pytest.warns(RuntimeWarning, match="overflow"):
+        y = quasi_triangular_sylvester_solve(np.array([[1e-10]]), np.array([[1e-10]]),
+                                             np.full((1, 1, 1), 1e300))
     assert np.isinf(y).all()
+
+
+@pytest.mark.parametrize("m", [1, 2])
+def test_quasi_triangular_leaf_intermediate_overflow_goes_to_trsyl(m):
+    # A finite solution whose unscaled back substitution overflows on the way: the leaf
+    # is redone by trsyl from the untouched right-hand side (one row of C included,
+    # whose transposed copy is contiguous already). Oracle: LAPACK's trsyl on the whole.
+    from matkron._kronsum_solve import quasi_triangular_sylvester_solve
+
+    s = np.array([[1e300, 1e308, -1e308], [0.0, 1e300, 0.0], [0.0, 0.0, 1e300]])
+    r = np.zeros((m, m))
+    c = np.tile([1.5e308, 1e300, 1e300], (m, 1))
+    y = quasi_triangular_sylvester_solve(r, s, c[:, np.newaxis, :], s_transposed=True)
+    x, scale, info = scipy.linalg.lapack.dtrsyl(r, s, c, trana="N", tranb="T")
+    assert info == 0 and np.isfinite(y).all()
+    np.testing.assert_allclose(y[:, 0, :], x / scale, rtol=1e-12)
 
 
 def test_real_sylvester_singular_raises():
