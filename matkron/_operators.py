@@ -2231,15 +2231,16 @@ class KronSumOperator(SumOfKronOperator):
         y = V.H @ b  # once for all times
         ts = np.atleast_1d(times).astype(np.float64)
         scales = self._exp_grid(ts).astype(np.finfo(y.dtype).dtype, copy=False)  # (T, N)
-        # All times in one product, one column per time (and right-hand side), stored so
-        # that the product's columns are the result's rows: where the plan keeps the
-        # operand's Fortran order, (V @ Z.T).T is C-ordered without a copy.
+        # All times in one product, one column per time (and right-hand side): the scaled
+        # vectors are the rows of a C-ordered (T, N) array, read as the Fortran-ordered
+        # operand (N, T), and the product is written the same way into the result.
         if y.ndim == 1:
             if scales.dtype == y.dtype:
                 scales *= y  # the grid's own array: scaled in place
             else:
                 scales = scales * y
-            x = np.ascontiguousarray((V @ scales.T).T)
+            x = np.empty(scales.shape, y.dtype)
+            kron_matvec(vs, scales.T, out=x.T)
         else:
             scaled = scales[:, np.newaxis, :] * y.T  # (T, m, N)
             x = (V @ scaled.reshape(-1, n).T).T.reshape(ts.size, y.shape[1], n)
