@@ -21,6 +21,10 @@ __all__ = [
 # 32 and 256 slower; trsyl leaves were best at 48.
 LEAF = 128
 
+# The error of a leaf whose pivot trsyl (or the compiled leaf, with trsyl's threshold)
+# takes as zero.
+_SINGULAR = "the Sylvester equation is singular: R and -S have common or close eigenvalues"
+
 
 def triangular_sylvester_solve(t1, t2, c):
     """Solve (T1 ⊕ T2) y = c for upper-triangular T1, T2 and one right-hand side (N, 1).
@@ -135,8 +139,7 @@ def _solve_leaf(r, s, c, y, s_transposed):
                finfo.tiny * a.shape[0] * b.shape[0] / finfo.eps)
     info = triangular_sylvester(a, b, d, smin)
     if info == 1:
-        raise np.linalg.LinAlgError(
-            "the Sylvester equation is singular: R and -S have common or close eigenvalues")
+        raise np.linalg.LinAlgError(_SINGULAR)
     result = d[:, ::-1, rev_n].transpose(1, 0, 2)
     if np.isfinite(result).all() or not np.isfinite(c).all():
         y[...] = result
@@ -158,9 +161,7 @@ def _solve_leaf_trsyl(r, s, c, y, s_transposed):
         if info < 0:
             raise ValueError(f"trsyl: illegal value in argument {-info}")
         if info == 1:
-            raise np.linalg.LinAlgError(
-                "the Sylvester equation is singular: R and -S have common or close "
-                "eigenvalues")
+            raise np.linalg.LinAlgError(_SINGULAR)
         y[:, j, :] = x / scale if scale != 1 else x
 
 
