@@ -33,6 +33,11 @@ class ProductOperator(LinearOperator):
 
     _transient = {}
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> "ProductOperator":
+        # LinearOperator.__new__ checks that the class defines _matvec or _matmat (this
+        # one does both) on every construction.
+        return object.__new__(cls)
+
     def _set_shape(self, dtype, shape):
         """What ``LinearOperator.__init__`` sets, for a `shape` of two Python ints the
         subclass has already checked (SciPy's generic shape validation costs more than

@@ -97,6 +97,18 @@ def _contiguous(a, dtype):
     return _fortran(a, dtype)
 
 
+# An empty array of each kernel dtype: what PowerPlan reads the dtype of its plan from.
+_DTYPE_ARRAYS = {}
+
+
+def _dtype_array(dtype):
+    """An empty array of `dtype` (one per dtype, shared: nothing is ever written to it)."""
+    arr = _DTYPE_ARRAYS.get(dtype)
+    if arr is None:
+        arr = _DTYPE_ARRAYS[dtype] = np.empty(0, dtype=dtype)
+    return arr
+
+
 @functools.lru_cache(maxsize=256)
 def _binary_codes(n):
     """The steps of left-to-right binary powering for n >= 2: one byte per step after the
@@ -119,11 +131,22 @@ def _choose(m, n, hermitian, polynomial, applications=None, itemsize=16):
     one-off costs spread over `applications` products (see _ASSUMED_APPLICATIONS); "dense"
     only within MAX_STORED_BYTES for entries of `itemsize` bytes (memoized: operators are
     made often, with few distinct arguments)."""
-    return _choose_cached(m, n, bool(hermitian), polynomial, applications, itemsize,
-                          MAX_STORED_BYTES)
+    return _choices(m, n, polynomial, applications, itemsize)[bool(hermitian)]
+
+
+def _choices(m, n, polynomial, applications=None, itemsize=16):
+    """(:func:`_choose` for a general A, for a Hermitian A): whether A is Hermitian needs
+    checking only where they differ (one memoized call, as operators are made often)."""
+    return _choices_cached(m, n, polynomial, applications, itemsize, MAX_STORED_BYTES)
 
 
 @functools.lru_cache(maxsize=1024)
+def _choices_cached(m, n, polynomial, applications, itemsize, max_stored_bytes):
+    return tuple(_choose_cached(m, n, h, polynomial, applications, itemsize,
+                                max_stored_bytes) for h in (False, True))
+
+
+@functools.lru_cache(maxsize=256)
 def _choose_cached(m, n, hermitian, polynomial, applications, itemsize, max_stored_bytes):
     gemm = m**3 + _CALL_COST
     uses = applications or _ASSUMED_APPLICATIONS
@@ -617,8 +640,8 @@ class PowerJacobian(ProductOperator):
             if degree < 2 or m == 0:
                 method = "horner" if coeffs is not None else "binary"
             else:
-                choice = [_choose(m, degree, h, coeffs is not None, _applications,
-                                  dtype.itemsize) for h in (False, True)]
+                choice = _choices(m, degree, coeffs is not None, _applications,
+                                  dtype.itemsize)
                 # Whether A is Hermitian (an O(m²) check) only where it changes the choice.
                 if choice[0] != choice[1]:
                     hermitian = is_hermitian(self.A)
@@ -760,7 +783,7 @@ class PowerJacobian(ProductOperator):
                 # transposed, so the first product copies nothing of it.
                 kind, parts = "oneshot", {"a": _contiguous(self.A, dtype),
                                           "codes": codes, "count": len(codes)}
-            plan = self._helpers[dtype] = PowerPlan(kind, m, np.empty(0, dtype=dtype), **parts)
+            plan = self._helpers[dtype] = PowerPlan(kind, m, _dtype_array(dtype), **parts)
         return plan
 
     def _is_hermitian(self, A):
@@ -778,7 +801,7 @@ class PowerJacobian(ProductOperator):
                 return self._helper_plan(dtype)
             kind, parts = self._build_parts(dtype)
             plan = self._plans[dtype] = PowerPlan(
-                kind, self._m, np.empty(0, dtype=dtype), **parts
+                kind, self._m, _dtype_array(dtype), **parts
             )
         return plan
 
@@ -793,7 +816,8 @@ class PowerJacobian(ProductOperator):
                 return y
         dtype = self.dtype if x.dtype == self.dtype else result_dtype(self.dtype, x.dtype)
         m = self._m
-        check_rows(x, self.shape[1], "x", f"vec(E) for E of shape ({m}, {m}) like A")
+        if x.ndim not in (1, 2) or x.shape[0] != self.shape[1]:
+            check_rows(x, self.shape[1], "x", f"vec(E) for E of shape ({m}, {m}) like A")
         if self.method == "naive":
             return self._kron_terms(dtype)._product(x)
         if x.size == 0:

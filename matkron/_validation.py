@@ -39,13 +39,27 @@ def blas_dtype(dtype):
     )
 
 
+# result_dtype's answers for tuples of dtypes (every product asks, with few distinct
+# tuples): bounded, and only dtypes are keys (never Python scalars, whose values vary).
+_RESULT_DTYPES = {}
+_RESULT_DTYPES_MAX = 1024
+
+
 def result_dtype(*dtypes):
     """The kernel dtype for operands of the given dtypes (numpy promotion, then blas_dtype)."""
+    try:
+        return _RESULT_DTYPES[dtypes]
+    except (KeyError, TypeError):  # not seen, or a value that does not hash (a 0-d array)
+        pass
     try:
         dtype = np.result_type(*dtypes)
     except TypeError as exc:
         raise TypeError(f"operands have no common numeric dtype: {exc}") from None
-    return blas_dtype(dtype)
+    dtype = blas_dtype(dtype)
+    if len(_RESULT_DTYPES) < _RESULT_DTYPES_MAX and all(
+            isinstance(d, np.dtype) for d in dtypes):
+        _RESULT_DTYPES[dtypes] = dtype
+    return dtype
 
 
 def own_dtypes(factors):

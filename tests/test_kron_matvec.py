@@ -437,6 +437,27 @@ def test_dtype_promotion(case, m, rng):
     assert_product(out, factors, x, expected)
 
 
+@pytest.mark.parametrize("dtypes, expected", [
+    (("f8",), "f8"), ((">f8",), "f8"), (("i1",), "f8"), (("?",), "f8"), (("f2",), "f4"),
+    (("f4", "c8"), "c8"), ((">f4", "<f8"), "f8"), (("i1", "f4"), "f4"),
+    (("f4", "c16"), "c16"), ((">c8", "f2"), "c8"),
+])
+def test_result_dtype_the_same_on_every_call(dtypes, expected):
+    # result_dtype memoizes tuples of dtypes; the answer must not depend on what was asked
+    # before (byte orders are distinct keys), and a rejected dtype is rejected every time.
+    from matkron._validation import result_dtype
+
+    for _ in range(3):
+        got = result_dtype(*(np.dtype(d) for d in dtypes))
+        assert got == np.dtype(expected) and got.isnative
+    # A 0-d array (unhashable) and Python scalars are promoted, not memoized.
+    assert result_dtype(np.dtype("f4"), np.array(1.0, dtype="f8")) == np.float64
+    assert result_dtype(np.dtype("f4"), 1.0) == np.float32
+    for _ in range(2):
+        with pytest.raises(TypeError, match="unsupported dtype"):
+            result_dtype(np.dtype("f8"), np.dtype(np.longdouble))
+
+
 def test_float32_result_is_computed_accurately(rng):
     # int8 with float32 gives float32; the values equal the exact product to float32 rounding.
     A = rng.integers(-5, 5, (4, 3)).astype(np.int8)
