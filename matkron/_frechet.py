@@ -147,6 +147,7 @@ class FrechetOperator(ProductOperator):
         self.f, self.A, self.p, self.fprime, self.method = f, A, p, fprime, method
         self._name, self._func, self._hermitian = name, func, hermitian
         self._is_adjoint = _adjoint
+        self._conjugated = False  # E -> conj(L(conj E)): the adjoint of _adjoint
         self._impls = {}
         self._adjoint_op = None
         m = A.shape[0]
@@ -188,6 +189,8 @@ class FrechetOperator(ProductOperator):
         impl = self._impl(dtype)
         if self._is_adjoint:
             return impl.apply_adjoint(S)
+        if self._conjugated:
+            return np.conj(impl.apply(np.conj(S)))
         return impl.apply(S)
 
     def _run(self, S_of, x_dtype):
@@ -268,7 +271,12 @@ class FrechetOperator(ProductOperator):
                 op = FrechetOperator(self.f, self.A, p=self.p, fprime=self.fprime,
                                      method="eig", _adjoint=not self._is_adjoint)
             else:
-                op = FrechetOperator(self.f, self.A.conj().T, p=self.p, method=self._requested)
+                # L*(G) = conj(L_f(Aᵀ, conj G)) for every primary function (f taken at the
+                # eigenvalues of Aᵀ, which are A's). L_f(Aᴴ, G) equals it only where
+                # f(z̄) = conj f(z) on the spectrum: not at an eigenvalue on a branch cut
+                # (a negative one for logm, sqrtm and real powers), even for a real A.
+                op = FrechetOperator(self.f, self.A.T, p=self.p, method=self._requested)
+                op._conjugated = op.dtype.kind == "c"
             op._adjoint_op = self
             self._adjoint_op = op
         return self._adjoint_op

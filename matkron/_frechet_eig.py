@@ -118,7 +118,10 @@ class EigFrechet:
         self._real = real_in and not hermitian and not (
             name is not None and needs_complex(name, lam.real[lam.imag == 0], p))
         self.dtype = A.dtype if self._real else dtype
-        self.V, self.W, self.fv = V, W, fv
+        # V and W in the dtype of Γ: real eigenvectors (eigh of a real symmetric A, or eig
+        # of a real A with a real spectrum) meet complex divided differences where f(A)
+        # leaves the reals or eig returned its eigenvalues complex.
+        self.V, self.W, self.fv = V.astype(dtype, copy=False), W.astype(dtype, copy=False), fv
         self.gamma = gamma.astype(dtype, copy=False)
 
     def _sandwich(self, S, V, W, gamma):

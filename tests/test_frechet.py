@@ -173,6 +173,56 @@ def test_negative_eigenvalue_gives_complex_result():
         assert rel_err(L.apply(E), block_oracle(name, A, E)) <= 1e-10
 
 
+def kronecker_oracle(name, A, p=None):
+    """The m²×m² matrix of L_f(A, ·) on vec(E), column by column from the block oracle."""
+    m = A.shape[0]
+    K = np.empty((m * m, m * m), dtype=complex)
+    for j in range(m * m):
+        E = np.zeros(m * m)
+        E[j] = 1
+        K[:, j] = block_oracle(name, A, E.reshape(m, m, order="F"), p).ravel(order="F")
+    return K
+
+
+ON_THE_CUT = {
+    # A negative eigenvalue: f(A) is complex for a real A, and f(z̄) != conj f(z) there.
+    "real": np.array([[-2.0, 1.0, 0.3], [0.0, 3.0, 1.0], [0.0, 0.0, 5.0]]),
+    "real symmetric": np.array([[-1.0, 0.5, 0.0], [0.5, 2.0, 0.3], [0.0, 0.3, 4.0]]),
+    "complex": np.array([[-2.0, 1.0 + 1j, 0.3], [0.0, 3.0, 1.0], [0.5j, 0.0, 5.0]]),
+}
+
+
+@pytest.mark.parametrize("kind", list(ON_THE_CUT))
+@pytest.mark.parametrize("name,p", [("logm", None), ("sqrtm", None), ("power", 0.5),
+                                    ("power", 1.7), ("power", -0.3)])
+def test_spectrum_on_the_branch_cut(name, p, kind):
+    # The derivative, its adjoint and both condition numbers where an eigenvalue lies on
+    # the branch cut: a real symmetric A takes the eigendecomposition with real
+    # eigenvectors and complex divided differences; the adjoint is not L_f(Aᴴ, ·) there.
+    A = ON_THE_CUT[kind]
+    K = kronecker_oracle(name, A, p)
+    L = matkron.frechet(name, A, p=p)
+    assert rel_err(L.todense(), K) <= 1e-10
+    assert rel_err(L.H.todense(), K.conj().T) <= 1e-10
+    E = np.random.default_rng(23).standard_normal((3, 3))
+    assert rel_err(matkron.frechet(name, A, E, p=p), block_oracle(name, A, E, p)) <= 1e-10
+    two = matkron.cond(name, A, p=p, relative=False, rtol=1e-10)
+    assert abs(two - np.linalg.norm(K, 2)) <= 1e-8 * np.linalg.norm(K, 2)
+    one = matkron.cond(name, A, p=p, relative=False, norm=1)
+    assert one <= np.abs(K).sum(axis=0).max() * (1 + 1e-12)
+    assert one >= 0.3 * np.abs(K).sum(axis=0).max()
+
+
+@pytest.mark.parametrize("name,p", CASES)
+def test_eig_method_for_a_real_spectrum_of_a_real_general_A(name, p):
+    # scipy.linalg.eig gives real eigenvectors and complex eigenvalues here.
+    A = np.array([[1.0, 2.0, 0.5], [0.0, 3.0, 1.0], [0.0, 0.0, 2.0]])
+    E = np.random.default_rng(24).standard_normal((3, 3))
+    got = matkron.frechet(name, A, E, p=p, method="eig")
+    assert got.dtype == np.float64
+    assert rel_err(got, block_oracle(name, A, E, p)) <= 1e-10
+
+
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("name", ["expm", "logm", "sqrtm", "inv"])
 def test_dtypes(name, dtype):
