@@ -54,7 +54,7 @@ from ._kronsum_solve import (
     triangular_sylvester_solve,
 )
 from ._linop import ProductOperator
-from ._pencil import factor_pencil
+from ._pencil import Pencil, factor_pencil
 from ._sparse_cy import kronsum_apply
 from ._structured import structured_product
 from ._typing import Array, FactorLike, Scalar
@@ -1360,7 +1360,7 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
 
     def _direct(self, what):
         """How this sum is solved directly (computed once, cached): a KronSumOperator or
-        KronOperator equal to it, or a :class:`_Pencil` (see :meth:`solve`)."""
+        KronOperator equal to it, or a :class:`~matkron._pencil.Pencil` (see :meth:`solve`)."""
         form = self._eigen.get("form")
         if form is None:
             form = self._eigen["form"] = self._find_direct_form(what)
@@ -1387,8 +1387,8 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
                     raise ValueError(f"{what}: a factor of this sum contains NaN or inf")
         n = self.shape[0]
         if not products:  # s I alone
-            return _Pencil(np.full(n, shift, dtype=self.dtype), KronOperator([identity(n)]),
-                           0.0, True, abs(shift))
+            return Pencil(np.full(n, shift, dtype=self.dtype), KronOperator([identity(n)]),
+                          0.0, True, [], [], 0, shift)
         factorwise = self._as_kronsum(products, shift)
         if factorwise is not None:
             return factorwise
@@ -1467,10 +1467,10 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
         return KronSumOperator(mats[::-1], _names=names[::-1])
 
     def _pencil(self, what, kron_term, c_term, c_name):
-        """The _Pencil of c₁ ⊗ Aᵢ + c₂ ⊗ Cᵢ, naming the factor that fails its condition."""
+        """The Pencil of c₁ ⊗ Aᵢ + c₂ ⊗ Cᵢ, naming the factor that fails its condition."""
         (c1, a_factors), (c2, c_factors) = kron_term, c_term
         dtype = self.dtype
-        lams, vs, logdet_c = [np.ones(1, np.finfo(dtype).dtype)], [], 0.0
+        lams, vs, logdet_c, exact = [np.ones(1, np.finfo(dtype).dtype)], [], 0.0, [True]
         n_total = self.shape[0]
 
         def pencil(i):
@@ -1486,8 +1486,12 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
             range(len(a_factors)), pencil,
             lambda i, j: same_factor(a_factors[i], a_factors[j])
             and same_factor(c_factors[i], c_factors[j]))
-        for a, (lam, v, logdet, sign) in zip(a_factors, pencils):
+        for a, c, (lam, v, logdet, sign) in zip(a_factors, c_factors, pencils):
             lams.append(lam)
+            # Eigenvalues of identities and diagonals are exact to a rounding of their own
+            # (relative); an eigendecomposition's are accurate relative to the largest.
+            exact.append(a.kind in ("identity", "diagonal")
+                         and c.kind in ("identity", "diagonal"))
             vs.append(v)
             # Vᵢᴴ Cᵢ Vᵢ = σᵢ I: a negative definite Cᵢ turns the sign of c₂.
             c2 = -c2 if sign < 0 else c2
@@ -1499,19 +1503,16 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
         c1 = c1.real if np.iscomplexobj(c1) and c1.imag == 0 else c1
         c2 = c2.real if np.iscomplexobj(c2) and c2.imag == 0 else c2
         unitary = all(f.kind == "identity" for f in c_factors)
-        # max |grid| is the product of the factors' max |λ| (grid is empty if one is).
-        top = math.prod(float(np.abs(lam).max(initial=0.0)) for lam in lams)
-        scale = abs(c1) * (top if grid.size else 0.0) + abs(c2)
         w = grid.astype(np.result_type(grid, c1, c2), copy=False)
         w *= c1
         w += c2
-        return _Pencil(w, KronOperator(vs), logdet_c, unitary, scale)
+        return Pencil(w, KronOperator(vs), logdet_c, unitary, lams, exact, c1, c2)
 
     def _pencil_form(self, what):
         """(pencil, None), or (None, op) for a sum equal to a Kronecker sum or product op
         with direct methods of its own."""
         form = self._direct(what)
-        if isinstance(form, _Pencil):
+        if isinstance(form, Pencil):
             return form, None
         return None, form
 
@@ -1693,34 +1694,6 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
             f"<{self.shape[0]}x{self.shape[1]} {type(self).__name__} of {len(self._terms)} "
             f"terms with dtype={self.dtype}>"
         )
-
-
-class _Pencil:
-    """A sum diagonalized by factor pencils: Vᴴ (sum) V = diag(w), Vᴴ (⊗ Cᵢ) V = I.
-
-    `scale` bounds the magnitude of the terms w was summed from (|c₁| max|λ| + |c₂|):
-    an eigenvalue within rounding of it is taken as 0.
-    """
-
-    __slots__ = ("V", "logdet_c", "scale", "smallest", "unitary", "w")
-
-    def __init__(self, w, V, logdet_c, unitary, scale):
-        self.w, self.V, self.logdet_c, self.unitary = w, V, logdet_c, unitary
-        self.scale = scale
-        self.smallest = None  # min |w|, on the first check
-
-    def check_nonsingular(self):
-        """LinAlgError when an eigenvalue is 0 up to the rounding of its sum."""
-        if not self.w.size:
-            return
-        tol = 16 * self.V.shape[0] ** 0.5 * np.finfo(self.w.dtype).eps * self.scale
-        if self.smallest is None:
-            self.smallest = float(np.abs(self.w).min())
-        smallest = self.smallest
-        if not smallest > tol:
-            raise np.linalg.LinAlgError(
-                f"the operator is singular: an eigenvalue is {smallest:.3g} (0 within the "
-                f"rounding tolerance {tol:.3g})")
 
 
 def _conforming(products):

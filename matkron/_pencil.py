@@ -12,12 +12,14 @@ is the pencil (A, −C) with Vᴴ C V = −I: its sign moves into c₂ (an even 
 definite factors leaves ⊗ Cᵢ positive definite).
 """
 
+import functools
+
 import numpy as np
 import scipy.linalg
 
 from ._factors import DiagonalFactor
 
-__all__ = ["factor_pencil"]
+__all__ = ["Pencil", "factor_pencil"]
 
 
 def factor_pencil(a, c, dtype):
@@ -64,3 +66,64 @@ def factor_pencil(a, c, dtype):
         _, logdet = np.linalg.slogdet(cd)
         return lam.astype(real), v, float(logdet), sign
     raise np.linalg.LinAlgError("is not positive or negative definite")
+
+
+class Pencil:
+    """A sum diagonalized by factor pencils: Vᴴ (sum) V = diag(w), Vᴴ (⊗ Cᵢ) V = I, with
+    w = c₁ (λ₁ ⊗ … ⊗ λ_k) + c₂ from the factors' pencil eigenvalues `lams` (the first
+    entry of `lams` may be a placeholder of ones).
+
+    `exact[j]` says whether lams[j] is exact to a relative rounding (identities and
+    diagonals) rather than to the absolute accuracy of an eigendecomposition, ε max |λ|
+    (the approximate bound of the LAPACK Users' Guide, § 4.7.1): see
+    :meth:`check_nonsingular`.
+    """
+
+    __slots__ = ("V", "c1", "c2", "exact", "lams", "logdet_c", "nearest", "unitary", "w")
+
+    def __init__(self, w, V, logdet_c, unitary, lams, exact, c1, c2):
+        self.w, self.V, self.logdet_c, self.unitary = w, V, logdet_c, unitary
+        self.lams, self.exact, self.c1, self.c2 = lams, exact, c1, c2
+        self.nearest = None  # (|w|, its error bound) of the nearest to singular, once
+
+    def rounding_bounds(self):
+        """A bound on the error of each entry of w from the rounding of the factor
+        eigenvalues it multiplies and of the products and sum: with e_j = ε max |λ_j| for
+        an eigendecomposition (ε |λ_j| when exact) and k factors,
+
+            ε (k + 1) (|c₁ Π λ| + |c₂|)  +  |c₁| Σ_j e_j Π_{l≠j} |λ_l|.
+        """
+        eps = np.finfo(self.w.dtype).eps
+        absl = [np.abs(lam) for lam in self.lams]
+        if not absl:
+            return np.full(self.w.shape, eps * abs(self.c2))
+        total = functools.reduce(lambda u, a: np.multiply.outer(u, a).ravel(), absl)
+        bound = total * ((len(absl) + 1) * eps * abs(self.c1))
+        bound += (len(absl) + 1) * eps * abs(self.c2)
+        for j, a in enumerate(absl):
+            if self.exact[j] or not a.size:
+                continue
+            err = np.full(a.size, eps * a.max())
+            parts = absl[:j] + [err] + absl[j + 1:]
+            bound += abs(self.c1) * functools.reduce(
+                lambda u, b: np.multiply.outer(u, b).ravel(), parts)
+        return bound
+
+    def check_nonsingular(self):
+        """LinAlgError when an eigenvalue is 0 within its own rounding error (an exactly
+        singular sum computes to eigenvalues of that size, of either sign). A bound per
+        eigenvalue, not one scaled to the largest: ill-conditioned sums that are far from
+        singular in this sense (a small shift of a wide spectrum, in float32 too) solve
+        to the accuracy of their condition, as numpy.linalg.solve would."""
+        if not self.w.size:
+            return
+        if self.nearest is None:
+            size = np.abs(self.w)
+            bound = self.rounding_bounds()
+            i = int(np.argmin(size - bound))
+            self.nearest = (float(size[i]), float(bound[i]))
+        size, bound = self.nearest
+        if not size > bound:
+            raise np.linalg.LinAlgError(
+                f"the operator is singular: an eigenvalue is {size:.3g}, 0 within its "
+                f"rounding error {bound:.3g}")

@@ -157,6 +157,50 @@ def test_kron_plus_shifted_identity(dtype, cond, rng):
                                rtol=1e-8, atol=1e-10)
 
 
+def rel_err(got, want):
+    return np.linalg.norm(got - want) / np.linalg.norm(want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.complex64, np.float64, np.complex128])
+def test_ill_conditioned_sums_are_solved_not_refused(dtype, rng):
+    # Far from singular in the rounding of each eigenvalue, though the spectrum is wide:
+    # a small shift of two factors of condition 1e8 (float64) and of RBF factors on a grid
+    # (float32, as Gaussian processes use them) solve to the accuracy of their condition.
+    single = np.dtype(dtype) in (np.float32, np.complex64)
+    if single:
+        t = np.linspace(0.0, 1.0, 32)
+        R = np.exp(-0.5 * (t[:, None] - t[None, :]) ** 2 / 0.2**2)
+        A = B = R
+        shifts, D = (0.1, 0.01), np.linspace(1.0, 2.0, 32)
+    else:
+        A, B = _hpd(rng, 12, np.float64, 1e8), _hpd(rng, 10, np.float64, 1e8)
+        shifts, D = (1.0, 1e-3), np.linspace(1.0, 2.0, 10)
+    eps = np.finfo(dtype).eps
+    b = random_array(rng, A.shape[0] * B.shape[0], dtype)
+    forms = [(c, matkron.kron(A.astype(dtype), B.astype(dtype)) + c * matkron.identity(
+        b.size), np.kron(A, B) + c * np.eye(b.size)) for c in shifts]
+    forms.append((shifts[0], matkron.kron(A.astype(dtype), B.astype(dtype)) + shifts[0]
+                  * matkron.kron(matkron.identity(A.shape[0]), matkron.diagonal(D)),
+                  np.kron(A, B) + shifts[0] * np.kron(np.eye(A.shape[0]), np.diag(D))))
+    for c, S, M in forms:
+        want = np.linalg.solve(M, b.astype(np.complex128))
+        bound = 20 * np.linalg.cond(M) * eps
+        assert rel_err(S.solve(b), want) <= bound, c
+        assert rel_err(S.inv() @ b, want) <= bound, c
+        quad, logdet = matkron.inv_quad_logdet(S, b)
+        assert abs(quad - np.vdot(b, want)) <= bound * abs(np.vdot(b, want))
+        if single:
+            # numpy's LU determinant is accurate at this condition; at 1e16 it is not.
+            want_logdet = np.linalg.slogdet(M)[1]
+        elif S is forms[-1][1]:
+            continue
+        else:
+            # The spectra _hpd gave the factors, to their rounding.
+            want_logdet = np.log(np.add.outer(np.multiply.outer(
+                np.geomspace(1.0, 1e8, 12), np.geomspace(1.0, 1e8, 10)), c)).sum()
+        assert abs(logdet - want_logdet) <= 1e3 * eps * abs(want_logdet) + 1e-4
+
+
 def test_shifted_sum_errors(rng):
     H = _hpd(rng, 3, np.float64)
     A = random_array(rng, (3, 3), np.float64)
