@@ -120,7 +120,7 @@ cdef int _solve(Py_ssize_t na, Py_ssize_t nb, const blas_t* a, Py_ssize_t lda,
     return info
 
 
-def triangular_sylvester(blas_t[::1, :] a, blas_t[::1, :] b, blas_t[:, :, ::1] d,
+def triangular_sylvester(const blas_t[::1, :] a, const blas_t[::1, :] b, blas_t[:, :, ::1] d,
                          double smin):
     """Solve A Z + Z B = D[i] in place for every i, D[i] read as the column-major
     matrix of shape (D.shape[2], D.shape[1]).

@@ -54,6 +54,9 @@ CASES = {
         lambda: matkron.sum_of_kron([(A, B), (A, matkron.identity(3))], [1.0, -2.0]),
         np.kron(A, B) - 2 * np.kron(A, I3), False),
     "kronsum": (lambda: matkron.kronsum(B, A), np.kron(I4, B) + np.kron(A, I3), True),
+    "lyapunov": (lambda: matkron.lyapunov(A), np.kron(I4, A) + np.kron(A, I4), True),
+    "kronsum inverse": (lambda: matkron.kronsum(H, H).inv(),
+                        np.linalg.inv(np.kron(np.eye(4), H) + np.kron(H, np.eye(4))), False),
     "sparse kronsum": (
         lambda: matkron.kronsum(scipy.sparse.csr_array(np.diag(np.arange(1.0, 10.0))), S),
         np.kron(I3, np.diag(np.arange(1.0, 10.0))) + np.kron(B, np.eye(9)), True),
@@ -90,9 +93,18 @@ def _shifted_round_trip(op):
     return pickle.loads(data, buffers=shifted)
 
 
+def _read_only_round_trip(op):
+    """pickle protocol 5 with out-of-band buffers handed back read-only (bytes), as from
+    a memory map or a shared-memory store."""
+    buffers = []
+    data = pickle.dumps(op, protocol=5, buffer_callback=buffers.append)
+    return pickle.loads(data, buffers=[bytes(buf.raw()) for buf in buffers])
+
+
 ROUND_TRIPS = {
     "pickle": lambda op: pickle.loads(pickle.dumps(op)),
     "pickle 5 unaligned": _shifted_round_trip,
+    "pickle 5 read-only": _read_only_round_trip,
     "deepcopy": copy.deepcopy,
 }
 
