@@ -34,6 +34,7 @@ from ._factors import (
     require_structure,
     same_factor,
 )
+from ._inverse import InverseOperator
 from ._kron import (
     _apply_order,
     _factor_names,
@@ -2294,9 +2295,7 @@ class KronSumOperator(SumOfKronOperator):
             grid, vs = self._eig_grid("inv")
             self._singular_check(grid, self._cache["scales"])
             return EigenOperator(KronOperator(vs), (1 / grid).astype(self._real_dtype))
-        n = self.shape[0]
-        return LinearOperator((n, n), matvec=self.solve, matmat=self.solve,
-                              rmatvec=self.H.solve, rmatmat=self.H.solve, dtype=self.dtype)
+        return InverseOperator(self)
 
     def diagonal(self) -> Array:
         """The main diagonal, sums of one diagonal entry per factor.

@@ -52,6 +52,19 @@ def _power3(X):
     return np.kron((X @ X).T, I(n)) + np.kron(X.T, X) + np.kron(I(n), X @ X)
 
 
+def _frechet_expm_dense(X):
+    """The Kronecker form of L_exp(X, ·), column by column from the upper-right block of
+    expm([[X, E], [0, X]])."""
+    n = len(X)
+    K = np.empty((n * n, n * n))
+    for j in range(n * n):
+        E = np.zeros(n * n)
+        E[j] = 1
+        M = np.block([[X, E.reshape(n, n, order="F")], [np.zeros((n, n)), X]])
+        K[:, j] = scipy.linalg.expm(M)[:n, n:].ravel(order="F")
+    return K
+
+
 # name: (operator of a dtype, its dense matrix built with np.kron, whether it has solve)
 CASES = {
     "kron rectangular": (lambda dt: matkron.kron(*(f.astype(dt) for f in (A43, B55, C26))),
@@ -83,6 +96,10 @@ CASES = {
     "polynomial_jacobian": (
         lambda dt: matkron.polynomial_jacobian(A4.astype(dt) / 4, [1.0, 2.0, 0.0, 1.0]),
         2 * I(16) + _power3(A4 / 4), False),
+    "kronsum inverse": (lambda dt: matkron.kronsum(B3.astype(dt), A4.astype(dt)).inv(),
+                        np.linalg.inv(np.kron(I(4), B3) + np.kron(A4, I(3))), True),
+    "frechet": (lambda dt: matkron.frechet("expm", A4.astype(dt) / 4),
+                _frechet_expm_dense(A4 / 4), False),
     "funm (EigenOperator)": (lambda dt: matkron.kron(H3.astype(dt) / 8, I(2)).funm(np.exp),
                              scipy.linalg.expm(np.kron(H3 / 8, I(2))), False),
 }

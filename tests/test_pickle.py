@@ -55,6 +55,8 @@ CASES = {
         np.kron(A, B) - 2 * np.kron(A, I3), False),
     "kronsum": (lambda: matkron.kronsum(B, A), np.kron(I4, B) + np.kron(A, I3), True),
     "lyapunov": (lambda: matkron.lyapunov(A), np.kron(I4, A) + np.kron(A, I4), True),
+    "sylvester inverse": (lambda: matkron.sylvester(A, B).inv(),
+                          np.linalg.inv(np.kron(I3, A) + np.kron(B.T, I4)), True),
     "kronsum inverse": (lambda: matkron.kronsum(H, H).inv(),
                         np.linalg.inv(np.kron(np.eye(4), H) + np.kron(H, np.eye(4))), False),
     "sparse kronsum": (
