@@ -2011,12 +2011,15 @@ class KronSumOperator(SumOfKronOperator):
         ----------
         b : array_like
             1-D of length N (a vec, like a matvec input), or 2-D of shape (N, r) with one
-            right-hand side per column.
+            right-hand side per column. For two factors of orders n₁ and n₂ (as
+            :func:`sylvester` and :func:`lyapunov` make), also the right-hand side C of
+            the matrix equation, of shape (n₁, n₂): A X + X B = C for ``sylvester(A, B)``.
 
         Returns
         -------
         ndarray
-            x, of the shape of `b`, in the dtype of the product ``self @ b``.
+            x, of the shape of `b` (the matrix X for C in matrix form), in the dtype of the
+            product ``self @ b``.
 
         Raises
         ------
@@ -2050,10 +2053,21 @@ class KronSumOperator(SumOfKronOperator):
         >>> K = matkron.kronsum(np.diag([1.0, 2.0]), np.diag([10.0, 20.0]))
         >>> K.solve([11.0, 12.0, 21.0, 22.0])
         array([1., 1., 1., 1.])
+        >>> A, B = np.array([[1.0, 2.0], [0.0, 3.0]]), np.array([[4.0]])
+        >>> X = matkron.sylvester(A, B).solve(np.array([[7.0], [7.0]]))  # A X + X B = C
+        >>> X
+        array([[1.],
+               [1.]])
         """
         b = as_array(b, "b")
         n = self.shape[0]
-        check_rows(b, n, "b", f"the number of rows of the {n}x{n} Kronecker sum")
+        orders = tuple(f.shape[0] for f in self._ks_factors)
+        if b.ndim == 2 and b.shape[0] != n and len(orders) == 2 and b.shape == orders:
+            # C of the matrix equation: solved as vec(C), returned as the matrix X.
+            return self.solve(b.ravel(order="F")).reshape(orders, order="F")
+        check_rows(b, n, "b", f"the number of rows of the {n}x{n} Kronecker sum"
+                   + (f", or {orders} for the unknown in matrix form" if len(orders) == 2
+                      else ""))
         dtype = self._product_dtype(b)
         if n == 0:
             return np.empty(b.shape, dtype=dtype)

@@ -737,6 +737,28 @@ def test_quasi_triangular_leaf_intermediate_overflow_goes_to_trsyl(m):
     np.testing.assert_allclose(y[:, 0, :], x / scale, rtol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+def test_sylvester_and_lyapunov_solve_the_matrix_form(dtype, rng):
+    # C given as the matrix of the equation gives X as a matrix; SciPy is the oracle.
+    A = random_array(rng, (5, 5), dtype) + 3 * np.eye(5)
+    B = random_array(rng, (3, 3), dtype) + 3 * np.eye(3)
+    C = random_array(rng, (5, 3), dtype)
+    X = matkron.sylvester(A, B).solve(C)
+    assert X.shape == (5, 3)
+    np.testing.assert_allclose(X, scipy.linalg.solve_sylvester(A, B, C), rtol=1e-10,
+                               atol=1e-12)
+    Q = random_array(rng, (5, 5), dtype)
+    np.testing.assert_allclose(matkron.lyapunov(A).solve(Q),
+                               scipy.linalg.solve_continuous_lyapunov(A, Q), rtol=1e-10,
+                               atol=1e-12)
+    # One column: the matrix form and a single right-hand side of shape (N, 1) agree.
+    c = random_array(rng, (5, 1), dtype)
+    np.testing.assert_allclose(matkron.sylvester(A, B[:1, :1]).solve(c),
+                               scipy.linalg.solve_sylvester(A, B[:1, :1], c), rtol=1e-10)
+    with pytest.raises(ValueError, match=r"\(5, 3\) for the unknown in matrix form"):
+        matkron.sylvester(A, B).solve(C.T)
+
+
 def test_real_sylvester_singular_raises():
     a = np.array([[1.0, 0.0], [0.0, 2.0]])
     with pytest.raises(np.linalg.LinAlgError, match="singular"):
