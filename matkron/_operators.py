@@ -621,7 +621,8 @@ class KronOperator(_SumsOfKron, ProductOperator):
             values = np.multiply.outer(values, f.svdvals()).ravel()
         n = min(self.shape)
         values = np.sort(values)[::-1][:n]
-        return np.concatenate([values, np.zeros(n - values.size)])
+        real = np.finfo(self.dtype).dtype if self.dtype.kind in "fc" else np.float64
+        return np.concatenate([values, np.zeros(n - values.size)]).astype(real, copy=False)
 
     def norm(self, ord: float | Literal["fro", "nuc"] | None = None) -> float:
         """The matrix norm, abs(c) Π ‖Fi‖ (exact: each of these norms is multiplicative
@@ -744,15 +745,19 @@ class KronOperator(_SumsOfKron, ProductOperator):
 
     # -- spectral methods (Hermitian factors) ---------------------------------------------
 
-    def _hermitian_factors(self, what):
-        """The factors' eigendecompositions [(w, V)], after checking that every factor
-        and c allow `what` (square, structured, finite, Hermitian; c real)."""
+    def _check_hermitian(self, what, error=ValueError):
+        """`error` unless every factor and c allow `what` (square, structured, finite,
+        Hermitian; c real)."""
         self._require(what, finite=True)
         if np.iscomplexobj(self.coeff) and self.coeff.imag != 0:
-            raise ValueError(f"{what} needs a real coefficient; c = {self.coeff!r}")
+            raise error(f"{what} needs a real coefficient; c = {self.coeff!r}")
         for f, name in zip(self._kron_factors, self._names):
             if not f.is_hermitian():
-                raise ValueError(f"{what} needs Hermitian factors; {name} is not Hermitian")
+                raise error(f"{what} needs Hermitian factors; {name} is not Hermitian")
+
+    def _hermitian_factors(self, what):
+        """The factors' eigendecompositions [(w, V)], after :meth:`_check_hermitian`."""
+        self._check_hermitian(what)
         return once_per_distinct(self._kron_factors, lambda f: f.eigh())
 
     def eigh(self) -> tuple[Array, "KronOperator"]:
@@ -805,9 +810,10 @@ class KronOperator(_SumsOfKron, ProductOperator):
         Raises
         ------
         numpy.linalg.LinAlgError
-            If a factor is not positive definite (named), or c <= 0.
+            If a factor is not Hermitian positive definite (named), or c is not real and
+            positive.
         ValueError, TypeError
-            As for :meth:`eigh`.
+            As for :meth:`eigh` for the other conditions (a non-square or opaque factor).
 
         Examples
         --------
@@ -820,7 +826,7 @@ class KronOperator(_SumsOfKron, ProductOperator):
         >>> bool(np.allclose(np.triu(L.todense(), 1), 0))
         True
         """
-        self._hermitian_factors("cholesky")
+        self._check_hermitian("cholesky", np.linalg.LinAlgError)
         c = self.coeff.real if np.iscomplexobj(self.coeff) else self.coeff
         if not c > 0:
             raise np.linalg.LinAlgError(f"cholesky needs c > 0; c = {self.coeff!r}")

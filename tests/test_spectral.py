@@ -111,6 +111,16 @@ def test_errors(rng):
         matkron.kron(H, -H).cholesky()
     with pytest.raises(np.linalg.LinAlgError, match="c > 0"):
         (-matkron.kron(H, H)).cholesky()
+    with pytest.raises(np.linalg.LinAlgError, match=r"factor 0 .* is not Hermitian"):
+        matkron.kron(A, H).cholesky()
+    with pytest.raises(np.linalg.LinAlgError, match="real coefficient"):
+        (1j * matkron.kron(H, H)).cholesky()
+    # Singular values in the operator's real dtype, as eigh's eigenvalues.
+    for dt, real in ((np.float32, np.float32), (np.complex64, np.float32),
+                     (np.float64, np.float64), (np.int8, np.float64)):
+        s = matkron.kron(np.eye(2, dtype=dt), np.diag([3, 1]).astype(dt)).svdvals()
+        assert s.dtype == real
+        np.testing.assert_array_equal(s, [3, 3, 1, 1])
     with pytest.raises(ValueError, match="positive semidefinite factors; factor 1"):
         matkron.kron(H, -H).power(0.5)
     with pytest.raises(ValueError, match="real coefficient"):
