@@ -248,6 +248,7 @@ class FrechetOperator(ProductOperator):
             raise ValueError(
                 f"E has shape {E.shape}; expected ({m}, {m}) or (k, {m}, {m}) to match A of "
                 f"shape {self.A.shape}")
+        _require_finite_direction(E)
         stack = E[np.newaxis] if E.ndim == 2 else E
         out = to_stack(self._run(lambda dt: from_stack(stack, dt), result_dtype(E.dtype)))
         return out[0] if E.ndim == 2 else np.ascontiguousarray(out)
@@ -418,6 +419,13 @@ def frechet(f: Function, A: ArrayLike, E: ArrayLike | None = None, *,
     return op if E is None else op.apply(E)
 
 
+def _require_finite_direction(E):
+    """ValueError when the direction E holds NaN or inf (as for A, and as SciPy's
+    check_finite): its derivative would be NaN throughout, silently."""
+    if E.dtype.kind in "fc" and not np.isfinite(E).all():
+        raise ValueError("E contains NaN or inf; the Fréchet derivative needs a finite E")
+
+
 def _expm_frechet_oneshot(A, E):
     """frechet("expm", A, E) in one compiled call (matkron._expm_cy: the A-only data, then
     each direction, with no NumPy call in between), or None where the operator's path
@@ -430,6 +438,7 @@ def _expm_frechet_oneshot(A, E):
         raise ValueError(
             f"E has shape {E.shape}; expected ({m}, {m}) or (k, {m}, {m}) to match A of "
             f"shape {A.shape}")
+    _require_finite_direction(E)
     dtype = result_dtype(A.dtype, E.dtype)
     if (m == 0 or (A.dtype.kind != "c" and dtype.kind == "c") or is_hermitian(A)
             or not np.isfinite(A).all()):
@@ -539,6 +548,8 @@ def cond(f: Function, A: ArrayLike, *, p: float | None = None,
         raise ValueError(f"norm must be 'fro' or 1; got {norm!r}")
     if not isinstance(rtol, numbers.Real) or not 0 < rtol < 1:
         raise ValueError(f"rtol must be a number in (0, 1); got {rtol!r}")
+    if not isinstance(relative, (bool, np.bool_)):
+        raise TypeError(f"relative must be True or False; got {relative!r}")
     L = FrechetOperator(f, A, p=p, fprime=fprime)
     if L.shape[0] == 0:
         return 0.0

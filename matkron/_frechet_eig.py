@@ -234,9 +234,14 @@ class BlockFrechet:
     def __init__(self, A, name, p):
         self.A, self.f = A, _block_function(name, p)
         fA = self.f(A)
-        real = A.dtype.kind == "f" and not np.iscomplexobj(fA)
+        # f(A) of a real A is real unless a real eigenvalue is on the branch cut; SciPy's
+        # fractional_matrix_power returns a complex array either way.
+        real = A.dtype.kind == "f"
+        if real and np.iscomplexobj(fA):
+            lam = scipy.linalg.eigvals(A, check_finite=False)
+            real = not needs_complex(name, lam.real[lam.imag == 0], p)
         self.dtype = A.dtype if real else np.result_type(A.dtype, np.complex64)
-        self._fA = fA
+        self._fA = fA.real.astype(A.dtype) if real and np.iscomplexobj(fA) else fA
 
     def value(self):
         return self._fA

@@ -78,6 +78,8 @@ def test_block_method_is_the_reference(name, p):
     got = matkron.frechet(name, A, E, p=p, method="block")
     assert matkron.frechet(name, A, p=p, method="block").method == "block"
     assert rel_err(got, block_oracle(name, A, E, p)) <= 1e-12
+    # A real A off the branch cut: real, as every other method gives it.
+    assert got.dtype == matkron.frechet(name, A, E, p=p).dtype == np.float64
 
 
 def test_expm_against_scipy_expm_frechet_all_degrees():
@@ -352,6 +354,16 @@ def test_errors_name_the_argument():
         matkron.cond("expm", A, rtol=0)
     with pytest.raises(ValueError, match=r"x has shape \(4,\); expected \(9,\)"):
         matkron.frechet("expm", A) @ np.ones(4)
+    with pytest.raises(TypeError, match="relative must be True or False; got 'no'"):
+        matkron.cond("expm", A, relative="no")
+    for name in ("expm", "sqrtm", "logm"):
+        for bad in (np.nan, np.inf):
+            E = np.ones((3, 3))
+            E[1, 2] = bad
+            with pytest.raises(ValueError, match="E contains NaN or inf"):
+                matkron.frechet(name, A, E)
+            with pytest.raises(ValueError, match="E contains NaN or inf"):
+                matkron.frechet(name, A, np.stack([E, E]))
 
 
 def test_repr_and_methods():
