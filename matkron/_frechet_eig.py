@@ -3,6 +3,7 @@ methods: the block-triangular matrix, the inverse through its LU factors, intege
 real powers."""
 
 import numbers
+import warnings
 
 import numpy as np
 import scipy.linalg
@@ -103,7 +104,19 @@ class EigFrechet:
                 lam = lam.astype(np.result_type(lam.dtype, np.complex64))
         else:
             lam, V = scipy.linalg.eig(A, check_finite=False)
-            W = scipy.linalg.solve(V, np.eye(A.shape[0], dtype=V.dtype), check_finite=False)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+                W = scipy.linalg.solve(V, np.eye(A.shape[0], dtype=V.dtype),
+                                       check_finite=False)
+            # The result is accurate to about κ(V) ε: say so where that is poor (a nearly
+            # defective A), as SciPy's solve warns of an ill-conditioned matrix.
+            kappa = np.linalg.norm(V, 1) * np.linalg.norm(W, 1)
+            if not kappa * np.finfo(A.dtype).eps <= np.sqrt(np.finfo(A.dtype).eps):
+                warnings.warn(
+                    f"A's eigenvectors are ill-conditioned (condition number {kappa:.2g}): "
+                    "method='eig' is accurate to about that times the machine epsilon; "
+                    "method='auto' does not depend on them",
+                    scipy.linalg.LinAlgWarning, stacklevel=5)
         if name in ("logm", "sqrtm", "inv") or (name == "power" and (
                 p < 0 or not float(p).is_integer())):
             size = np.abs(lam)

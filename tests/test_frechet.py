@@ -3,6 +3,8 @@ block of f([[A, E], [0, A]]) by SciPy, central and complex-step differences, Sci
 expm_frechet and expm_cond, the dense Kronecker form built column by column from the
 block oracle, and the norms of that dense matrix."""
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -213,6 +215,18 @@ def test_spectrum_on_the_branch_cut(name, p, kind):
     one = matkron.cond(name, A, p=p, relative=False, norm=1)
     assert one <= np.abs(K).sum(axis=0).max() * (1 + 1e-12)
     assert one >= 0.3 * np.abs(K).sum(axis=0).max()
+
+
+def test_eig_method_warns_for_ill_conditioned_eigenvectors():
+    # Nearly defective: the eigendecomposition's answer is far off, and it says so.
+    A = np.array([[2.0, 1.0], [0.0, 2.0 + 1e-13]], dtype=complex)
+    E = np.ones((2, 2))
+    with pytest.warns(scipy.linalg.LinAlgWarning, match="eigenvectors are ill-conditioned"):
+        matkron.frechet("expm", A, E, method="eig")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = matkron.frechet("expm", A, E)  # "auto": Padé, no warning, and right
+    assert rel_err(got, block_oracle("expm", A, E)) <= 1e-10
 
 
 @pytest.mark.parametrize("name,p", CASES)
