@@ -758,7 +758,7 @@ class Sparse(Factor):
 
     def inverse(self):
         self._splu(self._compute_dtype())  # singular: LinAlgError now, not on use
-        return Operator(_SparseInverse(self))
+        return SparseInverse(self)
 
     def slogdet(self):
         n = self.shape[0]
@@ -985,6 +985,86 @@ class Operator(Factor):
 
     def linear_operator(self):
         return self.op
+
+
+class SparseInverse(Factor):
+    """F⁻¹ for a sparse factor F, kept as F: applied by F's cached splu factorization,
+    solved by a product with F, its determinant F's inverted, its inverse F itself. What
+    has no sparse form (norms, singular values, eigendecompositions) takes the dense
+    inverse, of the cost of inverting the dense F."""
+
+    kind = "sparse inverse"
+
+    def __init__(self, sparse):
+        # Reported as given: the LinearOperator of F⁻¹ (what a user would have passed).
+        super().__init__(_SparseInverse(sparse), sparse.shape, sparse.dtype)
+        self.sparse = sparse
+
+    def multiplies(self):
+        # A triangular solve per factor of the LU: about the fill's entries per column.
+        return 2 * self.sparse.multiplies() + 2
+
+    def apply(self, x, L, R, dtype, out, alpha=1, accumulate=False):
+        n = self.shape[0]
+        solved = self.sparse.solver(dtype)(_unfold(x, L, n, R))
+        _write(_unfold(out, L, n, R), solved, alpha, accumulate)
+
+    def conj(self):
+        return self.sparse.conj().inverse() if self.dtype.kind == "c" else self
+
+    def transpose(self):
+        return self.sparse.transpose().inverse()
+
+    def dense(self, dtype):
+        n = self.shape[0]
+        eye = np.eye(n, dtype=dtype).reshape(1, n, n)
+        return np.ascontiguousarray(self.sparse.solver(dtype)(eye)[0])
+
+    def solver(self, dtype):
+        sparse = self.sparse
+
+        def solve(b3):
+            # F along the mode, by the sparse kernel (which reads Fortran-ordered tensors).
+            L, n, R = b3.shape
+            x = np.asfortranarray(b3, dtype=dtype).reshape(-1, order="F")
+            out = np.empty(x.size, dtype=dtype)
+            sparse.apply(x, L, R, dtype, out)
+            return out.reshape((L, n, R), order="F")
+
+        return solve
+
+    def inverse(self):
+        return self.sparse
+
+    def slogdet(self):
+        sign, logabs = self.sparse.slogdet()
+        if logabs == -np.inf:
+            raise np.linalg.LinAlgError("singular")  # (never: made from an splu)
+        return np.conj(sign), -logabs
+
+    def cond(self, ord):
+        return self.sparse.cond(ord)
+
+    def power(self, p):
+        if p == 0:
+            return Identity(IdentityFactor(self.shape[0]))
+        return self.sparse.power(-p) if p < 0 else self.sparse.power(p).inverse()
+
+    def matmul(self, other):
+        if isinstance(other, Identity):
+            return self
+        if other is self.sparse:
+            return Identity(IdentityFactor(self.shape[0]))
+        return Operator(self.linear_operator() @ other.linear_operator())
+
+    def is_finite(self):
+        return self.sparse.is_finite()
+
+    def is_hermitian(self):
+        return self.sparse.is_hermitian()
+
+    def linear_operator(self):
+        return self.given
 
 
 class _SparseInverse(LinearOperator):

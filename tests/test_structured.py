@@ -439,6 +439,18 @@ def _check_inv(K, M, dtype, rng):
     assert_close(inv @ b, Minv @ b, dtype, 10 * N)
     assert_close(inv.H @ b, Minv.conj().T @ b, dtype, 10 * N)
     assert_close(inv.todense(), Minv, dtype, 10 * N)
+    # The inverse keeps the structure (a sparse factor's inverse too): it solves by a
+    # product, its determinant and norms are the factors', its inverse is K again.
+    assert_close(inv.solve(b), M @ b, dtype, 10 * N)
+    assert_close(inv.inv() @ b, M @ b, dtype, 10 * N)
+    assert_close((K**-2) @ b, Minv @ (Minv @ b), dtype, 100 * N)
+    sign, logabs = inv.slogdet()
+    esign, elogabs = np.linalg.slogdet(Minv)
+    assert abs(sign - esign) <= 10 * N * rtol(dtype)
+    assert abs(logabs - elogabs) <= 10 * N * rtol(dtype) * max(1.0, abs(elogabs))
+    for order in (2, 1, "fro"):
+        want = np.linalg.norm(Minv, order)
+        assert abs(inv.norm(order) - want) <= 10 * N * rtol(dtype) * want
 
 
 def _check_det(K, M, dtype, rng):
