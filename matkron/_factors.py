@@ -987,6 +987,56 @@ class Operator(Factor):
         return self.op
 
 
+class KronProduct(Operator):
+    """A KronOperator as one factor (of a Kronecker sum, where it cannot be flattened):
+    applied by its own products, with the structure its methods give (solve, determinant,
+    inverse, powers) and its dense matrix for the rest (eigendecompositions, Schur forms:
+    of the cost of the dense factor of that order)."""
+
+    kind = "kron"
+    structured = True
+
+    def conj(self):
+        return KronProduct(self.op.conj()) if self.dtype.kind == "c" else self
+
+    def transpose(self):
+        return KronProduct(self.op.T)
+
+    def adjoint(self):
+        return KronProduct(self.op.H)
+
+    def dense(self, dtype):
+        return np.asarray(self.op.todense()).astype(dtype, copy=False)
+
+    def solver(self, dtype):
+        op = self.op
+
+        def solve(b3):
+            L, n, R = b3.shape
+            mat = np.moveaxis(b3, 1, 0).reshape(n, -1)
+            solved = np.asarray(op.solve(mat)).astype(dtype, copy=False)
+            return np.moveaxis(solved.reshape((n, L, R)), 0, 1)
+
+        return solve
+
+    def inverse(self):
+        return KronProduct(self.op.inv())
+
+    def slogdet(self):
+        return self.op.slogdet()
+
+    def trace(self):
+        return self.op.trace()
+
+    def power(self, p):
+        if p == 0:
+            return Identity(IdentityFactor(self.shape[0]))
+        return KronProduct(self.op**p)
+
+    def is_finite(self):
+        return not self.op._has_nonfinite()
+
+
 class SparseInverse(Factor):
     """F⁻¹ for a sparse factor F, kept as F: applied by F's cached splu factorization,
     solved by a product with F, its determinant F's inverted, its inverse F itself. What

@@ -25,6 +25,7 @@ from ._factors import (
     DiagonalFactor,
     Identity,
     IdentityFactor,
+    KronProduct,
     ScaledIdentity,
     Sparse,
     as_factor,
@@ -1764,10 +1765,14 @@ def scale(op, c):
 
 
 def _square_factor(f, name):
-    """The Factor of a square factor of any kind (a KronOperator as one operator), or
-    ValueError naming `name`."""
-    factor = as_factor(f, name) if isinstance(f, LinearOperator) or scipy.sparse.issparse(
-        f) else None
+    """The Factor of a square factor of any kind (a KronOperator as one factor, with its
+    structure), or ValueError naming `name`."""
+    if isinstance(f, KronOperator):
+        factor = KronProduct(f)
+    elif isinstance(f, LinearOperator) or scipy.sparse.issparse(f):
+        factor = as_factor(f, name)
+    else:
+        factor = None
     if factor is None:
         if not hasattr(f, "shape") or len(f.shape) != 2:
             f = as_array(f, name)

@@ -890,6 +890,65 @@ def test_kronsum_sparse(case, dtype, hermitian, rng):
         assert_close(got, np.linalg.solve(M, b), dtype, 10 * N)
 
 
+def _kronsum_dense(mats):
+    """kronsum(A1, A2, …) as a dense matrix, left to right as scipy.sparse.kronsum."""
+    M = mats[0]
+    for B in mats[1:]:
+        M = np.kron(np.eye(B.shape[0]), M) + np.kron(B, np.eye(M.shape[0]))
+    return M
+
+
+@pytest.mark.parametrize("hermitian", (False, True), ids=("general", "hermitian"))
+@pytest.mark.parametrize("dtype", (np.float64, np.complex128), ids=str)
+def test_kronsum_of_a_kron_operator_keeps_its_structure(dtype, hermitian, rng):
+    # A KronOperator as one Kronecker-sum factor (it cannot be flattened there): products
+    # through it, and solve, det and inv through its structure and dense matrix.
+    # Spectra near 3 (A, B) and 8 (C): no two eigenvalue sums cancel.
+    A = random_array(rng, (2, 2), dtype) / 4 + 3 * np.eye(2)
+    B = random_array(rng, (3, 3), dtype) / 4 + 3 * np.eye(3)
+    C = random_array(rng, (4, 4), dtype) / 4 + 8 * np.eye(4)
+    if hermitian:
+        A, B, C = (A + A.conj().T) / 2, (B + B.conj().T) / 2, (C + C.conj().T) / 2
+    inner = matkron.kron(matkron.kron(A, B), matkron.identity(2))  # 12×12, nested
+    dense_inner = np.kron(np.kron(A, B), np.eye(2))
+    for K, M, given in ((matkron.kronsum(inner, C), _kronsum_dense([dense_inner, C]), 0),
+                        (matkron.sylvester(C, inner), _kronsum_dense([C, dense_inner.T]),
+                         None),
+                        (matkron.lyapunov(inner), _kronsum_dense(
+                            [dense_inner, dense_inner.conj()]), 0)):
+        if given is not None:
+            assert K.factors[given] is inner
+        x = random_array(rng, (M.shape[0], 2), dtype)
+        assert_close(K @ x, M @ x, dtype, 10)
+        assert_close(K.solve(x), np.linalg.solve(M, x), dtype, 100 * M.shape[0])
+        sign, logabs = K.slogdet()
+        esign, elogabs = np.linalg.slogdet(M)
+        assert abs(logabs - elogabs) <= 1e-8 * max(1.0, abs(elogabs))
+        assert abs(sign - esign) <= 1e-8
+        assert_close(K.inv() @ x, np.linalg.solve(M, x), dtype, 100 * M.shape[0])
+
+
+def test_kronsum_with_identity_and_operator_factors(rng):
+    A = random_array(rng, (3, 3), np.float64) + 3 * np.eye(3)
+    M = _kronsum_dense([A, np.eye(2)])
+    x = random_array(rng, (6, 2), np.float64)
+    K = matkron.kronsum(A, matkron.identity(2))
+    assert_close(K @ x, M @ x, np.float64, 10)
+    assert_close(K.solve(x), np.linalg.solve(M, x), np.float64, 100)
+    # aslinearoperator of an array is that array; an opaque operator can only be applied.
+    K = matkron.kronsum(scipy.sparse.linalg.aslinearoperator(A), np.eye(2))
+    assert_close(K @ x, M @ x, np.float64, 10)
+    assert_close(K.solve(x), np.linalg.solve(M, x), np.float64, 100)
+    K = matkron.kronsum(LinearOperator((3, 3), matvec=lambda v: A @ v, dtype=np.float64),
+                        np.eye(2))
+    assert_close(K @ x, M @ x, np.float64, 10)
+    with pytest.raises(TypeError, match=r"solve needs the structure .* mats\[0\] is a "
+                                        "LinearOperator"):
+        K.solve(x)
+    with pytest.raises(TypeError, match=r"mats\[0\] is a LinearOperator"):
+        K.slogdet()
+
+
 @pytest.mark.parametrize("dtype", (np.float64, np.complex128), ids=str)
 @pytest.mark.parametrize("kinds", [("csr", "csc"), ("dense", "coo"), ("bsr", "diag")],
                          ids="-".join)
