@@ -342,9 +342,12 @@ def _checked_kron_matvec(factors, x, *, out=None):
 
     Parameters
     ----------
-    factors : sequence of array_like
-        k >= 1 two-dimensional factors; Fi has shape (p_i, q_i). A factor may be
-        :func:`matkron.identity`, which is applied without a GEMM.
+    factors : sequence of array_like, sparse matrix, LinearOperator or factor
+        k >= 1 two-dimensional factors; Fi has shape (p_i, q_i). As for
+        :func:`matkron.kron`: array_likes, :func:`matkron.identity` (applied without a
+        GEMM), :func:`matkron.diagonal` (a scaling along its mode), ``scipy.sparse``
+        matrices or arrays of any format (applied sparse), ``LinearOperator`` objects
+        (through their ``matmat``), or KronOperators (flattened into their factors).
     x : array_like
         1-D of length q_1 ⋯ q_k, or 2-D of shape (q_1 ⋯ q_k, m) with m right-hand sides
         as columns. Any memory layout.

@@ -1083,9 +1083,11 @@ def sum_of_kron(
 
     Parameters
     ----------
-    terms : sequence of (array_like, array_like)
-        The pairs (Aᵢ, Bᵢ). The products Aᵢ ⊗ Bᵢ must all have the same shape; the factors'
-        own shapes may differ from term to term. A factor may be :func:`matkron.identity`.
+    terms : sequence of (factor, factor)
+        The pairs (Aᵢ, Bᵢ), each factor of any kind :func:`kron` takes (array_likes,
+        :func:`matkron.identity`, :func:`matkron.diagonal`, ``scipy.sparse`` matrices,
+        LinearOperators, KronOperators). The products Aᵢ ⊗ Bᵢ must all have the same
+        shape; the factors' own shapes may differ from term to term.
         (Longer tuples (Aᵢ, Bᵢ, Cᵢ, …) are accepted too and mean Aᵢ ⊗ Bᵢ ⊗ Cᵢ ⊗ ….)
     coeffs : sequence of scalars, optional
         The coefficients cᵢ; all ones by default.
@@ -1790,8 +1792,12 @@ def kronsum(*mats: FactorLike) -> "KronSumOperator":
 
     Parameters
     ----------
-    *mats : array_like
-        Square matrices A1 (m×m), A2 (n×n), …. Two matrices A, B give the operator
+    *mats : array_like, sparse matrix, LinearOperator or factor
+        Square matrices A1 (m×m), A2 (n×n), … of any kind :func:`kron` takes; a sparse
+        factor stays sparse (one fused pass applies sparse, diagonal and identity factors),
+        a KronOperator is one factor with its structure, and an opaque LinearOperator can
+        only be applied (``solve``, ``det`` raise TypeError naming it). Two matrices A, B
+        give the operator
         vec(X) ↦ vec(A X + X Bᵀ) for X m×n, as ``scipy.sparse.kronsum(A, B)``; three or more
         are taken left to right, ``kronsum(kronsum(A1, A2), A3)``, which is the Laplacian-like
         operator Σᵢ I ⊗ … ⊗ Aᵢ ⊗ … ⊗ I of a grid with A1 along the fastest axis.
@@ -1830,9 +1836,9 @@ def sylvester(A: FactorLike, B: FactorLike) -> "KronSumOperator":
 
     Parameters
     ----------
-    A : array_like
-        m×m.
-    B : array_like
+    A : array_like, sparse matrix, LinearOperator or factor
+        m×m, of any kind :func:`kronsum` takes.
+    B : array_like, sparse matrix, LinearOperator or factor
         n×n; X is m×n.
 
     Returns
@@ -1868,8 +1874,8 @@ def lyapunov(A: FactorLike) -> "KronSumOperator":
 
     Parameters
     ----------
-    A : array_like
-        m×m.
+    A : array_like, sparse matrix, LinearOperator or factor
+        m×m, of any kind :func:`kronsum` takes.
 
     Returns
     -------
