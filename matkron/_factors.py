@@ -32,6 +32,7 @@ from ._validation import (
     blas_dtype,
     blas_readable,
     check_blas_dims,
+    check_dtype,
     count,
     is_hermitian,
     is_scalar,
@@ -221,7 +222,6 @@ def diagonal(d: ArrayLike) -> "DiagonalFactor":
     d = as_array(d, "d")
     if d.ndim != 1:
         raise ValueError(f"d must be 1-D; got shape {d.shape}")
-    blas_dtype(d.dtype)
     return DiagonalFactor(d)
 
 
@@ -1212,10 +1212,7 @@ def as_factor(value, name):
         if value.ndim != 2:
             raise ValueError(f"{name} must be 2-D; got shape {value.shape}")
         _check_sparse_indices(value, name)
-        try:
-            blas_dtype(value.dtype)
-        except TypeError as exc:
-            raise TypeError(f"{name} has dtype {value.dtype}: {exc}") from None
+        check_dtype(value.dtype, name)
         return Sparse(value)
     if type(value) is _MATRIX_OPERATOR:  # not subclasses, which may apply A otherwise
         # aslinearoperator(A) is A: read as that matrix (dense or sparse), with its
@@ -1224,10 +1221,7 @@ def as_factor(value, name):
         inner.given = value
         return inner
     if isinstance(value, LinearOperator):
-        try:
-            blas_dtype(np.dtype(value.dtype))
-        except TypeError as exc:
-            raise TypeError(f"{name} has dtype {value.dtype}: {exc}") from None
+        check_dtype(np.dtype(value.dtype), name)
         return Operator(value)
     a = as_array(value, name)
     if a.ndim != 2:

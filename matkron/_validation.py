@@ -33,10 +33,19 @@ def blas_dtype(dtype):
         return _FLOAT64
     if dtype == np.float16:
         return _FLOAT32
-    raise TypeError(
-        f"unsupported dtype {dtype}; matkron computes in float32, float64, complex64 or "
-        "complex128 (integers and bool are promoted to float64, float16 to float32)"
-    )
+    raise TypeError(f"unsupported dtype {dtype}; {_COMPUTE_DTYPES}")
+
+
+_COMPUTE_DTYPES = ("matkron computes in float32, float64, complex64 or complex128 (integers "
+                   "and bool are promoted to float64, float16 to float32)")
+
+
+def check_dtype(dtype, name):
+    """TypeError naming `name` unless matkron computes in `dtype` (see blas_dtype)."""
+    try:
+        blas_dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{name} has unsupported dtype {dtype}; {_COMPUTE_DTYPES}") from None
 
 
 # result_dtype's answers for tuples of dtypes (every product asks, with few distinct
@@ -135,6 +144,7 @@ def as_array(value, name):
         raise ValueError(f"{name} is not a rectangular array: {exc}") from None
     if arr.dtype.kind not in "biufc":
         raise TypeError(f"{name} has dtype {arr.dtype}; expected a numeric array")
+    check_dtype(arr.dtype, name)
     return arr
 
 
@@ -144,12 +154,7 @@ def supported_array(value, name):
     For functions that only reshape (vec, unvec): the dtype is checked, never converted;
     a TypeError names the argument.
     """
-    arr = as_array(value, name)
-    try:
-        blas_dtype(arr.dtype)
-    except TypeError as exc:
-        raise TypeError(f"{name} has dtype {arr.dtype}: {exc}") from None
-    return arr
+    return as_array(value, name)
 
 
 def blas_readable(mat, dtype):

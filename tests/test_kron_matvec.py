@@ -4,6 +4,7 @@ import re
 
 import numpy as np
 import pytest
+import scipy.sparse
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -488,10 +489,29 @@ def test_unsupported_dtypes(kind, where, rng):
         factors, x = [good, bad], np.ones(4)
     else:
         factors, x = [good, good], bad.reshape(-1)
-    with pytest.raises(TypeError):
+    # Named: the argument, as given.
+    name = "factors\\[1\\]" if where == "factor" else "x"
+    with pytest.raises(TypeError, match=rf"^{name} has "):
         matkron.kron_matvec(factors, x)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=rf"^{name} has "):
         matkron.kron_matvec(factors, x, out=np.empty(4))
+
+
+def test_unsupported_dtypes_are_named_everywhere():
+    A, L = np.eye(2), np.ones((2, 2), dtype=np.longdouble)
+    expect = "has unsupported dtype float128; matkron computes in float32"
+    cases = {
+        "factors\\[0\\]": lambda: matkron.kron(L, A),
+        "factors\\[1\\]": lambda: matkron.kron(A, scipy.sparse.csr_array(L)),
+        "d": lambda: matkron.diagonal(np.ones(2, dtype=np.longdouble)),
+        "b": lambda: matkron.kron(A, A).solve(np.ones(4, dtype=np.longdouble)),
+        "mats\\[1\\]": lambda: matkron.kronsum(A, L),
+        "terms\\[0\\]\\[1\\]": lambda: matkron.sum_of_kron([(A, L)]),
+        "A": lambda: matkron.power_jacobian(L, 2),
+    }
+    for name, call in cases.items():
+        with pytest.raises(TypeError, match=rf"^{name} {expect}"):
+            call()
 
 
 # -- errors --------------------------------------------------------------------------------
