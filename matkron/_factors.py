@@ -29,13 +29,14 @@ from ._sparse_cy import sparse_mode_apply
 from ._typing import Array, Scalar
 from ._validation import (
     as_array,
+    as_scalar,
     blas_dtype,
     blas_readable,
     check_blas_dims,
     check_dtype,
+    check_rows,
     count,
     is_hermitian,
-    is_scalar,
     result_dtype,
 )
 
@@ -81,9 +82,30 @@ class IdentityFactor:
 
     def __mul__(self, c: Scalar) -> "ScaledIdentity":
         """c I as an operator term (``K + c * matkron.identity(N)``)."""
-        return ScaledIdentity(self.n, c) if is_scalar(c) else NotImplemented
+        return ScaledIdentity(self.n, 1).__mul__(c)
 
     __rmul__ = __mul__
+
+    def __truediv__(self, c: Scalar) -> "ScaledIdentity":
+        return ScaledIdentity(self.n, 1).__truediv__(c)
+
+    def __neg__(self) -> "ScaledIdentity":
+        return ScaledIdentity(self.n, -1)
+
+    def __add__(self, other: Any) -> Any:
+        return ScaledIdentity(self.n, 1).__add__(other)
+
+    __radd__ = __add__
+
+    def __sub__(self, other: Any) -> Any:
+        return ScaledIdentity(self.n, 1).__sub__(other)
+
+    def __rsub__(self, other: Any) -> Any:
+        return ScaledIdentity(self.n, 1).__rsub__(other)
+
+    def __matmul__(self, x: ArrayLike) -> Array:
+        """I x: a copy of x in the dtype matkron computes in."""
+        return ScaledIdentity(self.n, 1).__matmul__(x)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, IdentityFactor) and other.n == self.n
@@ -118,12 +140,51 @@ class ScaledIdentity:
         return (self.n, self.n)
 
     def __mul__(self, c: Scalar) -> "ScaledIdentity":
-        return ScaledIdentity(self.n, self.c * c) if is_scalar(c) else NotImplemented
+        c = as_scalar(c)
+        return NotImplemented if c is None else ScaledIdentity(self.n, self.c * c)
 
     __rmul__ = __mul__
 
+    def __truediv__(self, c: Scalar) -> "ScaledIdentity":
+        c = as_scalar(c)
+        return NotImplemented if c is None else ScaledIdentity(self.n, self.c / c)
+
     def __neg__(self) -> "ScaledIdentity":
         return ScaledIdentity(self.n, -self.c)
+
+    def toarray(self, dtype: DTypeLike = None) -> Array:
+        """The dense matrix c I (of the dtype of c unless given)."""
+        return self.c * np.eye(self.n, dtype=dtype) if dtype is not None else np.diag(
+            np.full(self.n, self.c))
+
+    def _scale_of(self, other):
+        """c for other = c I of this order; ValueError for an identity of another order;
+        None for anything else (the operator's own arithmetic then applies)."""
+        if not isinstance(other, (IdentityFactor, ScaledIdentity)):
+            return None
+        if other.n != self.n:
+            raise ValueError(f"cannot add identities of orders {self.n} and {other.n}")
+        return other.c if isinstance(other, ScaledIdentity) else 1
+
+    def __add__(self, other: Any) -> Any:
+        c = self._scale_of(other)
+        return NotImplemented if c is None else ScaledIdentity(self.n, self.c + c)
+
+    __radd__ = __add__
+
+    def __sub__(self, other: Any) -> Any:
+        c = self._scale_of(other)
+        return NotImplemented if c is None else ScaledIdentity(self.n, self.c - c)
+
+    def __rsub__(self, other: Any) -> Any:
+        c = self._scale_of(other)
+        return NotImplemented if c is None else ScaledIdentity(self.n, c - self.c)
+
+    def __matmul__(self, x: ArrayLike) -> Array:
+        """c x, in the dtype matkron computes in."""
+        x = as_array(x, "x")
+        check_rows(x, self.n, "x", f"the order of the identity, {self.n}")
+        return np.multiply(self.c, x, dtype=result_dtype(x.dtype, self.c))
 
     def __repr__(self) -> str:
         return f"{self.c!r} * identity({self.n})"
@@ -355,6 +416,16 @@ class Factor:
         """The factor F G for a conforming factor G."""
         raise NotImplementedError
 
+    def scaled(self, c, divide=False):
+        """The factor c F, or F / c when `divide` (a Kronecker sum's factors scaled:
+        c (A ⊕ B) = cA ⊕ cB)."""
+        return Operator((1 / c if divide else c) * self.linear_operator())
+
+    def shifted(self, s):
+        """The factor F + s I of a square F, or None when its kind cannot hold the shift
+        (a Kronecker sum takes it on another factor: (A + sI) ⊕ B = A ⊕ B + s I)."""
+        return None
+
     def is_finite(self):
         return True
 
@@ -434,6 +505,13 @@ class Dense(Factor):
 
     def inverse(self):
         return Dense(np.linalg.inv(self.a))
+
+    def scaled(self, c, divide=False):
+        return Dense(self.a / c if divide else c * self.a, name=self.name)
+
+    def shifted(self, s):
+        a = self.a + s * np.eye(self.shape[0], dtype=self.a.dtype)
+        return Dense(a, name=self.name)
 
     def power(self, p):
         if p < 0:
@@ -549,6 +627,13 @@ class Identity(Factor):
     def rank(self):
         return self.n
 
+    def scaled(self, c, divide=False):
+        one = np.ones(self.shape[0])
+        return Diagonal(DiagonalFactor(one / c if divide else c * one))
+
+    def shifted(self, s):
+        return Diagonal(DiagonalFactor(np.full(self.shape[0], 1 + s)))
+
     def power(self, p):
         return self
 
@@ -656,6 +741,12 @@ class Diagonal(Factor):
 
     def rank(self):
         return int(np.count_nonzero(self.d))
+
+    def scaled(self, c, divide=False):
+        return Diagonal(DiagonalFactor(self.d / c if divide else c * self.d))
+
+    def shifted(self, s):
+        return Diagonal(DiagonalFactor(self.d + s))
 
     def power(self, p):
         if p < 0:
@@ -787,6 +878,13 @@ class Sparse(Factor):
 
     def diagonal_entries(self, rows, cols):
         return np.asarray(self.csr[rows, cols]).ravel()
+
+    def scaled(self, c, divide=False):
+        return Sparse.of(self.csr / c if divide else c * self.csr)
+
+    def shifted(self, s):
+        n = self.shape[0]
+        return Sparse.of(self.csr + s * scipy.sparse.eye_array(n, dtype=self.csr.dtype))
 
     def power(self, p):
         if p < 0:
@@ -1035,6 +1133,9 @@ class KronProduct(Operator):
 
     def is_finite(self):
         return not self.op._has_nonfinite()
+
+    def scaled(self, c, divide=False):
+        return KronProduct(self.op / c if divide else c * self.op)
 
 
 class SparseInverse(Factor):

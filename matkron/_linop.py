@@ -88,6 +88,9 @@ class ProductOperator(LinearOperator):
             return self._product(x)
         if is_dask_array(x):
             return self._dask_product(x, "dot")
+        if (type(self).__mul__ is not LinearOperator.__mul__ and (np.isscalar(x) or (
+                isinstance(x, np.ndarray) and x.ndim == 0))):
+            return self * x  # the subclass's scaling, which keeps its structure
         return super().dot(x)
 
     def __matmul__(self, other: Any) -> Any:

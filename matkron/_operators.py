@@ -62,6 +62,7 @@ from ._structured import structured_product
 from ._typing import Array, FactorLike, Scalar
 from ._validation import (
     as_array,
+    as_scalar,
     check_rows,
     is_integer,
     is_scalar,
@@ -932,18 +933,21 @@ class KronOperator(_SumsOfKron, ProductOperator):
     # -- arithmetic -----------------------------------------------------------------------
 
     def __mul__(self, other: Scalar) -> "KronOperator":
-        if is_scalar(other):
-            return self._derived(self._kron_factors, self.coeff * other, (other,))
+        c = as_scalar(other)
+        if c is not None:
+            return self._derived(self._kron_factors, self.coeff * c, (c,))
         return super().__mul__(other)
 
     def __rmul__(self, other: Scalar) -> "KronOperator":
-        if is_scalar(other):
-            return self._derived(self._kron_factors, other * self.coeff, (other,))
+        c = as_scalar(other)
+        if c is not None:
+            return self._derived(self._kron_factors, c * self.coeff, (c,))
         return super().__rmul__(other)
 
     def __truediv__(self, other: Scalar) -> "KronOperator":
-        if is_scalar(other):
-            return self._derived(self._kron_factors, self.coeff / other, (other,))
+        c = as_scalar(other)
+        if c is not None:
+            return self._derived(self._kron_factors, self.coeff / c, (c,))
         return NotImplemented
 
     def __neg__(self) -> "KronOperator":
@@ -1682,22 +1686,44 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
     # -- arithmetic ---------------------------------------------------------------------
 
     def __neg__(self) -> "SumOfKronOperator":
-        return scale(self, -1)
+        return self._scaled(-1)
 
     def __mul__(self, other: Scalar) -> "SumOfKronOperator":
-        if is_scalar(other):
-            return scale(self, other)
+        c = as_scalar(other)
+        if c is not None:
+            return self._scaled(c)
         return super().__mul__(other)
 
     def __rmul__(self, other: Scalar) -> "SumOfKronOperator":
-        if is_scalar(other):
-            return scale(self, other)
+        c = as_scalar(other)
+        if c is not None:
+            return self._scaled(c)
         return super().__rmul__(other)
 
     def __truediv__(self, other: Scalar) -> "SumOfKronOperator":
-        if is_scalar(other):
-            return scale(self, 1 / other)
+        c = as_scalar(other)
+        if c is not None:
+            return self._scaled(c, divide=True)
         return super().__truediv__(other)
+
+    def _scaled(self, c, divide=False):
+        return scale(self, 1 / c if divide else c)
+
+    def conj(self) -> "SumOfKronOperator":
+        """The entrywise complex conjugate: every coefficient and factor conjugated.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> S = matkron.kron(np.array([[1j]])) + matkron.identity(1)
+        >>> S.conj().todense()
+        array([[1.-1.j]])
+        """
+        return SumOfKronOperator(
+            [[f.conj() for f in factors] for _, factors in self._terms],
+            [np.conj(c) for c, _ in self._terms], shape=self.shape,
+            _promote=self._factor_dtypes)
 
     def __repr__(self) -> str:
         return (
@@ -1741,8 +1767,10 @@ def combine(left, right, sign):
     not the dtypes they compute in).
     """
     a, b = _as_terms(left), _as_terms(right)
-    if a is None or b is None or left.shape != right.shape:
+    if a is None or b is None:
         return None
+    if left.shape != right.shape:
+        raise ValueError(f"cannot add operators of shapes {left.shape} and {right.shape}")
     terms = a + [(sign * c, factors) for c, factors in b]
     return SumOfKronOperator(
         [factors for _, factors in terms],
@@ -1943,6 +1971,64 @@ class KronSumOperator(SumOfKronOperator):
     """
 
     _transient = {**SumOfKronOperator._transient, "_csr": type(None)}
+
+    # -- arithmetic that stays a Kronecker sum ----------------------------------------------
+
+    def _scaled(self, c, divide=False):
+        # c (A1 ⊕ A2 ⊕ …) = cA1 ⊕ cA2 ⊕ …
+        return KronSumOperator([f.scaled(c, divide) for f in self._ks_factors],
+                               _names=self._names)
+
+    def conj(self) -> "KronSumOperator":
+        """The entrywise complex conjugate, Ā1 ⊕ Ā2 ⊕ ….
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import matkron
+        >>> matkron.kronsum(np.array([[1j]]), np.array([[2.0]])).conj().todense()
+        array([[2.-1.j]])
+        """
+        return KronSumOperator([f.conj() for f in self._ks_factors], _names=self._names)
+
+    def _shifted(self, s):
+        """A1 ⊕ … + s I as a Kronecker sum, the shift on the first factor that holds it,
+        or None (every factor an operator)."""
+        factors = list(self._ks_factors)
+        for i, f in enumerate(factors):
+            shifted = f.shifted(s)
+            if shifted is not None:
+                factors[i] = shifted
+                return KronSumOperator(factors, _names=self._names)
+        return None
+
+    def _identity_shift(self, other):
+        """s for other = s I of this operator's order, else None."""
+        if isinstance(other, IdentityFactor) and other.n == self.shape[0]:
+            return 1
+        if isinstance(other, ScaledIdentity) and other.n == self.shape[0]:
+            return other.c
+        return None
+
+    def __add__(self, other: Any) -> Any:
+        s = self._identity_shift(other)
+        result = None if s is None else self._shifted(s)
+        return super().__add__(other) if result is None else result
+
+    def __radd__(self, other: Any) -> Any:
+        s = self._identity_shift(other)
+        result = None if s is None else self._shifted(s)
+        return super().__radd__(other) if result is None else result
+
+    def __sub__(self, other: Any) -> Any:
+        s = self._identity_shift(other)
+        result = None if s is None else self._shifted(-s)
+        return super().__sub__(other) if result is None else result
+
+    def __rsub__(self, other: Any) -> Any:
+        s = self._identity_shift(other)
+        result = None if s is None else self._scaled(-1)._shifted(s)
+        return super().__rsub__(other) if result is None else result
 
     def __init__(self, factors: Sequence[FactorLike], *, _names: Any = None) -> None:
         if isinstance(factors, np.ndarray) or not isinstance(factors, (list, tuple)):

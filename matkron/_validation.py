@@ -89,6 +89,16 @@ def is_scalar(value):
     return isinstance(value, numbers.Number)
 
 
+def as_scalar(value):
+    """`value` as a scalar when it is one (Python or NumPy scalar, or a 0-d numeric array,
+    as NumPy treats it), else None."""
+    if is_scalar(value):
+        return value
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "biufc":
+        return value[()]
+    return None
+
+
 def is_integer(value):
     """Whether `value` is a Python or NumPy integer (bool is not)."""
     return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(

@@ -763,3 +763,69 @@ def test_real_sylvester_singular_raises():
     a = np.array([[1.0, 0.0], [0.0, 2.0]])
     with pytest.raises(np.linalg.LinAlgError, match="singular"):
         matkron.solve_sylvester(a, -np.array([[2.0, 1.0], [0.0, 3.0]]), np.ones((2, 2)))
+
+
+# -- arithmetic of identities and Kronecker sums ----------------------------------------------
+
+
+def test_identity_terms_are_operators_of_their_own(rng):
+    I = matkron.identity(4)
+    x = random_array(rng, (4, 2), np.float64)
+    np.testing.assert_array_equal(I @ x, x)
+    np.testing.assert_array_equal((0.5 * I) @ x[:, 0], 0.5 * x[:, 0])
+    assert (I @ np.arange(4)).dtype == np.float64  # computed as matkron computes
+    for term, c in ((-I, -1), (I / 4, 0.25), (I + I, 2), (I - 0.5 * I, 0.5),
+                    (2 * I - I, 1), (np.array(3.0) * I, 3), (I * np.float32(2), 2)):
+        np.testing.assert_array_equal(term.toarray(np.float64), c * np.eye(4))
+    H = np.array([[2.0, 1.0], [1.0, 3.0]])
+    K = matkron.kron(H, H)
+    dense = np.kron(H, H)
+    for S, M in ((-I + K, dense - np.eye(4)), (I - K, np.eye(4) - dense),
+                 (K - I / 2, dense - 0.5 * np.eye(4))):
+        np.testing.assert_allclose(S.todense(), M, rtol=1e-14)
+        np.testing.assert_allclose(S.solve(np.ones(4)), np.linalg.solve(M, np.ones(4)),
+                                   rtol=1e-12)
+    with pytest.raises(ValueError, match=r"cannot add operators of shapes \(4, 4\) and "
+                                         r"\(5, 5\)"):
+        K + matkron.identity(5)
+    with pytest.raises(ValueError, match="cannot add identities of orders 4 and 5"):
+        I + matkron.identity(5)
+    with pytest.raises(ValueError, match=r"x has shape \(5,\)"):
+        I @ np.ones(5)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+def test_scaled_and_shifted_kronecker_sums_stay_kronecker_sums(dtype, rng):
+    # c (A ⊕ B) = cA ⊕ cB and A ⊕ B + s I = (A + s I) ⊕ B: the results keep solve, expm
+    # and expm_multiply; the oracle is the dense matrix.
+    A = random_array(rng, (3, 3), dtype) + 3 * np.eye(3)
+    B = random_array(rng, (2, 2), dtype) + 3 * np.eye(2)
+    for factors in ((A, B), (scipy.sparse.csr_array(A), matkron.diagonal(np.diag(B))),
+                    (A, matkron.identity(2))):
+        K = matkron.kronsum(*factors)
+        M = K.todense()
+        I = matkron.identity(6)
+        cases = {"2 K": (2 * K, 2 * M), "K * c": (K * (1 - 2j if dtype == np.complex128
+                                                         else 3.0),
+                                               M * (1 - 2j if dtype == np.complex128 else 3.0)),
+                 "K / 4": (K / 4, M / 4), "-K": (-K, -M), "K + 2I": (K + 2 * I, M + 2 * np.eye(6)),
+                 "I + K": (I + K, M + np.eye(6)), "K - I": (K - I, M - np.eye(6)),
+                 "I/2 - K": (I / 2 - K, 0.5 * np.eye(6) - M), "conj": (K.conj(), M.conj()),
+                 "dot": (K.dot(2), 2 * M)}
+        b = random_array(rng, 6, dtype)
+        for name, (S, D) in cases.items():
+            assert isinstance(S, matkron.KronSumOperator), name
+            np.testing.assert_allclose(S.todense(), D, rtol=1e-13, atol=1e-13, err_msg=name)
+            np.testing.assert_allclose(S.solve(b), np.linalg.solve(D, b), rtol=1e-10,
+                                       err_msg=name)
+            np.testing.assert_allclose(S.expm_multiply(b, 0.1),
+                                       scipy.linalg.expm(0.1 * D) @ b, rtol=1e-10,
+                                       err_msg=name)
+
+
+def test_sum_of_kron_conj(rng):
+    A = random_array(rng, (2, 2), np.complex128)
+    B = random_array(rng, (3, 3), np.complex128)
+    S = matkron.sum_of_kron([(A, B), (B.T[:2, :2], matkron.identity(3))], [2 - 1j, 0.5j])
+    np.testing.assert_allclose(S.conj().todense(), S.todense().conj(), rtol=1e-14)
+    np.testing.assert_allclose((np.array(2.0) * S).todense(), 2 * S.todense(), rtol=1e-14)
