@@ -1,6 +1,7 @@
 """The LinearOperator base of matkron's operators: products straight to the kernels."""
 
 import functools
+import numbers
 from typing import Any
 
 import numpy as np
@@ -88,9 +89,13 @@ class ProductOperator(LinearOperator):
             return self._product(x)
         if is_dask_array(x):
             return self._dask_product(x, "dot")
-        if (type(self).__mul__ is not LinearOperator.__mul__ and (np.isscalar(x) or (
-                isinstance(x, np.ndarray) and x.ndim == 0))):
+        if _scalar(x) is not None:
             return self * x  # the subclass's scaling, which keeps its structure
+        if isinstance(x, ProductOperator):
+            if x.shape[0] != self.shape[1]:
+                raise ValueError(f"cannot multiply operators of shapes {self.shape} and "
+                                 f"{x.shape}")
+            return ComposedOperator(self, x)
         return super().dot(x)
 
     def __matmul__(self, other: Any) -> Any:
@@ -109,6 +114,43 @@ class ProductOperator(LinearOperator):
         if is_dask_array(X):
             return self._adjoint()._dask_product(X, "rmatmat")
         return super().rmatmat(X)
+
+    # -- generic algebra: what no subclass refines stays a ProductOperator -----------------
+    #
+    # SciPy's composites (_ScaledLinearOperator, _SumLinearOperator, ...) compute a Dask
+    # operand on the client and have no _product; these keep matkron's products, so a
+    # scaled, summed or transposed operator takes Dask arrays as its parts do.
+
+    def __mul__(self, x: Any) -> Any:
+        c = _scalar(x)
+        if c is not None:
+            return ScaledOperator(self, c)
+        return super().__mul__(x)
+
+    def __rmul__(self, x: Any) -> Any:
+        c = _scalar(x)
+        if c is not None:
+            return ScaledOperator(self, c)
+        return super().__rmul__(x)
+
+    def __truediv__(self, x: Any) -> Any:
+        c = _scalar(x)
+        if c is not None:
+            return ScaledOperator(self, 1 / c)
+        return super().__truediv__(x)
+
+    def __neg__(self) -> Any:
+        return ScaledOperator(self, -1)
+
+    def __add__(self, x: Any) -> Any:
+        if isinstance(x, ProductOperator):
+            if x.shape != self.shape:
+                raise ValueError(f"cannot add operators of shapes {self.shape} and {x.shape}")
+            return SumOperator(self, x)
+        return super().__add__(x)
+
+    def _transpose(self):
+        return TransposedOperator(self)
 
     def _dask_product(self, x, how):
         """self @ x for a Dask array x, as a lazy Dask array (see :mod:`matkron._dask`);
@@ -136,3 +178,86 @@ def _dask_aware_solve(solve):
         return solve(self, b, *args, **kwargs)
 
     return wrapper
+
+
+def _scalar(x):
+    """x as a scalar (a number, or a 0-d numeric array), else None."""
+    if np.isscalar(x) and isinstance(x, (numbers.Number, np.generic)):
+        return x
+    if isinstance(x, np.ndarray) and x.ndim == 0 and x.dtype.kind in "biufc":
+        return x[()]
+    return None
+
+
+class ScaledOperator(ProductOperator):
+    """c · op, through op's products (see ProductOperator's generic algebra)."""
+
+    def __init__(self, op: ProductOperator, c: Any) -> None:
+        self.op, self.c = op, c
+        self._set_shape(np.result_type(op.dtype, c), op.shape)
+        self.args = (op,)
+
+    def _product(self, x):
+        return self.op._product(x) * self.c
+
+    def _adjoint(self):
+        return ScaledOperator(self.op.H, np.conj(self.c))
+
+    def _transpose(self):
+        return ScaledOperator(self.op.T, self.c)
+
+
+class SumOperator(ProductOperator):
+    """a + b, through their products."""
+
+    def __init__(self, a: ProductOperator, b: ProductOperator) -> None:
+        self.a, self.b = a, b
+        self._set_shape(np.result_type(a.dtype, b.dtype), a.shape)
+        self.args = (a, b)
+
+    def _product(self, x):
+        return self.a._product(x) + self.b._product(x)
+
+    def _adjoint(self):
+        return SumOperator(self.a.H, self.b.H)
+
+    def _transpose(self):
+        return SumOperator(self.a.T, self.b.T)
+
+
+class ComposedOperator(ProductOperator):
+    """a b (b applied first), through their products."""
+
+    def __init__(self, a: ProductOperator, b: ProductOperator) -> None:
+        self.a, self.b = a, b
+        self._set_shape(np.result_type(a.dtype, b.dtype), (a.shape[0], b.shape[1]))
+        self.args = (a, b)
+
+    def _product(self, x):
+        return self.a._product(self.b._product(x))
+
+    def _adjoint(self):
+        return ComposedOperator(self.b.H, self.a.H)
+
+    def _transpose(self):
+        return ComposedOperator(self.b.T, self.a.T)
+
+
+class TransposedOperator(ProductOperator):
+    """opᵀ x = conj(opᴴ conj(x)), through the adjoint's products."""
+
+    def __init__(self, op: ProductOperator) -> None:
+        self.op = op
+        self._set_shape(op.dtype, (op.shape[1], op.shape[0]))
+        self.args = (op,)
+
+    def _product(self, x):
+        if self.dtype.kind != "c" and x.dtype.kind != "c":
+            return self.op.H._product(x)
+        return np.conj(self.op.H._product(np.conj(x)))
+
+    def _adjoint(self):
+        return TransposedOperator(self.op.H)
+
+    def _transpose(self):
+        return self.op

@@ -100,6 +100,17 @@ CASES = {
                         np.linalg.inv(np.kron(I(4), B3) + np.kron(A4, I(3))), True),
     "frechet": (lambda dt: matkron.frechet("expm", A4.astype(dt) / 4),
                 _frechet_expm_dense(A4 / 4), False),
+    # Derived operators: scaled, negated, transposed, summed and composed stay lazy.
+    "2 * power_jacobian": (lambda dt: 2 * matkron.power_jacobian(A4.astype(dt) / 4, 3),
+                           2 * _power3(A4 / 4), False),
+    "frechet.T - power_jacobian / 2": (
+        lambda dt: matkron.frechet("expm", A4.astype(dt) / 4).T
+        - matkron.power_jacobian(A4.astype(dt) / 4, 3) / 2,
+        _frechet_expm_dense(A4 / 4).T - _power3(A4 / 4) / 2, False),
+    "power_jacobian @ frechet": (
+        lambda dt: matkron.power_jacobian(A4.astype(dt) / 4, 3)
+        @ matkron.frechet("expm", A4.astype(dt) / 4),
+        _power3(A4 / 4) @ _frechet_expm_dense(A4 / 4), False),
     "funm (EigenOperator)": (lambda dt: matkron.kron(H3.astype(dt) / 8, I(2)).funm(np.exp),
                              scipy.linalg.expm(np.kron(H3 / 8, I(2))), False),
 }
@@ -286,7 +297,8 @@ def _boom(block):
     raise AssertionError("the operand was computed while the graph was built")
 
 
-@pytest.mark.parametrize("name", ["kron square", "sum_of_kron", "kronsum", "power_jacobian"])
+@pytest.mark.parametrize("name", ["kron square", "sum_of_kron", "kronsum", "power_jacobian",
+                                  "2 * power_jacobian", "power_jacobian @ frechet"])
 def test_building_the_graph_computes_nothing(name, monkeypatch):
     build, dense, solves = CASES[name]
     op = build(np.float64)

@@ -77,6 +77,10 @@ CASES = {
                       _frechet_dense(scipy.linalg.sqrtm, A), False),
     "frechet logm eig": (lambda: matkron.frechet("logm", H),
                          _frechet_dense(scipy.linalg.logm, H), False),
+    "derived (scaled, summed, transposed, composed)": (
+        lambda: 2 * matkron.power_jacobian(A, 3) - matkron.frechet("expm", A).T
+        @ matkron.power_jacobian(A, 3),
+        2 * _power3(A) - _frechet_dense(scipy.linalg.expm, A).T @ _power3(A), False),
     "frechet callable": (lambda: matkron.frechet(np.exp, H, fprime=np.exp),
                          _frechet_dense(scipy.linalg.expm, H), False),
 }
