@@ -29,16 +29,7 @@ import numpy as np
 from ._factors import Identity, identity
 from ._validation import check_rows
 
-__all__ = ["columns", "is_dask_array", "kron_matvec", "product", "solve"]
-
-
-def is_dask_array(x):
-    """Whether `x` is a Dask array (its type is defined in a ``dask.array`` module).
-
-    Cheap, and imports nothing: used on every product whose operand is not an ndarray.
-    Other Dask collections (data frames) go the way of any other operand.
-    """
-    return type(x).__module__.startswith("dask.array.")
+__all__ = ["columns", "kron_matvec", "product", "solve"]
 
 
 # -- BLAS threads ---------------------------------------------------------------------------

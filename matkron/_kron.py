@@ -19,6 +19,7 @@ from ._validation import (
     check_blas_size,
     check_out,
     count,
+    is_dask_array,
     operand,
     result_dtype,
     supported_array,
@@ -415,7 +416,7 @@ def _checked_kron_matvec(factors, x, *, out=None):
     >>> np.kron(A, B) @ x
     array([ 7.,  4., 15.,  8.])
     """
-    if _dask.is_dask_array(x):
+    if is_dask_array(x):
         return _dask.kron_matvec(factors, x, out)
     factors, coeff = as_factors(factors)
     x = as_array(x, "x")

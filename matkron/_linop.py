@@ -8,7 +8,7 @@ import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
 from . import _dask
-from ._dask import is_dask_array
+from ._validation import is_dask_array
 
 __all__ = ["ProductOperator"]
 

@@ -146,8 +146,23 @@ def is_hermitian(a):
     return bool(np.abs(a - a.conj().T).max(initial=0.0) <= tol)
 
 
+def is_dask_array(x):
+    """Whether `x` is a Dask array (its type is defined in a ``dask.array`` module).
+
+    Cheap, and imports nothing: used on every product whose operand is not an ndarray.
+    Other Dask collections (data frames) go the way of any other operand.
+    """
+    return type(x).__module__.startswith("dask.array.")
+
+
 def as_array(value, name):
-    """np.asarray with a TypeError naming the argument when the value is not numeric."""
+    """np.asarray with a TypeError naming the argument when the value is not numeric, or
+    is a Dask array where a NumPy array is needed (np.asarray would compute it here,
+    silently)."""
+    if is_dask_array(value):
+        raise TypeError(
+            f"{name} is a Dask array, which this function does not take lazily (operator "
+            f"products, solve and kron_matvec do); pass {name}.compute() to compute it here")
     try:
         arr = np.asarray(value)
     except ValueError as exc:  # ragged nested sequences

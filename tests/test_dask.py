@@ -506,6 +506,25 @@ def test_vector_larger_than_a_worker():
 
 def test_other_dask_collections_are_not_dask_arrays():
     # Only dask.array.Array takes the lazy path; the check imports nothing.
-    assert matkron._dask.is_dask_array(da.ones(3))
-    assert not matkron._dask.is_dask_array(dask.delayed(np.ones)(3))
-    assert not matkron._dask.is_dask_array(np.ones(3))
+    from matkron._validation import is_dask_array
+
+    assert is_dask_array(da.ones(3))
+    assert not is_dask_array(dask.delayed(np.ones)(3))
+    assert not is_dask_array(np.ones(3))
+
+
+def test_functions_without_a_lazy_path_refuse_dask_arrays():
+    # Never computed on the client silently: a TypeError naming the argument.
+    A = A4 / 4
+    Xd = da.from_array(np.ones((12, 2)), chunks=(12, 1))
+    K = matkron.kronsum(B3, A4)
+    calls = {
+        "b": lambda: K.expm_multiply(Xd, 0.1),
+        "q": lambda: matkron.solve_sylvester(A4, B3, da.ones((4, 3))),
+        "A": lambda: matkron.frechet("expm", da.from_array(A)),
+        "E": lambda: matkron.frechet("expm", A, da.from_array(A)),
+        "X": lambda: matkron.vec(da.ones((2, 2))),
+    }
+    for name, call in calls.items():
+        with pytest.raises(TypeError, match=rf"^{name} is a Dask array"):
+            call()
