@@ -1312,6 +1312,7 @@ def as_factor(value, name):
     if scipy.sparse.issparse(value):
         if value.ndim != 2:
             raise ValueError(f"{name} must be 2-D; got shape {value.shape}")
+        check_blas_dims(value.shape, name)  # before CSR conversion (indptr of rows + 1)
         _check_sparse_indices(value, name)
         check_dtype(value.dtype, name)
         return Sparse(value)

@@ -21,7 +21,14 @@ from ._frechet_sqrtm import SqrtmFrechet
 from ._frechet_stack import from_stack, from_vec, to_stack, to_vec
 from ._linop import ProductOperator
 from ._typing import Array
-from ._validation import as_array, check_rows, is_hermitian, result_dtype, square_matrix
+from ._validation import (
+    BLAS_INT_MAX,
+    as_array,
+    check_rows,
+    is_hermitian,
+    result_dtype,
+    square_matrix,
+)
 
 __all__ = ["FrechetOperator", "cond", "frechet"]
 
@@ -131,6 +138,10 @@ class FrechetOperator(ProductOperator):
         name, func, p = _check_function(f, p, fprime, method)
         A = square_matrix(A, "A")
         dtype = result_dtype(A.dtype)
+        if A.shape[0] ** 2 > BLAS_INT_MAX:  # before the copy (vec(E) has m² entries)
+            raise ValueError(
+                f"A of order {A.shape[0]} is too large for the BLAS integer type (at most "
+                f"{BLAS_INT_MAX} elements per matrix)")
         A = np.array(A, dtype=dtype)
         if dtype.kind in "fc" and not np.isfinite(A).all():
             raise ValueError("A contains NaN or inf; the Fréchet derivative needs a finite A")
@@ -265,6 +276,26 @@ class FrechetOperator(ProductOperator):
                [0., 3.]])
         """
         return self._impl(result_dtype(self.A.dtype)).value()
+
+    # GEMM-equivalents of m³ multiply-adds per direction, by method (approximate: Padé
+    # counts degree 13 and a few squarings; the block method f on a 2m×2m matrix).
+    _COST_M3 = {"eig": 4, "lu": 2, "pade": 14, "schur": 8, "block": 200}
+
+    @property
+    def matvec_cost(self) -> int:
+        """Multiply-adds of one product, about c m³ for the method (4 for "eig", 2 for
+        the LU of "inv", 14 for expm's Padé, 8 for the Schur methods): the hint
+        :func:`matkron.jacobian_chain` reads to price this Jacobian (dense: m⁴)."""
+        m = self._m
+        impl = self._impls.get(result_dtype(self.A.dtype))
+        if isinstance(impl, PowerFrechet):
+            return impl.J.matvec_cost + (2 * m**3 if impl.inv is not None else 0)
+        return self._COST_M3.get(self.method, 8) * m**3
+
+    @property
+    def rmatvec_cost(self) -> int:
+        """As :attr:`matvec_cost`, for the adjoint."""
+        return self.matvec_cost
 
     def _adjoint(self):
         if self._adjoint_op is None:

@@ -14,7 +14,7 @@ import scipy.sparse
 from scipy.sparse.linalg import LinearOperator
 
 from ._linop import ProductOperator
-from ._validation import as_array, check_rows, count, result_dtype
+from ._validation import as_array, check_blas_dims, check_rows, count, result_dtype
 
 __all__ = ["JacobianChainOperator", "JacobianChainPlan", "jacobian_chain"]
 
@@ -88,6 +88,7 @@ def _check_op(op, i):
         )
     if dtype.kind not in "biufc":
         raise TypeError(f"{name} has dtype {dtype}; expected a numeric Jacobian")
+    check_blas_dims(shape, name)  # before any block of it is cast or formed
     return kind, op, shape, dtype
 
 

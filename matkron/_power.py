@@ -619,17 +619,18 @@ class PowerJacobian(ProductOperator):
             degree = int(nonzero[-1]) if nonzero.size else 0
             if method == "binary":
                 raise ValueError("method='binary' applies to matrix powers only")
-        self.A = operand(A, dtype)  # a misaligned A is copied, once
-        self.n = n
-        self.coeffs = coeffs
-        self._degree = degree
         m = A.shape[0]
-        self._m = m
+        # Before A is cast or copied (a zero-strided view would become enormous).
         if m * m > BLAS_INT_MAX or (method == "dense" and m**4 > BLAS_INT_MAX):
             raise ValueError(
                 f"A of order {m} is too large for the BLAS integer type (at most "
                 f"{BLAS_INT_MAX} elements per matrix)"
             )
+        self.A = operand(A, dtype)  # a misaligned A is copied, once
+        self.n = n
+        self.coeffs = coeffs
+        self._degree = degree
+        self._m = m
         hermitian = None
         requested = method
         if method == "eig":
@@ -837,6 +838,19 @@ class PowerJacobian(ProductOperator):
         # already has the operator's dtype).
         coeffs = None if coeffs is None else coeffs.tolist()
         return PowerJacobian(A, self.n, coeffs=coeffs, method=self.method)
+
+    @property
+    def matvec_cost(self) -> int:
+        """Multiply-adds of one product (GEMMs of m×m matrices, or the dense matrix's
+        m⁴): the hint :func:`matkron.jacobian_chain` reads to price this Jacobian."""
+        m, d = self._m, self._degree
+        if d == 0 or (self.coeffs is None and d == 1) or m == 0:
+            return m * m
+        gemms = {"binary": _binary_gemms(d) if self.coeffs is None else 0, "eig": 4,
+                 "horner": 2 * (d - 1), "naive": 2 * (d - 1)}.get(self.method)
+        return m**4 if gemms is None else max(gemms, 1) * m**3
+
+    rmatvec_cost = matvec_cost
 
     def _adjoint(self):
         if self._adjoint_op is None:

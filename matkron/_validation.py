@@ -130,6 +130,7 @@ def square_matrix(value, name):
     a = as_array(value, name)
     if a.ndim != 2 or a.shape[0] != a.shape[1]:
         raise ValueError(f"{name} must be a square matrix; got shape {a.shape}")
+    check_blas_dims(a.shape, name)  # before a caller casts or copies it
     return a
 
 

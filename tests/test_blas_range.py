@@ -25,6 +25,7 @@ SCRIPT = textwrap.dedent(
     import sys
 
     import numpy as np
+    import scipy.sparse
 
     import matkron
 
@@ -48,6 +49,13 @@ SCRIPT = textwrap.dedent(
             "kron": lambda: matkron.kron(wide, empty) @ x,
             "sum_of_kron": lambda: matkron.sum_of_kron([(wide, empty)]) @ x,
             "kronsum": lambda: matkron.kronsum(square, np.ones((0, 0))) @ x,
+            "sparse": lambda: matkron.kron_matvec(
+                [scipy.sparse.coo_array((2**31, 2**31), dtype=dtype), empty], x),
+            "sparse_kronsum": lambda: matkron.kronsum(
+                scipy.sparse.coo_array((2**31, 2**31), dtype=dtype), np.ones((0, 0))) @ x,
+            "jacobian_chain": lambda: matkron.jacobian_chain([wide]),
+            "power_jacobian": lambda: matkron.power_jacobian(square, 2),
+            "frechet": lambda: matkron.frechet("expm", square),
         }
 
     results = {}
@@ -92,6 +100,11 @@ def messages():
         ("kron", r"factors\[0\]"),
         ("sum_of_kron", r"terms\[0\]\[0\]"),
         ("kronsum", r"mats\[0\]"),
+        ("sparse", r"factors\[0\]"),
+        ("sparse_kronsum", r"mats\[0\]"),
+        ("jacobian_chain", r"ops\[0\]"),
+        ("power_jacobian", "A"),
+        ("frechet", "A"),
     ],
 )
 def test_factor_beyond_blas_range_is_refused_without_allocating(case, name, dtype, messages):

@@ -606,3 +606,25 @@ def test_operators_writing_their_input_leave_the_callers_arrays(rng):
     np.testing.assert_allclose(J @ X, M @ A0 @ X0, rtol=1e-12)
     np.testing.assert_array_equal(A, A0)
     np.testing.assert_array_equal(X, X0)
+
+
+def test_matkron_operators_carry_their_cost_hints():
+    # PowerJacobian and FrechetOperator cost about c m³ per product, not the m⁴ of their
+    # dense matrix, and jacobian_chain prices them so: the same plan as with those costs
+    # given explicitly; a counted product agrees with the power's GEMMs.
+    m = 16
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((m, m)) / m + np.eye(m)
+    for J in (matkron.power_jacobian(A, 5, method="binary"), matkron.frechet("expm", A),
+              matkron.frechet("inv", A)):
+        assert 0 < J.matvec_cost < m**4 and 0 < J.rmatvec_cost < m**4
+        B = rng.standard_normal((m * m, 3))
+        C = rng.standard_normal((2, m * m))
+        hinted = matkron.jacobian_chain([B, J, C])
+        explicit = matkron.jacobian_chain([B, J, C],
+                                          costs=[None, (J.matvec_cost, J.rmatvec_cost), None])
+        assert str(hinted.plan) == str(explicit.plan)
+        assert hinted.plan.cost == explicit.plan.cost
+        np.testing.assert_allclose(hinted.todense(), C @ (J @ B), rtol=1e-10)
+    # binary powering of n = 5: 2 (⌊log₂ 5⌋ + popcount(5) − 1) = 6 GEMMs per product
+    assert matkron.power_jacobian(A, 5, method="binary").matvec_cost == 6 * m**3
