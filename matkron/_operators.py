@@ -2315,7 +2315,8 @@ class KronSumOperator(SumOfKronOperator):
             return np.empty((0,) + b.shape, self._product_dtype(b))
         hermitian = all(f.is_hermitian() for f in self._ks_factors)
         if not hermitian:
-            results = [self._exp_kron(ti) @ b for ti in np.atleast_1d(times).astype(float)]
+            # Python floats: weak in promotion, so float32 operators stay float32.
+            results = [self._exp_kron(ti) @ b for ti in np.atleast_1d(times).tolist()]
             return results[0] if times.ndim == 0 else np.stack(results)
         grid, vs = self._eig_grid("expm_multiply")
         V = KronOperator(vs)

@@ -829,3 +829,19 @@ def test_sum_of_kron_conj(rng):
     S = matkron.sum_of_kron([(A, B), (B.T[:2, :2], matkron.identity(3))], [2 - 1j, 0.5j])
     np.testing.assert_allclose(S.conj().todense(), S.todense().conj(), rtol=1e-14)
     np.testing.assert_allclose((np.array(2.0) * S).todense(), 2 * S.todense(), rtol=1e-14)
+
+
+@pytest.mark.parametrize("hermitian", [False, True])
+def test_expm_multiply_keeps_single_precision(hermitian, rng):
+    A = random_array(rng, (3, 3), np.float32)
+    B = random_array(rng, (2, 2), np.float32)
+    if hermitian:
+        A, B = A + A.T, B + B.T
+    K = matkron.kronsum(A, B)
+    b = random_array(rng, 6, np.float32)
+    M = K.todense().astype(np.float64)
+    got = K.expm_multiply(b, [0.1, 0.2])
+    assert got.dtype == np.float32
+    for row, t in zip(got, (0.1, 0.2)):
+        want = scipy.linalg.expm(t * M) @ b
+        np.testing.assert_allclose(row, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
