@@ -2471,8 +2471,21 @@ class KronSumOperator(SumOfKronOperator):
     def _solve_schur(self, rhs):
         if "schur" not in self._cache:
             ctype = np.result_type(self.dtype, np.complex64)
-            forms = [scipy.linalg.schur(f.dense(ctype), output="complex")
-                     for f in self._ks_factors]
+            forms, seen = [], []
+            for f in self._ks_factors:
+                a = f.dense(ctype)
+                for b, (t, z) in seen:
+                    # A factor equal to an earlier one, or its conjugate (lyapunov's
+                    # conj(A)): conj(A) = conj(Z) conj(T) conj(Z)ᴴ, no second Schur form.
+                    if np.array_equal(a, b):
+                        forms.append((t, z))
+                        break
+                    if np.array_equal(a, b.conj()):
+                        forms.append((t.conj(), z.conj()))
+                        break
+                else:
+                    forms.append(scipy.linalg.schur(a, output="complex"))
+                    seen.append((a, forms[-1]))
             diags = [np.diag(t) for t, _ in forms]
             grid = functools.reduce(np.add.outer, diags[::-1]).ravel()
             self._singular_check(grid, [np.abs(d).max() for d in diags])
