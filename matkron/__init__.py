@@ -45,13 +45,14 @@ from ._factors import DiagonalFactor, IdentityFactor, diagonal
 from ._frechet import FrechetOperator, cond, frechet
 from ._inv_quad_logdet import inv_quad_logdet
 from ._jacobian_chain import JacobianChainOperator, JacobianChainPlan, jacobian_chain
-from ._kron import identity, kron_matvec, kron_order, unvec, vec
+from ._kron import identity, kron_order, unvec, vec
 from ._operators import (
     EigenOperator,
     KronOperator,
     KronSumOperator,
     SumOfKronOperator,
     kron,
+    kron_matvec,
     kronsum,
     lyapunov,
     solve_continuous_lyapunov,

@@ -26,10 +26,10 @@ import uuid
 
 import numpy as np
 
-from ._factors import Identity, identity
+from ._factors import Identity
 from ._validation import check_rows
 
-__all__ = ["columns", "kron_matvec", "product", "solve"]
+__all__ = ["columns", "product", "solve"]
 
 
 # -- BLAS threads ---------------------------------------------------------------------------
@@ -54,26 +54,10 @@ def _columns_task(op, method, block):
     return getattr(op, method)(np.asarray(block))
 
 
-def _term(op, t):
-    """(coefficient, Factor objects) of term `t` of a KronOperator or a sum of them."""
-    if hasattr(op, "_kron_factors"):
-        return op.coeff, op._kron_factors
-    return op._terms[t]
-
-
 def _modes_task(op, block, t, modes, with_coeff):
     """Apply the factors of term `t` along the axes `modes` (whole in `block`) of a tensor
-    block, and the term's coefficient if `with_coeff`."""
-    from ._operators import KronOperator
-
-    coeff, factors = _term(op, t)
-    block = np.asarray(block)
-    inner = [f if i in modes else Identity(identity(block.shape[i]))
-             for i, f in enumerate(factors)]
-    K = KronOperator.__new__(KronOperator)
-    K._init(inner, coeff if with_coeff else 1, op._factor_dtypes)
-    shape = tuple(f.shape[0] for f in inner)
-    return K._product(block.reshape(-1)).reshape(shape)
+    block, and the term's coefficient if `with_coeff` (op's ``_modes_product``)."""
+    return op._modes_product(np.asarray(block), t, modes, with_coeff)
 
 
 # -- graph construction ---------------------------------------------------------------------
@@ -295,15 +279,3 @@ def solve(op, b):
     if b.ndim == 2:
         return columns(op, b, "solve", "solve")
     return columns(op, b[:, None], "solve", "solve")[:, 0]
-
-
-def kron_matvec(factors, x, out):
-    """:func:`matkron.kron_matvec` of a Dask x: the product with ``kron(*factors)``."""
-    if out is not None:
-        raise TypeError(
-            f"out must be None when x is a Dask array (the result is a lazy Dask array); "
-            f"got {type(out).__name__}"
-        )
-    from ._operators import KronOperator
-
-    return product(KronOperator(factors), x)

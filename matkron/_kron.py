@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from . import _dask, _kron_cy
+from . import _kron_cy
 from ._factors import as_factor, factors_dtype, identity
 from ._structured import structured_product
 from ._typing import FactorLike
@@ -19,7 +19,6 @@ from ._validation import (
     check_blas_size,
     check_out,
     count,
-    is_dask_array,
     operand,
     result_dtype,
     supported_array,
@@ -416,8 +415,6 @@ def _checked_kron_matvec(factors, x, *, out=None):
     >>> np.kron(A, B) @ x
     array([ 7.,  4., 15.,  8.])
     """
-    if is_dask_array(x):
-        return _dask.kron_matvec(factors, x, out)
     factors, coeff = as_factors(factors)
     x = as_array(x, "x")
     dtype = result_dtype(*(f.dtype for f in factors if f.dtype is not None), coeff, x.dtype)
@@ -440,6 +437,7 @@ def _checked_kron_matvec(factors, x, *, out=None):
 def kron_matvec(
     factors: Sequence[FactorLike], x: ArrayLike, *, out: NDArray[Any] | None = None
 ) -> NDArray[Any]:
+    # NumPy operands only (the public matkron.kron_matvec, in _operators, adds Dask's).
     # The compiled fast path takes canonical operands (arrays of one BLAS dtype that BLAS
     # reads as they are, a suitable out) with no Python-level step, and returns None,
     # having done nothing, for the rest, which the checked path validates and converts.

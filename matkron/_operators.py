@@ -21,6 +21,7 @@ import scipy.sparse
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 from scipy.sparse.linalg import LinearOperator
 
+from . import _dask
 from ._factors import (
     DiagonalFactor,
     Identity,
@@ -38,6 +39,7 @@ from ._factors import (
 from ._inverse import InverseOperator
 from ._kron import (
     _apply_order,
+    _checked_kron_matvec,
     _factor_names,
     apply,
     as_factors,
@@ -45,7 +47,6 @@ from ._kron import (
     describe,
     identity,
     kernel_factors,
-    kron_matvec,
     product,
     result_shape,
 )
@@ -64,6 +65,7 @@ from ._validation import (
     as_array,
     as_scalar,
     check_rows,
+    is_dask_array,
     is_integer,
     is_scalar,
     operand,
@@ -121,6 +123,41 @@ def kron(*factors: FactorLike) -> "KronOperator":
     True
     """
     return KronOperator(factors)
+
+
+def kron_matvec(
+    factors: Sequence[FactorLike], x: ArrayLike, *, out: NDArray[Any] | None = None
+) -> NDArray[Any]:
+    # The compiled fast path first (canonical NumPy operands, no Python-level step); a
+    # Dask x gives a lazy product (matkron._dask); anything else the checked path.
+    result = _matvec_fast(factors, x, False, out)
+    if result is not None:
+        return result
+    if is_dask_array(x):
+        if out is not None:
+            raise TypeError(
+                "out must be None when x is a Dask array (the result is a lazy Dask "
+                f"array); got {type(out).__name__}")
+        return _dask.product(KronOperator(factors), x)
+    return _checked_kron_matvec(factors, x, out=out)
+
+
+kron_matvec.__doc__ = _checked_kron_matvec.__doc__
+_matvec_fast = kron_matvec_fast
+
+
+def _modes_product(op, block, t, modes, with_coeff):
+    """Term `t` of op (a KronOperator, or a sum of Kronecker products) applied along the
+    axes `modes` of the tensor `block`, whole in it, and the term's coefficient if
+    `with_coeff`: a pencil task of matkron._dask."""
+    coeff, factors = (op.coeff, op._kron_factors) if isinstance(op, KronOperator) else (
+        op._terms[t])
+    inner = [f if i in modes else Identity(IdentityFactor(block.shape[i]))
+             for i, f in enumerate(factors)]
+    K = KronOperator.__new__(KronOperator)
+    K._init(inner, coeff if with_coeff else 1, op._factor_dtypes)
+    shape = tuple(f.shape[0] for f in inner)
+    return K._product(block.reshape(-1)).reshape(shape)
 
 
 # What sums with a Kronecker operator into a SumOfKronOperator.
@@ -307,6 +344,8 @@ class KronOperator(_SumsOfKron, ProductOperator):
         out = np.empty(shape, dtype=dtype, order="F")
         return structured_product(self._kron_factors, x, dtype, out, alpha=self.coeff,
                                   plans=self._structured_plans)
+
+    _modes_product = _modes_product
 
     def _adjoint(self):
         if self._adjoint_op is None:
@@ -1305,6 +1344,8 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
         if x.dtype == self.dtype:
             return self.dtype
         return result_dtype(*self._factor_dtypes, x.dtype)
+
+    _modes_product = _modes_product
 
     def _product(self, x):
         """self @ x for an ndarray x of 1 or 2 dimensions."""

@@ -29,3 +29,55 @@ def test_license_file_is_installed():
     files = importlib.metadata.files("matkron")
     assert any(f.name == "LICENSE" for f in files)
     assert importlib.metadata.metadata("matkron")["License-Expression"] == "BSD-3-Clause"
+
+
+def _relative_imports(path):
+    """(module-level, inside-function) sibling modules that matkron/<path> imports; imports
+    under ``if TYPE_CHECKING:`` are for annotations only and do not count."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    siblings = {p.stem for p in path.parent.glob("*.py")}
+    top, nested = set(), set()
+
+    def names(node):
+        if node.module:  # from ._x import ...
+            return {node.module.split(".")[0]}
+        return {a.name for a in node.names if a.name in siblings}  # from . import _x
+
+    def visit(node, in_function):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                continue
+            if isinstance(child, ast.ImportFrom) and child.level == 1:
+                (nested if in_function else top).update(names(child))
+            visit(child, in_function or isinstance(
+                child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
+
+    visit(tree, False)
+    return top, nested
+
+
+def test_python_modules_import_without_cycles_or_function_level_imports():
+    # One direction of dependency: no module imports a sibling inside a function (a
+    # hidden cycle), and the module-level imports form no cycle.
+    package = ROOT / "matkron"
+    graph = {}
+    for path in sorted(package.glob("*.py")):
+        top, nested = _relative_imports(path)
+        assert not nested, f"{path.name} imports {sorted(nested)} inside a function"
+        graph[path.stem] = top - {path.stem}
+
+    state = {}
+
+    def visit(module, trail):
+        if state.get(module) == "done":
+            return
+        assert state.get(module) != "open", "import cycle: " + " -> ".join(trail)
+        state[module] = "open"
+        for dep in sorted(graph.get(module, ())):
+            visit(dep, trail + [dep])
+        state[module] = "done"
+
+    for module in graph:
+        visit(module, [module])
