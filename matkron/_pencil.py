@@ -119,9 +119,21 @@ class Pencil:
             return
         if self.nearest is None:
             size = np.abs(self.w)
-            bound = self.rounding_bounds()
-            i = int(np.argmin(size - bound))
-            self.nearest = (float(size[i]), float(bound[i]))
+            smallest = float(size.min())
+            # The largest of the bounds first (O(k)): when every |w| clears it, the bound
+            # per eigenvalue (O(k N)) is not needed.
+            eps = np.finfo(self.w.dtype).eps
+            tops = [float(np.abs(lam).max(initial=0.0)) for lam in self.lams]
+            top = float(np.prod(tops)) if tops else 0.0
+            busy = sum(1 for j, t in enumerate(tops) if not self.exact[j] and t)
+            largest = eps * ((len(tops) + 1 + busy) * abs(self.c1) * top
+                             + (len(tops) + 1) * abs(self.c2))
+            if smallest > largest:
+                self.nearest = (smallest, largest)
+            else:
+                bound = self.rounding_bounds()
+                i = int(np.argmin(size - bound))
+                self.nearest = (float(size[i]), float(bound[i]))
         size, bound = self.nearest
         if not size > bound:
             raise np.linalg.LinAlgError(
