@@ -181,7 +181,12 @@ class ScaledIdentity:
         return NotImplemented if c is None else ScaledIdentity(self.n, c - self.c)
 
     def __matmul__(self, x: ArrayLike) -> Array:
-        """c x, in the dtype matkron computes in."""
+        """c x, in the dtype matkron computes in (for an operator x: c x, as an operator)."""
+        if isinstance(x, LinearOperator):
+            if x.shape[0] != self.n:
+                raise ValueError(f"cannot multiply the identity of order {self.n} and an "
+                                 f"operator of shape {x.shape}")
+            return x if self.c == 1 else self.c * x
         x = as_array(x, "x")
         check_rows(x, self.n, "x", f"the order of the identity, {self.n}")
         return np.multiply(self.c, x, dtype=result_dtype(x.dtype, self.c))
@@ -416,14 +421,15 @@ class Factor:
         """The factor F G for a conforming factor G."""
         raise NotImplementedError
 
-    def scaled(self, c, divide=False):
+    def scaled(self, c, divide=False, dtype=None):
         """The factor c F, or F / c when `divide` (a Kronecker sum's factors scaled:
-        c (A ⊕ B) = cA ⊕ cB)."""
+        c (A ⊕ B) = cA ⊕ cB); `dtype` is the operator's, for factors that have none."""
         return Operator((1 / c if divide else c) * self.linear_operator())
 
-    def shifted(self, s):
+    def shifted(self, s, dtype=None):
         """The factor F + s I of a square F, or None when its kind cannot hold the shift
-        (a Kronecker sum takes it on another factor: (A + sI) ⊕ B = A ⊕ B + s I)."""
+        (a Kronecker sum takes it on another factor: (A + sI) ⊕ B = A ⊕ B + s I);
+        `dtype` as for :meth:`scaled`."""
         return None
 
     def is_finite(self):
@@ -506,10 +512,10 @@ class Dense(Factor):
     def inverse(self):
         return Dense(np.linalg.inv(self.a))
 
-    def scaled(self, c, divide=False):
+    def scaled(self, c, divide=False, dtype=None):
         return Dense(self.a / c if divide else c * self.a, name=self.name)
 
-    def shifted(self, s):
+    def shifted(self, s, dtype=None):
         a = self.a + s * np.eye(self.shape[0], dtype=self.a.dtype)
         return Dense(a, name=self.name)
 
@@ -527,7 +533,7 @@ class Dense(Factor):
             return Dense(self.a * other.d[None, :])
         if isinstance(other, Sparse):
             return Dense(np.asarray((other.csr.T @ self.a.T).T))
-        return Operator(self.linear_operator() @ other.op)
+        return Operator(self.linear_operator() @ other.linear_operator())
 
     def is_finite(self):
         return self.a.dtype.kind not in "fc" or bool(np.isfinite(self.a).all())
@@ -627,12 +633,12 @@ class Identity(Factor):
     def rank(self):
         return self.n
 
-    def scaled(self, c, divide=False):
-        one = np.ones(self.shape[0])
+    def scaled(self, c, divide=False, dtype=None):
+        one = np.ones(self.shape[0], dtype=dtype)
         return Diagonal(DiagonalFactor(one / c if divide else c * one))
 
-    def shifted(self, s):
-        return Diagonal(DiagonalFactor(np.full(self.shape[0], 1 + s)))
+    def shifted(self, s, dtype=None):
+        return Diagonal(DiagonalFactor(np.ones(self.shape[0], dtype=dtype) + s))
 
     def power(self, p):
         return self
@@ -742,10 +748,10 @@ class Diagonal(Factor):
     def rank(self):
         return int(np.count_nonzero(self.d))
 
-    def scaled(self, c, divide=False):
+    def scaled(self, c, divide=False, dtype=None):
         return Diagonal(DiagonalFactor(self.d / c if divide else c * self.d))
 
-    def shifted(self, s):
+    def shifted(self, s, dtype=None):
         return Diagonal(DiagonalFactor(self.d + s))
 
     def power(self, p):
@@ -762,7 +768,7 @@ class Diagonal(Factor):
             return Dense(self.d[:, None] * other.a)
         if isinstance(other, Sparse):
             return Sparse.of(scipy.sparse.diags_array(self.d) @ other.csr)
-        return Operator(self.linear_operator() @ other.op)
+        return Operator(self.linear_operator() @ other.linear_operator())
 
     def is_finite(self):
         return self.d.dtype.kind not in "fc" or bool(np.isfinite(self.d).all())
@@ -879,10 +885,10 @@ class Sparse(Factor):
     def diagonal_entries(self, rows, cols):
         return np.asarray(self.csr[rows, cols]).ravel()
 
-    def scaled(self, c, divide=False):
+    def scaled(self, c, divide=False, dtype=None):
         return Sparse.of(self.csr / c if divide else c * self.csr)
 
-    def shifted(self, s):
+    def shifted(self, s, dtype=None):
         n = self.shape[0]
         return Sparse.of(self.csr + s * scipy.sparse.eye_array(n, dtype=self.csr.dtype))
 
@@ -907,7 +913,7 @@ class Sparse(Factor):
             return Sparse.of(self.csr @ scipy.sparse.diags_array(other.d))
         if isinstance(other, Dense):
             return Dense(np.asarray(self.csr @ other.a))
-        return Operator(self.linear_operator() @ other.op)
+        return Operator(self.linear_operator() @ other.linear_operator())
 
     def is_finite(self):
         return self.dtype.kind not in "fc" or bool(np.isfinite(self.csr.data).all())
@@ -1134,7 +1140,7 @@ class KronProduct(Operator):
     def is_finite(self):
         return not self.op._has_nonfinite()
 
-    def scaled(self, c, divide=False):
+    def scaled(self, c, divide=False, dtype=None):
         return KronProduct(self.op / c if divide else c * self.op)
 
 

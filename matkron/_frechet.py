@@ -307,8 +307,10 @@ class FrechetOperator(ProductOperator):
                 # eigenvalues of Aᵀ, which are A's). L_f(Aᴴ, G) equals it only where
                 # f(z̄) = conj f(z) on the spectrum: not at an eigenvalue on a branch cut
                 # (a negative one for logm, sqrtm and real powers), even for a real A.
+                # The adjoint of that adjoint (conj∘L_f(B, ·)∘conj at B = Aᵀ) is L_f(Bᵀ, ·),
+                # unconjugated: the adjoint of a conjugated operator is not conjugated.
                 op = FrechetOperator(self.f, self.A.T, p=self.p, method=self._requested)
-                op._conjugated = op.dtype.kind == "c"
+                op._conjugated = not self._conjugated and op.dtype.kind == "c"
             op._adjoint_op = self
             self._adjoint_op = op
         return self._adjoint_op

@@ -3,6 +3,7 @@
 from typing import Any
 
 from ._linop import ProductOperator
+from ._validation import check_rows
 
 __all__ = ["InverseOperator"]
 
@@ -34,6 +35,9 @@ class InverseOperator(ProductOperator):
         self.args = (op,)
 
     def _product(self, x):
+        # Rows first: op.solve also takes a two-factor Kronecker sum's matrix form.
+        check_rows(x, self.shape[1], "x", f"the number of columns of the {self.shape[0]}x"
+                   f"{self.shape[1]} inverse")
         return self.op.solve(x)
 
     def _adjoint(self):

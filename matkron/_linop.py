@@ -115,6 +115,15 @@ class ProductOperator(LinearOperator):
             return self._adjoint()._dask_product(X, "rmatmat")
         return super().rmatmat(X)
 
+    def todense(self) -> Any:
+        """The dense matrix (small sizes only), from products with the identity's columns;
+        subclasses with structure build it from that."""
+        return np.asarray(self._product(np.eye(self.shape[1], dtype=self.dtype)))
+
+    def toarray(self) -> Any:
+        """Alias of :meth:`todense`."""
+        return self.todense()
+
     # -- generic algebra: what no subclass refines stays a ProductOperator -----------------
     #
     # SciPy's composites (_ScaledLinearOperator, _SumLinearOperator, ...) compute a Dask

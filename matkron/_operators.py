@@ -2017,7 +2017,9 @@ class KronSumOperator(SumOfKronOperator):
 
     def _scaled(self, c, divide=False):
         # c (A1 ⊕ A2 ⊕ …) = cA1 ⊕ cA2 ⊕ …
-        return KronSumOperator([f.scaled(c, divide) for f in self._ks_factors],
+        if divide and c == 0:
+            raise ZeroDivisionError("division of a Kronecker sum by zero")
+        return KronSumOperator([f.scaled(c, divide, self.dtype) for f in self._ks_factors],
                                _names=self._names)
 
     def conj(self) -> "KronSumOperator":
@@ -2037,7 +2039,7 @@ class KronSumOperator(SumOfKronOperator):
         or None (every factor an operator)."""
         factors = list(self._ks_factors)
         for i, f in enumerate(factors):
-            shifted = f.shifted(s)
+            shifted = f.shifted(s, self.dtype)
             if shifted is not None:
                 factors[i] = shifted
                 return KronSumOperator(factors, _names=self._names)

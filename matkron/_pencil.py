@@ -13,6 +13,7 @@ definite factors leaves ⊗ Cᵢ positive definite).
 """
 
 import functools
+import warnings
 
 import numpy as np
 import scipy.linalg
@@ -86,10 +87,11 @@ class Pencil:
         self.lams, self.exact, self.c1, self.c2 = lams, exact, c1, c2
         self.nearest = None  # (|w|, its error bound) of the nearest to singular, once
 
-    def rounding_bounds(self):
+    def rounding_bounds(self, growth):
         """A bound on the error of each entry of w from the rounding of the factor
-        eigenvalues it multiplies and of the products and sum: with e_j = ε max |λ_j| for
-        an eigendecomposition (ε |λ_j| when exact) and k factors,
+        eigenvalues it multiplies and of the products and sum: with e_j = g ε max |λ_j|
+        for an eigendecomposition of order n_j (ε |λ_j| when exact), g = growth(n_j), and
+        k factors,
 
             ε (k + 1) (|c₁ Π λ| + |c₂|)  +  |c₁| Σ_j e_j Π_{l≠j} |λ_l|.
         """
@@ -103,39 +105,65 @@ class Pencil:
         for j, a in enumerate(absl):
             if self.exact[j] or not a.size:
                 continue
-            err = np.full(a.size, eps * a.max())
+            err = np.full(a.size, growth(a.size) * eps * a.max())
             parts = absl[:j] + [err] + absl[j + 1:]
             bound += abs(self.c1) * functools.reduce(
                 lambda u, b: np.multiply.outer(u, b).ravel(), parts)
         return bound
 
+    def _largest_bound(self, growth):
+        """The largest of rounding_bounds(growth), in O(k)."""
+        eps = np.finfo(self.w.dtype).eps
+        tops = [float(np.abs(lam).max(initial=0.0)) for lam in self.lams]
+        top = float(np.prod(tops)) if tops else 0.0
+        grown = sum(growth(lam.size) for j, lam in enumerate(self.lams)
+                    if not self.exact[j] and lam.size)
+        return eps * (((len(tops) + 1) + grown) * abs(self.c1) * top
+                      + (len(tops) + 1) * abs(self.c2))
+
     def check_nonsingular(self):
-        """LinAlgError when an eigenvalue is 0 within its own rounding error (an exactly
-        singular sum computes to eigenvalues of that size, of either sign). A bound per
-        eigenvalue, not one scaled to the largest: ill-conditioned sums that are far from
-        singular in this sense (a small shift of a wide spectrum, in float32 too) solve
-        to the accuracy of their condition, as numpy.linalg.solve would."""
+        """LinAlgError when an eigenvalue is 0 within its own rounding error, and
+        scipy.linalg.LinAlgWarning when it is within what that error may grow to.
+
+        An eigendecomposition's eigenvalues are accurate to about ε max |λ| (the LAPACK
+        Users' Guide's bound, § 4.7.1), at worst to n ε max |λ|: an eigenvalue of the sum
+        within twice the first bound of 0 is 0 to working precision (an exactly singular
+        sum computes to eigenvalues of that size, of either sign); one within the second
+        is ill-conditioned, solved with a warning, as scipy.linalg.solve warns. A bound
+        per eigenvalue, not one scaled to the largest: a small shift of a wide spectrum
+        (Gaussian processes in float32) is far from singular in this sense."""
         if not self.w.size:
             return
         if self.nearest is None:
             size = np.abs(self.w)
             smallest = float(size.min())
-            # The largest of the bounds first (O(k)): when every |w| clears it, the bound
-            # per eigenvalue (O(k N)) is not needed.
-            eps = np.finfo(self.w.dtype).eps
-            tops = [float(np.abs(lam).max(initial=0.0)) for lam in self.lams]
-            top = float(np.prod(tops)) if tops else 0.0
-            busy = sum(1 for j, t in enumerate(tops) if not self.exact[j] and t)
-            largest = eps * ((len(tops) + 1 + busy) * abs(self.c1) * top
-                             + (len(tops) + 1) * abs(self.c2))
-            if smallest > largest:
-                self.nearest = (smallest, largest)
+            if smallest > self._largest_bound(_WORST):  # every |w| clears every bound
+                self.nearest = ("ok", smallest, 0.0)
             else:
-                bound = self.rounding_bounds()
-                i = int(np.argmin(size - bound))
-                self.nearest = (float(size[i]), float(bound[i]))
-        size, bound = self.nearest
-        if not size > bound:
+                self.nearest = ("ok", smallest, 0.0)
+                for verdict, growth in (("singular", _TYPICAL), ("ill", _WORST)):
+                    bound = self.rounding_bounds(growth)
+                    i = int(np.argmin(size - bound))
+                    if not size[i] > bound[i]:
+                        self.nearest = (verdict, float(size[i]), float(bound[i]))
+                        break
+        verdict, size, bound = self.nearest
+        if verdict == "singular":
             raise np.linalg.LinAlgError(
                 f"the operator is singular: an eigenvalue is {size:.3g}, 0 within its "
                 f"rounding error {bound:.3g}")
+        if verdict == "ill":
+            warnings.warn(
+                f"ill-conditioned: an eigenvalue is {size:.3g}, within the rounding error "
+                f"{bound:.3g} the factors' eigendecompositions may have: the result may "
+                "not be accurate", scipy.linalg.LinAlgWarning, stacklevel=3)
+
+
+def _TYPICAL(n):
+    """The growth of an eigendecomposition's error taken as typical: twice ε max |λ|."""
+    return 2.0
+
+
+def _WORST(n):
+    """... and at worst: n ε max |λ| for an order-n matrix."""
+    return float(n)

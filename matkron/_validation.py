@@ -57,16 +57,20 @@ _RESULT_DTYPES_MAX = 1024
 def result_dtype(*dtypes):
     """The kernel dtype for operands of the given dtypes (numpy promotion, then blas_dtype)."""
     try:
-        return _RESULT_DTYPES[dtypes]
-    except (KeyError, TypeError):  # not seen, or a value that does not hash (a 0-d array)
-        pass
+        dtype = _RESULT_DTYPES.get(dtypes)
+    except TypeError:  # a value that does not hash (a 0-d array)
+        dtype = None
+    if dtype is not None:
+        return dtype
     try:
         dtype = np.result_type(*dtypes)
     except TypeError as exc:
         raise TypeError(f"operands have no common numeric dtype: {exc}") from None
     dtype = blas_dtype(dtype)
-    if len(_RESULT_DTYPES) < _RESULT_DTYPES_MAX and all(
-            isinstance(d, np.dtype) for d in dtypes):
+    for d in dtypes:
+        if not isinstance(d, np.dtype):
+            return dtype
+    if len(_RESULT_DTYPES) < _RESULT_DTYPES_MAX:
         _RESULT_DTYPES[dtypes] = dtype
     return dtype
 
@@ -162,8 +166,9 @@ def as_array(value, name):
     silently)."""
     if is_dask_array(value):
         raise TypeError(
-            f"{name} is a Dask array, which this function does not take lazily (operator "
-            f"products, solve and kron_matvec do); pass {name}.compute() to compute it here")
+            f"{name} is a Dask array where a NumPy array is needed (Dask arrays are taken "
+            "lazily only as the operand of products and solves); pass "
+            f"{name}.compute() to compute it here")
     try:
         arr = np.asarray(value)
     except ValueError as exc:  # ragged nested sequences

@@ -229,6 +229,23 @@ def test_eig_method_warns_for_ill_conditioned_eigenvectors():
     assert rel_err(got, block_oracle("expm", A, E)) <= 1e-10
 
 
+@pytest.mark.parametrize("kind", ["real", "complex"])
+@pytest.mark.parametrize("name", ["expm", "logm", "sqrtm", "inv"])
+def test_adjoint_of_the_adjoint_after_pickle_and_copy(name, kind):
+    # The adjoint's own adjoint is rebuilt when pickle or copy dropped the cached link:
+    # it must be L again, also where the adjoint conjugates (a complex A, the branch cut).
+    import copy
+    import pickle
+
+    A = ON_THE_CUT[kind]
+    L = matkron.frechet(name, A)
+    K = kronecker_oracle(name, A)
+    for back in (pickle.loads(pickle.dumps(L.H)), copy.deepcopy(L.H)):
+        assert rel_err(back.todense(), K.conj().T) <= 1e-10
+        assert rel_err(back.H.todense(), K) <= 1e-10
+    assert rel_err(pickle.loads(pickle.dumps(L.T)).H.todense(), K.conj()) <= 1e-10
+
+
 @pytest.mark.parametrize("name,p", CASES)
 def test_eig_method_for_a_real_spectrum_of_a_real_general_A(name, p):
     # scipy.linalg.eig gives real eigenvectors and complex eigenvalues here.

@@ -211,6 +211,44 @@ def test_ill_conditioned_sums_are_solved_not_refused(dtype, rng):
         assert abs(logdet - want_logdet) <= 1e3 * eps * abs(want_logdet) + 1e-4
 
 
+def test_exactly_singular_sums_never_solve_silently():
+    # K - 7 I with 7 an eigenvalue of K's first factor (times 1 of the second): exactly
+    # singular. Rounding puts that eigenvalue of the sum anywhere within eigh's error:
+    # the solve raises LinAlgError, or, in the band where it may not be 0, warns.
+    import warnings
+
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        Q, _ = np.linalg.qr(rng.standard_normal((30, 30)))
+        lam = np.linspace(1.0, 100.0, 30)
+        lam[3] = 7.0
+        A = (Q * lam) @ Q.T
+        K = matkron.kron((A + A.T) / 2, np.diag([1.0, 2.0, 3.0])) - 7.0 * matkron.identity(90)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                K.solve(np.ones(90))
+            except np.linalg.LinAlgError as exc:
+                assert "singular" in str(exc)
+            else:
+                assert any(issubclass(w.category, scipy.linalg.LinAlgWarning)
+                           for w in caught), seed
+
+
+def test_an_ill_conditioned_single_precision_sum_warns():
+    # RBF factors in float32 with a small shift: the smallest eigenvalues of the sum are
+    # within the worst rounding of the factors' eigendecompositions, not the typical one.
+    t = np.linspace(0.0, 1.0, 32)
+    R = np.exp(-0.5 * (t[:, None] - t[None, :]) ** 2 / 0.2**2)
+    S = matkron.kron(R.astype(np.float32), R.astype(np.float32)) + 1e-4 * matkron.identity(
+        1024)
+    b = np.random.default_rng(5).standard_normal(1024).astype(np.float32)
+    with pytest.warns(scipy.linalg.LinAlgWarning, match="ill-conditioned"):
+        x = S.solve(b)
+    want = np.linalg.solve(np.kron(R, R) + 1e-4 * np.eye(1024), b.astype(np.float64))
+    assert rel_err(x, want) <= 0.05
+
+
 def test_shifted_sum_errors(rng):
     H = _hpd(rng, 3, np.float64)
     A = random_array(rng, (3, 3), np.float64)

@@ -442,6 +442,8 @@ def _check_inv(K, M, dtype, rng):
     # The inverse keeps the structure (a sparse factor's inverse too): it solves by a
     # product, its determinant and norms are the factors', its inverse is K again.
     assert_close(inv.solve(b), M @ b, dtype, 10 * N)
+    assert_close((K @ inv) @ b, b, dtype, 100 * N)  # the mixed product, any factor kinds
+    assert_close((inv @ K) @ b, b, dtype, 100 * N)
     assert_close(inv.inv() @ b, M @ b, dtype, 10 * N)
     assert_close((K**-2) @ b, Minv @ (Minv @ b), dtype, 100 * N)
     sign, logabs = inv.slogdet()

@@ -845,3 +845,26 @@ def test_expm_multiply_keeps_single_precision(hermitian, rng):
     for row, t in zip(got, (0.1, 0.2)):
         want = scipy.linalg.expm(t * M) @ b
         np.testing.assert_allclose(row, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+
+
+def test_kronecker_sum_arithmetic_keeps_the_dtype_and_shapes(rng):
+    # An identity factor has no dtype of its own: scaled and shifted, it takes the
+    # operator's, as dense and diagonal factors keep theirs.
+    K = matkron.kronsum(matkron.identity(3), np.eye(2, dtype=np.float32))
+    for S in (2 * K, -K, K / 2, K + matkron.identity(6), matkron.identity(6) - K):
+        assert S.dtype == np.float32
+    assert (K * 1j).dtype == np.complex64
+    with pytest.raises(ZeroDivisionError):
+        K / 0
+    # The identity times an operator is that operator (scaled).
+    A = random_array(rng, (3, 3), np.float64) + 3 * np.eye(3)
+    B = random_array(rng, (2, 2), np.float64) + 3 * np.eye(2)
+    L = matkron.kronsum(A, B)
+    assert matkron.identity(6) @ L is L
+    np.testing.assert_allclose(((0.5 * matkron.identity(6)) @ L).todense(),
+                               0.5 * L.todense())
+    # The inverse of a Sylvester operator takes vectors of its order only (its solve also
+    # takes the matrix form, its products do not).
+    Si = matkron.sylvester(A, B).inv()
+    with pytest.raises(ValueError, match=r"x has shape \(3, 2\)"):
+        Si @ np.ones((3, 2))
