@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ._operators import KronOperator, SumOfKronOperator
+from ._operators import KronOperator, KronSumOperator, SumOfKronOperator
 from ._validation import as_array, check_rows
 
 __all__ = ["inv_quad_logdet"]
@@ -32,7 +32,8 @@ def inv_quad_logdet(
     Returns
     -------
     inv_quad : scalar or ndarray
-        yᴴ K⁻¹ y: a scalar for 1-D `y`, else one value per column (shape (m,)).
+        yᴴ K⁻¹ y: a scalar for 1-D `y`, else one value per column (shape (m,)); real
+        when K is Hermitian (its structure says so), as linear_operator gives it.
     logdet : float
         log|det K|.
 
@@ -76,5 +77,19 @@ def inv_quad_logdet(
     check_rows(y, n, "y", f"the order of the {n}x{n} operator K")
     x = K.solve(y)
     inv_quad = np.einsum("i...,i...->...", y.conj(), x)
+    if np.iscomplexobj(inv_quad) and _hermitian(K):
+        inv_quad = inv_quad.real  # real for a Hermitian K; its rounding's imaginary part
     _, logdet = K.slogdet()
     return inv_quad, logdet
+
+
+def _hermitian(K):
+    """Whether K is Hermitian by its structure (after K.solve, which decomposed it)."""
+    if isinstance(K, KronSumOperator):
+        return bool(K._hermitian)
+    if isinstance(K, KronOperator):
+        return np.imag(K.coeff) == 0 and all(f.is_hermitian() for f in K._kron_factors)
+    pencil, factorwise = K._pencil_form("solve")
+    if factorwise is not None:
+        return _hermitian(factorwise)
+    return pencil.w.dtype.kind != "c"  # c₁ ⊗ Aᵢ + c₂ ⊗ Cᵢ with real c₁, c₂

@@ -359,7 +359,8 @@ def power_jacobian(A: ArrayLike, n: int, *, method: PowerMethod = "auto") -> "Po
     Krylov solve, so "dense" wins only for very small m (about m <= 7) or many products.
     Nothing is computed when the operator is made. The first product of "binary" runs
     binary powering with the powers computed as it goes (one GEMM per step more, nothing
-    stored), and the powers are stored from the second product on; "eig" decomposes A on
+    stored; Horner's recurrence where that takes fewer GEMMs, n = 3), and the powers are
+    stored from the second product on; "eig" decomposes A on
     its first product; a dense matrix that "auto" chose is built only after the operator
     has made m² products (what building it costs) the same way, so that an operator used
     a few times never pays for it (an explicit method="dense" builds it at once).
@@ -768,8 +769,8 @@ class PowerJacobian(ProductOperator):
     def _helper_plan(self, dtype):
         """The plan of the method that builds the dense matrix and serves the products
         before "auto" builds it: binary powering with the powers computed as it goes
-        ("oneshot": nothing to build), Horner for a polynomial, or "eig" for a Hermitian A
-        where that is cheaper."""
+        ("oneshot": nothing to build), Horner where its GEMMs are fewer (n = 3) and for a
+        polynomial, or "eig" for a Hermitian A where that is cheaper."""
         plan = self._helpers.get(dtype)
         if plan is None:
             m, d = self._m, self._degree
@@ -780,10 +781,14 @@ class PowerJacobian(ProductOperator):
                 kind, parts = self._build_parts(dtype, "eig")
             else:
                 codes = _binary_codes(d)
-                # A as it is when contiguous: the oneshot kernel reads a C-ordered A
-                # transposed, so the first product copies nothing of it.
-                kind, parts = "oneshot", {"a": _contiguous(self.A, dtype),
-                                          "codes": codes, "count": len(codes)}
+                if 2 * (d - 1) < 3 * len(codes) - 1:
+                    # Horner's 2(n - 1) GEMMs are fewer (n = 3: 4 against 5).
+                    kind, parts = "horner", {"a": _fortran(self.A, dtype), "count": d}
+                else:
+                    # A as it is when contiguous: the oneshot kernel reads a C-ordered A
+                    # transposed, so the first product copies nothing of it.
+                    kind, parts = "oneshot", {"a": _contiguous(self.A, dtype),
+                                              "codes": codes, "count": len(codes)}
             plan = self._helpers[dtype] = PowerPlan(kind, m, _dtype_array(dtype), **parts)
         return plan
 

@@ -586,6 +586,11 @@ def test_inv_quad_logdet(dtype, rng):
         assert np.isclose(logdet, np.linalg.slogdet(M)[1], rtol=1e-10)
         q1, _ = matkron.inv_quad_logdet(K, y[:, 1])
         assert np.ndim(q1) == 0 and np.isclose(q1, expected[1], rtol=1e-9)
+        # These K are Hermitian: the quadratic form is real, in every dtype.
+        assert not np.iscomplexobj(quad) and not np.iscomplexobj(q1)
+    # A complex coefficient makes K non-Hermitian: the form stays complex.
+    quad, _ = matkron.inv_quad_logdet(1j * matkron.kron(*given), np.ones(N, dtype))
+    assert np.iscomplexobj(quad)
     with pytest.raises(TypeError, match="K must be a matkron"):
         matkron.inv_quad_logdet(dense[0], np.ones(3))
     with pytest.raises(ValueError, match=r"y has shape \(5,\)"):
