@@ -314,3 +314,17 @@ def well_conditioned_factors(rng, spec, dtype):
             f[0] *= -1
         factors.append(f.astype(dtype))
     return factors
+
+
+def frechet_dense(f, X):
+    """The Kronecker form of L_f(X, ·) on vec(E): column j the upper-right block of
+    f([[X, E_j], [0, X]]) for E_j = unvec(e_j) (the block oracle, by a reference f such as
+    SciPy's)."""
+    m = len(X)
+    columns = []
+    for j in range(m * m):
+        E = np.zeros(m * m, dtype=X.dtype)
+        E[j] = 1
+        M = np.block([[X, E.reshape(m, m, order="F")], [np.zeros_like(X), X]])
+        columns.append(f(M)[:m, m:].ravel(order="F"))
+    return np.stack(columns, axis=1)

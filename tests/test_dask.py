@@ -27,7 +27,7 @@ from scipy.sparse.linalg import aslinearoperator
 import matkron
 import matkron._dask
 
-from .conftest import RTOL
+from .conftest import RTOL, frechet_dense
 
 rng = np.random.default_rng(13)
 
@@ -50,19 +50,6 @@ def _power3(X):
     """d(X³) on vec(E): E X² + X E X + X² E as a dense Kronecker sum."""
     n = len(X)
     return np.kron((X @ X).T, I(n)) + np.kron(X.T, X) + np.kron(I(n), X @ X)
-
-
-def _frechet_expm_dense(X):
-    """The Kronecker form of L_exp(X, ·), column by column from the upper-right block of
-    expm([[X, E], [0, X]])."""
-    n = len(X)
-    K = np.empty((n * n, n * n))
-    for j in range(n * n):
-        E = np.zeros(n * n)
-        E[j] = 1
-        M = np.block([[X, E.reshape(n, n, order="F")], [np.zeros((n, n)), X]])
-        K[:, j] = scipy.linalg.expm(M)[:n, n:].ravel(order="F")
-    return K
 
 
 # name: (operator of a dtype, its dense matrix built with np.kron, whether it has solve)
@@ -99,18 +86,18 @@ CASES = {
     "kronsum inverse": (lambda dt: matkron.kronsum(B3.astype(dt), A4.astype(dt)).inv(),
                         np.linalg.inv(np.kron(I(4), B3) + np.kron(A4, I(3))), True),
     "frechet": (lambda dt: matkron.frechet("expm", A4.astype(dt) / 4),
-                _frechet_expm_dense(A4 / 4), False),
+                frechet_dense(scipy.linalg.expm, A4 / 4), False),
     # Derived operators: scaled, negated, transposed, summed and composed stay lazy.
     "2 * power_jacobian": (lambda dt: 2 * matkron.power_jacobian(A4.astype(dt) / 4, 3),
                            2 * _power3(A4 / 4), False),
     "frechet.T - power_jacobian / 2": (
         lambda dt: matkron.frechet("expm", A4.astype(dt) / 4).T
         - matkron.power_jacobian(A4.astype(dt) / 4, 3) / 2,
-        _frechet_expm_dense(A4 / 4).T - _power3(A4 / 4) / 2, False),
+        frechet_dense(scipy.linalg.expm, A4 / 4).T - _power3(A4 / 4) / 2, False),
     "power_jacobian @ frechet": (
         lambda dt: matkron.power_jacobian(A4.astype(dt) / 4, 3)
         @ matkron.frechet("expm", A4.astype(dt) / 4),
-        _power3(A4 / 4) @ _frechet_expm_dense(A4 / 4), False),
+        _power3(A4 / 4) @ frechet_dense(scipy.linalg.expm, A4 / 4), False),
     "funm (EigenOperator)": (lambda dt: matkron.kron(H3.astype(dt) / 8, I(2)).funm(np.exp),
                              scipy.linalg.expm(np.kron(H3 / 8, I(2))), False),
 }

@@ -11,6 +11,8 @@ import scipy.linalg
 
 import matkron
 
+from .conftest import frechet_dense
+
 FLOAT_DTYPES = tuple(np.dtype(t) for t in ("float32", "float64", "complex64", "complex128"))
 # Relative error allowed, keyed by the dtype of the computation, for well-conditioned A.
 RTOL = {np.dtype("float32"): 2e-4, np.dtype("complex64"): 2e-4,
@@ -128,11 +130,7 @@ def test_dense_kronecker_form_and_adjoint(name, p):
     A = well_conditioned(m, seed=11, dtype=np.complex128)
     L = matkron.frechet(name, A, p=p)
     # The oracle's Kronecker form, column j = vec of the block oracle at E = unvec(e_j).
-    K = np.empty((m * m, m * m), dtype=complex)
-    for j in range(m * m):
-        E = np.zeros(m * m)
-        E[j] = 1
-        K[:, j] = block_oracle(name, A, E.reshape(m, m, order="F"), p).ravel(order="F")
+    K = kronecker_oracle(name, A, p)
     assert rel_err(L.todense(), K) <= 1e-10
     assert rel_err(L.H.todense(), K.conj().T) <= 1e-10
     rng = np.random.default_rng(12)
@@ -179,13 +177,7 @@ def test_negative_eigenvalue_gives_complex_result():
 
 def kronecker_oracle(name, A, p=None):
     """The m²×m² matrix of L_f(A, ·) on vec(E), column by column from the block oracle."""
-    m = A.shape[0]
-    K = np.empty((m * m, m * m), dtype=complex)
-    for j in range(m * m):
-        E = np.zeros(m * m)
-        E[j] = 1
-        K[:, j] = block_oracle(name, A, E.reshape(m, m, order="F"), p).ravel(order="F")
-    return K
+    return frechet_dense(scipy_f(name, p), np.asarray(A, dtype=np.complex128))
 
 
 ON_THE_CUT = {

@@ -13,6 +13,8 @@ from scipy.sparse.linalg import aslinearoperator
 
 import matkron
 
+from .conftest import frechet_dense
+
 rng = np.random.default_rng(7)
 A = rng.standard_normal((4, 4)) + 4 * np.eye(4)
 B = rng.standard_normal((3, 3)) + 3 * np.eye(3)
@@ -26,19 +28,6 @@ R = rng.standard_normal((3, 4))
 def _power3(X):
     """d(X³) on vec(E): E X² + X E X + X² E as a dense Kronecker sum."""
     return np.kron((X @ X).T, np.eye(len(X))) + np.kron(X.T, X) + np.kron(np.eye(len(X)), X @ X)
-
-
-def _frechet_dense(f, X):
-    """The Kronecker form of L_f(X, ·), column j the upper-right block of
-    f([[X, E_j], [0, X]]) for E_j = unvec(e_j) (the block oracle, by SciPy's f)."""
-    m = len(X)
-    K = np.empty((m * m, m * m))
-    for j in range(m * m):
-        E = np.zeros(m * m)
-        E[j] = 1
-        M = np.block([[X, E.reshape(m, m, order="F")], [np.zeros((m, m)), X]])
-        K[:, j] = f(M)[:m, m:].ravel(order="F")
-    return K
 
 
 # (operator, its dense matrix built without matkron, whether it has solve)
@@ -72,17 +61,17 @@ CASES = {
     "polynomial_jacobian": (lambda: matkron.polynomial_jacobian(A, [0.0, 0.0, 0.0, 1.0]),
                             _power3(A), False),
     "frechet expm": (lambda: matkron.frechet("expm", A),
-                     _frechet_dense(scipy.linalg.expm, A), False),
+                     frechet_dense(scipy.linalg.expm, A), False),
     "frechet sqrtm": (lambda: matkron.frechet("sqrtm", A),
-                      _frechet_dense(scipy.linalg.sqrtm, A), False),
+                      frechet_dense(scipy.linalg.sqrtm, A), False),
     "frechet logm eig": (lambda: matkron.frechet("logm", H),
-                         _frechet_dense(scipy.linalg.logm, H), False),
+                         frechet_dense(scipy.linalg.logm, H), False),
     "derived (scaled, summed, transposed, composed)": (
         lambda: 2 * matkron.power_jacobian(A, 3) - matkron.frechet("expm", A).T
         @ matkron.power_jacobian(A, 3),
-        2 * _power3(A) - _frechet_dense(scipy.linalg.expm, A).T @ _power3(A), False),
+        2 * _power3(A) - frechet_dense(scipy.linalg.expm, A).T @ _power3(A), False),
     "frechet callable": (lambda: matkron.frechet(np.exp, H, fprime=np.exp),
-                         _frechet_dense(scipy.linalg.expm, H), False),
+                         frechet_dense(scipy.linalg.expm, H), False),
 }
 
 
