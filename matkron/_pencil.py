@@ -85,7 +85,7 @@ class Pencil:
     def __init__(self, w, V, logdet_c, unitary, lams, exact, c1, c2):
         self.w, self.V, self.logdet_c, self.unitary = w, V, logdet_c, unitary
         self.lams, self.exact, self.c1, self.c2 = lams, exact, c1, c2
-        self.nearest = None  # (|w|, its error bound) of the nearest to singular, once
+        self.nearest = None  # ("ok" | "singular" | "ill", |w|, its bound), once
 
     def rounding_bounds(self, growth):
         """A bound on the error of each entry of w from the rounding of the factor
@@ -156,7 +156,7 @@ class Pencil:
             warnings.warn(
                 f"ill-conditioned: an eigenvalue is {size:.3g}, within the rounding error "
                 f"{bound:.3g} the factors' eigendecompositions may have: the result may "
-                "not be accurate", scipy.linalg.LinAlgWarning, stacklevel=3)
+                "not be accurate", scipy.linalg.LinAlgWarning, stacklevel=4)  # solve's caller
 
 
 def _TYPICAL(n):
