@@ -837,7 +837,10 @@ class KronOperator(_SumsOfKron, ProductOperator):
         >>> bool(np.allclose(V.todense() @ np.diag(w) @ V.todense().T, K.todense()))
         True
         """
-        pairs = self._hermitian_factors("eigh")
+        return self._eigh("eigh")
+
+    def _eigh(self, what):
+        pairs = self._hermitian_factors(what)
         w = np.full(1, self.coeff.real if np.iscomplexobj(self.coeff) else self.coeff,
                     dtype=np.finfo(self.dtype).dtype)
         for lam, _ in pairs:
@@ -903,12 +906,15 @@ class KronOperator(_SumsOfKron, ProductOperator):
         >>> bool(np.allclose(R.todense() @ R.todense(), K.todense()))
         True
         """
+        return self._power(p, "power")
+
+    def _power(self, p, what):
         if is_integer(p) or (is_scalar(p) and float(p).is_integer()
                              and not isinstance(p, (bool, np.bool_))):
             return self ** int(p)
         if not is_scalar(p) or np.iscomplexobj(p):
             raise TypeError(f"p must be a real number; got {p!r}")
-        self._hermitian_factors("power")
+        self._hermitian_factors(what)
         c = self.coeff.real if np.iscomplexobj(self.coeff) else self.coeff
         if c < 0:
             raise ValueError(f"a non-integer power needs c >= 0; c = {self.coeff!r}")
@@ -939,7 +945,7 @@ class KronOperator(_SumsOfKron, ProductOperator):
         array([[2., 0.],
                [0., 3.]])
         """
-        return self.power(0.5)
+        return self._power(0.5, "sqrtm")
 
     def funm(self, f: Callable[[Array], ArrayLike]) -> "EigenOperator":
         """f(K) = V diag(f(w)) Vᴴ for Hermitian factors, from :meth:`eigh`.
@@ -966,7 +972,7 @@ class KronOperator(_SumsOfKron, ProductOperator):
         >>> bool(np.allclose(E.todense(), scipy.linalg.expm(np.kron(A, A))))
         True
         """
-        w, V = self.eigh()
+        w, V = self._eigh("funm")
         return EigenOperator(V, f(w))
 
     # -- arithmetic -----------------------------------------------------------------------
@@ -1450,7 +1456,8 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
         if len(products) == 1:
             c, factors = products[0]
             unit = [Identity(IdentityFactor(f.shape[0])) for f in factors]
-            return self._pencil(what, (c, factors), (shift, unit), "a factor")
+            return self._pencil(what, (c, factors), (shift, unit), "a factor",
+                                "the Kronecker product's factor")
         if len(products) == 2 and shift == 0 and _conforming(products):
             # c₁ ⊗ Aᵢ + c₂ ⊗ Cᵢ: the product of structured (identity, diagonal) factors
             # is the likelier positive definite one, so it is tried first as C.
@@ -1459,11 +1466,12 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
                 f.kind in ("identity", "diagonal") for f in products[j][1]))
             first, second = order
             try:
-                return self._pencil(what, products[second], products[first], names[first])
+                return self._pencil(what, products[second], products[first], names[first],
+                                    names[second])
             except np.linalg.LinAlgError as exc:
                 try:
                     return self._pencil(what, products[first], products[second],
-                                        names[second])
+                                        names[second], names[first])
                 except np.linalg.LinAlgError as exc2:
                     raise np.linalg.LinAlgError(f"{exc}; and {exc2}") from None
         raise NotImplementedError(
@@ -1521,8 +1529,9 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
         # kronsum(A1, …, Ak) puts A1 at the last Kronecker position.
         return KronSumOperator(mats[::-1], _names=names[::-1])
 
-    def _pencil(self, what, kron_term, c_term, c_name):
-        """The Pencil of c₁ ⊗ Aᵢ + c₂ ⊗ Cᵢ, naming the factor that fails its condition."""
+    def _pencil(self, what, kron_term, c_term, c_name, a_name):
+        """The Pencil of c₁ ⊗ Aᵢ + c₂ ⊗ Cᵢ, naming the factor that fails its condition
+        (`a_name`, `c_name`: how to call the factors of each product)."""
         (c1, a_factors), (c2, c_factors) = kron_term, c_term
         dtype = self.dtype
         lams, vs, logdet_c, exact = [np.ones(1, np.finfo(dtype).dtype)], [], 0.0, [True]
@@ -1534,8 +1543,8 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
             except np.linalg.LinAlgError as exc:
                 raise np.linalg.LinAlgError(f"{what}: {c_name} {i} {exc}") from None
             except ValueError as exc:
-                raise ValueError(f"{what} needs Hermitian factors; factor {i} of the "
-                                 f"Kronecker product {exc}") from None
+                raise ValueError(f"{what} needs Hermitian factors; {a_name} {i} {exc}"
+                                 ) from None
 
         pencils = once_per_distinct(
             range(len(a_factors)), pencil,
@@ -2251,7 +2260,8 @@ class KronSumOperator(SumOfKronOperator):
             require_finite(self._ks_factors, self._names, what)
             for f, name in zip(self._ks_factors, self._names):
                 if not f.is_hermitian():
-                    raise ValueError(f"{what} needs Hermitian factors; {name} is not")
+                    raise ValueError(f"{what} needs Hermitian factors; {name} is not "
+                                     "Hermitian")
             pairs = once_per_distinct(self._ks_factors,
                                       lambda f: _factor_eigh(f, self.dtype))
             lams = [lam.astype(np.float64) for lam, _ in pairs]

@@ -113,6 +113,19 @@ def test_errors(rng):
         (-matkron.kron(H, H)).cholesky()
     with pytest.raises(np.linalg.LinAlgError, match=r"factor 0 .* is not Hermitian"):
         matkron.kron(A, H).cholesky()
+    # Each method names itself and the factor.
+    for what, call in (("funm", lambda K: K.funm(np.exp)), ("sqrtm", lambda K: K.sqrtm()),
+                       ("power", lambda K: K.power(0.5)), ("eigh", lambda K: K.eigh())):
+        with pytest.raises(ValueError, match=rf"^{what} needs Hermitian factors; factor 0 "
+                                             r"\(A in kron\(A, B\)\) is not Hermitian"):
+            call(matkron.kron(A, H))
+    with pytest.raises(ValueError, match=r"^funm needs Hermitian factors; mats\[0\] is not "
+                                         "Hermitian"):
+        matkron.kronsum(A, H).funm(np.exp)
+    # A sum of two products: the product whose factor is not Hermitian is named.
+    with pytest.raises(ValueError, match="solve needs Hermitian factors; the second "
+                                         "product's factor 0 is not Hermitian"):
+        (matkron.kron(H, H) + matkron.kron(A, H)).solve(np.ones(9))
     with pytest.raises(np.linalg.LinAlgError, match="real coefficient"):
         (1j * matkron.kron(H, H)).cholesky()
     # Singular values in the operator's real dtype, as eigh's eigenvalues.
@@ -252,7 +265,7 @@ def test_an_ill_conditioned_single_precision_sum_warns():
 def test_shifted_sum_errors(rng):
     H = _hpd(rng, 3, np.float64)
     A = random_array(rng, (3, 3), np.float64)
-    with pytest.raises(ValueError, match=r"factor 1 .* is not Hermitian"):
+    with pytest.raises(ValueError, match="the Kronecker product's factor 1 is not Hermitian"):
         (matkron.kron(H, A) + matkron.identity(9)).solve(np.ones(9))
     two = matkron.kron(H, H) + matkron.kron(H, np.eye(3)) + matkron.identity(9)
     with pytest.raises(NotImplementedError, match="scipy.sparse.linalg"):
@@ -493,7 +506,7 @@ def test_two_products_errors(rng):
     with pytest.raises(np.linalg.LinAlgError, match="not positive or negative definite"):
         (matkron.kron(H, indefinite) + matkron.kron(matkron.diagonal([1.0, -1.0, 1.0]),
                                                     H)).solve(np.ones(9))
-    with pytest.raises(ValueError, match=r"factor 1 .* is not Hermitian"):
+    with pytest.raises(ValueError, match="the first product's factor 1 is not Hermitian"):
         (matkron.kron(H, A) + matkron.kron(np.eye(3), H)).solve(np.ones(9))
     with pytest.raises(NotImplementedError, match="scipy.sparse.linalg"):
         (matkron.kron(H, H) + matkron.kron(H, H) + matkron.identity(9)).solve(np.ones(9))
