@@ -1,14 +1,13 @@
 """The LinearOperator base of matkron's operators: products straight to the kernels."""
 
 import functools
-import numbers
 from typing import Any
 
 import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
 from . import _dask
-from ._validation import is_dask_array
+from ._validation import as_scalar, is_dask_array
 
 __all__ = ["ProductOperator"]
 
@@ -89,7 +88,7 @@ class ProductOperator(LinearOperator):
             return self._product(x)
         if is_dask_array(x):
             return self._dask_product(x, "dot")
-        if _scalar(x) is not None:
+        if as_scalar(x) is not None:
             return self * x  # the subclass's scaling, which keeps its structure
         if isinstance(x, ProductOperator):
             if x.shape[0] != self.shape[1]:
@@ -131,19 +130,19 @@ class ProductOperator(LinearOperator):
     # scaled, summed or transposed operator takes Dask arrays as its parts do.
 
     def __mul__(self, x: Any) -> Any:
-        c = _scalar(x)
+        c = as_scalar(x)
         if c is not None:
             return ScaledOperator(self, c)
         return super().__mul__(x)
 
     def __rmul__(self, x: Any) -> Any:
-        c = _scalar(x)
+        c = as_scalar(x)
         if c is not None:
             return ScaledOperator(self, c)
         return super().__rmul__(x)
 
     def __truediv__(self, x: Any) -> Any:
-        c = _scalar(x)
+        c = as_scalar(x)
         if c is not None:
             return ScaledOperator(self, 1 / c)
         return super().__truediv__(x)
@@ -187,15 +186,6 @@ def _dask_aware_solve(solve):
         return solve(self, b, *args, **kwargs)
 
     return wrapper
-
-
-def _scalar(x):
-    """x as a scalar (a number, or a 0-d numeric array), else None."""
-    if np.isscalar(x) and isinstance(x, (numbers.Number, np.generic)):
-        return x
-    if isinstance(x, np.ndarray) and x.ndim == 0 and x.dtype.kind in "biufc":
-        return x[()]
-    return None
 
 
 class ScaledOperator(ProductOperator):
