@@ -1,8 +1,9 @@
 """matkron's operators on Dask arrays: many right-hand sides, and vectors past one machine.
 
-Nothing here imports Dask at module level: :mod:`matkron._linop` recognizes a Dask array by
-the module of its type (:func:`is_dask_array`) and only then calls in, so ``import
-matkron`` never loads Dask.
+Nothing here imports Dask at module level: :mod:`matkron._linop` and the public
+:func:`matkron.kron_matvec` recognize a Dask array by the module of its type
+(``matkron._validation.is_dask_array``) and only then call in, so ``import matkron`` never
+loads Dask.
 
 Two layouts:
 

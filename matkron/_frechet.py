@@ -22,8 +22,8 @@ from ._frechet_stack import from_stack, from_vec, to_stack, to_vec
 from ._linop import ProductOperator
 from ._typing import Array
 from ._validation import (
-    BLAS_INT_MAX,
     as_array,
+    check_blas_size,
     check_rows,
     is_hermitian,
     result_dtype,
@@ -138,10 +138,8 @@ class FrechetOperator(ProductOperator):
         name, func, p = _check_function(f, p, fprime, method)
         A = square_matrix(A, "A")
         dtype = result_dtype(A.dtype)
-        if A.shape[0] ** 2 > BLAS_INT_MAX:  # before the copy (vec(E) has m² entries)
-            raise ValueError(
-                f"A of order {A.shape[0]} is too large for the BLAS integer type (at most "
-                f"{BLAS_INT_MAX} elements per matrix)")
+        # Before the copy: vec(E) has m² entries.
+        check_blas_size(A.shape[0] ** 2, f"the number of entries of A (of order {A.shape[0]})")
         A = np.array(A, dtype=dtype)
         if dtype.kind in "fc" and not np.isfinite(A).all():
             raise ValueError("A contains NaN or inf; the Fréchet derivative needs a finite A")

@@ -12,7 +12,6 @@ from numpy.typing import ArrayLike, NDArray
 from . import _kron_cy
 from ._factors import as_factor, factors_dtype, identity
 from ._structured import structured_product
-from ._typing import FactorLike
 from ._validation import (
     as_array,
     check_blas_dims,
@@ -24,7 +23,7 @@ from ._validation import (
     supported_array,
 )
 
-__all__ = ["identity", "kron_matvec", "kron_order", "unvec", "vec"]
+__all__ = ["identity", "kron_order", "unvec", "vec"]
 
 MAX_FACTORS = _kron_cy.MAX_KRON_FACTORS
 
@@ -433,19 +432,3 @@ def _checked_kron_matvec(factors, x, *, out=None):
         out = np.empty(shape, dtype=dtype, order="F" if x.ndim == 2 else "C")
     return structured_product(factors, x, dtype, out, alpha=coeff)
 
-
-def kron_matvec(
-    factors: Sequence[FactorLike], x: ArrayLike, *, out: NDArray[Any] | None = None
-) -> NDArray[Any]:
-    # NumPy operands only (the public matkron.kron_matvec, in _operators, adds Dask's).
-    # The compiled fast path takes canonical operands (arrays of one BLAS dtype that BLAS
-    # reads as they are, a suitable out) with no Python-level step, and returns None,
-    # having done nothing, for the rest, which the checked path validates and converts.
-    result = _matvec_fast(factors, x, False, out)
-    if result is None:
-        return _checked_kron_matvec(factors, x, out=out)
-    return result
-
-
-kron_matvec.__doc__ = _checked_kron_matvec.__doc__
-_matvec_fast = _kron_cy.kron_matvec_fast

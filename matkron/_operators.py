@@ -128,8 +128,9 @@ def kron(*factors: FactorLike) -> "KronOperator":
 def kron_matvec(
     factors: Sequence[FactorLike], x: ArrayLike, *, out: NDArray[Any] | None = None
 ) -> NDArray[Any]:
-    # The compiled fast path first (canonical NumPy operands, no Python-level step); a
-    # Dask x gives a lazy product (matkron._dask); anything else the checked path.
+    # The compiled fast path first (canonical NumPy operands, no Python-level step: it
+    # returns None, having done nothing, for anything else); a Dask x gives a lazy product
+    # (matkron._dask); anything else the checked path (_kron), which validates and converts.
     result = _matvec_fast(factors, x, False, out)
     if result is not None:
         return result

@@ -13,12 +13,13 @@ import threading
 
 import numpy as np
 import pytest
+import scipy.linalg
 import scipy.sparse
 from scipy.sparse.linalg import LinearOperator, aslinearoperator
 
 import matkron
 
-from .conftest import DTYPES, LAYOUTS, random_array, rtol, with_layout
+from .conftest import DTYPES, LAYOUTS, frechet_dense, random_array, rtol, with_layout
 
 # ---------------------------------------------------------------------------------------
 # Helpers and oracles
@@ -615,8 +616,16 @@ def test_matkron_operators_carry_their_cost_hints():
     m = 16
     rng = np.random.default_rng(3)
     A = rng.standard_normal((m, m)) / m + np.eye(m)
-    for J in (matkron.power_jacobian(A, 5, method="binary"), matkron.frechet("expm", A),
-              matkron.frechet("inv", A)):
+    Ainv = np.linalg.inv(A)
+    dense = [
+        # d(A⁵) = Σₖ (A^{4-k})ᵀ ⊗ A^k; L_exp by its block formula; L_inv = -(A⁻ᵀ ⊗ A⁻¹).
+        sum(np.kron(np.linalg.matrix_power(A, 4 - k).T, np.linalg.matrix_power(A, k))
+            for k in range(5)),
+        frechet_dense(scipy.linalg.expm, A),
+        -np.kron(Ainv.T, Ainv),
+    ]
+    for J, D in zip((matkron.power_jacobian(A, 5, method="binary"),
+                     matkron.frechet("expm", A), matkron.frechet("inv", A)), dense):
         assert 0 < J.matvec_cost < m**4 and 0 < J.rmatvec_cost < m**4
         B = rng.standard_normal((m * m, 3))
         C = rng.standard_normal((2, m * m))
@@ -625,6 +634,6 @@ def test_matkron_operators_carry_their_cost_hints():
                                           costs=[None, (J.matvec_cost, J.rmatvec_cost), None])
         assert str(hinted.plan) == str(explicit.plan)
         assert hinted.plan.cost == explicit.plan.cost
-        np.testing.assert_allclose(hinted.todense(), C @ (J @ B), rtol=1e-10)
+        np.testing.assert_allclose(hinted.todense(), C @ D @ B, rtol=1e-10)
     # binary powering of n = 5: 2 (⌊log₂ 5⌋ + popcount(5) − 1) = 6 GEMMs per product
     assert matkron.power_jacobian(A, 5, method="binary").matvec_cost == 6 * m**3

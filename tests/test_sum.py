@@ -794,16 +794,22 @@ def test_identity_terms_are_operators_of_their_own(rng):
         I @ np.ones(5)
 
 
+def _kronsum_matrix(A, B):
+    """kronsum(A, B) = I ⊗ A + B ⊗ I (scipy.sparse.kronsum's convention), dense."""
+    return np.kron(np.eye(len(B)), A) + np.kron(B, np.eye(len(A)))
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.complex128])
 def test_scaled_and_shifted_kronecker_sums_stay_kronecker_sums(dtype, rng):
     # c (A ⊕ B) = cA ⊕ cB and A ⊕ B + s I = (A + s I) ⊕ B: the results keep solve, expm
     # and expm_multiply; the oracle is the dense matrix.
     A = random_array(rng, (3, 3), dtype) + 3 * np.eye(3)
     B = random_array(rng, (2, 2), dtype) + 3 * np.eye(2)
-    for factors in ((A, B), (scipy.sparse.csr_array(A), matkron.diagonal(np.diag(B))),
-                    (A, matkron.identity(2))):
+    for factors, M in (((A, B), _kronsum_matrix(A, B)),
+                       ((scipy.sparse.csr_array(A), matkron.diagonal(np.diag(B))),
+                        _kronsum_matrix(A, np.diag(np.diag(B)))),
+                       ((A, matkron.identity(2)), _kronsum_matrix(A, np.eye(2)))):
         K = matkron.kronsum(*factors)
-        M = K.todense()
         I = matkron.identity(6)
         cases = {"2 K": (2 * K, 2 * M), "K * c": (K * (1 - 2j if dtype == np.complex128
                                                          else 3.0),
@@ -827,8 +833,9 @@ def test_sum_of_kron_conj(rng):
     A = random_array(rng, (2, 2), np.complex128)
     B = random_array(rng, (3, 3), np.complex128)
     S = matkron.sum_of_kron([(A, B), (B.T[:2, :2], matkron.identity(3))], [2 - 1j, 0.5j])
-    np.testing.assert_allclose(S.conj().todense(), S.todense().conj(), rtol=1e-14)
-    np.testing.assert_allclose((np.array(2.0) * S).todense(), 2 * S.todense(), rtol=1e-14)
+    M = (2 - 1j) * np.kron(A, B) + 0.5j * np.kron(B.T[:2, :2], np.eye(3))
+    np.testing.assert_allclose(S.conj().todense(), M.conj(), rtol=1e-14)
+    np.testing.assert_allclose((np.array(2.0) * S).todense(), 2 * M, rtol=1e-14)
 
 
 @pytest.mark.parametrize("hermitian", [False, True])
@@ -839,7 +846,7 @@ def test_expm_multiply_keeps_single_precision(hermitian, rng):
         A, B = A + A.T, B + B.T
     K = matkron.kronsum(A, B)
     b = random_array(rng, 6, np.float32)
-    M = K.todense().astype(np.float64)
+    M = _kronsum_matrix(A.astype(np.float64), B.astype(np.float64))
     got = K.expm_multiply(b, [0.1, 0.2])
     assert got.dtype == np.float32
     for row, t in zip(got, (0.1, 0.2)):
@@ -862,7 +869,7 @@ def test_kronecker_sum_arithmetic_keeps_the_dtype_and_shapes(rng):
     L = matkron.kronsum(A, B)
     assert matkron.identity(6) @ L is L
     np.testing.assert_allclose(((0.5 * matkron.identity(6)) @ L).todense(),
-                               0.5 * L.todense())
+                               0.5 * _kronsum_matrix(A, B))
     # The inverse of a Sylvester operator takes vectors of its order only (its solve also
     # takes the matrix form, its products do not).
     Si = matkron.sylvester(A, B).inv()
