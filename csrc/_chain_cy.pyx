@@ -39,10 +39,10 @@ from _blas cimport (
 )
 from _blas_int cimport blas_int
 from _interrupt cimport Watch, gemm_watched, raise_pending, watch_start, watch_tick
+from matkron._workspace_cy cimport workspace_give, workspace_take
 
 import threading
 
-from matkron._workspace import workspace as _workspace
 
 cnp.import_array()
 
@@ -583,7 +583,9 @@ def multi_dot_fast(object arrays):
     cdef double cost = 0, dmax = 0
     cdef Py_ssize_t k, i, rows, cols, itemsize, need
     cdef int type_num, ndim, first_ndim = 2, last_ndim = 2, status
-    cdef cnp.ndarray a, out, ws
+    cdef cnp.ndarray a, out
+    cdef char* ws = NULL
+    cdef int ws_own = 0
     cdef cnp.npy_intp shape[2]
     cdef char* data
     cdef Watch watch
@@ -654,11 +656,13 @@ def multi_dot_fast(object arrays):
     with nogil:
         need = _execute(type_num, itemsize, vals, steps, k, &o, <char*>stack_ws,
                         sizeof(stack_ws), ints, &watch)
-    if need:
-        ws = <cnp.ndarray>_workspace(need)
-        with nogil:
-            _execute(type_num, itemsize, vals, steps, k, &o, cnp.PyArray_BYTES(ws), need, ints,
-                     &watch)
+        if need:
+            ws = workspace_take(need, &ws_own)
+            if ws != NULL:
+                _execute(type_num, itemsize, vals, steps, k, &o, ws, need, ints, &watch)
+            workspace_give(ws, ws_own)
+    if need and ws == NULL:
+        raise MemoryError(f"chain: cannot allocate a {need}-byte workspace")
     if watch.stopped:
         raise_pending()
     if ndim == 0:

@@ -31,12 +31,12 @@ from _kron_types cimport (
 )
 from matkron._kron_exec_cy cimport exec_threads, exec_workspace, execute_threads, force_threads
 from matkron._kron_plan_cy cimport constrain, inspect_plan, kernel_row, plan_product, plan_timed
+from matkron._workspace_cy cimport workspace_give, workspace_take
 
 import threading
 
 import numpy as np
 
-from matkron._workspace import workspace as _workspace
 
 cnp.import_array()
 
@@ -213,7 +213,8 @@ def kron_apply(tuple terms, cnp.ndarray x, cnp.ndarray out, bint accumulate=Fals
     cdef char* ws = stack_ws
     cdef Operand xo, oo
     cdef _Terms c_terms
-    cdef cnp.ndarray heap_ws
+    cdef char* heap_ws = NULL
+    cdef int heap_own = 0
     cdef Watch watch
     cdef int t
     if not is_blas_array(x) or not is_blas_array(out) or cnp.PyArray_TYPE(out) != type_num:
@@ -235,12 +236,15 @@ def kron_apply(tuple terms, cnp.ndarray x, cnp.ndarray out, bint accumulate=Fals
     if need < 0:
         raise ValueError("an intermediate tensor of the product has more elements than the "
                          "BLAS integer type can index")
-    if need > STACK_WORKSPACE_BYTES:
-        heap_ws = <cnp.ndarray>_workspace(need)
-        ws = cnp.PyArray_BYTES(heap_ws)
     watch_start(&watch, _main_thread)
     with nogil:
-        c_terms.run(type_num, &xo, &oo, ws, accumulate, &watch)
+        if need > STACK_WORKSPACE_BYTES:
+            ws = heap_ws = workspace_take(need, &heap_own)
+        if ws != NULL:
+            c_terms.run(type_num, &xo, &oo, ws, accumulate, &watch)
+        workspace_give(heap_ws, heap_own)
+    if ws == NULL:
+        raise MemoryError(f"kron_apply: cannot allocate a {need}-byte workspace")
     if watch.stopped:
         raise_pending()
     for t in range(c_terms.n_terms):
@@ -334,7 +338,9 @@ cdef object _matvec_fast(object mats, object x, bint ints_are_identities, object
     cdef char* ws = stack_ws
     cdef Operand xo, oo
     cdef Plan plan
-    cdef cnp.ndarray xa, result, heap_ws
+    cdef cnp.ndarray xa, result
+    cdef char* heap_ws = NULL
+    cdef int heap_own = 0
     cdef cnp.npy_intp shape[2]
     cdef Watch watch
     if type(x) is not cnp.ndarray or (type(mats) is not tuple and type(mats) is not list):
@@ -393,14 +399,18 @@ cdef object _matvec_fast(object mats, object x, bint ints_are_identities, object
         _load_operand(result, &oo)
     threads = exec_threads(factors, k, &plan, xo.m, type_num)
     need = exec_workspace(&plan, threads, itemsize)
-    if need > STACK_WORKSPACE_BYTES:
-        heap_ws = <cnp.ndarray>_workspace(need)
-        ws = cnp.PyArray_BYTES(heap_ws)
     watch_start(&watch, _main_thread)
     with nogil:
-        timer_start(&plan)
-        execute_threads(type_num, factors, k, &plan, &xo, &oo, ws, 1, False, &watch, threads)
-        timer_stop(&plan)
+        if need > STACK_WORKSPACE_BYTES:
+            ws = heap_ws = workspace_take(need, &heap_own)
+        if ws != NULL:
+            timer_start(&plan)
+            execute_threads(type_num, factors, k, &plan, &xo, &oo, ws, 1, False, &watch,
+                            threads)
+            timer_stop(&plan)
+        workspace_give(heap_ws, heap_own)
+    if ws == NULL:
+        raise MemoryError(f"kron_matvec: cannot allocate a {need}-byte workspace")
     if watch.stopped:
         raise_pending()
     plan_timed(&plan)

@@ -40,12 +40,12 @@ from _blas cimport (
 )
 from _blas_int cimport blas_int
 from _interrupt cimport Watch, gemm_watched, raise_pending, watch_start
+from matkron._workspace_cy cimport workspace_give, workspace_take
 
 import threading
 
 import numpy as np
 
-from matkron._workspace import workspace as _workspace
 
 cnp.import_array()
 
@@ -411,7 +411,8 @@ cdef class PowerPlan:
     cdef int _execute(self, cnp.ndarray x, cnp.ndarray out) except -1:
         cdef double stack_ws[STACK_DOUBLES]
         cdef char* ws = <char*>stack_ws
-        cdef cnp.ndarray heap_ws
+        cdef char* heap_ws = NULL
+        cdef int heap_own = 0
         cdef Py_ssize_t need = self.ws_items * self.itemsize
         cdef Py_ssize_t r = 1 if cnp.PyArray_NDIM(x) == 1 else cnp.PyArray_DIM(x, 1)
         cdef const char* xd = cnp.PyArray_BYTES(x)
@@ -419,12 +420,15 @@ cdef class PowerPlan:
         cdef Watch watch
         if r == 0:
             return 0
-        if need > <Py_ssize_t>sizeof(stack_ws):
-            heap_ws = <cnp.ndarray>_workspace(need)
-            ws = cnp.PyArray_BYTES(heap_ws)
         watch_start(&watch, _main_thread)
         with nogil:
-            _run_any(self.type_num, &self.plan, xd, od, r, ws, &watch)
+            if need > <Py_ssize_t>sizeof(stack_ws):
+                ws = heap_ws = workspace_take(need, &heap_own)
+            if ws != NULL:
+                _run_any(self.type_num, &self.plan, xd, od, r, ws, &watch)
+            workspace_give(heap_ws, heap_own)
+        if ws == NULL:
+            raise MemoryError(f"power_jacobian: cannot allocate a {need}-byte workspace")
         if watch.stopped:
             raise_pending()
         return 0

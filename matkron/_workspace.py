@@ -1,7 +1,8 @@
-"""Per-thread scratch memory for the kernels.
+"""Per-thread scratch memory for the Python layer.
 
-Each thread keeps one byte buffer that grows to the largest request it has seen, so repeated
-products allocate nothing, and threads sharing an operator never share scratch memory.
+Each thread keeps one byte buffer per slot that grows to the largest request it has seen,
+so repeated products allocate nothing, and threads sharing an operator never share scratch
+memory. (The compiled kernels keep their own per-thread buffer in C, csrc/workspace.c.)
 """
 
 import sys
@@ -30,7 +31,7 @@ _UNUSED = _unused_references()
 def workspace(nbytes=0, slot=0):
     """Return this thread's scratch buffer number `slot`, grown to at least `nbytes` bytes.
 
-    Slot 0 is the compiled kernels' (used within one call); other slots hold the
+    Slot 0 is the matrix chain's (used within one call); other slots hold the
     intermediate tensors of a product with structured factors between kernel calls.
 
     A buffer that something still references (a kernel running further up this thread's

@@ -8,14 +8,14 @@ three-factor SPD operator; the structure methods for k = 3..5; workspace reuse.
 
 import itertools
 import math
-import weakref
+import threading
 
 import numpy as np
 import pytest
 from scipy.sparse.linalg import cg
 
 import matkron
-from matkron import _workspace
+from matkron import _workspace_cy
 
 from .conftest import (
     DTYPES,
@@ -356,8 +356,8 @@ def test_workspace_shared_by_matvec_and_rmatvec(dtype, rng):
     X = random_array(rng, (K.shape[1], 4), dtype)
     Y = random_array(rng, (K.shape[0], 4), dtype)
     K @ X, K.H @ Y
-    # A weak reference: a buffer someone holds counts as busy, and is not handed out.
-    buffer = weakref.ref(_workspace.workspace())
+    buffer = _workspace_cy.workspace_buffer()
+    assert buffer[1] > 0  # REUSE_SPEC's products need more than the stack workspace
     out = np.empty((K.shape[0], 4), dtype=dtype)
     for _ in range(3):
         assert_product(K @ X, factors, X, dtype, dense=dense)
@@ -365,4 +365,30 @@ def test_workspace_shared_by_matvec_and_rmatvec(dtype, rng):
         assert_product(K.matvec(X[:, 0]), factors, X[:, 0], dtype, dense=dense)
         assert_product(K.rmatvec(Y[:, 1]), adjoint, Y[:, 1], dtype, dense=dense.conj().T)
         assert matkron.kron_matvec(factors, X, out=out) is out
-        assert _workspace.workspace() is buffer()
+        assert _workspace_cy.workspace_buffer() == buffer
+
+
+def test_workspace_one_buffer_per_thread(rng):
+    # Threads never share the kernels' scratch memory: each thread that runs a product
+    # gets its own buffer, and releasing it makes the next product allocate anew.
+    factors = make_factors(rng, REUSE_SPEC, np.float64)
+    dense = kron_dense(factors)
+    X = random_array(rng, (dense.shape[1], 4), np.float64)
+    seen = {}
+    barrier = threading.Barrier(2)
+
+    def run(name):
+        assert_product(matkron.kron_matvec(factors, X), factors, X, np.float64, dense=dense)
+        seen[name] = _workspace_cy.workspace_buffer()
+        barrier.wait()  # both threads alive: no buffer freed and reused yet
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen[0][1] > 0 and seen[1][1] > 0 and seen[0][0] != seen[1][0]
+    _workspace_cy.release_workspace()
+    assert _workspace_cy.workspace_buffer() == (0, 0)
+    assert_product(matkron.kron_matvec(factors, X), factors, X, np.float64, dense=dense)
+    assert _workspace_cy.workspace_buffer()[1] > 0

@@ -81,3 +81,18 @@ def test_python_modules_import_without_cycles_or_function_level_imports():
 
     for module in graph:
         visit(module, [module])
+
+
+def test_compiled_modules_never_import_the_python_layer():
+    # One direction of dependency: the Python layer calls the kernels, never the reverse.
+    # A compiled module may cimport another compiled module's C interface (a .pxd) and
+    # import the standard library or NumPy, but no Python module of matkron.
+    python_modules = {p.stem for p in (ROOT / "matkron").glob("*.py")}
+    for source in sorted((ROOT / "csrc").glob("*.pyx")):
+        for number, line in enumerate(source.read_text().splitlines(), 1):
+            words = line.split()
+            if len(words) >= 2 and words[0] in ("import", "from") and "cimport" not in words:
+                module = words[1]
+                top, _, rest = module.partition(".")
+                assert not (top == "matkron" and rest.split(".")[0] in python_modules), (
+                    f"{source.name}:{number} imports the Python module {module}")
