@@ -34,7 +34,7 @@ from libc.string cimport memcmp, memcpy
 
 from _blas cimport BLAS_INT_MAX, blas_matrix, max_size as _max
 from _blas_int cimport blas_int
-from matkron._threads_cy cimport num_threads
+from matkron._threads_cy cimport usable_threads
 from _kron_types cimport (
     MATKRON_C64,
     MATKRON_C128,
@@ -607,8 +607,9 @@ cdef int _plan_key(const Factor* factors, int k, Py_ssize_t m, Py_ssize_t n_out,
 
 
 cdef inline int _key_threads() noexcept nogil:
-    """matkron's thread count as a product can use it (the key of its measured times)."""
-    cdef int n = num_threads()
+    """matkron's thread count as a product can use it, capped at the cores (the key of its
+    measured times: asking for 8 threads on 2 cores measures what 2 threads do)."""
+    cdef int n = usable_threads()
     return n if n < MAX_KEY_THREADS else MAX_KEY_THREADS
 
 

@@ -26,6 +26,7 @@ cdef extern from "thread_policy.h" nogil:
     double matkron_policy_handoff()
     double matkron_policy_rate()
     int matkron_policy_threads_for(double flops, int max_threads)
+    int matkron_policy_usable_threads(int requested)
 
 cdef extern from "blas_threads.h" nogil:
     int matkron_blas_init(const void* blas_function)
@@ -62,6 +63,10 @@ cdef int pool_run(int n_tasks, task_fn task, void* ctx, int max_threads) noexcep
 
 cdef int num_threads() noexcept nogil:
     return matkron_get_num_threads()
+
+
+cdef int usable_threads() noexcept nogil:
+    return matkron_policy_usable_threads(matkron_get_num_threads())
 
 
 cdef int threads_for(double flops, int max_threads) noexcept nogil:

@@ -183,6 +183,12 @@ static int available_cores(void)
     return n;
 }
 
+int matkron_policy_usable_threads(int requested)
+{
+    int cores = available_cores();
+    return requested < 1 ? 1 : requested < cores ? requested : cores;
+}
+
 int matkron_policy_threads_for(double flops, int max_threads)
 {
     if (max_threads <= 1 || !(flops > 0) || matkron_pool_in_task())

@@ -7,6 +7,7 @@ machine, malformed wisdom and altered plans are refused.
 """
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -257,6 +258,17 @@ def test_wisdom_from_another_machine_is_ignored(rng, measure_all):
     with pytest.warns(UserWarning, match="another machine or library.*blas_kernel"):
         assert matkron.import_wisdom(json.dumps(data)) == 0
     assert _stats()["measured"] == 0
+
+
+def test_plan_key_counts_threads_capped_at_the_cores(rng, measure_all):
+    # More threads than cores run as many threads as cores: a plan measured while asking
+    # for 64 is keyed (and saved) with the cores this process may use.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    with matkron.threads(64):
+        entry = json.loads(_measured_wisdom(rng))["plans"][0]
+    if cores is not None:
+        assert entry["threads"] == min(64, cores)
+    assert entry["threads"] <= (os.cpu_count() or 1)
 
 
 def test_wisdom_round_trip_in_process(rng, measure_all):
