@@ -31,6 +31,7 @@ from ._factors import (
     Sparse,
     as_factor,
     diagonal_slogdet,
+    hermitian_eigh,
     once_per_distinct,
     require_finite,
     require_structure,
@@ -1109,7 +1110,7 @@ def _factor_eigh(f, dtype):
     eigendecomposition of the dense matrix."""
     if f.kind == "diagonal":
         return f.d.real.astype(np.finfo(dtype).dtype), identity(f.shape[0])
-    return scipy.linalg.eigh(f.dense(dtype))
+    return hermitian_eigh(f.dense(dtype))
 
 
 def _new_result(x, rows, dtype):
@@ -2252,15 +2253,16 @@ class KronSumOperator(SumOfKronOperator):
     def _real_dtype(self):
         return np.finfo(self.dtype).dtype
 
-    def _eig_grid(self, what):
+    def _eig_grid(self, what, hermitian=False):
         """(grid, vs): the eigenvalues of A1 ⊕ A2 ⊕ … (sums over the factor eigenvalues,
         in vec order) and the factor eigenvectors in Kronecker order, for Hermitian
-        factors (cached; ValueError naming a factor that is not Hermitian)."""
+        factors (cached; ValueError naming a factor that is not Hermitian, unless the
+        caller has checked: `hermitian`)."""
         if "grid" not in self._cache:
             require_structure(self._ks_factors, self._names, what)
             require_finite(self._ks_factors, self._names, what)
             for f, name in zip(self._ks_factors, self._names):
-                if not f.is_hermitian():
+                if not hermitian and not f.is_hermitian():
                     raise ValueError(f"{what} needs Hermitian factors; {name} is not "
                                      "Hermitian")
             pairs = once_per_distinct(self._ks_factors,
@@ -2367,31 +2369,49 @@ class KronSumOperator(SumOfKronOperator):
             raise ValueError(f"t must be a real number or a 1-D array of them; got {t!r}")
         if times.size == 0:
             return np.empty((0,) + b.shape, self._product_dtype(b))
-        hermitian = all(f.is_hermitian() for f in self._ks_factors)
+        hermitian = "grid" in self._cache or all(f.is_hermitian() for f in self._ks_factors)
         if not hermitian:
             # Python floats: weak in promotion, so float32 operators stay float32.
             results = [self._exp_kron(ti) @ b for ti in np.atleast_1d(times).tolist()]
             return results[0] if times.ndim == 0 else np.stack(results)
-        grid, vs = self._eig_grid("expm_multiply")
+        ts = np.atleast_1d(times).astype(np.float64)
+        x = np.empty((ts.size,) + b.shape, self._product_dtype(b))
+        # exp(0 (A1 ⊕ …)) = I exactly: a time 0 gives b itself, with no product and no
+        # rounding (linspace(0, t, T) starts there).
+        still = ts == 0
+        x[still] = b
+        moving = np.flatnonzero(~still)
+        if moving.size:
+            lo, hi = moving[0], moving[-1] + 1
+            if hi - lo == moving.size:  # no 0 between other times: written in place
+                self._expm_multiply_hermitian(b, ts[lo:hi], x[lo:hi])
+            else:
+                x[moving] = self._expm_multiply_hermitian(
+                    b, ts[moving], np.empty((moving.size,) + b.shape, x.dtype))
+        return x[0] if times.ndim == 0 else x
+
+    def _expm_multiply_hermitian(self, b, ts, out):
+        """exp(t (A1 ⊕ …)) b into out[j] for each time t = ts[j] (Hermitian factors; out
+        C-ordered, of shape (T,) + b.shape and the product's dtype)."""
+        n = self.shape[0]
+        grid, vs = self._eig_grid("expm_multiply", hermitian=True)
         V = KronOperator(vs)
         y = V.H @ b  # once for all times
-        ts = np.atleast_1d(times).astype(np.float64)
         scales = self._exp_grid(ts).astype(np.finfo(y.dtype).dtype, copy=False)  # (T, N)
         # All times in one product, one column per time (and right-hand side): the scaled
         # vectors are the rows of a C-ordered (T, N) array, read as the Fortran-ordered
-        # operand (N, T), and the product is written the same way into the result.
+        # operand (N, T), and the product is written the same way into `out`.
         if y.ndim == 1:
             if scales.dtype == y.dtype:
                 scales *= y  # the grid's own array: scaled in place
             else:
                 scales = scales * y
-            x = np.empty(scales.shape, y.dtype)
-            kron_matvec(vs, scales.T, out=x.T)
+            kron_matvec(vs, scales.T, out=out.T)
         else:
             scaled = scales[:, np.newaxis, :] * y.T  # (T, m, N)
-            x = (V @ scaled.reshape(-1, n).T).T.reshape(ts.size, y.shape[1], n)
-            x = np.ascontiguousarray(x.transpose(0, 2, 1))
-        return x[0] if times.ndim == 0 else x
+            out[...] = (V @ scaled.reshape(-1, n).T).T.reshape(
+                ts.size, y.shape[1], n).transpose(0, 2, 1)
+        return out
 
     def _exp_grid(self, ts):
         """exp(t w) for the eigenvalue grid w, one row per time: the Kronecker product of

@@ -18,7 +18,7 @@ import warnings
 import numpy as np
 import scipy.linalg
 
-from ._factors import DiagonalFactor
+from ._factors import DiagonalFactor, hermitian_eigh
 
 __all__ = ["Pencil", "factor_pencil"]
 
@@ -53,7 +53,7 @@ def factor_pencil(a, c, dtype):
             return (entries / d).astype(real), DiagonalFactor(scale.astype(dtype)), float(
                 np.log(d).sum()), sign
         scaled = scale[:, None] * a.dense(dtype) * scale[None, :]
-        lam, u = scipy.linalg.eigh(scaled, check_finite=False)
+        lam, u = hermitian_eigh(scaled)
         return lam.astype(real), scale[:, None] * u, float(np.log(d).sum()), sign
     if not c.is_hermitian():
         raise np.linalg.LinAlgError("is not Hermitian")

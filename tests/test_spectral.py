@@ -335,15 +335,23 @@ def test_negative_power_of_a_singular_factor_raises(rng):
         (0 * matkron.kron(H)).power(-1.5)
 
 
+def _count_eigh(monkeypatch):
+    """A list that gets one entry per Hermitian eigendecomposition (NumPy's or SciPy's,
+    standard or generalized) made from now on."""
+    calls = []
+    for module in (np.linalg, scipy.linalg):
+        real = module.eigh
+        monkeypatch.setattr(module, "eigh",
+                            lambda *a, real=real, **k: calls.append(1) or real(*a, **k))
+    return calls
+
+
 def test_shifted_sum_factors_decomposed_once(rng, monkeypatch):
     # Repeated solves of K + s I reuse the factor eigendecompositions (the GP loop).
     H, G = _hpd(rng, 3, np.float64), _hpd(rng, 4, np.float64)
     S = matkron.kron(H, G) + 0.5 * matkron.identity(12)
     M = np.kron(H, G) + 0.5 * np.eye(12)
-    calls = []
-    real_eigh = scipy.linalg.eigh
-    monkeypatch.setattr(scipy.linalg, "eigh", lambda *a, **k: calls.append(1) or
-                        real_eigh(*a, **k))
+    calls = _count_eigh(monkeypatch)
     for _ in range(3):
         b = random_array(rng, 12, np.float64)
         np.testing.assert_allclose(S.solve(b), np.linalg.solve(M, b), rtol=1e-10)
@@ -359,10 +367,7 @@ def test_equal_factors_decomposed_once(rng, monkeypatch):
     # (the same array twice, an equal copy), while an equal-shaped different factor, or
     # a pencil pair that differs in C only, gets its own. Checked against the dense matrix.
     H, G = _hpd(rng, 3, np.float64), _hpd(rng, 3, np.float64)
-    calls = []
-    real_eigh = scipy.linalg.eigh
-    monkeypatch.setattr(scipy.linalg, "eigh", lambda *a, **k: calls.append(1) or
-                        real_eigh(*a, **k))
+    calls = _count_eigh(monkeypatch)
     S = matkron.kron(H, H.copy(), G, H) + 0.5 * matkron.identity(81)
     M = _kron([H, H, G, H]) + 0.5 * np.eye(81)
     b = random_array(rng, (81, 2), np.float64)
@@ -415,6 +420,32 @@ def test_kronsum_expm_multiply_layout_and_empty_factor(rng):
     np.testing.assert_allclose(got[-1], scipy.linalg.expm(1e-3 * M) @ b, rtol=1e-9)
     for mats in ((np.eye(3), np.zeros((0, 0))), (np.zeros((0, 0)), np.eye(3))):
         assert matkron.kronsum(*mats).expm_multiply(np.zeros(0), [0.0, 1.0]).shape == (2, 0)
+
+
+@pytest.mark.parametrize("ts", [[0.0], [0.3, 0.0, 1.0], [0.0, 0.0, 0.5], [0.5, 1.0, 0.0], 0.0])
+@pytest.mark.parametrize("b_dtype", [np.float64, np.complex128, np.float32])
+@pytest.mark.parametrize("b_cols", [None, 2])
+@pytest.mark.parametrize("factor_dtype", [np.float32, np.float64])
+def test_kronsum_expm_multiply_time_zero(ts, b_dtype, b_cols, factor_dtype, rng):
+    # exp(0 L) b = b exactly, wherever 0 sits among the times; the other times against
+    # scipy.linalg.expm of the dense Kronecker sum; the result dtype is the product's.
+    H, G = (a / np.linalg.norm(a, 2) for a in (_hpd(rng, 3, factor_dtype),
+                                                _hpd(rng, 4, factor_dtype)))
+    L = matkron.kronsum(H, G)
+    M = _kronsum_dense([H.astype(np.float64), G.astype(np.float64)])
+    b = random_array(rng, (12,) if b_cols is None else (12, b_cols), b_dtype)
+    b_before = b.copy()
+    got = L.expm_multiply(b, ts)
+    dtype = np.result_type(factor_dtype, b_dtype)
+    assert got.dtype == dtype and got.shape == np.shape(ts) + b.shape
+    np.testing.assert_array_equal(b, b_before)
+    for t, g in zip(np.atleast_1d(ts), np.reshape(got, (-1,) + b.shape)):
+        if t == 0:
+            np.testing.assert_array_equal(g, b.astype(dtype))
+        else:
+            expected = scipy.linalg.expm(t * M) @ b
+            rtol = 1e-4 if factor_dtype == np.float32 else 1e-9
+            np.testing.assert_allclose(g, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
 
 
 def test_kronsum_expm_multiply_no_times(rng):
