@@ -165,7 +165,7 @@ class FrechetOperator(ProductOperator):
         self._m = m
         impl = self._impl(dtype)
         super().__init__(np.dtype(impl.dtype), (m * m, m * m))
-        self.args = (self.A,)
+        self.args = (self.f, self.A)  # the function and the point
 
     # -- the A-only data, per compute dtype ------------------------------------------------
 

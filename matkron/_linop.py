@@ -195,7 +195,7 @@ class ScaledOperator(ProductOperator):
     def __init__(self, op: ProductOperator, c: Any) -> None:
         self.op, self.c = op, c
         self._set_shape(np.result_type(op.dtype, c), op.shape)
-        self.args = (op,)
+        self.args = (op, c)  # as SciPy's own scaled operator
 
     def _product(self, x):
         return self.op._product(x) * self.c

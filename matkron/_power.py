@@ -675,7 +675,8 @@ class PowerJacobian(ProductOperator):
         self._kron_ops = {}
         self._adjoint_op = None
         self._set_shape(dtype, (m * m, m * m))
-        self.args = (self.A,)
+        # What defines it, as SciPy's power operator's (A, p).
+        self.args = (self.A, self.n if self.coeffs is None else self.coeffs)
         # The plan (powers, eigendecomposition) is built on the first product; the dense
         # matrix of an explicit method="dense" now (whose memory the caller asked for).
         self._fast = None

@@ -1,5 +1,5 @@
 """Argument checks through the public API: one phrasing and one exception type per mistake
-(matkron._validation).
+(matkron._validation), and SciPy's ``args`` on every LinearOperator matkron defines.
 
 Each message names the argument, what it must be, and what was given: "{name} must be …;
 got …" or "{name} has shape …; expected …". A wrong type is a TypeError, a wrong value or
@@ -12,9 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse
 import scipy.sparse.linalg
+from scipy.sparse.linalg import LinearOperator
 
 import matkron
+from matkron._bench.jacobian_chain import DiagonalJacobian
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -213,3 +216,67 @@ def test_validation_imports_only_the_compiled_kernel():
             imported.update(a.name for a in node.names if node.module is None)
     assert imported == {"_kron_cy"}
 
+
+# -- args on every LinearOperator (SciPy's contract) --------------------------------------
+
+
+def _subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def _operators():
+    """One operator of each LinearOperator class matkron defines, made through the public
+    API, with the arguments that define it."""
+    B = np.array([[1.0, 0.5], [0.5, 2.0]])
+    S = scipy.sparse.csr_array(A)
+    F = matkron.frechet("expm", B)
+    K = matkron.kron(A, B)
+    terms = [(A, B), (B, A)]
+    sum_op = matkron.sum_of_kron(terms, [1.0, 2.0])
+    nonhermitian = matkron.kronsum(NOT_HERMITIAN, B)
+    complex_opaque = scipy.sparse.linalg.aslinearoperator(np.eye(2) * 1j)
+    conj = matkron.kron(scipy.sparse.linalg.LinearOperator(
+        (2, 2), matvec=complex_opaque.matvec, dtype=complex)).conj()
+    jac = matkron.jacobian_chain([A, B])
+    J = matkron.power_jacobian(B, 3)
+    P = matkron.polynomial_jacobian(B, [1.0, 2.0])
+    d = np.array([1.0, 2.0])
+    return [
+        (K, (A, B)),
+        (sum_op, sum_op.terms),
+        (matkron.kronsum(A, B), (A, B)),
+        (K.funm(np.exp), None),
+        (nonhermitian.inv(), (nonhermitian,)),
+        (F, ("expm", F.A)),
+        (jac, jac.ops),
+        (J, (J.A, 3)),
+        (P, (P.A, P.coeffs)),
+        (2 * F, (F, 2)),
+        (F + F, (F, F)),
+        (F @ F, (F, F)),
+        (F.T, (F,)),
+        (matkron.kron(S).inv().factors[0], (S,)),
+        (conj.factors[0], None),
+        (DiagonalJacobian(d), (d,)),  # the benchmarks' own
+    ]
+
+
+def test_every_operator_sets_args():
+    ops = _operators()
+    classes = {c for c in _subclasses(LinearOperator) if c.__module__.startswith("matkron.")
+               and c.__name__ != "ProductOperator"}  # the base class, never made itself
+    assert {type(op) for op, _ in ops} == classes  # a new class needs a case here
+    for op, expected in ops:
+        assert isinstance(op.args, tuple) and op.args, type(op)
+        if expected is not None:
+            assert _same(op.args, expected), (type(op), op.args, expected)
+
+
+def _same(got, want):
+    if isinstance(want, tuple):
+        return (isinstance(got, tuple) and len(got) == len(want)
+                and all(_same(g, w) for g, w in zip(got, want)))
+    return got is want or (isinstance(want, (np.ndarray, np.generic, int, float, str))
+                           and np.array_equal(got, want))
