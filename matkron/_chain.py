@@ -116,9 +116,10 @@ def chain_order(
     Raises
     ------
     ValueError
-        If `dims` has fewer than two entries, or an entry is not a non-negative integer
-        or exceeds 2**63 - 1 (the message names its 0-based position), or `method` is
-        unknown.
+        If `dims` has fewer than two entries, or an entry is negative or exceeds
+        2**63 - 1 (the message names its 0-based position), or `method` is unknown.
+    TypeError
+        If `dims` is not a sequence, or an entry is not an integer (a bool is not).
 
     See Also
     --------

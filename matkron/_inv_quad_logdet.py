@@ -42,7 +42,7 @@ def inv_quad_logdet(
     TypeError
         If `K` is not one of these operators.
     ValueError
-        If `y` does not match `K`.
+        If `K` is not square or `y` does not match it.
     NotImplementedError, numpy.linalg.LinAlgError
         As ``K.solve``.
 
