@@ -8,7 +8,19 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _chain_cy
 from ._hu_shing import hu_shing
-from ._validation import _BLAS_DTYPES, blas_readable, check_blas_size, check_out, count
+from ._validation import (
+    _BLAS_DTYPES,
+    as_list,
+    blas_readable,
+    check_blas_size,
+    check_choice,
+    check_length,
+    check_ndim,
+    check_nonempty,
+    check_out,
+    count,
+    shape_error,
+)
 from ._workspace import workspace
 
 __all__ = ["ChainPlan", "chain_order", "multi_dot"]
@@ -31,24 +43,14 @@ def _check_dims(dims):
     """`dims` as a tuple of Python ints, or a TypeError (not an integer) or ValueError
     (negative, too large, too few) naming the first bad entry."""
     if isinstance(dims, np.ndarray):
-        if dims.ndim != 1:
-            raise ValueError(f"dims must be 1-D; got an array of shape {dims.shape}")
+        check_ndim(dims, "dims", 1)
         dims = dims.tolist()
-    elif isinstance(dims, (str, bytes)) or not hasattr(dims, "__iter__"):
-        raise TypeError(f"dims must be a sequence of integers; got {type(dims).__name__}")
-    checked = []
-    for i, d in enumerate(dims):
-        # TypeError for a non-integer, ValueError for a negative one, as everywhere.
-        d = count(d, f"dims[{i}]")
-        if d > DIM_MAX:
-            raise ValueError(f"dims[{i}] = {d} is larger than 2**63 - 1")
-        checked.append(d)
-    if len(checked) < 2:
-        raise ValueError(
-            "dims must have at least two entries, d_0 ... d_k for k >= 1 matrices; "
-            f"got {len(checked)}"
-        )
-    return tuple(checked)
+    else:
+        dims = as_list(dims, "dims", "integers")
+    # TypeError for a non-integer, ValueError for a negative or too large one, as everywhere.
+    checked = tuple(count(d, f"dims[{i}]", maximum=DIM_MAX) for i, d in enumerate(dims))
+    check_nonempty(checked, "dims", "entries, d_0 ... d_k for k >= 1 matrices", minimum=2)
+    return checked
 
 
 def _dp_python(dims):
@@ -114,9 +116,10 @@ def chain_order(
     Raises
     ------
     ValueError
-        If `dims` has fewer than two entries, or an entry is not a non-negative integer
-        or exceeds 2**63 - 1 (the message names its 0-based position), or `method` is
-        unknown.
+        If `dims` has fewer than two entries, or an entry is negative or exceeds
+        2**63 - 1 (the message names its 0-based position), or `method` is unknown.
+    TypeError
+        If `dims` is not a sequence, or an entry is not an integer (a bool is not).
 
     See Also
     --------
@@ -168,10 +171,7 @@ def chain_order(
     7500
     """
     dims = _check_dims(dims)
-    if method not in _METHODS:
-        raise ValueError(
-            f"method must be one of {', '.join(map(repr, _METHODS))}; got {method!r}"
-        )
+    check_choice(method, "method", _METHODS)
     cost, steps = _dp(dims) if method == "dp" else hu_shing(dims)
     return ChainPlan(dims, cost, steps, method)
 
@@ -363,34 +363,19 @@ class ChainPlan:
         np.float64(3.0)
         """
         arrays = _as_list(arrays)
-        if len(arrays) != self.k:
-            raise ValueError(
-                f"arrays has {len(arrays)} arrays; the plan is for k = {self.k} matrices "
-                f"(dims {self._dims})"
-            )
+        check_length(arrays, "arrays", self.k, f"one per matrix of the plan (dims {self._dims})")
         arrs = [np.asarray(a) for a in arrays]
         mats = _as_matrices(arrs)
         d = self._dims
         for i, m in enumerate(mats):
             if m.shape != (d[i], d[i + 1]):
-                raise ValueError(
-                    f"arrays[{i}] has shape {arrs[i].shape}; expected ({d[i]}, {d[i + 1]}) "
-                    f"= (dims[{i}], dims[{i + 1}])"
-                )
+                raise shape_error(f"arrays[{i}]", arrs[i].shape,
+                                  f"({d[i]}, {d[i + 1]}) = (dims[{i}], dims[{i + 1}])")
         return _product(self._steps, arrs, mats, out)
 
 
 def _as_list(arrays):
-    if isinstance(arrays, np.ndarray) and arrays.ndim < 3:
-        raise TypeError(
-            f"arrays must be a sequence of arrays; got one array of shape {arrays.shape}"
-        )
-    try:
-        return list(arrays)
-    except TypeError:
-        raise TypeError(
-            f"arrays must be a sequence of arrays; got {type(arrays).__name__}"
-        ) from None
+    return as_list(arrays, "arrays", "arrays", stacked=3)
 
 
 def _as_matrices(arrs):
@@ -608,8 +593,7 @@ def multi_dot(
         if result is not None:
             return result
     arrays = _as_list(arrays)
-    if len(arrays) < 2:
-        raise ValueError(f"multi_dot needs at least two arrays; got {len(arrays)}")
+    check_nonempty(arrays, "arrays", "arrays", minimum=2)
     arrs = [np.asarray(a) for a in arrays]
     if len(arrs) == 2 and (arrs[0].ndim not in (1, 2) or arrs[1].ndim not in (1, 2)):
         return np.dot(arrs[0], arrs[1], out=out)

@@ -33,10 +33,14 @@ from ._validation import (
     blas_dtype,
     blas_readable,
     check_blas_dims,
+    check_conformable,
     check_dtype,
+    check_ndim,
     check_rows,
     count,
     is_hermitian,
+    needs_structure,
+    not_finite,
     result_dtype,
 )
 
@@ -162,8 +166,7 @@ class ScaledIdentity:
         None for anything else (the operator's own arithmetic then applies)."""
         if not isinstance(other, (IdentityFactor, ScaledIdentity)):
             return None
-        if other.n != self.n:
-            raise ValueError(f"cannot add identities of orders {self.n} and {other.n}")
+        check_conformable("add", (self.n, self.n), (other.n, other.n))
         return other.c if isinstance(other, ScaledIdentity) else 1
 
     def __add__(self, other: Any) -> Any:
@@ -183,9 +186,7 @@ class ScaledIdentity:
     def __matmul__(self, x: ArrayLike) -> Array:
         """c x, in the dtype matkron computes in (for an operator x: c x, as an operator)."""
         if isinstance(x, LinearOperator):
-            if x.shape[0] != self.n:
-                raise ValueError(f"cannot multiply the identity of order {self.n} and an "
-                                 f"operator of shape {x.shape}")
+            check_conformable("multiply", (self.n, self.n), x.shape)
             return x if self.c == 1 else self.c * x
         x = as_array(x, "x")
         check_rows(x, self.n, "x", f"the order of the identity, {self.n}")
@@ -286,8 +287,7 @@ def diagonal(d: ArrayLike) -> "DiagonalFactor":
     16.0
     """
     d = as_array(d, "d")
-    if d.ndim != 1:
-        raise ValueError(f"d must be 1-D; got shape {d.shape}")
+    check_ndim(d, "d", 1)
     return DiagonalFactor(d)
 
 
@@ -1325,8 +1325,7 @@ def as_factor(value, name):
     if isinstance(value, Factor):
         return value
     if scipy.sparse.issparse(value):
-        if value.ndim != 2:
-            raise ValueError(f"{name} must be 2-D; got shape {value.shape}")
+        check_ndim(value, name, 2)
         check_blas_dims(value.shape, name)  # before CSR conversion (indptr of rows + 1)
         _check_sparse_indices(value, name)
         check_dtype(value.dtype, name)
@@ -1341,8 +1340,7 @@ def as_factor(value, name):
         check_dtype(np.dtype(value.dtype), name)
         return Operator(value)
     a = as_array(value, name)
-    if a.ndim != 2:
-        raise ValueError(f"{name} must be 2-D; got shape {a.shape}")
+    check_ndim(a, name, 2)
     return Dense(a, name=name)
 
 
@@ -1356,13 +1354,10 @@ def require_structure(factors, names, what):
     """TypeError naming the first factor whose kind has no `what` (an opaque operator)."""
     for f, name in zip(factors, names):
         if not f.structured:
-            raise TypeError(
-                f"{what} needs the structure of every factor; {name} is a LinearOperator, "
-                "which matkron can only apply"
-            )
+            raise needs_structure(what, name)
 
 
 def require_finite(factors, names, what):
     for f, name in zip(factors, names):
         if not f.is_finite():
-            raise ValueError(f"{name} contains NaN or inf; {what} needs finite factors")
+            raise not_finite(name, what)

@@ -1,6 +1,5 @@
 """Fréchet derivatives of matrix functions as operators on vec(E), and condition numbers."""
 
-import numbers
 from collections.abc import Callable
 
 import numpy as np
@@ -24,8 +23,14 @@ from ._typing import Array
 from ._validation import (
     as_array,
     check_blas_size,
+    check_bool,
+    check_choice,
+    check_finite,
+    check_number,
     check_rows,
+    check_stack,
     is_hermitian,
+    needs_hermitian,
     result_dtype,
     square_matrix,
 )
@@ -41,8 +46,7 @@ NORMS = ("fro", 1)
 
 def _check_function(f, p, fprime, method):
     """(name or None, callable or None, p) after checking the combination."""
-    if not isinstance(method, str) or method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}; got {method!r}")
+    check_choice(method, "method", METHODS)
     if callable(f):
         if not callable(fprime):
             raise TypeError(
@@ -54,14 +58,13 @@ def _check_function(f, p, fprime, method):
             raise ValueError("method='block' needs a named f (one of "
                              f"{FUNCTIONS}); got a callable")
         return None, f, None
-    if not isinstance(f, str) or f not in FUNCTIONS:
-        raise ValueError(f"f must be one of {FUNCTIONS} or a callable; got {f!r}")
+    check_choice(f, "f", FUNCTIONS, alternative="a callable")
     if fprime is not None:
         raise ValueError(f"fprime applies to a callable f only; got it with f={f!r}")
     if f == "power":
-        if p is None or isinstance(p, (bool, np.bool_)) or not isinstance(
-                p, (numbers.Real, np.floating, np.integer)) or not np.isfinite(p):
-            raise TypeError(f"f='power' needs p, a finite real exponent; got p={p!r}")
+        if p is None:
+            raise TypeError("f='power' needs p, a finite real exponent; got p=None")
+        check_number(p, "p", real=True, finite=True)
         p = int(p) if float(p).is_integer() else float(p)
     elif p is not None:
         raise ValueError(f"p applies to f='power' only; got p={p!r} with f={f!r}")
@@ -141,12 +144,11 @@ class FrechetOperator(ProductOperator):
         # Before the copy: vec(E) has m² entries.
         check_blas_size(A.shape[0] ** 2, f"the number of entries of A (of order {A.shape[0]})")
         A = np.array(A, dtype=dtype)
-        if dtype.kind in "fc" and not np.isfinite(A).all():
-            raise ValueError("A contains NaN or inf; the Fréchet derivative needs a finite A")
+        check_finite(A, "A", "the Fréchet derivative", of="A and E")
         hermitian = is_hermitian(A)
         self._requested = method
         if func is not None and not hermitian:
-            raise ValueError("a callable f needs a Hermitian (real symmetric) A; A is not")
+            raise needs_hermitian("a callable f", "A", "a Hermitian (real symmetric) A")
         if method == "auto":
             if func is not None or (hermitian and name != "inv"):
                 method = "eig"
@@ -163,7 +165,7 @@ class FrechetOperator(ProductOperator):
         self._m = m
         impl = self._impl(dtype)
         super().__init__(np.dtype(impl.dtype), (m * m, m * m))
-        self.args = (self.A,)
+        self.args = (self.f, self.A)  # the function and the point
 
     # -- the A-only data, per compute dtype ------------------------------------------------
 
@@ -253,11 +255,8 @@ class FrechetOperator(ProductOperator):
         """
         E = as_array(E, "E")
         m = self._m
-        if E.ndim not in (2, 3) or E.shape[-2:] != (m, m):
-            raise ValueError(
-                f"E has shape {E.shape}; expected ({m}, {m}) or (k, {m}, {m}) to match A of "
-                f"shape {self.A.shape}")
-        _require_finite_direction(E)
+        check_stack(E, m, "E", f"to match A of shape {self.A.shape}")
+        check_finite(E, "E", "the Fréchet derivative", of="A and E")
         stack = E[np.newaxis] if E.ndim == 2 else E
         out = to_stack(self._run(lambda dt: from_stack(stack, dt), result_dtype(E.dtype)))
         return out[0] if E.ndim == 2 else np.ascontiguousarray(out)
@@ -375,8 +374,9 @@ def frechet(f: Function, A: ArrayLike, E: ArrayLike | None = None, *,
     Raises
     ------
     ValueError
-        If `f`, `p`, `fprime` or `method` do not fit together, `A` is not square or not
-        finite, a callable `f` comes with a non-Hermitian `A`, or `E` does not match `A`.
+        If `f`, `p`, `fprime` or `method` do not fit together, `p` is not finite, `A` is
+        not square or not finite, a callable `f` comes with a non-Hermitian `A`, or `E`
+        does not match `A`.
     TypeError
         If ``f="power"`` comes without a real `p`, a callable `f` without `fprime`, or an
         array is not numeric.
@@ -450,13 +450,6 @@ def frechet(f: Function, A: ArrayLike, E: ArrayLike | None = None, *,
     return op if E is None else op.apply(E)
 
 
-def _require_finite_direction(E):
-    """ValueError when the direction E holds NaN or inf (as for A, and as SciPy's
-    check_finite): its derivative would be NaN throughout, silently."""
-    if E.dtype.kind in "fc" and not np.isfinite(E).all():
-        raise ValueError("E contains NaN or inf; the Fréchet derivative needs a finite E")
-
-
 def _expm_frechet_oneshot(A, E):
     """frechet("expm", A, E) in one compiled call (matkron._expm_cy: the A-only data, then
     each direction, with no NumPy call in between), or None where the operator's path
@@ -465,11 +458,9 @@ def _expm_frechet_oneshot(A, E):
     A = square_matrix(A, "A")
     E = as_array(E, "E")
     m = A.shape[0]
-    if E.ndim not in (2, 3) or E.shape[-2:] != (m, m):
-        raise ValueError(
-            f"E has shape {E.shape}; expected ({m}, {m}) or (k, {m}, {m}) to match A of "
-            f"shape {A.shape}")
-    _require_finite_direction(E)
+    check_stack(E, m, "E", f"to match A of shape {A.shape}")
+    # As for A (and as SciPy's check_finite): its derivative would be NaN throughout.
+    check_finite(E, "E", "the Fréchet derivative", of="A and E")
     dtype = result_dtype(A.dtype, E.dtype)
     if (m == 0 or (A.dtype.kind != "c" and dtype.kind == "c") or is_hermitian(A)
             or not np.isfinite(A).all()):
@@ -553,7 +544,9 @@ def cond(f: Function, A: ArrayLike, *, p: float | None = None,
     Raises
     ------
     ValueError
-        If `norm` or `rtol` is invalid, or as :func:`frechet`.
+        If `norm` is not one of "fro", 1 or `rtol` not in (0, 1), or as :func:`frechet`.
+    TypeError
+        If `rtol` is not a real number or `relative` not a bool, or as :func:`frechet`.
 
     Notes
     -----
@@ -575,12 +568,10 @@ def cond(f: Function, A: ArrayLike, *, p: float | None = None,
     >>> bool(np.isclose(k, scipy.linalg.expm_cond(A), rtol=1e-6))
     True
     """
-    if norm not in NORMS or isinstance(norm, bool):
-        raise ValueError(f"norm must be 'fro' or 1; got {norm!r}")
-    if not isinstance(rtol, numbers.Real) or not 0 < rtol < 1:
+    check_choice(norm, "norm", NORMS)
+    if not 0 < check_number(rtol, "rtol", real=True) < 1:
         raise ValueError(f"rtol must be a number in (0, 1); got {rtol!r}")
-    if not isinstance(relative, (bool, np.bool_)):
-        raise TypeError(f"relative must be True or False; got {relative!r}")
+    check_bool(relative, "relative")
     L = FrechetOperator(f, A, p=p, fprime=fprime)
     if L.shape[0] == 0:
         return 0.0

@@ -7,7 +7,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ._operators import KronOperator, KronSumOperator, SumOfKronOperator
-from ._validation import as_array, check_rows
+from ._validation import as_array, check_rows, check_square
 
 __all__ = ["inv_quad_logdet"]
 
@@ -42,7 +42,7 @@ def inv_quad_logdet(
     TypeError
         If `K` is not one of these operators.
     ValueError
-        If `y` does not match `K`.
+        If `K` is not square or `y` does not match it.
     NotImplementedError, numpy.linalg.LinAlgError
         As ``K.solve``.
 
@@ -70,8 +70,7 @@ def inv_quad_logdet(
             "K must be a matkron KronOperator or SumOfKronOperator (a Kronecker product, "
             f"a sum the factors diagonalize, or a Kronecker sum); got {type(K).__name__}"
         )
-    if K.shape[0] != K.shape[1]:
-        raise ValueError(f"K must be square; got shape {K.shape}")
+    check_square(K.shape, "K", "operator")
     y = as_array(y, "y")
     n = K.shape[0]
     check_rows(y, n, "y", f"the order of the {n}x{n} operator K")

@@ -14,7 +14,19 @@ import scipy.sparse
 from scipy.sparse.linalg import LinearOperator
 
 from ._linop import ProductOperator
-from ._validation import as_array, check_blas_dims, check_rows, count, result_dtype
+from ._validation import (
+    as_array,
+    as_list,
+    check_blas_dims,
+    check_choice,
+    check_length,
+    check_nonempty,
+    check_number,
+    check_rows,
+    count,
+    result_dtype,
+    shape_error,
+)
 
 __all__ = ["JacobianChainOperator", "JacobianChainPlan", "jacobian_chain"]
 
@@ -35,22 +47,11 @@ _ARRAY, _SPARSE, _OPERATOR = "array", "sparse", "operator"
 def _cost_value(value, name):
     """A cost hint as a non-negative finite Python int or float, or TypeError/ValueError
     naming `name`."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(
-            f"{name} must be a non-negative number; got {value!r} of type "
-            f"{type(value).__name__}"
-        )
+    check_number(value, name, real=True, finite=True, nonnegative=True)
     if isinstance(value, (numbers.Integral, np.integer)):
-        value = operator.index(value)
-    else:
-        value = float(value)
-        if not math.isfinite(value):
-            raise ValueError(f"{name} must be finite; got {value}")
-        if value.is_integer():
-            value = int(value)
-    if value < 0:
-        raise ValueError(f"{name} must be non-negative; got {value}")
-    return value
+        return operator.index(value)
+    value = float(value)
+    return int(value) if value.is_integer() else value
 
 
 def _has_adjoint(op):
@@ -82,10 +83,8 @@ def _check_op(op, i):
         op = as_array(op, name)
         kind, shape, dtype = _ARRAY, op.shape, op.dtype
     if len(shape) != 2:
-        raise ValueError(
-            f"{name} has shape {shape}; expected a 2-D Jacobian (rows, columns): a "
-            "LinearOperator, an array or a SciPy sparse array"
-        )
+        raise shape_error(name, shape, "a 2-D Jacobian (rows, columns): a LinearOperator, "
+                          "an array or a SciPy sparse array")
     if dtype.kind not in "biufc":
         raise TypeError(f"{name} has dtype {dtype}; expected a numeric Jacobian")
     check_blas_dims(shape, name)  # before any block of it is cast or formed
@@ -126,42 +125,25 @@ def _hinted_costs(hint, default, i):
 
 def _check_chain(ops, costs):
     """The validated chain: kinds, ops, dims n_0 … n_k, matvec and rmatvec costs, dtype."""
-    if isinstance(ops, (np.ndarray, LinearOperator)) or scipy.sparse.issparse(ops):
-        raise TypeError(
-            "ops must be a sequence of Jacobians (LinearOperators or arrays), ops[0] "
-            f"applied first; got one {type(ops).__name__}"
-        )
-    try:
-        ops = list(ops)
-    except TypeError:
-        raise TypeError(
-            f"ops must be a sequence of Jacobians; got {type(ops).__name__}"
-        ) from None
-    if not ops:
-        raise ValueError("ops must hold at least one Jacobian; got an empty sequence")
+    ops = as_list(ops, "ops", "Jacobians (LinearOperators or arrays), ops[0] applied first")
+    check_nonempty(ops, "ops", "Jacobian")
     checked = [_check_op(op, i) for i, op in enumerate(ops)]
     dims = [checked[0][2][1]]
     for i, (_, _, shape, _) in enumerate(checked):
         if shape[1] != dims[-1]:
             prev = checked[i - 1][2]
-            raise ValueError(
-                f"ops[{i}] has shape {shape}; expected ({shape[0]}, {dims[-1]}) or any "
-                f"(rows, {dims[-1]}): its columns must match the rows of ops[{i - 1}] of "
-                f"shape {prev}, the Jacobian applied before it"
+            raise shape_error(
+                f"ops[{i}]", shape, f"({shape[0]}, {dims[-1]}) or any (rows, {dims[-1]}): its "
+                f"columns must match the rows of ops[{i - 1}] of shape {prev}, the Jacobian "
+                "applied before it"
             )
         dims.append(shape[0])
     k = len(ops)
     if costs is None:
         costs = [None] * k
-    elif isinstance(costs, (str, bytes)) or not hasattr(costs, "__len__"):
-        raise TypeError(
-            f"costs must be a sequence of {k} hints (None, a number or a pair); got "
-            f"{type(costs).__name__}"
-        )
-    if len(costs) != k:
-        raise ValueError(
-            f"costs has {len(costs)} entries; expected {k}, one per Jacobian in ops"
-        )
+    else:
+        costs = as_list(costs, "costs", f"{k} hints (None, a number or a pair)", stacked=1)
+    check_length(costs, "costs", k, "one per Jacobian in ops")
     kinds, kept, c, r = [], [], [], []
     for i, ((kind, op, shape, _), hint) in enumerate(zip(checked, costs)):
         matvec, rmatvec = _hinted_costs(hint, _default_costs(kind, op, shape, i), i)
@@ -619,8 +601,7 @@ class JacobianChainOperator(ProductOperator):
         costs: Sequence | None = None,
         mode: Literal["auto", "forward", "reverse"] = "auto",
     ) -> None:
-        if not isinstance(mode, str) or mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}; got {mode!r}")
+        check_choice(mode, "mode", MODES)
         kinds, kept, dims, c, r, dtype = _check_chain(ops, costs)
         if mode == "reverse" and math.inf in r:
             t = r.index(math.inf)

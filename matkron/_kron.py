@@ -14,8 +14,11 @@ from ._factors import as_factor, factors_dtype, identity
 from ._structured import structured_product
 from ._validation import (
     as_array,
+    as_list,
     check_blas_dims,
     check_blas_size,
+    check_ndim,
+    check_nonempty,
     check_out,
     count,
     operand,
@@ -121,8 +124,7 @@ def unvec(x: ArrayLike, shape: tuple[int, int]) -> NDArray[Any]:
            [3, 4]])
     """
     x = supported_array(x, "x")
-    if x.ndim != 1:
-        raise ValueError(f"x must be 1-D; got shape {x.shape}")
+    check_ndim(x, "x", 1)
     shape = _shape_argument(shape)
     if math.prod(shape) != x.size:
         product = "*".join(map(str, shape)) if len(shape) > 1 else ""
@@ -196,17 +198,18 @@ def kron_order(
     >>> matkron.kron_order([(2, 50), (50, 2)])
     ((0, 1), 400)
     """
-    try:
-        shapes = [tuple(shape) for shape in shapes]
-    except TypeError:
-        raise TypeError(
-            f"shapes must be a sequence of (rows, columns) pairs; got {shapes!r}"
-        ) from None
-    if not shapes:
-        raise ValueError("shapes must name at least one factor")
+    shapes = as_list(shapes, "shapes", "(rows, columns) pairs", stacked=2)
+    check_nonempty(shapes, "shapes", "(rows, columns) pair")
     for i, shape in enumerate(shapes):
-        if len(shape) != 2:
-            raise ValueError(f"shapes[{i}] = {shape} must be a (rows, columns) pair")
+        try:
+            shapes[i] = tuple(shape)
+        except TypeError:
+            raise TypeError(
+                f"shapes[{i}] must be a (rows, columns) pair; got {shape!r} of type "
+                f"{type(shape).__name__}"
+            ) from None
+        if len(shapes[i]) != 2:
+            raise ValueError(f"shapes[{i}] must be a (rows, columns) pair; got {shape!r}")
     shapes = [
         (count(p, f"shapes[{i}][0]"), count(q, f"shapes[{i}][1]"))
         for i, (p, q) in enumerate(shapes)
@@ -232,19 +235,8 @@ def as_factors(factors, name="factors"):
     Returns the list of Factor objects and the product of the coefficients of the
     KronOperators among them, which are flattened into their factors.
     """
-    if isinstance(factors, np.ndarray) and factors.ndim < 3:
-        raise TypeError(
-            f"{name} must be a sequence of 2-D arrays; got one array of shape "
-            f"{factors.shape} (wrap a single factor in a list)"
-        )
-    try:
-        factors = list(factors)
-    except TypeError:
-        raise TypeError(
-            f"{name} must be a sequence of 2-D arrays; got {type(factors).__name__}"
-        ) from None
-    if not factors:
-        raise ValueError(f"{name} must contain at least one factor")
+    factors = as_list(factors, name, "2-D arrays (a single factor in a list)", stacked=3)
+    check_nonempty(factors, name, "factor")
     out = []
     coeff = 1
     for i, f in enumerate(factors):
@@ -280,8 +272,7 @@ def kernel_factors(factors, dtype):
 def check_operand(x, shapes, name="x", columns=True):
     """Check that x (1-D or 2-D) matches the columns (or rows) of the product of `shapes`
     and that the kernel can index it."""
-    if x.ndim not in (1, 2):
-        raise ValueError(f"{name} must be 1-D or 2-D; got shape {x.shape}")
+    check_ndim(x, name, (1, 2))
     dims = [q if columns else p for p, q in shapes]
     expected = math.prod(dims)
     if x.shape[0] != expected:

@@ -7,7 +7,13 @@ import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
 from . import _dask
-from ._validation import as_scalar, is_dask_array
+from ._validation import (
+    as_scalar,
+    check_conformable,
+    check_ndim,
+    is_dask_array,
+    shape_error,
+)
 
 __all__ = ["ProductOperator"]
 
@@ -91,9 +97,7 @@ class ProductOperator(LinearOperator):
         if as_scalar(x) is not None:
             return self * x  # the subclass's scaling, which keeps its structure
         if isinstance(x, ProductOperator):
-            if x.shape[0] != self.shape[1]:
-                raise ValueError(f"cannot multiply operators of shapes {self.shape} and "
-                                 f"{x.shape}")
+            check_conformable("multiply", self.shape, x.shape)
             return ComposedOperator(self, x)
         return super().dot(x)
 
@@ -152,8 +156,7 @@ class ProductOperator(LinearOperator):
 
     def __add__(self, x: Any) -> Any:
         if isinstance(x, ProductOperator):
-            if x.shape != self.shape:
-                raise ValueError(f"cannot add operators of shapes {self.shape} and {x.shape}")
+            check_conformable("add", self.shape, x.shape)
             return SumOperator(self, x)
         return super().__add__(x)
 
@@ -165,13 +168,11 @@ class ProductOperator(LinearOperator):
         `how` is the method called, whose shape rules apply."""
         if how in ("matvec", "rmatvec") and x.ndim == 2 and x.shape[1] == 1:
             return _dask.columns(self, x, label=how)  # SciPy's (N, 1) vector
+        n = self.shape[1] if how == "matvec" else self.shape[0]
         if how in ("matvec", "rmatvec") and x.ndim != 1:
-            raise ValueError(
-                f"x has shape {x.shape}; {how} expects ({self.shape[1]},) or "
-                f"({self.shape[1]}, 1)"
-            )
-        if how in ("matmat", "rmatmat") and x.ndim != 2:
-            raise ValueError(f"X has shape {x.shape}; {how} expects a 2-D array")
+            raise shape_error("x", x.shape, f"({n},) or ({n}, 1)", f"for {how}")
+        if how in ("matmat", "rmatmat"):
+            check_ndim(x, "X", 2)
         return _dask.product(self, x, "X" if how in ("matmat", "rmatmat") else "x")
 
 
@@ -194,7 +195,7 @@ class ScaledOperator(ProductOperator):
     def __init__(self, op: ProductOperator, c: Any) -> None:
         self.op, self.c = op, c
         self._set_shape(np.result_type(op.dtype, c), op.shape)
-        self.args = (op,)
+        self.args = (op, c)  # as SciPy's own scaled operator
 
     def _product(self, x):
         return self.op._product(x) * self.c

@@ -64,13 +64,26 @@ from ._structured import structured_product
 from ._typing import Array, FactorLike, Scalar
 from ._validation import (
     as_array,
+    as_list,
     as_scalar,
+    check_choice,
+    check_conformable,
+    check_length,
+    check_ndim,
+    check_nonempty,
+    check_number,
     check_rows,
+    check_square,
     is_dask_array,
     is_integer,
-    is_scalar,
+    needs_hermitian,
+    needs_square,
+    needs_structure,
+    not_finite,
     operand,
     result_dtype,
+    sequence_error,
+    shape_error,
 )
 
 __all__ = [
@@ -213,7 +226,8 @@ class KronOperator(_SumsOfKron, ProductOperator):
         The factors (see :func:`matkron.kron` for the kinds). Arrays are kept without a
         copy (do not modify them afterwards).
     coeff : scalar, optional
-        The scalar c (1 by default), carried exactly by the arithmetic.
+        The scalar c (1 by default; a number, not a bool), carried exactly by the
+        arithmetic.
 
     Attributes
     ----------
@@ -260,9 +274,7 @@ class KronOperator(_SumsOfKron, ProductOperator):
 
     def __init__(self, factors: Sequence[FactorLike], coeff: Scalar = 1) -> None:
         factors, inner = as_factors(factors)
-        if not is_scalar(coeff):
-            raise TypeError(f"coeff must be a number; got {type(coeff).__name__}")
-        coeff = coeff * inner
+        coeff = check_number(coeff, "coeff") * inner
         self._init(factors, coeff)
 
     def _init(self, factors, coeff, promote=None):
@@ -405,12 +417,9 @@ class KronOperator(_SumsOfKron, ProductOperator):
         return self.todense()
 
     def _require_square(self, what):
-        for i, (p, q) in enumerate(self._shapes):
+        for (p, q), name in zip(self._shapes, self._names):
             if p != q:
-                raise ValueError(
-                    f"{what} needs square factors; factor {i} of {describe(self._shapes)} "
-                    f"has shape {(p, q)}"
-                )
+                raise needs_square(what, name, (p, q))
 
     def _require(self, what, finite=False):
         """Check the factors for `what`: square, of a kind with structure, finite."""
@@ -702,10 +711,7 @@ class KronOperator(_SumsOfKron, ProductOperator):
         >>> float(K.norm(2)), float(K.norm(1))
         (1.0, 1.0)
         """
-        if not any(ord is o or (ord == o and type(ord) is not bool) for o in _NORMS):
-            raise ValueError(
-                f"ord must be one of None, 'fro', 'nuc', 1, 2, inf; got {ord!r}"
-            )
+        check_choice(ord, "ord", _NORMS)
         if 0 in self.shape:
             return np.float64(0.0)
         require_structure(self._kron_factors, self._names, "norm")
@@ -740,10 +746,7 @@ class KronOperator(_SumsOfKron, ProductOperator):
         if ord is None or (ord == 2 and type(ord) is not bool):
             s = self.svdvals()
             return np.float64(s[0] / s[-1]) if s[-1] > 0 else np.float64(np.inf)
-        if not any(ord is o or (ord == o and type(ord) is not bool) for o in _NORMS):
-            raise ValueError(
-                f"ord must be one of None, 2, 'fro', 'nuc', 1, inf; got {ord!r}"
-            )
+        check_choice(ord, "ord", _NORMS)
         self._require("cond")
         if self.coeff == 0:
             return np.float64(np.inf)
@@ -788,15 +791,15 @@ class KronOperator(_SumsOfKron, ProductOperator):
 
     # -- spectral methods (Hermitian factors) ---------------------------------------------
 
-    def _check_hermitian(self, what, error=ValueError):
-        """`error` unless every factor and c allow `what` (square, structured, finite,
-        Hermitian; c real)."""
+    def _check_hermitian(self, what):
+        """ValueError (TypeError for an opaque factor) unless every factor and c allow
+        `what` (square, structured, finite, Hermitian; c real)."""
         self._require(what, finite=True)
         if np.iscomplexobj(self.coeff) and self.coeff.imag != 0:
-            raise error(f"{what} needs a real coefficient; c = {self.coeff!r}")
+            raise ValueError(f"{what} needs a real coefficient; c = {self.coeff!r}")
         for f, name in zip(self._kron_factors, self._names):
             if not f.is_hermitian():
-                raise error(f"{what} needs Hermitian factors; {name} is not Hermitian")
+                raise needs_hermitian(what, name)
 
     def _hermitian_factors(self, what):
         """The factors' eigendecompositions [(w, V)], after :meth:`_check_hermitian`."""
@@ -856,10 +859,10 @@ class KronOperator(_SumsOfKron, ProductOperator):
         Raises
         ------
         numpy.linalg.LinAlgError
-            If a factor is not Hermitian positive definite (named), or c is not real and
-            positive.
+            If a Hermitian factor is not positive definite (named), or c is not positive.
         ValueError, TypeError
-            As for :meth:`eigh` for the other conditions (a non-square or opaque factor).
+            As for :meth:`eigh` (a factor that is not Hermitian, square or finite, or c
+            not real: ValueError; an opaque factor: TypeError).
 
         Examples
         --------
@@ -872,7 +875,7 @@ class KronOperator(_SumsOfKron, ProductOperator):
         >>> bool(np.allclose(np.triu(L.todense(), 1), 0))
         True
         """
-        self._check_hermitian("cholesky", np.linalg.LinAlgError)
+        self._check_hermitian("cholesky")
         c = self.coeff.real if np.iscomplexobj(self.coeff) else self.coeff
         if not c > 0:
             raise np.linalg.LinAlgError(f"cholesky needs c > 0; c = {self.coeff!r}")
@@ -898,6 +901,8 @@ class KronOperator(_SumsOfKron, ProductOperator):
             (named), or c < 0.
         numpy.linalg.LinAlgError
             For p < 0 when a factor (named) or c is singular.
+        TypeError
+            If p is not a real number (a bool is not).
 
         Examples
         --------
@@ -911,11 +916,8 @@ class KronOperator(_SumsOfKron, ProductOperator):
         return self._power(p, "power")
 
     def _power(self, p, what):
-        if is_integer(p) or (is_scalar(p) and float(p).is_integer()
-                             and not isinstance(p, (bool, np.bool_))):
+        if is_integer(p) or float(check_number(p, "p", real=True)).is_integer():
             return self ** int(p)
-        if not is_scalar(p) or np.iscomplexobj(p):
-            raise TypeError(f"p must be a real number; got {p!r}")
         self._hermitian_factors(what)
         c = self.coeff.real if np.iscomplexobj(self.coeff) else self.coeff
         if c < 0:
@@ -1236,34 +1238,18 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
         dtype: DTypeLike = None,
         _promote: Any = None,
     ) -> None:
-        if isinstance(terms, np.ndarray):
-            raise TypeError(
-                f"terms must be a sequence of (A, B) pairs; got one array of shape "
-                f"{terms.shape}"
-            )
-        try:
-            terms = list(terms)
-        except TypeError:
-            raise TypeError(
-                f"terms must be a sequence of (A, B) pairs; got {type(terms).__name__}"
-            ) from None
+        terms = as_list(terms, "terms", "(A, B) pairs")
         if coeffs is None:
             coeffs = [1.0] * len(terms)
         else:
-            if isinstance(coeffs, np.ndarray):
-                coeffs = list(coeffs.reshape(-1)) if coeffs.ndim <= 1 else None
-            if coeffs is None or is_scalar(coeffs):
-                raise TypeError("coeffs must be a sequence of numbers, one per term")
-            coeffs = list(coeffs)
-            if len(coeffs) != len(terms):
-                raise ValueError(
-                    f"coeffs has {len(coeffs)} entries; expected {len(terms)}, one per term"
-                )
+            if isinstance(coeffs, np.ndarray) and coeffs.ndim != 1:
+                raise sequence_error(coeffs, "coeffs", "numbers, one per term")
+            coeffs = as_list(coeffs, "coeffs", "numbers, one per term", stacked=1)
+            check_length(coeffs, "coeffs", len(terms), "one per term")
         for i, c in enumerate(coeffs):
-            if not is_scalar(c):
-                raise TypeError(f"coeffs[{i}] must be a number; got {type(c).__name__}")
-        if not terms and shape is None:
-            raise ValueError("terms must contain at least one (A, B) pair")
+            check_number(c, f"coeffs[{i}]")
+        if shape is None:
+            check_nonempty(terms, "terms", "(A, B) pair")
         parsed = []
         for i, term in enumerate(terms):
             if isinstance(term, (np.ndarray, str, bytes)) or not isinstance(
@@ -1440,14 +1426,11 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
         for c, factors in products:
             for f in factors:
                 if f.kind == "operator":
-                    raise TypeError(f"{what} needs the structure of every factor; a factor "
-                                    "of this sum is a LinearOperator, which matkron can "
-                                    "only apply")
+                    raise needs_structure(what, "a factor of this sum")
                 if f.shape[0] != f.shape[1]:
-                    raise ValueError(f"{what} needs square factors; this sum has a factor "
-                                     f"of shape {f.shape}")
+                    raise needs_square(what, "a factor of this sum", f.shape)
                 if not f.is_finite():
-                    raise ValueError(f"{what}: a factor of this sum contains NaN or inf")
+                    raise not_finite("a factor of this sum", what)
         n = self.shape[0]
         if not products:  # s I alone
             return Pencil(np.full(n, shift, dtype=self.dtype), KronOperator([identity(n)]),
@@ -1544,9 +1527,8 @@ class SumOfKronOperator(_SumsOfKron, ProductOperator):
                 return factor_pencil(a_factors[i], c_factors[i], dtype)
             except np.linalg.LinAlgError as exc:
                 raise np.linalg.LinAlgError(f"{what}: {c_name} {i} {exc}") from None
-            except ValueError as exc:
-                raise ValueError(f"{what} needs Hermitian factors; {a_name} {i} {exc}"
-                                 ) from None
+            except ValueError:  # factor_pencil's only one: A is not Hermitian
+                raise needs_hermitian(what, f"{a_name} {i}") from None
 
         pencils = once_per_distinct(
             range(len(a_factors)), pencil,
@@ -1821,8 +1803,7 @@ def combine(left, right, sign):
     a, b = _as_terms(left), _as_terms(right)
     if a is None or b is None:
         return None
-    if left.shape != right.shape:
-        raise ValueError(f"cannot add operators of shapes {left.shape} and {right.shape}")
+    check_conformable("add", left.shape, right.shape)
     terms = a + [(sign * c, factors) for c, factors in b]
     return SumOfKronOperator(
         [factors for _, factors in terms],
@@ -1858,13 +1839,10 @@ def _square_factor(f, name):
     if factor is None:
         if not hasattr(f, "shape") or len(f.shape) != 2:
             f = as_array(f, name)
-            if f.ndim != 2:
-                raise ValueError(f"{name} must be a square matrix; got shape {f.shape}")
+            check_square(f.shape, name)
         factor = as_factor(f, name)
-    f = factor
-    if f.shape[0] != f.shape[1]:
-        raise ValueError(f"{name} must be a square matrix; got shape {f.shape}")
-    return f
+    check_square(factor.shape, name)
+    return factor
 
 
 def kronsum(*mats: FactorLike) -> "KronSumOperator":
@@ -1903,8 +1881,7 @@ def kronsum(*mats: FactorLike) -> "KronSumOperator":
     >>> np.allclose(K.todense(), scipy.sparse.kronsum(A, B).toarray())
     True
     """
-    if not mats:
-        raise ValueError("kronsum needs at least one matrix")
+    check_nonempty(mats, "mats", "matrix")
     names = [f"mats[{i}]" for i in range(len(mats))]
     return KronSumOperator(
         [_square_factor(a, name) for a, name in zip(mats, names)], _names=names
@@ -2085,12 +2062,8 @@ class KronSumOperator(SumOfKronOperator):
         return super().__rsub__(other) if result is None else result
 
     def __init__(self, factors: Sequence[FactorLike], *, _names: Any = None) -> None:
-        if isinstance(factors, np.ndarray) or not isinstance(factors, (list, tuple)):
-            raise TypeError(
-                f"factors must be a sequence of square matrices; got {type(factors).__name__}"
-            )
-        if not factors:
-            raise ValueError("factors must contain at least one matrix")
+        factors = as_list(factors, "factors", "square matrices", stacked=3)
+        check_nonempty(factors, "factors", "matrix")
         if _names is None:
             _names = [f"factors[{i}]" for i in range(len(factors))]
         self._names = tuple(_names)
@@ -2263,8 +2236,7 @@ class KronSumOperator(SumOfKronOperator):
             require_finite(self._ks_factors, self._names, what)
             for f, name in zip(self._ks_factors, self._names):
                 if not hermitian and not f.is_hermitian():
-                    raise ValueError(f"{what} needs Hermitian factors; {name} is not "
-                                     "Hermitian")
+                    raise needs_hermitian(what, name)
             pairs = once_per_distinct(self._ks_factors,
                                       lambda f: _factor_eigh(f, self.dtype))
             lams = [lam.astype(np.float64) for lam, _ in pairs]
@@ -2365,8 +2337,9 @@ class KronSumOperator(SumOfKronOperator):
         n = self.shape[0]
         check_rows(b, n, "b", f"the number of rows of the {n}x{n} Kronecker sum")
         times = np.asarray(t)
-        if times.ndim > 1 or times.dtype.kind not in "iuf":
-            raise ValueError(f"t must be a real number or a 1-D array of them; got {t!r}")
+        if times.dtype.kind not in "iuf":
+            raise TypeError(f"t must be a real number or a 1-D array of them; got {t!r}")
+        check_ndim(times, "t", (0, 1))
         if times.size == 0:
             return np.empty((0,) + b.shape, self._product_dtype(b))
         hermitian = "grid" in self._cache or all(f.is_hermitian() for f in self._ks_factors)
@@ -2650,5 +2623,5 @@ def _solve_matrix(op, q, name):
     q = as_array(q, name)
     m, n = (f.shape[0] for f in op._ks_factors)
     if q.shape != (m, n):
-        raise ValueError(f"{name} has shape {q.shape}; expected ({m}, {n})")
+        raise shape_error(name, q.shape, (m, n))
     return op.solve(q.reshape(-1, order="F")).reshape((m, n), order="F")

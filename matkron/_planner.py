@@ -18,6 +18,7 @@ from typing import Any, Literal
 import threadpoolctl
 
 from . import _kron_plan_cy, _threads_cy
+from ._validation import check_choice
 from ._version import __version__
 
 __all__ = [
@@ -36,9 +37,7 @@ _FORMAT_VERSION = 1
 
 
 def _checked_mode(mode: object) -> bool:
-    if mode not in _MODES:
-        raise ValueError(f"mode must be 'estimate' or 'measure'; got {mode!r}")
-    return mode == "measure"
+    return check_choice(mode, "mode", _MODES) == "measure"
 
 
 def set_planner(mode: PlannerMode) -> None:

@@ -16,12 +16,17 @@ from ._typing import Array
 from ._validation import (
     BLAS_INT_MAX,
     as_array,
+    check_choice,
+    check_ndim,
     check_rows,
+    check_stack,
     count,
     is_hermitian,
     is_scalar,
+    needs_hermitian,
     operand,
     result_dtype,
+    sequence_error,
     square_matrix,
 )
 
@@ -70,10 +75,9 @@ def _check_coeffs(coeffs):
     (as in NumPy), so float coefficients keep a float32 A in float32.
     """
     if is_scalar(coeffs):
-        raise TypeError("coeffs must be a sequence of numbers c_0, c_1, …; got a scalar")
+        raise sequence_error(coeffs, "coeffs", "numbers c_0, c_1, …")
     c = as_array(coeffs, "coeffs")
-    if c.ndim != 1:
-        raise ValueError(f"coeffs must be 1-D; got shape {c.shape}")
+    check_ndim(c, "coeffs", 1)
     if isinstance(coeffs, np.ndarray):
         return c, [c.dtype]
     return c, list(coeffs)
@@ -449,7 +453,7 @@ def frechet_power(A: ArrayLike, E: ArrayLike, n: int, *, method: PowerMethod = "
     A : array_like
         m×m.
     E : array_like
-        The direction: m×m, or a stack of shape (b, m, m).
+        The direction: m×m, or a stack of shape (k, m, m).
     n : int
         The power, n >= 0.
     method : str, optional
@@ -493,11 +497,7 @@ def frechet_power(A: ArrayLike, E: ArrayLike, n: int, *, method: PowerMethod = "
     n = count(n, "n")
     E = as_array(E, "E")
     m = A.shape[0]
-    if E.ndim not in (2, 3) or E.shape[-2:] != (m, m):
-        raise ValueError(
-            f"E has shape {E.shape}; expected ({m}, {m}) or (b, {m}, {m}) to match A of "
-            f"shape {A.shape}"
-        )
+    check_stack(E, m, "E", f"to match A of shape {A.shape}")
     dtype = result_dtype(A.dtype, E.dtype)
     batch = 1 if E.ndim == 2 else E.shape[0]
     if E.ndim == 2 and method == "auto" and n >= 2 and m > 0:
@@ -601,8 +601,7 @@ class PowerJacobian(ProductOperator):
         A = square_matrix(A, "A")
         if (n is None) == (coeffs is None):
             raise TypeError("give exactly one of n and coeffs")
-        if not isinstance(method, str) or method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}; got {method!r}")
+        check_choice(method, "method", METHODS)
         if n is not None:
             n = count(n, "n")
             dtype = result_dtype(A.dtype)
@@ -637,7 +636,7 @@ class PowerJacobian(ProductOperator):
         if method == "eig":
             hermitian = is_hermitian(self.A)
             if not hermitian:
-                raise ValueError("method='eig' needs a Hermitian (real symmetric) A")
+                raise needs_hermitian("method='eig'", "A", "a Hermitian (real symmetric) A")
         if method == "auto":
             if degree < 2 or m == 0:
                 method = "horner" if coeffs is not None else "binary"
@@ -676,7 +675,8 @@ class PowerJacobian(ProductOperator):
         self._kron_ops = {}
         self._adjoint_op = None
         self._set_shape(dtype, (m * m, m * m))
-        self.args = (self.A,)
+        # What defines it, as SciPy's power operator's (A, p).
+        self.args = (self.A, self.n if self.coeffs is None else self.coeffs)
         # The plan (powers, eigendecomposition) is built on the first product; the dense
         # matrix of an explicit method="dense" now (whose memory the caller asked for).
         self._fast = None

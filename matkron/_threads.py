@@ -8,14 +8,12 @@ cores. The count lives in C (matkron._threads_cy), where kernels read it without
 """
 
 import contextlib
-import operator
 import os
 import warnings
 from collections.abc import Iterator
 
-import numpy as np
-
 from . import _threads_cy
+from ._validation import count
 
 __all__ = ["blas_info", "get_num_threads", "set_num_threads", "threads"]
 
@@ -33,20 +31,8 @@ def _available_cores():
 
 
 def _checked_count(n, name="n"):
-    """`n` as an int >= 1, or TypeError / ValueError naming `name`, expected and given."""
-    if isinstance(n, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an integer number of threads >= 1; got a bool ({n!r})")
-    try:
-        count = operator.index(n)
-    except TypeError:
-        raise TypeError(
-            f"{name} must be an integer number of threads >= 1; got {type(n).__name__} {n!r}"
-        ) from None
-    if not 1 <= count <= _MAX_COUNT:
-        raise ValueError(
-            f"{name} must be an integer number of threads from 1 to {_MAX_COUNT}; got {count}"
-        )
-    return count
+    """`n` as an int from 1 to _MAX_COUNT, or TypeError / ValueError naming `name`."""
+    return count(n, name, minimum=1, maximum=_MAX_COUNT)
 
 
 def _default_count():

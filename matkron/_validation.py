@@ -7,6 +7,7 @@ import numbers
 import operator
 
 import numpy as np
+import scipy.sparse
 
 from ._kron_cy import is_blas_matrix
 
@@ -110,30 +111,34 @@ def is_integer(value):
     )
 
 
-def count(value, name):
-    """`value` as a non-negative Python int, for sizes, orders and powers.
+def count(value, name, minimum=0, maximum=None):
+    """`value` as a Python int from `minimum` to `maximum` (None: no bound), for sizes,
+    orders, powers and thread counts.
 
     Python and NumPy integers are accepted; anything else, bool included (``True`` is not a
-    count), raises TypeError, and a negative value ValueError, naming `name`.
+    count), raises TypeError, and a value out of range ValueError, naming `name`.
     """
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an integer; got the bool {value!r}")
     try:
+        if isinstance(value, (bool, np.bool_)):
+            raise TypeError
         n = operator.index(value)
     except TypeError:
-        raise TypeError(
-            f"{name} must be an integer; got {value!r} of type {type(value).__name__}"
-        ) from None
-    if n < 0:
-        raise ValueError(f"{name} must be non-negative; got {n}")
+        raise TypeError(f"{name} must be an integer; got {_given(value)}") from None
+    if n < minimum or (maximum is not None and n > maximum):
+        if maximum is not None and minimum > 0:
+            expected = f"from {minimum} to {maximum}"
+        elif n < minimum:
+            expected = "non-negative" if minimum == 0 else f"at least {minimum}"
+        else:
+            expected = f"at most {maximum}"
+        raise ValueError(f"{name} must be {expected}; got {n}")
     return n
 
 
 def square_matrix(value, name):
     """`value` as a square 2-D array (:func:`as_array`), or ValueError naming `name`."""
     a = as_array(value, name)
-    if a.ndim != 2 or a.shape[0] != a.shape[1]:
-        raise ValueError(f"{name} must be a square matrix; got shape {a.shape}")
+    check_square(a.shape, name)
     check_blas_dims(a.shape, name)  # before a caller casts or copies it
     return a
 
@@ -211,9 +216,7 @@ def check_rows(x, n, name, what):
     """ValueError unless `x` is 1-D or 2-D with `n` rows: the one message for an operand
     of the wrong shape, naming `name` and what its rows must match (`what`)."""
     if x.ndim not in (1, 2) or x.shape[0] != n:
-        raise ValueError(
-            f"{name} has shape {x.shape}; expected ({n},) or ({n}, k), {what}"
-        )
+        raise shape_error(name, x.shape, f"({n},) or ({n}, k)", what)
 
 
 def check_blas_size(n, what):
@@ -247,9 +250,9 @@ def overlaps(a, b):
 def check_out(out, shape, dtype, inputs):
     """Validate an `out=` array: exact shape and dtype, writeable, disjoint from `inputs`."""
     if not isinstance(out, np.ndarray):
-        raise TypeError(f"out must be a numpy.ndarray; got {type(out).__name__}")
+        raise TypeError(f"out must be a numpy.ndarray; got {_given(out)}")
     if out.shape != shape:
-        raise ValueError(f"out has shape {out.shape}; expected {shape}")
+        raise shape_error("out", out.shape, shape)
     if out.dtype != dtype:
         raise ValueError(f"out has dtype {out.dtype}; expected {dtype}, the result dtype")
     if not out.flags.writeable:
@@ -261,8 +264,185 @@ def check_out(out, shape, dtype, inputs):
         raise ValueError("out is not aligned for its dtype")
 
 
-def check_finite(a, name, what):
+def check_finite(a, name, what, of="factors"):
     """ValueError naming `name` when the array `a` holds NaN or inf (as SciPy's
-    ``check_finite``), before `what` runs a decomposition on it."""
+    ``check_finite``), before `what` runs a decomposition on it (:func:`not_finite`)."""
     if a.dtype.kind in "fc" and not np.isfinite(a).all():
-        raise ValueError(f"{name} contains NaN or inf; {what} needs finite factors")
+        raise not_finite(name, what, of)
+
+
+# -- one phrasing per mistake ------------------------------------------------------------
+# The argument checks of the public functions raise through the helpers below (and those
+# above: count, square_matrix, as_array, check_rows, check_out, check_dtype), so that one
+# mistake has one message and one exception type wherever it is made: "{name} must be …;
+# got …", or "{name} has shape …; expected …"; TypeError for a wrong type, ValueError for a
+# wrong value or shape. Messages that only make sense in one place stay there. Helpers
+# named for a check raise; those named for an error return it, for the caller to raise
+# where it knows the condition (so the traceback ends there).
+
+
+def _shown(value):
+    """How a message shows a given value: its repr (cut short), or for an array or operator
+    its type and shape (never the repr of a large array)."""
+    shape = getattr(value, "shape", None)
+    if isinstance(shape, tuple) and not isinstance(value, np.generic):
+        return ("an array" if isinstance(value, np.ndarray) else
+                f"a {type(value).__name__}") + f" of shape {shape}"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _given(value):
+    """:func:`_shown` with the type of the value, for a TypeError."""
+    if isinstance(value, (bool, np.bool_)):
+        return f"the bool {value!r}"
+    if isinstance(getattr(value, "shape", None), tuple) and not isinstance(value, np.generic):
+        return _shown(value)
+    return f"{_shown(value)} of type {type(value).__name__}"
+
+
+def _is_choice(value, allowed):
+    """Whether `value` is `allowed` or equal to it (2.0 is 2; a bool is no number, a string
+    no number, and an array no choice)."""
+    if value is allowed:
+        return True
+    if isinstance(value, (bool, np.bool_, np.ndarray)) or (
+            isinstance(value, str) != isinstance(allowed, str)):
+        return False
+    try:
+        return bool(value == allowed)
+    except (TypeError, ValueError):
+        return False
+
+
+def check_choice(value, name, allowed, alternative=None):
+    """ValueError unless `value` is one of `allowed` (or equal to one: ``ord=2.0`` is 2):
+    "{name} must be one of 'a', 'b'; got 'c'" (with "or {alternative}" when the caller
+    accepts something else too, checked before)."""
+    if not any(_is_choice(value, a) for a in allowed):
+        choices = ", ".join(map(repr, allowed))
+        if alternative is not None:
+            choices += f" or {alternative}"
+        raise ValueError(f"{name} must be one of {choices}; got {_shown(value)}")
+    return value
+
+
+def check_number(value, name, real=False, finite=False, nonnegative=False):
+    """`value` unchanged if it is a number (a Python or NumPy scalar, not a bool; a real one
+    if `real`), else TypeError; then ValueError unless it is finite (if `finite`) and >= 0
+    (if `nonnegative`)."""
+    ok = (isinstance(value, numbers.Real) and is_scalar(value)) if real else is_scalar(value)
+    if not ok or isinstance(value, (bool, np.bool_)):
+        kind = "a real number" if real else "a number"
+        raise TypeError(f"{name} must be {kind}; got {_given(value)}")
+    if finite and not isinstance(value, numbers.Integral) and not np.isfinite(value):
+        raise ValueError(f"{name} must be finite; got {value!r}")
+    if nonnegative and value < 0:
+        raise ValueError(f"{name} must be non-negative; got {value!r}")
+    return value
+
+
+def check_bool(value, name):
+    """TypeError unless `value` is True or False (a Python or NumPy bool)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {_given(value)}")
+    return bool(value)
+
+
+def sequence_error(value, name, what):
+    """The TypeError for `value` given where `name` must be a sequence of `what`."""
+    return TypeError(f"{name} must be a sequence of {what}; got {_given(value)}")
+
+
+def as_list(value, name, what, stacked=None):
+    """`value` as a list, or TypeError (:func:`sequence_error`) when it is not a sequence.
+
+    A string is not a sequence here, nor is one array (dense or sparse) unless it has at
+    least `stacked` dimensions (a 3-D array as a sequence of matrices): its rows would be
+    taken as the entries.
+    """
+    if isinstance(value, (str, bytes)) or scipy.sparse.issparse(value) or (
+            isinstance(value, np.ndarray) and (stacked is None or value.ndim < stacked)):
+        raise sequence_error(value, name, what)
+    try:
+        return list(value)
+    except TypeError:
+        raise sequence_error(value, name, what) from None
+
+
+_WORDS = {1: "one", 2: "two"}
+
+
+def check_nonempty(seq, name, what, minimum=1):
+    """ValueError unless the sequence `seq` has at least `minimum` entries: "{name} must
+    hold at least one {what}; got 0" (`what` in the number `minimum` asks for)."""
+    if len(seq) < minimum:
+        raise ValueError(
+            f"{name} must hold at least {_WORDS.get(minimum, minimum)} {what}; got {len(seq)}"
+        )
+
+
+def check_length(seq, name, n, why):
+    """ValueError unless the sequence `seq` has `n` entries (`why`: what they match)."""
+    if len(seq) != n:
+        raise ValueError(f"{name} has {len(seq)} entries; expected {n}, {why}")
+
+
+def check_ndim(a, name, ndims):
+    """ValueError unless the array `a` has one of the dimensions `ndims` (an int or a
+    tuple): "{name} must be 1-D or 2-D; got shape (2, 2, 2)"."""
+    ndims = (ndims,) if isinstance(ndims, int) else tuple(ndims)
+    if a.ndim not in ndims:
+        expected = " or ".join(f"{d}-D" for d in ndims)
+        raise ValueError(f"{name} must be {expected}; got shape {a.shape}")
+
+
+def check_square(shape, name, what="matrix"):
+    """ValueError unless `shape` is that of a square matrix (or operator: `what`)."""
+    if len(shape) != 2 or shape[0] != shape[1]:
+        raise ValueError(f"{name} must be a square {what}; got shape {tuple(shape)}")
+
+
+def shape_error(name, shape, expected, why=None):
+    """The ValueError for `name` of shape `shape` where `expected` (text) is needed, and
+    `why` if given: "{name} has shape …; expected …[, why]"."""
+    tail = f", {why}" if why else ""
+    return ValueError(f"{name} has shape {tuple(shape)}; expected {expected}{tail}")
+
+
+def check_stack(a, m, name, why):
+    """ValueError unless the array `a` is one m×m matrix or a stack (k, m, m) of them."""
+    if a.ndim not in (2, 3) or a.shape[-2:] != (m, m):
+        raise shape_error(name, a.shape, f"({m}, {m}) or (k, {m}, {m})", why)
+
+
+def check_conformable(how, left, right):
+    """ValueError unless operands of shapes `left` and `right` can be added (`how` "add":
+    the same shape) or multiplied ("multiply": the columns of the left, the rows of the
+    right): "cannot add operators of shapes (2, 2) and (3, 3)"."""
+    ok = left == right if how == "add" else left[1] == right[0]
+    if not ok:
+        raise ValueError(f"cannot {how} operators of shapes {left} and {right}")
+
+
+def not_finite(name, what, of="factors"):
+    """The ValueError for `name` holding NaN or inf where `what` needs finite `of`."""
+    return ValueError(f"{name} contains NaN or inf; {what} needs finite {of}")
+
+
+def needs_square(what, name, shape):
+    """The ValueError for a factor `name` of shape `shape` where `what` needs square ones."""
+    return ValueError(f"{what} needs square factors; {name} has shape {tuple(shape)}")
+
+
+def needs_hermitian(what, name, need="Hermitian factors"):
+    """The ValueError for a factor (or matrix) `name` that is not Hermitian where `what`
+    needs `need`."""
+    return ValueError(f"{what} needs {need}; {name} is not Hermitian")
+
+
+def needs_structure(what, name):
+    """The TypeError for an opaque LinearOperator factor `name` where `what` needs the
+    structure of every factor."""
+    return TypeError(f"{what} needs the structure of every factor; {name} is a "
+                     "LinearOperator, which matkron can only apply")

@@ -249,7 +249,7 @@ def test_errors_name_the_argument():
     K = matkron.kron(A4, B3)
     with pytest.raises(ValueError, match=r"x has shape \(11,\); expected \(12,\)"):
         K @ da.ones(11)
-    with pytest.raises(ValueError, match=r"X has shape \(12,\); matmat expects a 2-D"):
+    with pytest.raises(ValueError, match=r"X must be 2-D; got shape \(12,\)"):
         K.matmat(da.ones(12))
     with pytest.raises(ValueError, match=r"b has shape \(13, 2\); expected \(12,\)"):
         K.solve(da.ones((13, 2)))

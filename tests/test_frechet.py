@@ -371,7 +371,7 @@ def test_errors_name_the_argument():
         matkron.frechet("logm", np.array([[0.0, 1.0], [0.0, 1.0]]))
     with pytest.raises(np.linalg.LinAlgError, match="singular"):
         matkron.frechet("inv", np.array([[1.0, 1.0], [1.0, 1.0]]))
-    with pytest.raises(ValueError, match="norm must be 'fro' or 1; got 2"):
+    with pytest.raises(ValueError, match="norm must be one of 'fro', 1; got 2"):
         matkron.cond("expm", A, norm=2)
     with pytest.raises(ValueError, match=r"rtol must be a number in \(0, 1\); got 0"):
         matkron.cond("expm", A, rtol=0)

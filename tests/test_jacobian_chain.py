@@ -566,11 +566,11 @@ def test_bad_ops(ops, error, match):
     ([1], ValueError, r"costs has 1 entries; expected 2"),
     ("ab", TypeError, "costs must be a sequence"),
     ([None, -1], ValueError, r"costs\[1\] must be non-negative; got -1"),
-    ([True, None], TypeError, r"costs\[0\] must be a non-negative number"),
-    ([None, "3"], TypeError, r"costs\[1\] must be a non-negative number"),
+    ([True, None], TypeError, r"costs\[0\] must be a real number; got the bool True"),
+    ([None, "3"], TypeError, r"costs\[1\] must be a real number; got '3'"),
     ([math.nan, None], ValueError, r"costs\[0\] must be finite"),
     ([(1, 2, 3), None], ValueError, r"costs\[0\] must be a number or a pair"),
-    ([(None, 2), None], TypeError, r"costs\[0\]\[0\] must be a non-negative number"),
+    ([(None, 2), None], TypeError, r"costs\[0\]\[0\] must be a real number; got None"),
 ])
 def test_bad_costs(costs, error, match):
     with pytest.raises(error, match=match):

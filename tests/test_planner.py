@@ -160,9 +160,11 @@ def test_small_products_keep_the_estimate(rng):
 
 
 def test_modes_are_checked():
-    with pytest.raises(ValueError, match="'estimate' or 'measure'"):
+    with pytest.raises(ValueError, match="mode must be one of 'estimate', 'measure'; got "
+                                         "'patient'"):
         matkron.set_planner("patient")
-    with pytest.raises(ValueError, match="'estimate' or 'measure'"):
+    with pytest.raises(ValueError, match="mode must be one of 'estimate', 'measure'; got "
+                                         "'exhaustive'"):
         with matkron.planner("exhaustive"):
             pass
     assert matkron.get_planner() == "measure"

@@ -788,7 +788,8 @@ def test_identity_terms_are_operators_of_their_own(rng):
     with pytest.raises(ValueError, match=r"cannot add operators of shapes \(4, 4\) and "
                                          r"\(5, 5\)"):
         K + matkron.identity(5)
-    with pytest.raises(ValueError, match="cannot add identities of orders 4 and 5"):
+    with pytest.raises(ValueError, match=r"cannot add operators of shapes \(4, 4\) and "
+                                         r"\(5, 5\)"):
         I + matkron.identity(5)
     with pytest.raises(ValueError, match=r"x has shape \(5,\)"):
         I @ np.ones(5)

@@ -307,8 +307,7 @@ def test_set_and_get():
 @pytest.mark.parametrize("bad", [2.0, "2", None, True, np.True_, [2]])
 def test_non_integers_rejected(bad):
     for call in (matkron.set_num_threads, matkron.threads):
-        with pytest.raises(TypeError, match=r"^n must be an integer number of threads >= 1; "
-                                            r"got "):
+        with pytest.raises(TypeError, match=r"^n must be an integer; got "):
             call(bad)
 
 
@@ -317,8 +316,7 @@ def test_counts_out_of_range_rejected(bad):
     matkron.set_num_threads(2)
     for call in (matkron.set_num_threads, matkron.threads):
         with pytest.raises(ValueError,
-                           match=rf"^n must be an integer number of threads from 1 to "
-                                 rf"2147483647; got {int(bad)}$"):
+                           match=rf"^n must be from 1 to 2147483647; got {int(bad)}$"):
             call(bad)
     assert matkron.get_num_threads() == 2
 

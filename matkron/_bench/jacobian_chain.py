@@ -116,6 +116,7 @@ class DiagonalJacobian(LinearOperator):
         self.d = d
         self.matvec_cost = d.size
         super().__init__(d.dtype, (d.size, d.size))
+        self.args = (d,)  # SciPy's contract: the arguments that define it
 
     def _matvec(self, x):
         return self.d * x.reshape(-1)
