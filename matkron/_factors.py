@@ -14,7 +14,6 @@ and of the right-hand sides.
 """
 
 import math
-import threading
 from typing import Any
 
 import numpy as np
@@ -45,11 +44,6 @@ from ._validation import (
 )
 
 __all__ = ["DiagonalFactor", "IdentityFactor", "ScaledIdentity", "diagonal", "identity"]
-
-# SciPy's bundled OpenBLAS (0.3.30) can corrupt memory when getrf/getrs run in several
-# threads at once; the LAPACK calls of solves take turns (products need no lock).
-LAPACK_LOCK = threading.Lock()
-
 
 # -- the public factor objects ----------------------------------------------------------
 
@@ -494,16 +488,16 @@ class Dense(Factor):
         if solve is None:
             a = np.asfortranarray(self.a, dtype=dtype)
             getrf, getrs = scipy.linalg.get_lapack_funcs(("getrf", "getrs"), (a,))
-            with LAPACK_LOCK:
-                lu, piv, info = getrf(a)
+            lu, piv, info = getrf(a)
             if info > 0:
                 raise np.linalg.LinAlgError("singular")
 
             def solve(b3):
                 n = b3.shape[1]
                 mat = np.moveaxis(b3, 1, 0).reshape(n, -1)
-                with LAPACK_LOCK:
-                    solved, _ = getrs(lu, piv, mat)
+                # SciPy's getrs wrapper makes piv 1-based in place during the call: a
+                # copy per call keeps threads sharing this solver apart.
+                solved, _ = getrs(lu, piv.copy(), mat)
                 return np.moveaxis(solved.reshape((n, b3.shape[0], b3.shape[2])), 0, 1)
 
             self._solvers[dtype] = solve

@@ -100,7 +100,10 @@ def lu_factor(a, overwrite=False):
 def lu_solve(factors, b, trans=0):
     """op(A)⁻¹ b from :func:`lu_factor`'s factors of A (trans 0: A, 1: Aᵀ), by getrs."""
     lu, piv, _, transposed = factors
-    x, info = _LAPACK[lu.dtype][1](lu, piv, b, trans=(1 - trans) if transposed else trans)
+    # SciPy's getrs wrapper makes piv 1-based in place for the length of the call: each
+    # call gets its own copy, so threads sharing the factors never see another's.
+    x, info = _LAPACK[lu.dtype][1](lu, piv.copy(), b,
+                                   trans=(1 - trans) if transposed else trans)
     if info < 0:  # pragma: no cover
         raise ValueError(f"getrs: illegal value in argument {-info}")
     return x

@@ -3,6 +3,8 @@ block of f([[A, E], [0, A]]) by SciPy, central and complex-step differences, Sci
 expm_frechet and expm_cond, the dense Kronecker form built column by column from the
 block oracle, and the norms of that dense matrix."""
 
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -427,6 +429,44 @@ def test_threads_share_one_operator():
         for j in range(len(Es)):
             assert got[j].dtype == np.float64
             assert rel_err(got[j], want[j]) <= 1e-10
+
+
+SHARED_LU_SCRIPT = """
+import threading, numpy as np, matkron, scipy.linalg
+rng = np.random.default_rng(0)
+A = rng.standard_normal((6, 6)) / 3
+Es = rng.standard_normal((8, 6, 6))
+want = [scipy.linalg.expm_frechet(A, E, compute_expm=False) for E in Es]
+H = rng.standard_normal((5, 5)) + 5 * np.eye(5)
+K = matkron.kron(H, H.T.copy())
+bs = rng.standard_normal((8, 25))
+solved = [np.linalg.solve(np.kron(H, H.T), b) for b in bs]
+worst = 0.0
+for _ in range(100):
+    L = matkron.frechet("expm", A)
+    got = [None] * 8
+    def work(j):
+        got[j] = (L.apply(Es[j]), K.solve(bs[j]))
+    threads = [threading.Thread(target=work, args=(j,)) for j in range(8)]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    for (g, s), w, x in zip(got, want, solved):
+        worst = max(worst, np.abs(g - w).max() / np.abs(w).max(),
+                    np.abs(s - x).max() / np.abs(x).max())
+print(worst)
+"""
+
+
+def test_threads_share_lu_factors():
+    # One direction at a time through a shared operator, and solves with a shared dense
+    # factor: threads use one LU at once. (SciPy's getrs wrapper writes its pivot argument
+    # during the call; shared pivots corrupted the heap.) In a subprocess, so that a
+    # corrupted heap fails this test instead of the run; against expm_frechet and
+    # np.linalg.solve of the dense Kronecker product.
+    run = subprocess.run([sys.executable, "-c", SHARED_LU_SCRIPT], capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert float(run.stdout) <= 1e-12
 
 
 def test_expm_kernel_in_chunks():
