@@ -2369,7 +2369,9 @@ class KronSumOperator(SumOfKronOperator):
         n = self.shape[0]
         grid, vs = self._eig_grid("expm_multiply", hermitian=True)
         V = KronOperator(vs)
-        y = V.H @ b  # once for all times
+        # In the result's dtype: with identity eigenvector factors (diagonal factors) the
+        # product would keep b's.
+        y = V.H @ b.astype(out.dtype, copy=False)  # once for all times
         scales = self._exp_grid(ts).astype(np.finfo(y.dtype).dtype, copy=False)  # (T, N)
         # All times in one product, one column per time (and right-hand side): the scaled
         # vectors are the rows of a C-ordered (T, N) array, read as the Fortran-ordered

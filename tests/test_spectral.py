@@ -452,6 +452,27 @@ def test_kronsum_expm_multiply_time_zero(ts, b_dtype, b_cols, factor_dtype, rng)
             np.testing.assert_allclose(g, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
 
 
+@pytest.mark.parametrize("d_dtype", [np.float32, np.float64, np.complex64, np.complex128])
+@pytest.mark.parametrize("b_dtype", [np.int64, np.float32, np.float64, np.complex128])
+@pytest.mark.parametrize("b_cols", [None, 3])
+def test_kronsum_expm_multiply_diagonal_factors(d_dtype, b_dtype, b_cols):
+    # Diagonal factors have identity eigenvectors: the result still has the product's
+    # dtype and precision, against the exponentials of the dense diagonal.
+    d1 = np.array([0.1, -0.2], d_dtype)
+    d2 = np.array([0.3, 0.05, -0.4], d_dtype)
+    L = matkron.kronsum(matkron.diagonal(d1), matkron.diagonal(d2))
+    b = (np.arange(1, 7) if b_cols is None else np.arange(1, 19).reshape(6, 3)).astype(b_dtype)
+    dtype = np.result_type(d_dtype, b_dtype)  # int64 with float32: float64, as NumPy
+    got = L.expm_multiply(b, [0.0, 0.5])
+    assert got.dtype == dtype
+    w = np.add.outer(d2.astype(np.complex128), d1.astype(np.complex128)).ravel()
+    rtol = 1e-6 if np.finfo(dtype).bits <= 32 or np.finfo(d_dtype).bits <= 32 else 1e-14
+    for t, g in zip((0.0, 0.5), got):
+        scale = np.exp(t * w)
+        expected = scale * b if b.ndim == 1 else scale[:, None] * b
+        np.testing.assert_allclose(g, expected, rtol=rtol, atol=0)
+
+
 def test_kronsum_expm_multiply_no_times(rng):
     L = matkron.kronsum(np.diag([1.0, 2.0]), np.diag([3.0, 4.0]))
     for b in (np.ones(4), np.ones((4, 3), np.float32)):
