@@ -3,6 +3,7 @@
 All dtype policy lives here: the kernels serve float32, float64, complex64 and complex128.
 """
 
+import math
 import numbers
 import operator
 
@@ -302,11 +303,15 @@ def _given(value):
 
 
 def _is_choice(value, allowed):
-    """Whether `value` is `allowed` or equal to it (2.0 is 2; a bool is no number, a string
-    no number, and an array no choice)."""
+    """Whether `value` is `allowed` or equal to it (2.0 and a 0-d array of 2 are 2; a bool
+    is no number, a string no number, and an array of more than one entry no choice)."""
     if value is allowed:
         return True
-    if isinstance(value, (bool, np.bool_, np.ndarray)) or (
+    if isinstance(value, np.ndarray):  # a 0-d numeric array is its scalar
+        value = as_scalar(value)
+        if value is None:
+            return False
+    if isinstance(value, (bool, np.bool_)) or (
             isinstance(value, str) != isinstance(allowed, str)):
         return False
     try:
@@ -328,14 +333,18 @@ def check_choice(value, name, allowed, alternative=None):
 
 
 def check_number(value, name, real=False, finite=False, nonnegative=False):
-    """`value` unchanged if it is a number (a Python or NumPy scalar, not a bool; a real one
-    if `real`), else TypeError; then ValueError unless it is finite (if `finite`) and >= 0
+    """`value` if it is a number (a Python or NumPy scalar, or a 0-d numeric array, returned
+    as its scalar; not a bool; a real one if `real`), else TypeError; then ValueError unless it is finite (if `finite`) and >= 0
     (if `nonnegative`)."""
-    ok = (isinstance(value, numbers.Real) and is_scalar(value)) if real else is_scalar(value)
-    if not ok or isinstance(value, (bool, np.bool_)):
+    scalar = as_scalar(value)  # a 0-d numeric array counts, as NumPy treats it
+    ok = scalar is not None and (not real or isinstance(scalar, numbers.Real))
+    if not ok or isinstance(scalar, (bool, np.bool_)):
         kind = "a real number" if real else "a number"
-        raise TypeError(f"{name} must be {kind}; got {_given(value)}")
-    if finite and not isinstance(value, numbers.Integral) and not np.isfinite(value):
+        raise TypeError(f"{name} must be {kind}; got "
+                        f"{_given(value if scalar is None else scalar)}")
+    value = scalar
+    if finite and not isinstance(value, numbers.Integral) and not math.isfinite(
+            abs(complex(value))):
         raise ValueError(f"{name} must be finite; got {value!r}")
     if nonnegative and value < 0:
         raise ValueError(f"{name} must be non-negative; got {value!r}")

@@ -8,6 +8,7 @@ shape a ValueError, wherever the mistake is made.
 
 import ast
 import re
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -203,6 +204,22 @@ def test_long_values_are_shown_short():
     with pytest.raises(ValueError) as info:
         matkron.chain_order([2, 3], method="x" * 1000)
     assert len(str(info.value)) < 150
+
+
+def test_numbers_in_every_form_numpy_accepts():
+    # 0-d numeric arrays count as their scalars (as NumPy treats them), and exact
+    # rationals as numbers: checked against the dense matrix and the plain-float call.
+    dense = np.kron(A, A)
+    K = matkron.kron(A, A)
+    assert K.norm(np.array(2)) == pytest.approx(np.linalg.norm(dense, 2), rel=1e-14)
+    assert K.cond(np.array(2)) == pytest.approx(np.linalg.cond(dense, 2), rel=1e-14)
+    np.testing.assert_allclose(matkron.KronOperator([A, A], coeff=np.array(2.0)).todense(),
+                               2 * dense, rtol=1e-15)
+    ops = [np.ones((3, 2)), np.ones((4, 3))]
+    chain = matkron.jacobian_chain(ops, costs=[Fraction(1, 2), None])
+    np.testing.assert_allclose(chain.todense(), ops[1] @ ops[0])
+    with pytest.raises(TypeError, match=r"^coeff must be a number; got the bool (np\.)?True_?$"):
+        matkron.KronOperator([A], coeff=np.array(True))
 
 
 def test_validation_imports_only_the_compiled_kernel():
