@@ -65,6 +65,8 @@ char *matkron_workspace_take(size_t nbytes, int *own)
             size = nbytes;
         free(b->data);
         b->data = aligned(size);
+        if (b->data == NULL && size > nbytes)  /* the doubling failed: just what is asked */
+            b->data = aligned(size = nbytes);
         b->size = b->data == NULL ? 0 : size;
         if (b->data == NULL)
             return NULL;
