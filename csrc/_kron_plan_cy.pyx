@@ -34,7 +34,7 @@ from libc.string cimport memcmp, memcpy
 
 from _blas cimport BLAS_INT_MAX, blas_matrix, max_size as _max
 from _blas_int cimport blas_int
-from matkron._threads_cy cimport usable_threads
+from matkron._threads_cy cimport num_threads, usable_threads
 from _kron_types cimport (
     MATKRON_C64,
     MATKRON_C128,
@@ -609,7 +609,7 @@ cdef int _plan_key(const Factor* factors, int k, Py_ssize_t m, Py_ssize_t n_out,
 cdef inline int _key_threads() noexcept nogil:
     """matkron's thread count as a product can use it, capped at the cores (the key of its
     measured times: asking for 8 threads on 2 cores measures what 2 threads do)."""
-    cdef int n = usable_threads()
+    cdef int n = usable_threads(num_threads())
     return n if n < MAX_KEY_THREADS else MAX_KEY_THREADS
 
 
@@ -1173,6 +1173,9 @@ def load_wisdom_entry(dict e, bint store=True):
     if not 1 <= threads <= MAX_KEY_THREADS:
         raise ValueError(f"wisdom entry: 'threads' must be in 1..{MAX_KEY_THREADS}; "
                          f"got {threads}")
+    # Keys count the threads a product can use (_key_threads): a plan saved while asking
+    # for more threads than the cores ran on the cores.
+    threads = usable_threads(threads)
     fac = _field(e, "factors", list)
     k = len(fac)
     if not 1 <= k <= MAX_FACTORS:

@@ -65,8 +65,8 @@ cdef int num_threads() noexcept nogil:
     return matkron_get_num_threads()
 
 
-cdef int usable_threads() noexcept nogil:
-    return matkron_policy_usable_threads(matkron_get_num_threads())
+cdef int usable_threads(int requested) noexcept nogil:
+    return matkron_policy_usable_threads(requested)
 
 
 cdef int threads_for(double flops, int max_threads) noexcept nogil:

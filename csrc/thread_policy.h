@@ -38,9 +38,10 @@ double matkron_policy_rate(void);
 
 /* The number of threads (1..max_threads) worth using for a product of `flops`;
  * calibrates on first need. 1 when calibration cannot be done now. */
+int matkron_policy_threads_for(double flops, int max_threads);
+
 /* `requested` capped at the cores this process may run on (at least 1). */
 int matkron_policy_usable_threads(int requested);
-int matkron_policy_threads_for(double flops, int max_threads);
 
 /* Whether a product of `flops` is worth splitting with the process-wide count. */
 int matkron_pool_worth_splitting(double flops);

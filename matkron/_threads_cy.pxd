@@ -12,8 +12,8 @@ ctypedef void (*task_fn)(void* ctx, int task, int thread) noexcept nogil
 cdef int pool_run(int n_tasks, task_fn task, void* ctx, int max_threads) noexcept nogil
 # The process-wide count (matkron.set_num_threads).
 cdef int num_threads() noexcept nogil
-# The process-wide count capped at the cores this process may run on.
-cdef int usable_threads() noexcept nogil
+# `requested` threads capped at the cores this process may run on (at least 1).
+cdef int usable_threads(int requested) noexcept nogil
 # The threads worth using for a product of `flops` (1: stay on one thread).
 cdef int threads_for(double flops, int max_threads) noexcept nogil
 # Keep SciPy's BLAS single-threaded from enter to leave (reference-counted).

@@ -273,6 +273,19 @@ def test_plan_key_counts_threads_capped_at_the_cores(rng, measure_all):
     assert entry["threads"] <= (os.cpu_count() or 1)
 
 
+def test_wisdom_saved_with_more_threads_than_cores(rng, measure_all):
+    # An entry saved while asking for more threads than the cores (before keys were
+    # capped) ran on the cores: it loads as the cores' plan.
+    data = json.loads(_measured_wisdom(rng))
+    matkron.forget_wisdom()
+    data["plans"][0]["threads"] = 64
+    assert matkron.import_wisdom(json.dumps(data)) == 1
+    entry = json.loads(matkron.export_wisdom())["plans"][0]
+    if hasattr(os, "sched_getaffinity"):
+        assert entry["threads"] == min(64, len(os.sched_getaffinity(0)))
+    assert entry["threads"] <= (os.cpu_count() or 1)
+
+
 def test_wisdom_round_trip_in_process(rng, measure_all):
     wisdom = _measured_wisdom(rng)
     matkron.forget_wisdom()
