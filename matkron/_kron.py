@@ -369,8 +369,9 @@ def _checked_kron_matvec(factors, x, *, out=None):
     new 2-D result may be Fortran-ordered. When one column's tensors are large (from
     256 KiB) and the result is Fortran-ordered, the columns are applied one at a time, so
     that each stays in cache through all the steps (an x in another layout is then first
-    copied into Fortran order, if all of it exceeds 6 MiB). The result dtype is ``np.result_type`` of the
-    arrays, with integers and bool computed in float64 and float16 in float32.
+    copied into Fortran order, if all of it exceeds 6 MiB). The result dtype is
+    ``np.result_type`` of the arrays, with integers and bool computed in float64 and
+    float16 in float32.
 
     On x86-64 CPUs with AVX-512, or with AVX2 and FMA, float32 and float64 steps whose
     factor is small enough for matkron's own step kernel (its pack limit is in the kernel

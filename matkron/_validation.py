@@ -334,8 +334,8 @@ def check_choice(value, name, allowed, alternative=None):
 
 def check_number(value, name, real=False, finite=False, nonnegative=False):
     """`value` if it is a number (a Python or NumPy scalar, or a 0-d numeric array, returned
-    as its scalar; not a bool; a real one if `real`), else TypeError; then ValueError unless it is finite (if `finite`) and >= 0
-    (if `nonnegative`)."""
+    as its scalar; not a bool; a real one if `real`), else TypeError; then ValueError
+    unless it is finite (if `finite`) and >= 0 (if `nonnegative`)."""
     scalar = as_scalar(value)  # a 0-d numeric array counts, as NumPy treats it
     ok = scalar is not None and (not real or isinstance(scalar, numbers.Real))
     if not ok or isinstance(scalar, (bool, np.bool_)):

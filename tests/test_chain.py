@@ -689,8 +689,8 @@ def test_multi_dot_shape_errors(rng):
 def test_execute_errors(rng):
     plan = matkron.chain_order([2, 3, 4, 5])
     A, B, C = (rng.standard_normal(s) for s in ((2, 3), (3, 4), (4, 5)))
-    with pytest.raises(ValueError, match=re.escape("arrays has 2 entries; expected 3, one per matrix of "
-                                                     "the plan (dims (2, 3, 4, 5))")):
+    message = "arrays has 2 entries; expected 3, one per matrix of the plan (dims (2, 3, 4, 5))"
+    with pytest.raises(ValueError, match=re.escape(message)):
         plan.execute([A, B])
     with pytest.raises(ValueError, match=re.escape("arrays[2] has shape (4, 6); expected "
                                                    "(4, 5) = (dims[2], dims[3])")):
