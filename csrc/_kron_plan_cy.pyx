@@ -214,9 +214,10 @@ cdef double _search(const Factor* factors, int k, const int* order, int nsteps,
 
     Costs are estimated microseconds (see _step_cost). `out_kinds` is a bit set of end
     kinds written in place: 1 for F, 2 for C. An end in another kind costs `copy_penalty`
-    (the result goes through the workspace). A padded x (F kind with a right-hand-side
-    stride above its length) cannot be rotated at step 0, a padded out is written only by
-    a normal step. Returns the cost (or -1 if none).
+    (the result goes through the workspace), or is not admitted when that is negative. A
+    padded x (F kind with a right-hand-side stride above its length) cannot be rotated at
+    step 0, a padded out is written only by a normal step. Returns the cost (or -1 if
+    none).
     """
     cdef Search states[2][MAX_STATES]
     cdef int counts[2]
@@ -322,6 +323,8 @@ cdef double _search(const Factor* factors, int k, const int* order, int nsteps,
         if not (is_f or is_c):
             continue
         direct = (is_f and out_kinds & 1) or (is_c and out_kinds & 2)
+        if not direct and copy_penalty < 0:
+            continue
         if direct and out_padded and nsteps > 0:
             # A padded out is written only by a normal GEMM whose rows stay contiguous:
             # the last factor's mode before the right-hand-side mode.
@@ -441,6 +444,10 @@ cdef void _make_plan(const Factor* factors, int k, const Operand* x, const Opera
     # the step costs of _search).
     copy_in = 0.2 + 0.002 * <double>x.n * m
     copy_penalty = 0.2 + 0.002 * <double>(x.n if out == NULL else out.n) * m
+    if flags & OUT_NEW and out_kinds != 3:
+        # A new result in one given order (a measurement's alternatives): written in
+        # place, never copied from another order.
+        copy_penalty = -1
     plan.cost = -1
     plan.by_column = False
     plan.column_copy = 0
@@ -522,7 +529,8 @@ cdef void _make_plan(const Factor* factors, int k, const Operand* x, const Opera
 # every candidate has TIMINGS timings, the fastest by its minimum is kept
 # (ENTRY_MEASURED): these entries are the wisdom that is exported and imported. Products
 # estimated below _measure_threshold microseconds keep the estimate (ENTRY_FINAL), as do
-# keys with a single candidate.
+# keys with a single candidate. A new 2-D result is allocated in the memory order of the
+# plan that runs: the estimate's until the key is measured, the measured plan's after.
 
 cdef enum:
     PLAN_CACHE_WAYS = 4
@@ -711,8 +719,8 @@ cdef void _consider(const Plan* trial, Py_ssize_t m, Plan* cands, int* n) noexce
     cdef double cost = _total_cost(trial, m)
     if trial.cost < 0:
         return
-    # A new 2-D result keeps the memory order of the estimate's: the order of what a call
-    # returns does not depend on which candidate a measuring call runs.
+    # One list holds plans writing one memory order of a new 2-D result (that of cands[0]);
+    # _candidates merges the lists of the two orders.
     if m > 1 and trial.out_c_kind != cands[0].out_c_kind:
         return
     for i in range(n[0]):
@@ -732,16 +740,16 @@ cdef void _consider(const Plan* trial, Py_ssize_t m, Plan* cands, int* n) noexce
         n[0] += 1
 
 
-cdef int _candidates(const Factor* factors, int k, const Operand* x, const Operand* out,
-                     int flags, Py_ssize_t itemsize, const matkron_step_kernel* kernel,
-                     const Plan* estimate, Plan* cands) noexcept:
-    """The plans a measurement times: the estimate, then the cheapest (by estimate) of the
-    alternatives the search produces with one choice pinned: columns one at a time or all
-    at once; each order of equal-flop factors and each kind x is read in (copying x into
-    the other kind first); each other variant of each step; and with a registered kernel,
-    the estimate with every step on BLAS, BLAS only, or the own kernel at a step where it
-    was not chosen. Returns how many (at most MAX_CANDIDATES). Call with the GIL held and
-    no variants forced (constrain)."""
+cdef int _alternatives(const Factor* factors, int k, const Operand* x, const Operand* out,
+                       int flags, Py_ssize_t itemsize, const matkron_step_kernel* kernel,
+                       const Plan* estimate, Plan* cands) noexcept:
+    """`estimate`, then the cheapest (by estimate) of the alternatives the search produces
+    with one choice pinned and the same memory order of a new result: columns one at a
+    time or all at once; each order of equal-flop factors and each kind x is read in
+    (copying x into the other kind first); each other variant of each step; and with a
+    registered kernel, the estimate with every step on BLAS, BLAS only, or the own kernel
+    at a step where it was not chosen. Returns how many (at most MAX_CANDIDATES). Call
+    with the GIL held and no variants forced (constrain)."""
     global _forced_steps
     cdef int n = 1, attempt, t, v, i
     cdef Plan trial
@@ -800,6 +808,46 @@ cdef int _candidates(const Factor* factors, int k, const Operand* x, const Opera
                 _make_plan(factors, k, x, out, flags, itemsize, kernel, &trial)
                 _consider(&trial, x.m, cands, &n)
     _clear_pins()
+    return n
+
+
+cdef int _candidates(const Factor* factors, int k, const Operand* x, const Operand* out,
+                     int flags, Py_ssize_t itemsize, const matkron_step_kernel* kernel,
+                     const Plan* estimate, Plan* cands) noexcept:
+    """The plans a measurement times: the estimate and its alternatives (_alternatives);
+    for a new 2-D result also the best plan writing it in the other memory order and that
+    plan's alternatives, since which order a product writes faster is what the cost model
+    knows least (it misjudged it by 5-15 % on shapes of `bench kron` and `bench multi`).
+    The estimate comes first, the best plan of the other order second, then the rest by
+    estimated cost. Returns how many (at most MAX_CANDIDATES). Call with the GIL held and
+    no variants forced (constrain)."""
+    cdef Plan other_best
+    cdef Plan other[MAX_CANDIDATES]
+    cdef Plan same[MAX_CANDIDATES]
+    cdef int n_same, n_other = 0, n, i, j
+    cdef int other_flags = flags & ~(OUT_C if estimate.out_c_kind else OUT_F)
+    cdef Py_ssize_t m = x.m
+    n_same = _alternatives(factors, k, x, out, flags, itemsize, kernel, estimate, same)
+    if flags & OUT_NEW and m > 1:
+        _make_plan(factors, k, x, out, other_flags, itemsize, kernel, &other_best)
+        if other_best.cost >= 0 and other_best.out_c_kind != estimate.out_c_kind:
+            n_other = _alternatives(factors, k, x, out, other_flags, itemsize, kernel,
+                                    &other_best, other)
+    cands[0] = same[0]
+    n = 1
+    if n_other:
+        cands[1] = other[0]
+        n = 2
+    i, j = 1, 1
+    while n < MAX_CANDIDATES and (i < n_same or j < n_other):
+        if j >= n_other or (i < n_same and _total_cost(&same[i], m)
+                            <= _total_cost(&other[j], m)):
+            cands[n] = same[i]
+            i += 1
+        else:
+            cands[n] = other[j]
+            j += 1
+        n += 1
     return n
 
 
@@ -1257,8 +1305,10 @@ def load_wisdom_entry(dict e, bint store=True):
     _pins.own_steps = nsteps
     _pins.start_c = want["x_c_kind"]
     _pins.by_column = want["by_column"]
-    _make_plan(factors, k, &xo, NULL if flags & OUT_NEW else &oo, flags, itemsize, kernel,
-               &plan)
+    # A new result in the order the entry names (measuring may have chosen either).
+    _make_plan(factors, k, &xo, NULL if flags & OUT_NEW else &oo,
+               flags & ~(OUT_F if want["out_c_kind"] else OUT_C) if flags & OUT_NEW else flags,
+               itemsize, kernel, &plan)
     _clear_pins()
     _forced_steps = saved_steps
     for t in range(MAX_FACTORS):

@@ -452,11 +452,30 @@ def test_abandoned_measurements_do_not_stop_measuring(rng, measure_all):
     assert _stats()["measuring"] <= 16
 
 
-def test_new_result_order_fixed_while_measuring(rng, measure_all):
-    # Every call of a key returns its result in one memory order, whichever candidate ran.
+def test_new_result_order_is_the_measured_plans(rng, measure_all):
+    # A new 2-D result is in the order of the plan that runs: the estimate's on the first
+    # call, the measured plan's once the key is measured, and candidates of both orders
+    # are timed (the cost model's choice of order is what it knows least).
+    both_orders = 0
     for spec in [((6, 5), (7, 4)), ((3, 4), (5, 2), (4, 4))]:
         factors = make_factors(rng, spec, np.float64)
         for layout in ("C", "F"):
+            matkron.forget_wisdom()
             x = with_layout(random_array(rng, (columns(spec), 5), np.float64), layout)
-            orders = {matkron.kron_matvec(factors, x).flags.c_contiguous for _ in range(15)}
-            assert len(orders) == 1
+            estimate_c = _kron_cy.kron_plan(tuple(factors), x)[2]
+            first = matkron.kron_matvec(factors, x)
+            assert first.flags.c_contiguous == estimate_c
+            while not _stats()["measured"]:
+                matkron.kron_matvec(factors, x)
+            candidates, chosen = _kron_plan_cy._last_measurement()
+            both_orders += {c["out_c_kind"] for c in candidates} == {True, False}
+            (entry,) = json.loads(matkron.export_wisdom())["plans"]
+            for candidate in candidates:
+                # Every candidate, of either order, is a plan wisdom can hold.
+                fields = {name: candidate[name] for name in entry if name in candidate}
+                assert _kron_plan_cy.load_wisdom_entry({**entry, **fields}, False)
+            for _ in range(3):
+                y = matkron.kron_matvec(factors, x)
+                assert y.flags.c_contiguous == candidates[chosen]["out_c_kind"]
+                assert y.flags.c_contiguous or y.flags.f_contiguous
+    assert both_orders == 4

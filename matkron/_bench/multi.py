@@ -36,6 +36,7 @@ from scipy.linalg.blas import dgemm
 import matkron
 from matkron import _kron_cy
 
+from . import features
 from .machine import percent_of_peak, plan_flops
 from .pinning import XLA_FLAGS
 from .report import Progress, format_time
@@ -398,8 +399,9 @@ class Case:
             )
         else:
             self.forward = layout == "C"
-        # out= in the memory order kron_matvec picks for a new result for this x.
-        self.out = out = np.empty_like(matkron.kron_matvec(fs, x))
+        # out= in the memory order of kron_matvec's new result for this x, once measured.
+        self.out = out = np.empty_like(
+            features.settled_result(functools.partial(matkron.kron_matvec, fs, x)))
         self.statements = {
             "kron_matvec": functools.partial(matkron.kron_matvec, fs, x),
             "kron_matvec_out": functools.partial(matkron.kron_matvec, fs, x, out=out),
@@ -584,7 +586,7 @@ LEGEND = [
     "kron_matvec  matkron.kron_matvec(factors, x): a new result (Fortran-ordered for some",
     "               C-ordered x: its GEMMs write their output transposed)",
     "kv out=      matkron.kron_matvec(factors, x, out=out), out preallocated in the memory",
-    "               order kron_matvec picks for a new result",
+    "               order of kron_matvec's new result once its plan is measured",
     "kv dgemm     kv out= with the own float64 step kernel switched off: every step on",
     "               SciPy's dgemm (the same as kv out= on CPUs without AVX-512 or AVX2)",
     "K @ x        K = matkron.kron(*factors), a KronOperator made once per case",
