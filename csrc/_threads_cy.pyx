@@ -16,6 +16,8 @@ cdef extern from "thread_pool.h" nogil:
     int matkron_pool_run(int n_tasks, task_fn task, void* ctx, int max_threads)
     int matkron_pool_in_task()
     int matkron_pool_workers()
+    int matkron_pool_contended()
+    void matkron_pool_reset_contention()
 
 cdef extern from "thread_policy.h" nogil:
     ctypedef void (*matkron_probe_fn)(void* ctx) noexcept nogil
@@ -185,6 +187,7 @@ cdef struct Record:
     int* nested_ok   # nested call: ran inline (returned 1, thread 0, same OS thread)
     int nested
     long sleep_ns
+    long worker_sleep_ns  # added for tasks run by workers
 
 
 cdef struct NestedRecord:
@@ -202,12 +205,13 @@ cdef void record_task(void* ctx, int task, int thread) noexcept nogil:
     cdef Record* r = <Record*>ctx
     cdef timespec pause
     cdef NestedRecord nested
+    cdef long sleep_ns = r.sleep_ns + (r.worker_sleep_ns if thread != 0 else 0)
     matkron_increment(&r.count[task])
     r.thread[task] = thread
     r.os_thread[task] = pthread_self()
-    if r.sleep_ns > 0:
-        pause.tv_sec = r.sleep_ns // 1000000000
-        pause.tv_nsec = r.sleep_ns % 1000000000
+    if sleep_ns > 0:
+        pause.tv_sec = sleep_ns // 1000000000
+        pause.tv_nsec = sleep_ns % 1000000000
         nanosleep(&pause, NULL)
     if r.nested:
         nested.os_thread = pthread_self()
@@ -217,8 +221,10 @@ cdef void record_task(void* ctx, int task, int thread) noexcept nogil:
         r.nested_ok[task] = nested.ok
 
 
-def _pool_record(int n_tasks, int max_threads, bint nested=False, double sleep=0.0):
-    """Run `n_tasks` recording tasks on the pool without the GIL.
+def _pool_record(int n_tasks, int max_threads, bint nested=False, double sleep=0.0,
+                 double worker_sleep=0.0):
+    """Run `n_tasks` recording tasks on the pool without the GIL, each sleeping `sleep`
+    seconds, and `worker_sleep` more on a worker.
 
     Returns (value returned, runs of each task, `thread` of each task, the number of OS
     threads that ran tasks, whether every nested call ran inline).
@@ -239,6 +245,7 @@ def _pool_record(int n_tasks, int max_threads, bint nested=False, double sleep=0
             r.nested_ok[i] = 1
         r.nested = nested
         r.sleep_ns = <long>(sleep * 1e9)
+        r.worker_sleep_ns = <long>(worker_sleep * 1e9)
         with nogil:
             used = matkron_pool_run(n_tasks, record_task, &r, max_threads)
         counts = [r.count[i] for i in range(n_tasks)]
@@ -251,3 +258,12 @@ def _pool_record(int n_tasks, int max_threads, bint nested=False, double sleep=0
         free(r.thread)
         free(r.os_thread)
         free(r.nested_ok)
+
+
+def _pool_contended():
+    """matkron_pool_contended(): whether the next split runs on one thread (counts it)."""
+    return bool(matkron_pool_contended())
+
+
+def _pool_reset_contention():
+    matkron_pool_reset_contention()

@@ -214,7 +214,11 @@ int matkron_policy_threads_for(double flops, int max_threads)
             break; /* the estimate is convex in t */
         }
     }
-    return best > 1 && t1 - best_time >= handoff ? best : 1;
+    if (best == 1 || t1 - best_time < handoff)
+        return 1;
+    /* A split that would run while the last ones did not pay stays on one thread (a busy
+     * core: see thread_pool.h). */
+    return matkron_pool_contended() ? 1 : best;
 }
 
 int matkron_pool_worth_splitting(double flops)

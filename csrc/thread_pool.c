@@ -47,7 +47,14 @@ static struct {
     int n_tasks;
     int n_workers; /* workers this job asked for */
     atomic_int next;
+    atomic_int by_workers; /* tasks the workers ran */
 } job;
+
+/* The back-off after splits that did not pay (see matkron_pool_contended). */
+#define BACKOFF_FIRST 4
+#define BACKOFF_MAX 256
+static atomic_int backoff_level;     /* 0: splits pay; else the current back-off */
+static atomic_int backoff_countdown; /* split decisions still to run on one thread */
 
 static _Atomic uint32_t job_word = CLOSED;
 static atomic_flag busy = ATOMIC_FLAG_INIT;
@@ -80,16 +87,18 @@ static void take(sem_t *s)
         ;
 }
 
-static void run_tasks(int thread)
+/* Run tasks until none is left; returns how many this thread ran. */
+static int run_tasks(int thread)
 {
     matkron_task_fn task = job.task;
     void *ctx = job.ctx;
-    int n = job.n_tasks;
+    int n = job.n_tasks, ran = 0;
     for (;;) {
         int i = atomic_fetch_add_explicit(&job.next, 1, memory_order_relaxed);
         if (i >= n)
-            return;
+            return ran;
         task(ctx, i, thread);
+        ran++;
     }
 }
 
@@ -112,7 +121,8 @@ static void *worker_main(void *arg)
         if (!joined)
             continue;
         if (w->id < job.n_workers)
-            run_tasks(w->id + 1);
+            atomic_fetch_add_explicit(&job.by_workers, run_tasks(w->id + 1),
+                                      memory_order_relaxed);
         uint32_t left = atomic_fetch_sub_explicit(&job_word, 1, memory_order_acq_rel) - 1;
         if (left == CLOSED) /* closed, and the last one out */
             sem_post(&done);
@@ -177,6 +187,8 @@ static int ensure_workers(int want)
     return have < want ? have : want;
 }
 
+static void split_outcome(int paid);
+
 static void run_inline(int n_tasks, matkron_task_fn task, void *ctx)
 {
     int was = in_task;
@@ -211,6 +223,8 @@ int matkron_pool_run(int n_tasks, matkron_task_fn task, void *ctx, int max_threa
     job.n_tasks = n_tasks;
     job.n_workers = nw;
     atomic_store_explicit(&job.next, 0, memory_order_relaxed);
+    atomic_store_explicit(&job.by_workers, 0, memory_order_relaxed);
+    double opened = now_ns();
     atomic_store_explicit(&job_word, 0, memory_order_release); /* open */
     for (int i = 0; i < nw; i++)
         sem_post(&workers[i]->wake);
@@ -218,12 +232,54 @@ int matkron_pool_run(int n_tasks, matkron_task_fn task, void *ctx, int max_threa
     in_task = 1;
     run_tasks(0);
     in_task = 0;
+    double caller_done = now_ns();
 
     uint32_t word = atomic_fetch_or_explicit(&job_word, CLOSED, memory_order_acq_rel);
     if (word & ACTIVE_MASK)
         take(&done);
+    double closed = now_ns();
+    if (n_tasks >= 2 * (nw + 1)) {
+        /* Enough tasks to judge the split: it did not pay when no worker ran a task (none
+         * woke in time), or when the caller, out of tasks, waited for the workers more
+         * than half the call (one was preempted in a task): another process on a core. */
+        int by_workers = atomic_load_explicit(&job.by_workers, memory_order_relaxed);
+        int paid = by_workers > 0 && closed - caller_done <= 0.5 * (closed - opened);
+        split_outcome(paid);
+    }
     atomic_flag_clear_explicit(&busy, memory_order_release);
     return nw + 1;
+}
+
+static void split_outcome(int paid)
+{
+    if (atomic_load_explicit(&backoff_countdown, memory_order_relaxed) > 0)
+        return; /* a split decided before the back-off began */
+    if (paid) {
+        atomic_store_explicit(&backoff_level, 0, memory_order_relaxed);
+        return;
+    }
+    int level = atomic_load_explicit(&backoff_level, memory_order_relaxed);
+    level = level == 0 ? BACKOFF_FIRST : level < BACKOFF_MAX ? 2 * level : BACKOFF_MAX;
+    atomic_store_explicit(&backoff_level, level, memory_order_relaxed);
+    atomic_store_explicit(&backoff_countdown, level, memory_order_relaxed);
+}
+
+int matkron_pool_contended(void)
+{
+    int left = atomic_load_explicit(&backoff_countdown, memory_order_relaxed);
+    while (left > 0) {
+        if (atomic_compare_exchange_weak_explicit(&backoff_countdown, &left, left - 1,
+                                                  memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return 1;
+    }
+    return 0;
+}
+
+void matkron_pool_reset_contention(void)
+{
+    atomic_store(&backoff_level, 0);
+    atomic_store(&backoff_countdown, 0);
 }
 
 int matkron_pool_in_task(void) { return in_task; }

@@ -37,9 +37,10 @@ __all__ = ["columns", "product", "solve"]
 #
 # BLAS threads cannot be pinned from inside a task: OpenBLAS (0.3.30, pthreads, as
 # measured) ignores openblas_set_num_threads called from a thread other than the main
-# one, and Dask runs tasks on pool threads. They are pinned where the processes start instead: ``distributed``'s
-# nanny starts each worker with OPENBLAS_NUM_THREADS = OMP_NUM_THREADS = MKL_NUM_THREADS = 1
-# (its ``distributed.nanny.pre-spawn-environ`` setting), so n_workers × threads_per_worker
+# one, and Dask runs tasks on pool threads. They are pinned where the processes start
+# instead: ``distributed``'s nanny starts each worker with OPENBLAS_NUM_THREADS =
+# OMP_NUM_THREADS = MKL_NUM_THREADS = 1 (its ``distributed.nanny.pre-spawn-environ``
+# setting), so n_workers × threads_per_worker
 # ≤ cores keeps BLAS within the cores; with the threaded scheduler in one process, compute
 # under ``threadpoolctl.threadpool_limits(1, user_api="blas")`` (set on the main thread, it
 # holds for the pool threads). See the README, "Beyond one machine".

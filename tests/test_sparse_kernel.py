@@ -3,9 +3,9 @@ the Kronecker-sum product kronsum_apply.
 
 Oracles: np.einsum of the dense F (complex128) with X reshaped to (L, n_in, R) in Fortran
 order; for the Kronecker sum the dense Σ_t I ⊗ … ⊗ A_t ⊗ … ⊗ I formed with np.kron (and
-scipy.sparse.kronsum where the dense matrix is too large); never matkron itself. Every call writes into an `out` longer than Y whose tail is a
-sentinel, and starts from NaN when not accumulating, so unwritten or out-of-bounds elements
-show.
+scipy.sparse.kronsum where the dense matrix is too large); never matkron itself. Every
+call writes into an `out` longer than Y whose tail is a sentinel, and starts from NaN when
+not accumulating, so unwritten or out-of-bounds elements show.
 """
 
 import math
