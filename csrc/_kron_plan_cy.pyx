@@ -530,7 +530,8 @@ cdef void _make_plan(const Factor* factors, int k, const Operand* x, const Opera
 # (ENTRY_MEASURED): these entries are the wisdom that is exported and imported. Products
 # estimated below _measure_threshold microseconds keep the estimate (ENTRY_FINAL), as do
 # keys with a single candidate. A new 2-D result is allocated in the memory order of the
-# plan that runs: the estimate's until the key is measured, the measured plan's after.
+# plan that runs: the estimate's on the first call, either while candidates run, the
+# measured plan's after (until the key leaves the cache and is planned again).
 
 cdef enum:
     PLAN_CACHE_WAYS = 4

@@ -53,6 +53,9 @@ static struct {
 /* The back-off after splits that did not pay (see matkron_pool_contended). */
 #define BACKOFF_FIRST 4
 #define BACKOFF_MAX 256
+/* Shorter pool calls are not judged: a worker's wake-up (tens of microseconds when its
+ * core is free) would decide them. */
+#define JUDGE_MIN_NS (10 * MATKRON_POOL_SPIN_NS)
 static atomic_int backoff_level;     /* 0: splits pay; else the current back-off */
 static atomic_int backoff_countdown; /* split decisions still to run on one thread */
 
@@ -138,6 +141,8 @@ static void reset(void)
     atomic_flag_clear(&busy);
     sem_init(&done, 0, 0);
     pthread_mutex_init(&spawn_lock, NULL);
+    atomic_store(&backoff_level, 0);
+    atomic_store(&backoff_countdown, 0);
 }
 
 static void before_fork(void) { pthread_mutex_lock(&spawn_lock); }
@@ -238,7 +243,7 @@ int matkron_pool_run(int n_tasks, matkron_task_fn task, void *ctx, int max_threa
     if (word & ACTIVE_MASK)
         take(&done);
     double closed = now_ns();
-    if (n_tasks >= 2 * (nw + 1)) {
+    if (n_tasks >= 2 * (nw + 1) && closed - opened >= JUDGE_MIN_NS) {
         /* Enough tasks to judge the split: it did not pay when no worker ran a task (none
          * woke in time), or when the caller, out of tasks, waited for the workers more
          * than half the call (one was preempted in a task): another process on a core. */

@@ -40,12 +40,12 @@ int matkron_pool_run(int n_tasks, matkron_task_fn task, void *ctx, int max_threa
 int matkron_pool_in_task(void);
 
 /* Contention: whether the next split should run on one thread instead (and counts it).
- * A pool call of enough tasks (at least two per thread) is judged when it ends: it did
- * not pay when no worker ran a task, or when the caller, out of tasks, waited for the
- * workers more than half of the call (a worker woke late or was preempted: another
- * process on its core). After one that did not, the next 4 split decisions are answered 1,
- * then one split probes again; each probe that does not pay doubles the count, up to
- * 256, and one that pays ends the back-off. */
+ * A pool call of at least two tasks per thread that lasts 10 MATKRON_POOL_SPIN_NS (0.2 ms)
+ * or more is judged when it ends: it did not pay when no worker ran a task, or when the
+ * caller, out of tasks, waited for the workers more than half of the call (a worker woke
+ * late or was preempted: another process on its core). After one that did not, the next
+ * 4 split decisions are answered 1, then one split probes again; each probe that does
+ * not pay doubles the count, up to 256, and one that pays ends the back-off. */
 int matkron_pool_contended(void);
 
 /* Forget the contention history (for tests). */

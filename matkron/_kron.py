@@ -315,8 +315,8 @@ def apply(terms, x, out, accumulate=False):
 def product(mats, x, rows, out=None):
     """kron(mats) @ x for checked operands of the kernel dtype, into `out` or a new array.
 
-    A new 2-D result is C- or Fortran-ordered, as the plan that runs writes it (the
-    planner's estimate on a key's first calls, its measured plan after).
+    A new 2-D result is C- or Fortran-ordered, as the plan that runs writes it (it may
+    change from call to call while the planner measures the key's candidates).
     """
     if out is None:
         result = _kron_cy.kron_matvec_fast(mats, x, True)
@@ -366,9 +366,9 @@ def _checked_kron_matvec(factors, x, *, out=None):
     or one sequence of GEMMs, in the order of least flops (:func:`kron_order`); for two
     factors that is the cheaper of (B C) Aᵀ and B (C Aᵀ). The m right-hand sides share
     those GEMMs. A GEMM may write its result transposed when that spares BLAS calls, so a
-    new 2-D result may be Fortran-ordered: it is in the order of the plan that runs, the
-    estimate's on the first calls of a product, the faster order measured after (pass
-    `out` for a fixed order). When one column's tensors are large (from
+    new 2-D result may be Fortran-ordered: it is in the order of the plan that runs, which
+    may change from call to call while the planner measures a product and is the faster
+    order measured after (pass `out` for a fixed order). When one column's tensors are large (from
     256 KiB) and the result is Fortran-ordered, the columns are applied one at a time, so
     that each stays in cache through all the steps (an x in another layout is then first
     copied into Fortran order, if all of it exceeds 6 MiB). The result dtype is

@@ -65,7 +65,8 @@ def set_planner(mode: PlannerMode) -> None:
     -----
     Every call computes the full product, whichever plan it runs, so results are equal
     to rounding during a measurement and after it. The candidates are the estimated
-    plan and at most five alternatives, by estimated cost: the other variant of a step
+    plan, for a new 2-D result the best plan writing it in the other memory order, and
+    alternatives up to six in all, by estimated cost: the other variant of a step
     (the factor's mode kept in place or moved to the front or back), another order of
     factors with equal flops, reading ``x`` as it is or copying it into the other order
     first, the columns one at a time or all at once, and, where a registered own step

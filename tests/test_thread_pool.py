@@ -300,7 +300,7 @@ def test_splits_back_off_while_a_worker_is_late():
     # A worker that holds a task while the caller waits most of the call (a worker
     # preempted on a busy core) makes the next 4 splits run on one thread; a probe that
     # does not pay either doubles that, one that pays ends it. Only calls of at least two
-    # tasks per thread are judged.
+    # tasks per thread lasting 0.2 ms or more are judged.
     if _available_cores() < 2:
         pytest.skip("one core: products are never split")
     _threads_cy._pool_reset_contention()
@@ -308,12 +308,14 @@ def test_splits_back_off_while_a_worker_is_late():
     assert _threads_cy.split_threads(huge, 2) == 2
     _threads_cy._pool_record(2, 2, worker_sleep=0.05)  # too few tasks to judge
     assert _threads_cy.split_threads(huge, 2) == 2
+    _threads_cy._pool_record(8, 2)  # too short to judge (the worker may not have woken)
+    assert _threads_cy.split_threads(huge, 2) == 2
 
     def late_worker():
-        # Every task takes 1 ms, and 50 ms more on the worker: the caller runs the others
-        # and waits for the worker's one (or runs all 8 when the worker never wakes in
-        # time, which does not pay either).
-        used, counts, _, _, _ = _threads_cy._pool_record(8, 2, sleep=0.001, worker_sleep=0.05)
+        # Every task takes 0.5 ms, and 0.2 s more on the worker: the caller runs the
+        # others and waits for the worker's one (or runs all 8 when the worker never wakes
+        # in time, which does not pay either).
+        used, counts, _, _, _ = _threads_cy._pool_record(8, 2, sleep=0.0005, worker_sleep=0.2)
         assert used == 2 and counts == [1] * 8
 
     def back_off(length):
@@ -329,7 +331,7 @@ def test_splits_back_off_while_a_worker_is_late():
     assert _threads_cy.split_threads(0.0, 2) == 1
     back_off(16)
     # A split that pays (every task 20 ms: the worker runs some, the wait is one task).
-    used, _, threads, _, _ = _threads_cy._pool_record(8, 2, sleep=0.02)
+    _, _, threads, _, _ = _threads_cy._pool_record(8, 2, sleep=0.02)
     assert threads.count(1) >= 1
     assert [_threads_cy.split_threads(huge, 2) for _ in range(3)] == [2] * 3
     late_worker()

@@ -21,8 +21,8 @@ __all__ = [
     "has_threads",
     "matkron_threads",
     "median_of_calls",
-    "settled_result",
     "num_threads",
+    "settled_result",
 ]
 
 # matkron's own threads: a context manager, a setter and a getter.
@@ -123,8 +123,9 @@ def first_calls(func, steady):
 
 
 def settled_result(func):
-    """`func`'s result once the planner has measured its key (it measures within 13 calls,
-    README "Planning"), so in the memory order a new result keeps from then on.
+    """`func`'s result once the planner has measured its key (it keeps the measured plan
+    after at most 13 calls, README "Planning"): the 14th call runs that plan, in the
+    memory order a new result keeps while the plan stays cached.
 
     Examples
     --------
@@ -134,7 +135,7 @@ def settled_result(func):
     (6, 2)
     """
     result = func()
-    for _ in range(MEASURED_WITHIN - 1 if has_planner() else 0):
+    for _ in range(MEASURED_WITHIN if has_planner() else 0):
         result = func()
     return result
 
