@@ -818,7 +818,7 @@ cdef int _candidates(const Factor* factors, int k, const Operand* x, const Opera
     """The plans a measurement times: the estimate and its alternatives (_alternatives);
     for a new 2-D result also the best plan writing it in the other memory order and that
     plan's alternatives, since which order a product writes faster is what the cost model
-    knows least (it misjudged it by 5-15 % on shapes of `bench kron` and `bench multi`).
+    knows least (it misjudged it by 4-11 % on shapes of `bench kron` and `bench multi`).
     The estimate comes first, the best plan of the other order second, then the rest by
     estimated cost. Returns how many (at most MAX_CANDIDATES). Call with the GIL held and
     no variants forced (constrain)."""

@@ -462,11 +462,15 @@ def test_new_result_order_is_the_measured_plans(rng, measure_all):
         for layout in ("C", "F"):
             matkron.forget_wisdom()
             x = with_layout(random_array(rng, (columns(spec), 5), np.float64), layout)
+            reference, bound = product_oracle(factors, x)  # np.kron's dense matrix
             estimate_c = _kron_cy.kron_plan(tuple(factors), x)[2]
-            first = matkron.kron_matvec(factors, x)
-            assert first.flags.c_contiguous == estimate_c
-            while not _stats()["measured"]:
-                matkron.kron_matvec(factors, x)
+            y = matkron.kron_matvec(factors, x)
+            assert y.flags.c_contiguous == estimate_c
+            while True:  # every candidate's result, in its order, is the product
+                assert_product(y, factors, x, np.float64, reference=reference, bound=bound)
+                if _stats()["measured"]:
+                    break
+                y = matkron.kron_matvec(factors, x)
             candidates, chosen = _kron_plan_cy._last_measurement()
             both_orders += {c["out_c_kind"] for c in candidates} == {True, False}
             (entry,) = json.loads(matkron.export_wisdom())["plans"]
@@ -478,4 +482,5 @@ def test_new_result_order_is_the_measured_plans(rng, measure_all):
                 y = matkron.kron_matvec(factors, x)
                 assert y.flags.c_contiguous == candidates[chosen]["out_c_kind"]
                 assert y.flags.c_contiguous or y.flags.f_contiguous
+                assert_product(y, factors, x, np.float64, reference=reference, bound=bound)
     assert both_orders == 4
